@@ -1,0 +1,102 @@
+"""nox sessions for the act monorepo.
+
+torch alone is a 5 GB install, so no session installs it: ``./dev setup`` builds one base
+virtualenv (``.venv``) from ``requirements/base.txt`` with the third-party packages only,
+and every session venv gets a ``.pth`` file that puts the base's site-packages on its
+path. pip then sees torch as installed, and a session costs seconds, not minutes. The act
+packages are never in the base: each session installs exactly the act packages it needs.
+"""
+
+from __future__ import annotations
+
+import sysconfig
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+BASE_SITE = sysconfig.get_paths()["purelib"]  # nox runs from the base venv (./dev)
+
+# Each package and the act packages it depends on (dependencies flow one way).
+PACKAGES: dict[str, list[str]] = {
+    "actcore": [],
+    "acthull": ["actcore"],
+    "actfim": ["actcore"],
+    "actbench": ["actcore"],
+    "actsearch": ["actcore", "actfim", "actbench"],
+}
+EXAMPLES = ["examples/act-cube"]
+
+nox.options.sessions = ["lint", *PACKAGES, "examples", "integration"]
+nox.options.reuse_existing_virtualenvs = False
+
+
+def _share_base(session: nox.Session) -> None:
+    """Make the base venv's packages (torch, ...) importable in the session venv."""
+    site = session.run(
+        "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+        silent=True,
+    ).strip()
+    Path(site, "_act_base.pth").write_text(BASE_SITE + "\n")
+
+
+def _install(session: nox.Session, *paths: str, editable: bool = False) -> None:
+    _share_base(session)
+    args = ["--no-build-isolation", "--disable-pip-version-check", "--quiet"]
+    for path in paths:
+        args += ["-e", path] if editable else [path]
+    session.install(*args)
+
+
+def _pytest(session: nox.Session, *paths: str) -> None:
+    session.run(
+        "python", "-m", "pytest", "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT),
+        *paths, *session.posargs,
+    )
+
+
+def _package_session(name: str):
+    def run(session: nox.Session) -> None:
+        _install(session, *(f"packages/{dep}" for dep in [*PACKAGES[name], name]))
+        _pytest(session, f"packages/{name}/tests")
+
+    run.__doc__ = f"Install only {name} (and the act packages it needs); run its tests."
+    return run
+
+
+for _name in PACKAGES:
+    nox.session(name=_name)(_package_session(_name))
+
+
+@nox.session
+def examples(session: nox.Session) -> None:
+    """Install the example third-party plugins and prove act discovers them."""
+    _install(session, *(f"packages/{p}" for p in PACKAGES), *EXAMPLES)
+    _pytest(session, *(f"{example}/tests" for example in EXAMPLES))
+
+
+@nox.session
+def integration(session: nox.Session) -> None:
+    """Every package installed together; cross-package tests."""
+    _install(session, *(f"packages/{p}" for p in PACKAGES))
+    _pytest(session, "tests")
+
+
+@nox.session(venv_backend="none")
+def lint(session: nox.Session) -> None:
+    """ruff over the whole tree."""
+    session.run(str(Path(BASE_SITE).parents[2] / "bin" / "ruff"), "check", str(ROOT))
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The main job on built-in data (see README)."""
+    _install(session, *(f"packages/{p}" for p in PACKAGES), editable=True)
+    session.run("bash", str(ROOT / "scripts" / "demo.sh"), *session.posargs, external=True)
+
+
+@nox.session
+def act(session: nox.Session) -> None:
+    """Run the act command with every package installed (editable): ./dev act ARGS."""
+    _install(session, *(f"packages/{p}" for p in PACKAGES), editable=True)
+    session.run("act", *session.posargs)

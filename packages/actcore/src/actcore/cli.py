@@ -1,0 +1,66 @@
+"""The ``act`` command: one entry point whose command groups come from plugins.
+
+Every installed act package (and any third-party plugin) adds its group through the
+``act_cli`` hook. Errors a user can fix (:class:`ActError`) print one line on stderr and
+exit with status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from actcore import plugins
+from actcore.errors import ActError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="act", description="act: activation-function research toolkit"
+    )
+    parser.add_argument(
+        "--disable",
+        metavar="PLUGIN",
+        action="append",
+        default=[],
+        help="disable a plugin by name (repeatable; also ACT_DISABLE_PLUGINS=a,b)",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    plugins.plugin_manager().hook.act_cli(subparsers=subparsers)
+    return parser
+
+
+def _disabled_from(argv: Sequence[str]) -> list[str]:
+    """``--disable`` must act before the parser is built from the plugins."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--disable", action="append", default=[])
+    known, _ = pre.parse_known_args(argv)
+    return known.disable
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        disabled = _disabled_from(argv)
+        if disabled:
+            plugins.disable(*disabled)
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        run = getattr(args, "run", None)
+        if run is None:
+            (args.help_parser if hasattr(args, "help_parser") else parser).print_help()
+            return 2 if args.command is None else 0
+        return int(run(args) or 0)
+    except ActError as err:
+        print(f"act: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("act: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""Compile expressions to ``torch.nn.Module`` activations.
+
+The compiled module is an ordinary module tree (one node module per operator), so it
+pickles, deep-copies, has a ``state_dict`` (learnable operators' parameters included) and
+traces under ``torch.compile``. Operator functions are looked up by name again after
+unpickling, so plugin operators need not be importable by reference.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor, nn
+
+from actcore.expr import Expr, get_operator, parse
+
+
+class Input(nn.Module):
+    """The leaf ``x``."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x
+
+
+class Apply(nn.Module):
+    """A fixed operator applied to the outputs of its argument modules."""
+
+    def __init__(self, op: str, args: list[nn.Module]):
+        super().__init__()
+        self.op = op
+        self.fn = get_operator(op).fn
+        self.args = nn.ModuleList(args)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fn(*[arg(x) for arg in self.args])
+
+    def extra_repr(self) -> str:
+        return self.op
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("fn")
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.fn = get_operator(self.op).fn
+
+
+class Activation(nn.Module):
+    """An activation function compiled from an expression; ``str()`` gives its name."""
+
+    def __init__(self, expr: str | Expr):
+        super().__init__()
+        expr = parse(expr)
+        self.expression = str(expr)
+        self.root = build(expr)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.root(x)
+
+    def extra_repr(self) -> str:
+        return self.expression
+
+    def __str__(self) -> str:
+        return self.expression
+
+
+def build(expr: Expr) -> nn.Module:
+    """The module of one expression node (learnable operators build their own)."""
+    if expr.is_input:
+        return Input()
+    op = get_operator(expr.op)
+    args = [build(arg) for arg in expr.args]
+    if op.module is not None:
+        return op.module(args)
+    return Apply(expr.op, args)
+
+
+def to_module(expr: str | Expr) -> Activation:
+    """Compile an expression (text or :class:`Expr`) to an activation module."""
+    return Activation(expr)

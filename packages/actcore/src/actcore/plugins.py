@@ -1,0 +1,177 @@
+"""The plugin registry: pluggy hooks collected per kind, looked up by name.
+
+Plugins are loaded from the ``act`` entry-point group (act's own packages use it too).
+A plugin is disabled by name through the ``ACT_DISABLE_PLUGINS`` environment variable
+(comma separated), ``act --disable NAME`` or :func:`disable`; plugins can also be
+registered at run time with :func:`register` (handy in notebooks and tests).
+
+Registries are built lazily, once per kind, and rebuilt after any change to the plugins.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import pluggy
+
+from actcore import hookspecs
+from actcore.errors import PluginError, UnknownNameError
+
+ENTRY_POINT_GROUP = "act"
+DISABLE_ENV = "ACT_DISABLE_PLUGINS"
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Kind(Generic[T]):
+    """A kind of plugin item: its human name and the hook that returns the items."""
+
+    name: str
+    hook: str
+
+
+OPERATORS: Kind[Any] = Kind("operator", "act_operators")
+REGRESSORS: Kind[Any] = Kind("regressor", "act_regressors")
+STRATEGIES: Kind[Any] = Kind("strategy", "act_strategies")
+DATASETS: Kind[Any] = Kind("dataset", "act_datasets")
+MODELS: Kind[Any] = Kind("model", "act_models")
+TASKS: Kind[Any] = Kind("task", "act_tasks")
+TABLES: Kind[Any] = Kind("table", "act_tables")
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    """One registered item and the plugin that provided it."""
+
+    name: str
+    item: T
+    plugin: str
+
+
+class Registry(Generic[T]):
+    """The items of one kind from all active plugins, by name."""
+
+    def __init__(self, kind: Kind[T], entries: dict[str, Entry[T]]):
+        self.kind = kind
+        self._entries = entries
+
+    def get(self, name: str) -> T:
+        """The item called ``name``; an :class:`UnknownNameError` lists close matches."""
+        try:
+            return self._entries[name].item
+        except KeyError:
+            raise UnknownNameError(self.kind.name, name, self._entries) from None
+
+    def provider(self, name: str) -> str:
+        """Name of the plugin that provides ``name``."""
+        self.get(name)
+        return self._entries[name].plugin
+
+    def names(self) -> list[str]:
+        return list(self._entries)
+
+    def entries(self) -> list[Entry[T]]:
+        return list(self._entries.values())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[T]:
+        return (entry.item for entry in self._entries.values())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+_manager: pluggy.PluginManager | None = None
+_registries: dict[Kind[Any], Registry[Any]] = {}
+_disabled: set[str] = set()
+
+
+def _disabled_names() -> set[str]:
+    from_env = {n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()}
+    return from_env | _disabled
+
+
+def plugin_manager() -> pluggy.PluginManager:
+    """The process-wide plugin manager, with entry-point plugins loaded."""
+    global _manager
+    if _manager is None:
+        manager = pluggy.PluginManager(hookspecs.PROJECT)
+        manager.add_hookspecs(hookspecs)
+        for name in _disabled_names():
+            manager.set_blocked(name)
+        manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        _manager = manager
+    return _manager
+
+
+def registry(kind: Kind[T]) -> Registry[T]:
+    """The registry of ``kind``, built from every active plugin's hook."""
+    if kind not in _registries:
+        _registries[kind] = _collect(kind)
+    return _registries[kind]
+
+
+def _collect(kind: Kind[T]) -> Registry[T]:
+    manager = plugin_manager()
+    caller = getattr(manager.hook, kind.hook)
+    entries: dict[str, Entry[T]] = {}
+    # pluggy calls the most recently registered plugin first; reverse for a stable,
+    # registration-ordered listing (built-ins first).
+    for impl in reversed(caller.get_hookimpls()):
+        for item in impl.function() or ():
+            name = item.name
+            if name in entries:
+                raise PluginError(
+                    f"{kind.name} {name!r} is provided by both plugin "
+                    f"{entries[name].plugin!r} and plugin {impl.plugin_name!r}; "
+                    f"disable one of them ({DISABLE_ENV}={impl.plugin_name})"
+                )
+            entries[name] = Entry(name, item, impl.plugin_name)
+    return Registry(kind, entries)
+
+
+def register(plugin: object, name: str) -> None:
+    """Register a plugin object at run time (in addition to entry points)."""
+    plugin_manager().register(plugin, name=name)
+    _registries.clear()
+
+
+def unregister(name: str) -> None:
+    """Remove a plugin registered under ``name``."""
+    manager = plugin_manager()
+    plugin = manager.get_plugin(name)
+    if plugin is None:
+        raise UnknownNameError("plugin", name, plugin_names())
+    manager.unregister(plugin)
+    _registries.clear()
+
+
+def disable(*names: str) -> None:
+    """Disable plugins by name for this process (like ``ACT_DISABLE_PLUGINS``)."""
+    _disabled.update(names)
+    reset()
+
+
+def enable_all() -> None:
+    """Undo :func:`disable` (the environment variable still applies)."""
+    _disabled.clear()
+    reset()
+
+
+def reset() -> None:
+    """Forget loaded plugins; the next lookup loads them again."""
+    global _manager
+    _manager = None
+    _registries.clear()
+
+
+def plugin_names() -> list[str]:
+    """Names of the active plugins."""
+    manager = plugin_manager()
+    return [name for name, _ in manager.list_name_plugin()]
