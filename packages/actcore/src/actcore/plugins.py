@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
 
 import pluggy
@@ -103,11 +104,26 @@ def plugin_manager() -> pluggy.PluginManager:
     if _manager is None:
         manager = pluggy.PluginManager(hookspecs.PROJECT)
         manager.add_hookspecs(hookspecs)
-        for name in _disabled_names():
-            manager.set_blocked(name)
-        manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        _load_entry_points(manager, _disabled_names())
         _manager = manager
     return _manager
+
+
+def _load_entry_points(manager: pluggy.PluginManager, disabled: set[str]) -> None:
+    """Register every plugin of the ``act`` group; a broken one is named in the error."""
+    seen: set[str] = set()
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in disabled or ep.name in seen:
+            continue
+        seen.add(ep.name)
+        try:
+            plugin = ep.load()
+        except Exception as err:
+            raise PluginError(
+                f"plugin {ep.name!r} ({ep.value}) failed to import: "
+                f"{type(err).__name__}: {err}; disable it with {DISABLE_ENV}={ep.name}"
+            ) from err
+        manager.register(plugin, name=ep.name)
 
 
 def registry(kind: Kind[T]) -> Registry[T]:
