@@ -94,7 +94,9 @@ class Table(Mapping[str, TableRecord]):
         try:
             return self._alias[name]
         except KeyError:
-            raise UnknownNameError(f"function in table {self.source}", name, self.records)
+            raise UnknownNameError(
+                f"function in table {self.source}", name, self.records
+            ) from None
 
     def names(self) -> list[str]:
         """The unique functions, in file order."""
