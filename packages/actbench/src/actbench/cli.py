@@ -1,0 +1,1 @@
+def add_bench(s): pass

@@ -1,0 +1,210 @@
+"""The training harness: ``train(task, activation, seed) -> Result``.
+
+A run trains the task's model with the task's recipe, then measures loss and accuracy on
+the train, validation and test splits. It is deterministic for a seed on the CPU (the
+seed fixes the initial weights, the batch order and the augmentations). A run whose loss
+goes non-finite, or whose activation breaks the forward pass, stops and is recorded as
+failed with chance accuracy; only bad *input* (unknown task, unparsable expression,
+missing data, bad override) raises :class:`actcore.ActError`. With a ``checkpoint`` path
+a run saves its state after every epoch and resumes from it when restarted.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ValidationError
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from actbench.activations import ActivationSpec, activation_factory, activation_name
+from actbench.datasets import TensorData
+from actbench.recipes import Recipe
+from actbench.tasks import Task, get_task
+from actcore import ActError
+from actcore.plugins import DATASETS, MODELS, registry
+
+
+class Result(BaseModel):
+    """One training run."""
+
+    task: str
+    activation: str
+    seed: int
+    status: Literal["ok", "failed"]
+    reason: str = ""
+    train_accuracy: float
+    val_accuracy: float
+    test_accuracy: float
+    train_loss: float | None
+    val_loss: float | None
+    test_loss: float | None
+    runtime_s: float
+    epochs: int
+
+
+class _Failed(Exception):
+    """The run cannot go on (non-finite loss, broken forward pass)."""
+
+
+def _batches(
+    data: Dataset, batch_size: int, generator: torch.Generator | None, workers: int
+) -> Iterator[tuple[Tensor, Tensor]]:
+    if isinstance(data, TensorData):
+        return data.batches(batch_size, generator)
+    return iter(
+        DataLoader(data, batch_size, shuffle=generator is not None, generator=generator,
+                   num_workers=workers, persistent_workers=False)
+    )  # fmt: skip
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, data: Dataset, batch_size: int, device: torch.device, workers: int = 0
+) -> tuple[float, float]:
+    """Mean cross-entropy loss and accuracy of ``model`` on ``data``."""
+    model.eval()
+    loss = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    count = 0
+    for x, y in _batches(data, batch_size, None, workers):
+        x, y = x.to(device), y.to(device)
+        logits = model(x)
+        loss += F.cross_entropy(logits.float(), y, reduction="sum").double()
+        correct += (logits.argmax(1) == y).sum()
+        count += len(y)
+    return loss.item() / max(count, 1), correct.item() / max(count, 1)
+
+
+def _recipe(task: Task, overrides: dict[str, Any]) -> Recipe:
+    try:
+        return Recipe.model_validate({**task.recipe.model_dump(), **overrides})
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors()
+        )
+        raise ActError(f"bad training setting for task {task.name!r}: {problems}") from None
+
+
+def _save(path: Path, state: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def train(
+    task: str | Task,
+    activation: ActivationSpec,
+    seed: int = 0,
+    *,
+    root: str | os.PathLike[str] | None = None,
+    download: bool = False,
+    device: str | torch.device = "cpu",
+    checkpoint: str | os.PathLike[str] | None = None,
+    progress: bool = False,
+    **overrides: Any,
+) -> Result:
+    """Train ``task``'s model with ``activation`` from ``seed``; never raises for a bad
+    activation. ``overrides`` replace recipe fields (``epochs=5``, ``lr=1e-3``)."""
+    task = get_task(task)
+    recipe = _recipe(task, overrides)
+    make_activation = activation_factory(activation)
+    name = activation_name(activation)
+    source = registry(DATASETS).get(task.dataset)
+    architecture = registry(MODELS).get(task.model)
+    splits = {
+        split: source.load(split, root, download, augment=recipe.augment and split == "train")
+        for split in ("train", "val", "test")
+    }
+    device = torch.device(device)
+    start = time.perf_counter()
+    chance = 1.0 / source.num_classes
+
+    def failed(reason: str, epochs: int) -> Result:
+        return Result(
+            task=task.name, activation=name, seed=seed, status="failed", reason=reason,
+            train_accuracy=chance, val_accuracy=chance, test_accuracy=chance,
+            train_loss=None, val_loss=None, test_loss=None,
+            runtime_s=time.perf_counter() - start, epochs=epochs,
+        )  # fmt: skip
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        try:
+            model = architecture.build(make_activation, source.input_shape, source.num_classes)
+        except ActError:
+            raise
+        except Exception as err:  # a factory that cannot build is a failed activation
+            return failed(f"building the model failed: {type(err).__name__}: {err}", 0)
+        model.to(device)
+        optimizer = recipe.optimizer_for(model.parameters())
+        generator = torch.Generator().manual_seed(seed)
+        steps_per_epoch = math.ceil(len(splits["train"]) / recipe.batch_size)
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda t: recipe.lr_factor(t, steps_per_epoch)
+        )
+        path = Path(checkpoint) if checkpoint is not None else None
+        epoch = 0
+        if path is not None and path.exists():
+            state = torch.load(path, weights_only=False)
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            schedule.load_state_dict(state["schedule"])
+            generator.set_state(state["generator"])
+            torch.set_rng_state(state["rng"])
+            epoch = state["epoch"]
+        bar = tqdm(total=recipe.epochs, initial=epoch, desc=f"{task.name} {name} seed {seed}",
+                   unit="epoch", disable=not progress, leave=False)  # fmt: skip
+        try:
+            while epoch < recipe.epochs:
+                model.train()
+                total = torch.zeros((), device=device)
+                for x, y in _batches(splits["train"], recipe.batch_size, generator,
+                                     recipe.workers):  # fmt: skip
+                    x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                    loss = F.cross_entropy(model(x), y)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    schedule.step()
+                    total += loss.detach()
+                epoch += 1
+                mean = total.item() / steps_per_epoch
+                if not math.isfinite(mean):
+                    raise _Failed(f"training loss became non-finite in epoch {epoch}")
+                bar.update()
+                bar.set_postfix(loss=f"{mean:.4f}")
+                if path is not None:
+                    _save(path, {
+                        "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "schedule": schedule.state_dict(), "generator": generator.get_state(),
+                        "rng": torch.get_rng_state(), "epoch": epoch,
+                    })  # fmt: skip
+            metrics = {}
+            for split, data in splits.items():
+                loss, accuracy = evaluate(model, data, recipe.eval_batch_size, device,
+                                          recipe.workers)  # fmt: skip
+                if not math.isfinite(loss):
+                    raise _Failed(f"{split} loss is non-finite after training")
+                metrics[split] = (loss, accuracy)
+        except _Failed as err:
+            return failed(str(err), epoch)
+        except (RuntimeError, ValueError, ArithmeticError, TypeError, IndexError) as err:
+            return failed(f"{type(err).__name__}: {err}", epoch)
+        finally:
+            bar.close()
+    return Result(
+        task=task.name, activation=name, seed=seed, status="ok",
+        train_accuracy=metrics["train"][1], val_accuracy=metrics["val"][1],
+        test_accuracy=metrics["test"][1], train_loss=metrics["train"][0],
+        val_loss=metrics["val"][0], test_loss=metrics["test"][0],
+        runtime_s=time.perf_counter() - start, epochs=epoch,
+    )  # fmt: skip
