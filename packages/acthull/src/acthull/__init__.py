@@ -1,1 +1,39 @@
-"""acthull."""
+"""acthull: learnable convex- and affine-hull activations for any PyTorch model.
+
+g(x) = Σ c_i f_i(x) over base functions f_i from actcore's registry, with the
+coefficients kept exactly on the convex hull (c ≥ 0, Σ c = 1) or the affine hull
+(Σ c = 1) by reparameterisation. See SPEC.md, "Method A".
+"""
+
+from acthull.checkpoint import load_layers, save_checkpoint
+from acthull.freeze import FrozenHull, freeze
+from acthull.hull import AffineHull, ConvexHull, Hull, HullSpec
+from acthull.inspection import (
+    activation_layers,
+    coefficients,
+    evaluate,
+    is_monotonic,
+    plot_functions,
+)
+from acthull.replace import HIDDEN_ACTIVATIONS, replace_activations
+from acthull.trajectory import CoefficientRecorder, Trajectories
+
+__all__ = [
+    "HIDDEN_ACTIVATIONS",
+    "AffineHull",
+    "CoefficientRecorder",
+    "ConvexHull",
+    "FrozenHull",
+    "Hull",
+    "HullSpec",
+    "Trajectories",
+    "activation_layers",
+    "coefficients",
+    "evaluate",
+    "freeze",
+    "is_monotonic",
+    "load_layers",
+    "plot_functions",
+    "replace_activations",
+    "save_checkpoint",
+]

@@ -1,10 +1,57 @@
-"""``act hull ...`` commands."""
+"""``act hull ...`` commands: look at learned hull activations."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from acthull.checkpoint import load_layers
+from acthull.inspection import coefficients, is_monotonic, plot_functions
+from acthull.trajectory import Trajectories
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("hull", help="learnable hull activations (acthull)")
     parser.set_defaults(help_parser=parser)
+    commands = parser.add_subparsers(dest="hull_command", metavar="COMMAND")
+
+    show = commands.add_parser(
+        "show",
+        help="print the learned coefficients of a checkpoint and plot every layer's function",
+        description="CHECKPOINT is written by acthull.save_checkpoint(path, model).",
+    )
+    show.add_argument("checkpoint", type=Path)
+    show.add_argument("-o", "--output", type=Path, help="PNG of the learned functions")
+    show.add_argument("--range", nargs=2, type=float, default=(-5.0, 5.0), metavar=("LO", "HI"))
+    show.set_defaults(run=run_show)
+
+    trajectory = commands.add_parser(
+        "trajectory", help="plot coefficient trajectories saved by a CoefficientRecorder"
+    )
+    trajectory.add_argument("trajectories", type=Path, help="JSON file")
+    trajectory.add_argument("-o", "--output", type=Path, required=True, help="PNG file")
+    trajectory.set_defaults(run=run_trajectory)
+
+
+def run_show(args: argparse.Namespace) -> int:
+    lo, hi = args.range
+    layers = load_layers(args.checkpoint)
+    for name, layer in layers.items():
+        mono = "monotonic" if is_monotonic(layer, lo, hi) else "not monotonic"
+        print(f"{name}: {layer.expression}  [{mono} on [{lo:g}, {hi:g}]]")
+        for hull_name, values in coefficients(layer).items():
+            label = f"  {hull_name or 'hull'}"
+            if values.dim() == 1:
+                print(f"{label}: " + " ".join(f"{v:+.4f}" for v in values.tolist()))
+            else:
+                means = " ".join(f"{v:+.4f}" for v in values.mean(dim=1).tolist())
+                print(f"{label}: {values.shape[1]} channels, mean {means}")
+    if args.output is not None:
+        print(f"wrote {plot_functions(layers, args.output, lo, hi)}")
+    return 0
+
+
+def run_trajectory(args: argparse.Namespace) -> int:
+    print(f"wrote {Trajectories.load(args.trajectories).plot(args.output)}")
+    return 0
+

@@ -1,0 +1,112 @@
+"""The acthull checkpoint: a model's learned activation layers, readable without the model.
+
+A checkpoint is a ``torch.save``'d dict, loadable with ``weights_only=True``::
+
+    {"format": "acthull-checkpoint/1",
+     "layers": {NAME: {"expression": str, "hull": HullSpec dict or None,
+                       "channels": int or None, "state": layer state_dict}},
+     "model_state": the whole model's state_dict (or None)}
+
+``expression`` rebuilds an actcore activation (``add(convex_n(identity(x),relu(x)),tanh(x))``);
+``hull`` (with ``channels``) rebuilds a hull layer, per-channel ones included. Restore
+the model itself with ``model.load_state_dict(checkpoint["model_state"])``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel, ValidationError
+from torch import nn
+
+import actcore
+from actcore.errors import ActError
+from acthull.freeze import FrozenHull
+from acthull.hull import Hull, HullSpec
+from acthull.inspection import activation_layers
+
+FORMAT = "acthull-checkpoint/1"
+
+
+class LayerRecord(BaseModel):
+    """How to rebuild one activation layer, and its learned state."""
+
+    expression: str
+    hull: HullSpec | None = None
+    channels: int | None = None
+    state: dict[str, Any]
+
+    def build(self) -> nn.Module:
+        if self.hull is not None:
+            module = self.hull.build(self.channels)
+        else:
+            module = actcore.to_module(self.expression)
+        try:
+            module.load_state_dict(self.state)
+        except RuntimeError as err:
+            raise ActError(f"checkpoint layer {self.expression!r} does not match its state: "
+                           f"{err}") from None
+        return module
+
+
+def _record(layer: nn.Module) -> LayerRecord:
+    hull = layer if isinstance(layer, Hull) else None
+    return LayerRecord(
+        expression=str(layer.expression),
+        hull=hull.spec if hull is not None else None,
+        channels=hull.channels if hull is not None else None,
+        state={key: value.detach().cpu() for key, value in layer.state_dict().items()},
+    )
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, *, model_state: bool = True) -> Path:
+    """Write ``model``'s activation layers (and its state_dict) atomically to ``path``."""
+    layers = activation_layers(model)
+    if not layers:
+        raise ActError(f"{type(model).__name__} has no hull activation to save")
+    if any(isinstance(m, FrozenHull) for layer in layers.values() for m in layer.modules()):
+        raise ActError("save the trained model, not a frozen one (freeze after loading)")
+    payload = {
+        "format": FORMAT,
+        "layers": {name: _record(layer).model_dump() for name, layer in layers.items()},
+        "model_state": model.state_dict() if model_state else None,
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_layers(path: str | Path) -> dict[str, nn.Module]:
+    """The activation layers of a checkpoint, rebuilt with their learned coefficients."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ActError(f"no checkpoint file {str(path)!r}") from None
+    except Exception as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ActError(
+            f"cannot read checkpoint {str(path)!r} (write one with "
+            f"acthull.save_checkpoint(path, model)): {reason}"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ActError(
+            f"{str(path)!r} is not an acthull checkpoint (write one with "
+            "acthull.save_checkpoint(path, model))"
+        )
+    try:
+        records = {n: LayerRecord.model_validate(r) for n, r in payload["layers"].items()}
+    except (ValidationError, AttributeError, KeyError) as err:
+        raise ActError(f"{str(path)!r}: malformed acthull checkpoint: {err}") from None
+    return {name: record.build() for name, record in records.items()}
