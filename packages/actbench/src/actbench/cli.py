@@ -1,1 +1,158 @@
-def add_bench(s): pass
+"""``act bench``: list models, datasets and tasks; train; compare activations."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from actbench.activations import activation_name
+from actbench.compare import plot, run_comparison, summarise, table
+from actbench.models import parameter_count
+from actbench.train import Result, train
+from actcore import ActError
+from actcore.plugins import DATASETS, MODELS, TASKS, registry
+
+
+def add_bench(subparsers: argparse._SubParsersAction) -> None:
+    bench = subparsers.add_parser("bench", help="datasets, models, tasks and training")
+    bench.set_defaults(help_parser=bench)
+    commands = bench.add_subparsers(dest="bench_command", metavar="COMMAND")
+
+    models = commands.add_parser("models", help="list models and their parameter counts")
+    models.add_argument("--dataset", default="cifar10",
+                        help="count parameters for this dataset's shape (default cifar10)")
+    models.set_defaults(run=run_models)
+
+    commands.add_parser("datasets", help="list datasets").set_defaults(run=run_datasets)
+    commands.add_parser("tasks", help="list tasks and recipes").set_defaults(run=run_tasks)
+
+    one = commands.add_parser("train", help="train a task with one activation")
+    _common(one)
+    one.add_argument("--activation", "-a", required=True, help="expression, e.g. relu(x)")
+    one.add_argument("--json", action="store_true", help="print the results as JSON")
+    one.add_argument("--checkpoint", metavar="FILE",
+                     help="save state every epoch here and resume from it (one seed)")
+    one.set_defaults(run=run_train)
+
+    many = commands.add_parser("compare", help="compare activations on the same seeds")
+    _common(many)
+    many.add_argument("--activation", "-a", action="append", required=True,
+                      help="an activation expression (repeat for each)")
+    many.add_argument("--output", "-o", metavar="PLOT.png", help="write a box plot here")
+    many.add_argument("--results", metavar="FILE.jsonl",
+                      help="save runs here as they finish; runs already there are reused")
+    many.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    many.set_defaults(run=run_compare)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--task", "-t", required=True, help="task name (act bench tasks)")
+    parser.add_argument("--seeds", type=int, default=1, help="train seeds 0..N-1")
+    parser.add_argument("--epochs", type=int, help="override the recipe's epochs")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override any recipe field, e.g. --set lr=0.01")
+    parser.add_argument("--data-root", help="data folder (default $ACT_DATA)")
+    parser.add_argument("--download", action="store_true", help="download missing data")
+    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    if args.seeds < 1:
+        raise ActError(f"--seeds must be at least 1, got {args.seeds}")
+    overrides: dict[str, Any] = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ActError(f"--set expects FIELD=VALUE, got {item!r}")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
+    if args.epochs is not None:
+        overrides["epochs"] = args.epochs
+    registry(TASKS).get(args.task)  # bad input fails before anything is trained
+    for activation in args.activation if isinstance(args.activation, list) else [args.activation]:
+        activation_name(activation)
+    return dict(root=args.data_root, download=args.download, device=args.device, **overrides)
+
+
+def run_models(args: argparse.Namespace) -> int:
+    source = registry(DATASETS).get(args.dataset)
+    print(f"parameters for {source.name} {source.input_shape}, {source.num_classes} classes")
+    for model in registry(MODELS):
+        try:
+            net = model.build("relu", source.input_shape, source.num_classes)
+        except ActError as err:
+            print(f"{model.name:<10} {'n/a':>12}  {model.description} ({err})")
+            continue
+        print(f"{model.name:<10} {parameter_count(net):>12,}  {model.description}")
+    return 0
+
+
+def run_datasets(args: argparse.Namespace) -> int:
+    for source in registry(DATASETS):
+        shape = "x".join(map(str, source.input_shape))
+        print(f"{source.name:<14} {shape:>10} {source.num_classes:>5} classes  "
+              f"{source.description}")  # fmt: skip
+    return 0
+
+
+def run_tasks(args: argparse.Namespace) -> int:
+    for task in registry(TASKS):
+        r = task.recipe
+        print(f"{task.name:<24} {task.dataset:<14} {task.model:<9} {r.optimizer} lr {r.lr:g}, "
+              f"{r.epochs} epochs, batch {r.batch_size}  {task.description}")  # fmt: skip
+    return 0
+
+
+def _line(result: Result) -> str:
+    status = "ok" if result.status == "ok" else f"FAILED ({result.reason})"
+    return (f"{result.activation} seed {result.seed}: val {100 * result.val_accuracy:.2f}%  "
+            f"test {100 * result.test_accuracy:.2f}%  {result.runtime_s:.1f}s  {status}")  # fmt: skip
+
+
+def run_train(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if args.checkpoint and args.seeds != 1:
+        raise ActError("--checkpoint works with one seed at a time")
+    results = []
+    bar = tqdm(range(args.seeds), desc=args.task, unit="run", file=sys.stderr)
+    for seed in bar:
+        result = train(args.task, args.activation, seed, checkpoint=args.checkpoint,
+                       progress=True, **settings)  # fmt: skip
+        results.append(result)
+        if not args.json:
+            bar.write(_line(result), file=sys.stdout)
+    bar.close()
+    if args.json:
+        print(json.dumps([r.model_dump() for r in results], indent=2))
+    elif len(results) > 1:
+        print(table(summarise(results)))
+    return 0
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    total = len(args.activation) * args.seeds
+    bar = tqdm(total=total, desc=args.task, unit="run", file=sys.stderr)
+
+    def one(activation: str, seed: int) -> Result:
+        return train(args.task, activation, seed, progress=True, **settings)
+
+    def done(result: Result) -> None:
+        bar.update()
+        bar.set_postfix_str(f"{result.activation} seed {result.seed}")
+
+    results = run_comparison(args.task, args.activation, range(args.seeds), one,
+                             args.results, done)  # fmt: skip
+    bar.close()
+    print(f"{args.task}: {args.seeds} seed(s) per activation, accuracies in %")
+    print(table(summarise(results), markdown=args.markdown))
+    if args.output:
+        plot(results, args.output, title=f"{args.task}, {args.seeds} seeds")
+        print(f"plot written to {args.output}")
+    return 0

@@ -121,7 +121,7 @@ def kerasnet(act: ActivationFactory, input_shape: tuple[int, ...], num_classes: 
 
 def all_cnn_c(act: ActivationFactory, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """All-CNN-C (Springenberg et al. 2015): only convolutions, global average pooling."""
-    c, _, _ = _image_shape("allcnnc", input_shape, 8)
+    c, _, _ = _image_shape("allcnnc", input_shape, 12)
     return nn.Sequential(
         nn.Dropout(0.2),
         nn.Conv2d(c, 96, 3, padding=1), act(),

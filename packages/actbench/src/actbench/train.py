@@ -162,7 +162,7 @@ def train(
             torch.set_rng_state(state["rng"])
             epoch = state["epoch"]
         bar = tqdm(total=recipe.epochs, initial=epoch, desc=f"{task.name} {name} seed {seed}",
-                   unit="epoch", disable=not progress, leave=False)  # fmt: skip
+                   unit="epoch", disable=not progress, leave=False, delay=2)  # fmt: skip
         try:
             while epoch < recipe.epochs:
                 model.train()

@@ -1,0 +1,157 @@
+"""Compare activations on one task: the same seeds for each, a summary table and a plot.
+
+Results are appended to an optional JSON-lines file as runs finish (rewritten atomically),
+and runs already in it are not repeated, so an interrupted comparison resumes.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+
+from actbench.activations import activation_name
+from actbench.train import Result
+from actcore import ActError
+
+
+class Summary(BaseModel):
+    """Statistics of one activation's runs."""
+
+    activation: str
+    runs: int
+    failed: int
+    val_median: float
+    val_mean: float
+    val_std: float
+    test_median: float
+    test_mean: float
+    test_std: float
+
+
+def summarise(results: Sequence[Result]) -> list[Summary]:
+    """One :class:`Summary` per activation, in order of first appearance."""
+    groups: dict[str, list[Result]] = {}
+    for result in results:
+        groups.setdefault(result.activation, []).append(result)
+    summaries = []
+    for activation, runs in groups.items():
+        val = [r.val_accuracy for r in runs]
+        test = [r.test_accuracy for r in runs]
+        summaries.append(Summary(
+            activation=activation, runs=len(runs),
+            failed=sum(r.status == "failed" for r in runs),
+            val_median=statistics.median(val), val_mean=statistics.fmean(val),
+            val_std=statistics.stdev(val) if len(val) > 1 else 0.0,
+            test_median=statistics.median(test), test_mean=statistics.fmean(test),
+            test_std=statistics.stdev(test) if len(test) > 1 else 0.0,
+        ))  # fmt: skip
+    return summaries
+
+
+def table(summaries: Sequence[Summary], markdown: bool = False) -> str:
+    """The summaries as a text (or Markdown) table; accuracies in percent."""
+    head = ["activation", "runs", "failed", "val median", "val mean ± std", "test median",
+            "test mean ± std"]  # fmt: skip
+    rows = [
+        [s.activation, str(s.runs), str(s.failed), f"{100 * s.val_median:.2f}",
+         f"{100 * s.val_mean:.2f} ± {100 * s.val_std:.2f}", f"{100 * s.test_median:.2f}",
+         f"{100 * s.test_mean:.2f} ± {100 * s.test_std:.2f}"]
+        for s in summaries
+    ]  # fmt: skip
+    if markdown:
+        lines = [head, ["---"] + ["---:"] * (len(head) - 1), *rows]
+        return "\n".join("| " + " | ".join(row) + " |" for row in lines)
+    widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
+    fmt = [f"{{:<{widths[0]}}}", *(f"{{:>{w}}}" for w in widths[1:])]
+    return "\n".join(
+        "  ".join(f.format(cell) for f, cell in zip(fmt, row)) for row in [head, *rows]
+    )
+
+
+def plot(results: Sequence[Result], path: str | os.PathLike[str], title: str = "") -> None:
+    """Box plots of validation and test accuracy per activation, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(dict.fromkeys(r.activation for r in results))
+    fig, axes = plt.subplots(1, 2, figsize=(max(6.0, 0.9 * len(names) + 3), 5), sharey=True)
+    for ax, split in zip(axes, ("val", "test")):
+        data = [[100 * getattr(r, f"{split}_accuracy") for r in results if r.activation == n]
+                for n in names]  # fmt: skip
+        ax.boxplot(data, showmeans=True)
+        for i, values in enumerate(data, start=1):
+            ax.scatter([i] * len(values), values, s=10, alpha=0.6, color="k", zorder=3)
+        ax.set_xticks(range(1, len(names) + 1), names, rotation=60, ha="right", fontsize=8)
+        ax.set_title(f"{'validation' if split == 'val' else 'test'} accuracy")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel("accuracy (%)")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    target = Path(path)
+    tmp = target.with_name(f".{target.stem}.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, target)
+
+
+def load_results(path: str | os.PathLike[str]) -> list[Result]:
+    """Results saved by :func:`save_results` (a missing file is an empty list)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    results = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            results.append(Result.model_validate_json(line))
+        except ValidationError as err:
+            raise ActError(f"{path}:{number}: not a result record: {err}") from None
+    return results
+
+
+def save_results(results: Sequence[Result], path: str | os.PathLike[str]) -> None:
+    """Write results as JSON lines, atomically."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(r.model_dump_json() + "\n" for r in results))
+    os.replace(tmp, path)
+
+
+def run_comparison(
+    task: str,
+    activations: Sequence[str],
+    seeds: Sequence[int],
+    train: Callable[[str, int], Result],
+    results_path: str | os.PathLike[str] | None = None,
+    on_result: Callable[[Result], None] | None = None,
+) -> list[Result]:
+    """Train every activation on every seed (skipping runs already saved).
+
+    ``train(activation, seed)`` runs one; activations are canonicalised (``relu`` is
+    ``relu(x)``) and parsed before anything is trained.
+    """
+    activations = [activation_name(a) for a in activations]
+    done = load_results(results_path) if results_path is not None else []
+    have = {(r.task, r.activation, r.seed): r for r in done}
+    results = list(done)
+    ordered = []
+    for activation in activations:
+        for seed in seeds:
+            result = have.get((task, activation, seed))
+            if result is None:
+                result = train(activation, seed)
+                results.append(result)
+                if results_path is not None:
+                    save_results(results, results_path)
+            if on_result is not None:
+                on_result(result)
+            ordered.append(result)
+    return ordered
