@@ -126,7 +126,7 @@ def test_bad_activations_and_shapes_are_clear_errors():
         build("mlp", FASHION, "tanh(x")
     with pytest.raises(ActError, match="unknown operator"):
         build("mlp", FASHION, "tanhh(x)")
-    with pytest.raises(ActError, match="not a torch.nn.Module"):
+    with pytest.raises(ActError, match=r"not a torch\.nn\.Module"):
         build("mlp", FASHION, lambda: 3)
     with pytest.raises(ActError, match="image input"):
         build("lenet5", ((64,), 10))

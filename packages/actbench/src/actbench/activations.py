@@ -10,7 +10,6 @@ so models take a zero-argument factory. :func:`activation_factory` accepts an ex
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Union
 
 from torch import nn
 
@@ -18,7 +17,7 @@ from actcore import ActError, parse, to_module
 from actcore.expr import Expr
 
 ActivationFactory = Callable[[], nn.Module]
-ActivationSpec = Union[str, Expr, ActivationFactory]
+ActivationSpec = str | Expr | ActivationFactory
 
 
 def expression_of(activation: str | Expr) -> Expr:

@@ -111,8 +111,10 @@ def run_tasks(args: argparse.Namespace) -> int:
 
 def _line(result: Result) -> str:
     status = "ok" if result.status == "ok" else f"FAILED ({result.reason})"
-    return (f"{result.activation} seed {result.seed}: val {100 * result.val_accuracy:.2f}%  "
-            f"test {100 * result.test_accuracy:.2f}%  {result.runtime_s:.1f}s  {status}")  # fmt: skip
+    return (
+        f"{result.activation} seed {result.seed}: val {100 * result.val_accuracy:.2f}%  "
+        f"test {100 * result.test_accuracy:.2f}%  {result.runtime_s:.1f}s  {status}"
+    )
 
 
 def run_train(args: argparse.Namespace) -> int:

@@ -63,7 +63,9 @@ class TensorData(Dataset):
         x, y = self.batch(torch.tensor([index]))
         return x[0], y[0]
 
-    def batch(self, index: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    def batch(
+        self, index: Tensor, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
         """The examples at ``index`` as float32 inputs and int64 labels, augmented if on."""
         x = self.x[index]
         x = x.float().div_(255.0) if x.dtype == torch.uint8 else x
@@ -142,9 +144,10 @@ def _load_digits(split: str, root: Path, download: bool, augment: bool) -> Datas
 
 
 def _atomic_gunzip(source: Path, target: Path) -> None:
-    with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp:
-        with gzip.open(source, "rb") as f:
-            shutil.copyfileobj(f, tmp)
+    with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp, gzip.open(
+        source, "rb"
+    ) as f:
+        shutil.copyfileobj(f, tmp)
     os.replace(tmp.name, target)
 
 

@@ -45,7 +45,9 @@ def _image_shape(name: str, input_shape: tuple[int, ...], min_size: int) -> tupl
         raise ActError(f"model {name!r} needs image input (C, H, W), got shape {input_shape}")
     c, h, w = input_shape
     if h < min_size or w < min_size:
-        raise ActError(f"model {name!r} needs images of at least {min_size}x{min_size}, got {h}x{w}")
+        raise ActError(
+            f"model {name!r} needs images of at least {min_size}x{min_size}, got {h}x{w}"
+        )
     return c, h, w
 
 
