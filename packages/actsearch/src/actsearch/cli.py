@@ -1,0 +1,162 @@
+"""``act search``: replay searches on benchmark tables, plot embeddings, search live."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from actsearch.features import FEATURE_SETS, check_feature_set
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    group = subparsers.add_parser("search", help="surrogate search for activation functions")
+    group.set_defaults(help_parser=group)
+    commands = group.add_subparsers(dest="search_command", metavar="COMMAND")
+
+    p = commands.add_parser("replay", help="replay search algorithms on a benchmark table")
+    _table_args(p)
+    p.add_argument("--regressor", action="append", default=None, metavar="NAME",
+                   help="surrogate regressor (repeatable; default knr)")
+    p.add_argument("--features", action="append", default=None, choices=None,
+                   metavar="SET", help=f"feature set {'/'.join(FEATURE_SETS)} (repeatable; "
+                   "default union, or outputs for a table without Fisher features)")
+    p.add_argument("--strategy", default="surrogate", help="search strategy (default surrogate)")
+    p.add_argument("--no-random", action="store_true", help="leave out the random baseline")
+    p.add_argument("--trials", type=int, default=100)
+    p.add_argument("--budget", type=int, default=100, help="evaluations per trial")
+    p.add_argument("--jobs", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("--out", type=Path, default=None, help="report folder")
+    p.set_defaults(run=run_replay)
+
+    p = commands.add_parser("embed", help="plot a table's 2-D embeddings by accuracy")
+    _table_args(p)
+    p.add_argument("--out", type=Path, default=None, help="PNG path")
+    p.set_defaults(run=run_embed)
+
+    p = commands.add_parser("regressors", help="list the registered regressors and strategies")
+    p.set_defaults(run=run_list)
+
+
+def _table_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--table", required=True, help="table file (.json/.json.gz) or name")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache", type=Path, default=None,
+                   help="embedding cache folder (default $ACT_CACHE_DIR or ~/.cache/act)")
+
+
+def _load(args: argparse.Namespace):
+    from actbench.tables import load_table
+    from actsearch.features import table_features
+
+    table = load_table(args.table)
+    return table, table_features(table)
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    from actsearch import plots, replay
+    from actsearch.regressors import get_regressor
+    from actsearch.strategies import get_strategy
+
+    regressors = args.regressor or ["knr"]
+    for name in regressors:
+        get_regressor(name)
+    get_strategy(args.strategy)
+    table, features = _load(args)
+    feature_sets = args.features or ["union" if features.fisher is not None else "outputs"]
+    for fs in feature_sets:
+        check_feature_set(fs)
+        features.require(fs)
+    algorithms = [replay.Algorithm(args.strategy, r, fs) for fs in feature_sets
+                  for r in regressors]
+    if not args.no_random:
+        algorithms.append(replay.Algorithm("random", regressors[0], feature_sets[0]))
+    cache = args.cache or True
+    problems = {fs: replay.prepare(table, features, fs, args.seed, cache) for fs in feature_sets}
+    out = args.out or Path(f"replay-{Path(str(args.table)).name.split('.')[0]}")
+    results = replay.replay(problems, algorithms, args.trials, args.budget, seed=args.seed,
+                            jobs=args.jobs, checkpoint=out / "trials")
+    problem = problems[feature_sets[0]]
+    _write_csv(out / "replay.csv", ["algorithm", "trial", "evaluation", "function",
+                                    "accuracy", "best_so_far", "spearman"],
+               ([a.label, i, j + 1, problem.names[row], f"{problem.accuracy[row]:.6g}",
+                 f"{t.best[j]:.6g}", "" if np.isnan(t.spearman[j]) else f"{t.spearman[j]:.4f}"]
+                for a, trials in results.items() for i, t in enumerate(trials)
+                for j, row in enumerate(t.rows)))
+    summaries = [replay.summarise(problem, a, trials) for a, trials in results.items()]
+    fields = list(replay.Summary.model_fields)
+    _write_csv(out / "summary.csv", fields,
+               ([getattr(s, f) for f in fields] for s in summaries))
+    curves = {a.label: np.array([t.best for t in trials if len(t.best) == args.budget]
+                                or [t.best for t in trials])
+              for a, trials in results.items()}
+    plots.plot_replay(curves, out / "replay.png", problem.start_accuracy,
+                      float(problem.accuracy.max()),
+                      f"{table.source}: {args.trials} trials")
+    _print_summary(summaries, problem)
+    print(f"wrote {out}/replay.csv, summary.csv, replay.png")
+    return 0
+
+
+def _print_summary(summaries: Sequence, problem) -> None:
+    print(f"ReLU {problem.start_accuracy:.4f}, table best {problem.accuracy.max():.4f}; "
+          "evaluations (fraction of trials reaching it):")
+    width = max(len(s.algorithm) for s in summaries)
+    print(f"{'algorithm':<{width}}  final best  beat ReLU      top 1%         best"
+          "           Spearman")
+    for s in summaries:
+        print(f"{s.algorithm:<{width}}  {s.final_best_mean:10.4f}  "
+              f"{s.evals_to_beat_relu:5.1f} ({s.beat_relu_fraction:4.0%})  "
+              f"{s.evals_to_top1pct:5.1f} ({s.top1pct_fraction:4.0%})  "
+              f"{s.evals_to_best:5.1f} ({s.best_fraction:4.0%})  {s.spearman_mean:8.3f}")
+
+
+def run_embed(args: argparse.Namespace) -> int:
+    from actsearch import plots
+    from actsearch.embedding import embed
+
+    table, features = _load(args)
+    names = np.array(table.names())
+    acc = np.array([table.records[n].val_accuracy for n in names])
+    panels = {}
+    for fs in FEATURE_SETS:
+        if fs != "outputs" and features.fisher is None:
+            continue
+        coords = embed(features, fs, seed=args.seed, cache=args.cache or True)
+        mask = features.candidates
+        panels[fs] = (coords, np.nan_to_num(acc[mask], nan=table.chance), list(names[mask]))
+    out = args.out or Path(f"embedding-{Path(str(args.table)).name.split('.')[0]}.png")
+    plots.plot_embeddings(panels, out, f"{table.source}: {int(mask.sum())} candidates")
+    print(f"wrote {out}")
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from actcore.plugins import REGRESSORS, STRATEGIES, registry
+
+    for kind in (REGRESSORS, STRATEGIES):
+        print(f"{kind.name}s:")
+        for entry in registry(kind).entries():
+            print(f"  {entry.name:<16} {entry.item.description}  [{entry.plugin}]")
+    return 0
+
+
+def _write_csv(path: Path, header: Sequence[str], rows) -> Path:
+    """Write a CSV atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".csv.tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(header)
+            writer.writerows(rows)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,112 @@
+"""2-D UMAP embeddings of the candidates' features, cached on disk.
+
+Outputs use the Euclidean metric, Fisher CDFs the Manhattan metric (a 1-Wasserstein
+distance on CDFs) with 3 neighbours, and ``union`` embeds the union of the two fuzzy
+graphs (umap-learn's ``model_a + model_b``). Distances are computed once with
+scikit-learn and passed as ``metric="precomputed"``: below 4,096 rows umap-learn would
+otherwise compute all pairs through a slow Python-called metric.
+
+Embeddings never see accuracies, so one embedding per candidate set and feature set
+serves every suggestion and every replay trial; it is cached under a key made from the
+features, the feature set and the seed.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from actsearch.features import Features, check_feature_set
+
+CACHE_ENV = "ACT_CACHE_DIR"
+CACHE_VERSION = "1"
+NEIGHBOURS = {"outputs": 15, "fisher": 3}
+METRICS = {"outputs": "euclidean", "fisher": "manhattan"}
+
+
+def cache_dir() -> Path:
+    """Where embeddings are cached: ``$ACT_CACHE_DIR`` or ``~/.cache/act``."""
+    return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "act")) / "embeddings"
+
+
+def _fuzzy_model(rows: np.ndarray, kind: str, seed: int, graph_only: bool):
+    """A fitted UMAP model of one feature kind (``graph_only`` skips the layout)."""
+    import umap
+    from sklearn.metrics import pairwise_distances
+
+    distances = pairwise_distances(rows, metric=METRICS[kind], n_jobs=1)
+    n_neighbors = min(NEIGHBOURS[kind], len(rows) - 1)
+    model = umap.UMAP(
+        n_neighbors=n_neighbors,
+        metric="precomputed",
+        random_state=seed,
+        transform_mode="graph" if graph_only else "embedding",
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # precomputed metric: no inverse_transform; fine
+        model.fit(distances)
+    return model
+
+
+def compute_embedding(rows_by_kind: dict[str, np.ndarray], feature_set: str, seed: int):
+    """Embed rows (all candidates) into 2-D; ``rows_by_kind`` has outputs and/or fisher."""
+    check_feature_set(feature_set)
+    n = len(next(iter(rows_by_kind.values())))
+    if n < 4:
+        # UMAP needs a few neighbours; so few functions are better searched exhaustively.
+        rng = np.random.default_rng(seed)
+        return rng.normal(size=(n, 2))
+    if feature_set != "union":
+        return _fuzzy_model(rows_by_kind[feature_set], feature_set, seed, False).embedding_
+    a = _fuzzy_model(rows_by_kind["outputs"], "outputs", seed, True)
+    b = _fuzzy_model(rows_by_kind["fisher"], "fisher", seed, True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # disconnected union: umap falls back to random init
+        return (a + b).embedding_
+
+
+def embed(
+    features: Features, feature_set: str, seed: int = 0, cache: Path | bool | None = True
+) -> np.ndarray:
+    """2-D coordinates of ``features.candidates`` (in order) for ``feature_set``.
+
+    ``cache``: True for :func:`cache_dir`, a folder, or False/None for no caching.
+    """
+    features.require(feature_set)
+    mask = features.candidates
+    folder = cache_dir() if cache is True else (Path(cache) if cache else None)
+    path = None
+    if folder is not None:
+        path = folder / f"{features.key()}-{feature_set}-{seed}-v{CACHE_VERSION}.npy"
+        if path.is_file():
+            try:
+                coords = np.load(path)
+                if coords.shape == (int(mask.sum()), 2):
+                    return coords
+            except (OSError, ValueError):
+                pass  # a damaged cache file is recomputed and replaced
+    rows = {}
+    if feature_set in ("outputs", "union"):
+        rows["outputs"] = features.outputs[mask]
+    if feature_set in ("fisher", "union"):
+        rows["fisher"] = features.fisher[mask]
+    coords = np.asarray(compute_embedding(rows, feature_set, seed), dtype=np.float64)
+    if path is not None:
+        _save_atomic(path, coords)
+    return coords
+
+
+def _save_atomic(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.save(fh, array)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,159 @@
+"""Features that predict how well an activation function trains, without training it.
+
+Two kinds (SPEC.md, "Features"): the function's outputs on actcore's fixed N(0,1) sample,
+and the Fisher log-eigenvalue CDFs of a network using it (from actfim or a benchmark
+table's column). :class:`Features` holds both for a list of functions together with the
+validity masks the search uses to filter out functions likely to fail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from actcore.errors import ActError
+
+FEATURE_SETS = ("outputs", "fisher", "union")
+
+
+def check_feature_set(name: str) -> str:
+    """``name`` if it is a known feature set; else an error listing them."""
+    if name not in FEATURE_SETS:
+        from actcore.errors import UnknownNameError
+
+        raise UnknownNameError("feature set", name, FEATURE_SETS)
+    return name
+
+
+def output_features(names: Sequence[str]) -> np.ndarray:
+    """Each function's outputs on actcore's fixed sample, as float64 rows."""
+    import torch
+
+    import actcore
+
+    if hasattr(actcore, "evaluate"):
+        x = actcore.sample_points()
+        with torch.no_grad():
+            out = actcore.evaluate(list(names), x)
+    else:  # TEMPORARY until actcore's evaluation lands
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(1000, generator=g).clamp(-5, 5)
+        with torch.no_grad():
+            out = torch.stack([_evaluate_one(n, x) for n in names])
+    return np.asarray(torch.as_tensor(out).detach().cpu(), dtype=np.float64).reshape(
+        len(names), -1
+    )
+
+
+def _evaluate_one(name, x):
+    import torch
+
+    import actcore
+
+    try:
+        expr = actcore.parse(name)
+    except actcore.ParseError as err:
+        raise ActError(f"function {name!r} is not a valid expression: {err}") from None
+    with np.errstate(all="ignore"):
+        return torch.broadcast_to(actcore.to_module(expr)(x), x.shape)
+
+
+def fisher_matrix(cdfs: Sequence[Sequence[float]]) -> np.ndarray:
+    """Stack CDF vectors into rows; missing or broken spectra become rows of NaN."""
+    length = max((len(c) for c in cdfs), default=0)
+    if length == 0:
+        raise ActError("no function has Fisher features (an empty spectrum for every one)")
+    rows = np.full((len(cdfs), length), np.nan)
+    for i, cdf in enumerate(cdfs):
+        if len(cdf) == length:
+            rows[i] = cdf
+        elif len(cdf):
+            raise ActError(
+                f"Fisher CDFs differ in length ({len(cdf)} and {length}); "
+                "were they computed for different networks?"
+            )
+    return rows
+
+
+@dataclass
+class Features:
+    """Feature rows for ``names`` (one per unique function); either kind may be absent."""
+
+    names: list[str]
+    outputs: np.ndarray | None = None
+    fisher: np.ndarray | None = None
+    _key: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        for kind in ("outputs", "fisher"):
+            rows = getattr(self, kind)
+            if rows is not None and len(rows) != len(self.names):
+                raise ValueError(f"{kind}: {len(rows)} rows for {len(self.names)} functions")
+
+    @property
+    def outputs_ok(self) -> np.ndarray:
+        """Functions whose outputs are finite everywhere on the sample."""
+        if self.outputs is None:
+            return np.ones(len(self.names), bool)
+        return np.isfinite(self.outputs).all(axis=1)
+
+    @property
+    def fisher_ok(self) -> np.ndarray:
+        """Functions whose spectrum exists and is finite (else likely to fail training)."""
+        if self.fisher is None:
+            return np.ones(len(self.names), bool)
+        return np.isfinite(self.fisher).all(axis=1)
+
+    @property
+    def candidates(self) -> np.ndarray:
+        """The surrogate's search space: functions passing every available filter."""
+        return self.outputs_ok & self.fisher_ok
+
+    def require(self, feature_set: str) -> None:
+        """Raise a clear error when ``feature_set`` needs features this object lacks."""
+        check_feature_set(feature_set)
+        if feature_set in ("outputs", "union") and self.outputs is None:
+            raise ActError(f"the {feature_set!r} feature set needs output features")
+        if feature_set in ("fisher", "union") and self.fisher is None:
+            raise ActError(
+                f"the {feature_set!r} feature set needs Fisher features, and none are "
+                "available (the table has no 'Fisher log eigenvalue CDF' values); "
+                "use --features outputs"
+            )
+        if not self.candidates.any():
+            raise ActError("no candidate function has valid features: nothing to search")
+
+    def key(self) -> str:
+        """A digest of the names and feature values: the embedding cache key."""
+        if self._key is None:
+            digest = hashlib.sha256()
+            digest.update("\n".join(self.names).encode())
+            for rows in (self.outputs, self.fisher):
+                digest.update(b"|" if rows is None else np.ascontiguousarray(rows).tobytes())
+            self._key = digest.hexdigest()[:24]
+        return self._key
+
+
+def table_features(table, outputs: bool = True) -> Features:
+    """Features of every row of an actbench :class:`~actbench.tables.Table`.
+
+    Fisher features come from the table's ``Fisher log eigenvalue CDF`` column (absent
+    when no row has one); outputs are computed with actcore from the function names.
+    """
+    names = table.names()
+    fisher = None
+    if table.has_fisher:
+        fisher = fisher_matrix([table.records[n].fisher_cdf for n in names])
+    out = output_features(names) if outputs else None
+    return Features(names, outputs=out, fisher=fisher)
+
+
+def chance_filled(values: np.ndarray, chance: float) -> np.ndarray:
+    """Accuracies with non-finite entries (failed runs) replaced by chance accuracy."""
+    values = np.asarray(values, dtype=np.float64)
+    return np.where(np.isfinite(values), values, chance)
+
+

@@ -1,0 +1,135 @@
+"""Figures: replay curves with confidence bands, embeddings, best-so-far of a live search.
+
+Everything is drawn with matplotlib's Agg backend and saved as PNG (atomically).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+WELL_KNOWN = (
+    "relu(x)", "elu(x)", "selu(x)", "sigmoid(x)", "softplus(x)", "softsign(x)", "swish(x)",
+    "tanh(x)",
+)
+
+
+def _figure(*args, **kwargs):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(*args, **kwargs)
+
+
+def save(fig, path: Path) -> Path:
+    """Save ``fig`` as PNG through a temporary file, then close it."""
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png.tmp")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+        plt.close(fig)
+    return path
+
+
+def mean_ci(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean over rows and the half-width of its 95% t confidence interval."""
+    from scipy.stats import t
+
+    n = curves.shape[0]
+    mean = curves.mean(axis=0)
+    if n < 2:
+        return mean, np.zeros_like(mean)
+    sem = curves.std(axis=0, ddof=1) / np.sqrt(n)
+    return mean, t.ppf(0.975, n - 1) * sem
+
+
+def plot_replay(
+    curves: Mapping[str, np.ndarray], path: Path, relu: float, best: float, title: str
+) -> Path:
+    """Mean best-so-far per evaluation with 95% bands, one line per algorithm."""
+    fig, ax = _figure(figsize=(7, 4.5))
+    for label, c in curves.items():
+        mean, half = mean_ci(c)
+        x = np.arange(1, len(mean) + 1)
+        (line,) = ax.plot(x, mean, label=f"{label} (n={len(c)})")
+        ax.fill_between(x, mean - half, mean + half, color=line.get_color(), alpha=0.2)
+    if np.isfinite(relu):
+        ax.axhline(relu, color="grey", linestyle="--", linewidth=1, label="ReLU")
+    ax.axhline(best, color="black", linestyle=":", linewidth=1, label="table best")
+    ax.set_xlabel("evaluations")
+    ax.set_ylabel("best validation accuracy so far")
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3)
+    return save(fig, path)
+
+
+def plot_embeddings(
+    panels: Mapping[str, tuple[np.ndarray, np.ndarray, Sequence[str]]], path: Path, title: str
+) -> Path:
+    """Scatter each 2-D embedding coloured by accuracy, well-known functions labelled.
+
+    ``panels`` maps a feature-set name to (coords, accuracy, names) of the candidates.
+    """
+    fig, axes = _figure(1, len(panels), figsize=(5 * len(panels), 4.6), squeeze=False)
+    for ax, (name, (coords, acc, names)) in zip(axes[0], panels.items()):
+        order = np.argsort(acc)  # best on top
+        points = ax.scatter(coords[order, 0], coords[order, 1], c=acc[order], s=4,
+                            cmap="viridis")
+        for i, fn in enumerate(names):
+            if fn in WELL_KNOWN:
+                ax.annotate(fn.removesuffix("(x)"), coords[i], fontsize=8, color="red",
+                            xytext=(3, 3), textcoords="offset points")
+                ax.plot(*coords[i], "r.", markersize=6)
+        ax.set_title(name)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        fig.colorbar(points, ax=ax, label="validation accuracy")
+    fig.suptitle(title)
+    return save(fig, path)
+
+
+def plot_best_so_far(values: Sequence[float], path: Path, title: str) -> Path:
+    """A live search's accuracy per evaluation and the best so far."""
+    fig, ax = _figure(figsize=(7, 4))
+    x = np.arange(1, len(values) + 1)
+    ax.plot(x, values, ".", color="grey", label="evaluated")
+    ax.plot(x, np.fmax.accumulate(np.asarray(values, float)), label="best so far")
+    ax.set_xlabel("evaluations (in completion order)")
+    ax.set_ylabel("validation accuracy")
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return save(fig, path)
+
+
+def plot_functions(names: Sequence[str], path: Path, title: str) -> Path:
+    """Plot the top functions on [-5, 5]."""
+    import torch
+
+    import actcore
+
+    fig, ax = _figure(figsize=(7, 4.5))
+    x = torch.linspace(-5, 5, 401)
+    with torch.no_grad():
+        for name in names:
+            y = actcore.to_module(name)(x)
+            ax.plot(x.numpy(), y.numpy(), label=name)
+    ax.set_ylim(-5, 5)
+    ax.axhline(0, color="black", linewidth=0.5)
+    ax.axvline(0, color="black", linewidth=0.5)
+    ax.legend(fontsize=7)
+    ax.set_title(title)
+    return save(fig, path)

@@ -1,0 +1,282 @@
+"""Replay searches on a benchmark table, where evaluating a function is a lookup.
+
+SPEC.md's protocol: evaluate ReLU and 7 random functions, then repeatedly fit the
+regressor on what was evaluated and evaluate the top prediction, up to the budget.
+Trials run in parallel processes; each finished chunk of trials is saved at once, so an
+interrupted replay resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel
+from scipy.stats import spearmanr
+
+from actcore.errors import ActError
+from actsearch.embedding import embed
+from actsearch.features import Features, chance_filled
+from actsearch.regressors import get_regressor
+from actsearch.strategies import SearchState, get_strategy
+
+START = "relu(x)"
+N_RANDOM_START = 7
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A table prepared for replay under one feature set.
+
+    ``coords`` has a row per function (NaN where the function is not a candidate);
+    ``accuracy`` is validation accuracy with failed runs at chance.
+    """
+
+    names: list[str]
+    accuracy: np.ndarray
+    coords: np.ndarray
+    candidates: np.ndarray
+    start: int | None
+
+    @property
+    def start_accuracy(self) -> float:
+        return math.nan if self.start is None else float(self.accuracy[self.start])
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """What one replay curve runs: a strategy, a regressor and a feature set."""
+
+    strategy: str
+    regressor: str
+    features: str
+
+    @property
+    def label(self) -> str:
+        if self.strategy == "random":
+            return "random"
+        suffix = "" if self.strategy == "surrogate" else f" [{self.strategy}]"
+        return f"{self.regressor.upper()} ({self.features}){suffix}"
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One trial's evaluated rows, best-so-far curve and per-step Spearman correlation."""
+
+    rows: np.ndarray
+    best: np.ndarray
+    spearman: np.ndarray
+
+
+def run_trial(problem: Problem, algorithm: Algorithm, budget: int, seed: int) -> Trial:
+    """One replay: ReLU + 7 random functions, then the strategy's suggestions."""
+    strategy = get_strategy(algorithm.strategy)
+    rng = np.random.default_rng(seed)
+    state = SearchState(
+        coords=problem.coords, candidates=problem.candidates,
+        regressor=get_regressor(algorithm.regressor), rng=rng, seed=seed,
+    )
+    budget = min(budget, int(state.free(restrict=strategy.filtered).sum()))
+    order: list[int] = []
+    spearman = np.full(budget, np.nan)
+
+    def evaluate(row: int) -> None:
+        order.append(row)
+        state.observed[row] = float(problem.accuracy[row])
+
+    if problem.start is not None and budget:
+        evaluate(problem.start)
+    pool = np.flatnonzero(state.free(restrict=strategy.filtered))
+    for row in rng.permutation(pool)[: min(N_RANDOM_START + 1 - len(order), budget - 1)]:
+        evaluate(int(row))
+    while len(order) < budget:
+        suggestion = strategy.suggest(state, 1)
+        if not suggestion.rows:
+            break
+        if suggestion.predictions is not None and len(suggestion.predicted) > 2:
+            truth = problem.accuracy[suggestion.predicted]
+            if np.ptp(suggestion.predictions) > 0 and np.ptp(truth) > 0:
+                spearman[len(order)] = spearmanr(suggestion.predictions, truth).statistic
+        evaluate(suggestion.rows[0])
+    rows = np.array(order, dtype=np.intp)
+    best = np.maximum.accumulate(problem.accuracy[rows]) if len(rows) else np.empty(0)
+    return Trial(rows, best, spearman[: len(rows)])
+
+
+_PROBLEMS: dict[str, Problem] = {}
+
+
+def _init_worker(problems: dict[str, Problem]) -> None:
+    _PROBLEMS.update(problems)
+
+
+def _run_chunk(algorithm: Algorithm, budget: int, seeds: list[int]) -> list[Trial]:
+    problem = _PROBLEMS[algorithm.features]
+    return [run_trial(problem, algorithm, budget, seed) for seed in seeds]
+
+
+class Summary(BaseModel):
+    """Per-algorithm figures over the trials (evaluations counted from 1)."""
+
+    algorithm: str
+    trials: int
+    final_best_mean: float
+    evals_to_beat_relu: float
+    beat_relu_fraction: float
+    evals_to_top1pct: float
+    top1pct_fraction: float
+    evals_to_best: float
+    best_fraction: float
+    spearman_mean: float
+
+
+def _first_reach(curves: np.ndarray, threshold: float, strict: bool) -> np.ndarray:
+    """Per trial, the 1-based evaluation at which the curve reaches ``threshold``."""
+    hit = curves > threshold if strict else curves >= threshold - 1e-12
+    first = np.argmax(hit, axis=1).astype(float) + 1
+    first[~hit.any(axis=1)] = np.nan
+    return first
+
+
+def prepare(table, features: Features, feature_set: str, seed: int = 0,
+            cache: Path | bool | None = True) -> Problem:
+    """A table's replay problem: embedding of the candidates, accuracies, ReLU's row."""
+    names = table.names()
+    if features.names != names:
+        raise ValueError("features must be computed for the table's rows, in order")
+    coords = np.full((len(names), 2), np.nan)
+    candidates = features.candidates
+    coords[candidates] = embed(features, feature_set, seed=seed, cache=cache)
+    accuracy = chance_filled([table.records[n].val_accuracy for n in names], table.chance)
+    start = names.index(table.canonical(START)) if START in table else None
+    return Problem(names, accuracy, coords, candidates, start)
+
+
+def summarise(
+    problem: Problem, algorithm: Algorithm, trials: Sequence[Trial]
+) -> Summary:
+    """Mean evaluations to beat ReLU, reach the top 1% and the best; mean Spearman."""
+    budget = max(len(t.best) for t in trials)
+    curves = np.array([np.pad(t.best, (0, budget - len(t.best)), mode="edge") for t in trials])
+    finite = problem.accuracy[np.isfinite(problem.accuracy)]
+    top1 = float(np.quantile(finite, 0.99))
+    best = float(finite.max())
+
+    def stat(values: np.ndarray) -> tuple[float, float]:
+        reached = np.isfinite(values)
+        return (float(values[reached].mean()) if reached.any() else math.nan,
+                float(reached.mean()))
+
+    relu = stat(_first_reach(curves, problem.start_accuracy, strict=True))
+    t1 = stat(_first_reach(curves, top1, strict=False))
+    tb = stat(_first_reach(curves, best, strict=False))
+    rho = np.concatenate([t.spearman for t in trials])
+    return Summary(
+        algorithm=algorithm.label, trials=len(trials),
+        final_best_mean=float(curves[:, -1].mean()),
+        evals_to_beat_relu=relu[0], beat_relu_fraction=relu[1],
+        evals_to_top1pct=t1[0], top1pct_fraction=t1[1],
+        evals_to_best=tb[0], best_fraction=tb[1],
+        spearman_mean=float(np.nanmean(rho)) if np.isfinite(rho).any() else math.nan,
+    )
+
+
+def replay(
+    problems: dict[str, Problem],
+    algorithms: Sequence[Algorithm],
+    trials: int,
+    budget: int,
+    seed: int = 0,
+    jobs: int | None = None,
+    checkpoint: Path | None = None,
+    progress: bool = True,
+) -> dict[Algorithm, list[Trial]]:
+    """Run ``trials`` seeded trials of each algorithm; trial i uses seed ``seed + i``.
+
+    ``jobs`` processes (default: all cores; 1 runs in this process). With
+    ``checkpoint``, each finished chunk is saved there and skipped when run again.
+    """
+    from tqdm import tqdm
+
+    if trials < 1 or budget < 1:
+        raise ActError("--trials and --budget must be at least 1")
+    for algorithm in algorithms:
+        get_strategy(algorithm.strategy)
+        get_regressor(algorithm.regressor)
+        if algorithm.features not in problems:
+            raise ActError(f"no problem prepared for feature set {algorithm.features!r}")
+    jobs = jobs or os.cpu_count() or 1
+    chunk = max(1, min(10, math.ceil(trials / (2 * jobs))))
+    work = [
+        (a, list(range(seed + i, seed + min(i + chunk, trials))))
+        for a in algorithms for i in range(0, trials, chunk)
+    ]
+    results: dict[tuple[Algorithm, int], list[Trial]] = {}
+    todo = []
+    for algorithm, seeds in work:
+        saved = _load_chunk(checkpoint, algorithm, budget, seeds)
+        if saved is not None:
+            results[algorithm, seeds[0]] = saved
+        else:
+            todo.append((algorithm, seeds))
+    done = sum(len(seeds) for (a, seeds) in work if (a, seeds[0]) in results)
+    bar = tqdm(total=len(algorithms) * trials, initial=done, unit="trial", desc="replay",
+               disable=not progress)
+    if jobs == 1:
+        _init_worker(problems)
+        for algorithm, seeds in todo:
+            results[algorithm, seeds[0]] = _done(
+                checkpoint, algorithm, budget, seeds, _run_chunk(algorithm, budget, seeds), bar
+            )
+    elif todo:
+        with ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=(problems,)) as pool:
+            futures = {pool.submit(_run_chunk, a, budget, s): (a, s) for a, s in todo}
+            for future in as_completed(futures):
+                algorithm, seeds = futures[future]
+                results[algorithm, seeds[0]] = _done(
+                    checkpoint, algorithm, budget, seeds, future.result(), bar
+                )
+    bar.close()
+    return {
+        a: [t for b, seeds in work if b == a for t in results[a, seeds[0]]] for a in algorithms
+    }
+
+
+def _chunk_path(checkpoint: Path, algorithm: Algorithm, budget: int, seeds: list[int]) -> Path:
+    name = f"{algorithm.strategy}-{algorithm.regressor}-{algorithm.features}"
+    return checkpoint / f"{name}-b{budget}-s{seeds[0]}-{seeds[-1]}.npz"
+
+
+def _load_chunk(checkpoint, algorithm, budget, seeds) -> list[Trial] | None:
+    if checkpoint is None:
+        return None
+    path = _chunk_path(checkpoint, algorithm, budget, seeds)
+    try:
+        with np.load(path) as data:
+            return [
+                Trial(data[f"rows{i}"], data[f"best{i}"], data[f"rho{i}"])
+                for i in range(len(seeds))
+            ]
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def _done(checkpoint, algorithm, budget, seeds, trials: list[Trial], bar) -> list[Trial]:
+    if checkpoint is not None:
+        checkpoint.mkdir(parents=True, exist_ok=True)
+        arrays = {}
+        for i, t in enumerate(trials):
+            arrays |= {f"rows{i}": t.rows, f"best{i}": t.best, f"rho{i}": t.spearman}
+        path = _chunk_path(checkpoint, algorithm, budget, seeds)
+        fd, tmp = tempfile.mkstemp(dir=checkpoint, suffix=".npz.tmp")
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, path)
+    bar.update(len(seeds))
+    return trials
