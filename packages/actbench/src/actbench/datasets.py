@@ -208,6 +208,10 @@ CIFAR100 = TorchvisionImages("CIFAR100", "cifar-100-python", max_shift=4)
 # --- ImageFolder trees (Imagenette, ImageNet, your own) -------------------------------
 
 
+def _label(target: int) -> Tensor:
+    return torch.tensor(target, dtype=torch.int64)
+
+
 def image_folder(
     name: str,
     folder: str,
@@ -250,7 +254,7 @@ def image_folder(
                 transforms.Resize(round(size * 256 / 224)), transforms.CenterCrop(size),
                 transforms.ToTensor(),
             ])  # fmt: skip
-        ds = datasets.ImageFolder(str(sub), transform=tf)
+        ds = datasets.ImageFolder(str(sub), transform=tf, target_transform=_label)
         if len(ds.classes) != num_classes:
             raise ActError(
                 f"dataset {name!r}: {sub} has {len(ds.classes)} class folders, expected "
