@@ -6,6 +6,11 @@ input ``x`` (plus the small coefficient tensor) and recomputes each base, one at
 in backward. Forward and backward therefore hold O(1) activation-sized temporaries,
 whatever N is.
 
+Backward needs ⟨grad, f_i(x)⟩ for each coefficient and grad · f_i'(x) for the input.
+For common bases applied directly to ``x`` (identity, relu, tanh, sigmoid, swish) the
+derivative comes from a table of torch's own backward kernels, so it costs one pass over
+memory; any other base is differentiated by autograd on the recomputed value.
+
 The bases must be fixed functions (no trainable parameters of their own): their
 gradients are never returned. :class:`acthull.hull.Hull` falls back to plain autograd
 when a base has parameters.
@@ -17,9 +22,31 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from torch import Tensor
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from actcore import operators
+from actcore.compile import Apply, Input
 
 Base = Callable[[Tensor], Tensor]
+#: grad · f'(x), from the upstream gradient, the input and the value f(x).
+Derivative = Callable[[Tensor, Tensor, Tensor], Tensor]
+
+_aten = torch.ops.aten
+_DERIVATIVES: dict[Callable[..., Tensor], Derivative] = {
+    operators.identity: lambda grad, x, fx: grad,
+    torch.relu: lambda grad, x, fx: _aten.threshold_backward(grad, fx, 0),
+    torch.tanh: lambda grad, x, fx: _aten.tanh_backward(grad, fx),
+    torch.sigmoid: lambda grad, x, fx: _aten.sigmoid_backward(grad, fx),
+    F.silu: lambda grad, x, fx: _aten.silu_backward(grad, x),
+}
+
+
+def known_derivative(base: Base) -> Derivative | None:
+    """The table derivative of ``op(x)`` for a tabulated ``op``; None for anything else."""
+    if isinstance(base, Apply) and len(base.args) == 1 and isinstance(base.args[0], Input):
+        return _DERIVATIVES.get(base.fn)
+    return None
 
 
 def weighted_sum(x: Tensor, coefficients: Tensor, bases: Sequence[Base]) -> Tensor:
@@ -31,8 +58,21 @@ def weighted_sum(x: Tensor, coefficients: Tensor, bases: Sequence[Base]) -> Tens
     """
     out = torch.mul(bases[0](x), coefficients[0])
     for coefficient, base in zip(coefficients[1:], bases[1:]):
-        out = out + torch.mul(base(x), coefficient)
+        out = torch.addcmul(out, base(x), coefficient)
     return out
+
+
+def _inner(grad: Tensor, value: Tensor, like: Tensor) -> Tensor:
+    """Σ grad·value over the dimensions a coefficient shaped ``like`` is shared across."""
+    shared = [d for d, size in enumerate(like.shape) if size == 1 and value.shape[d] != 1]
+    low_precision = grad.dtype in (torch.float16, torch.bfloat16)
+    if not low_precision and like.numel() == 1 and grad.dim() > 0:
+        return torch.dot(grad.reshape(-1), value.reshape(-1)).reshape(like.shape)
+    product = grad * value
+    if shared:
+        acc = torch.float32 if low_precision else grad.dtype
+        product = torch.sum(product, dim=shared, keepdim=True, dtype=acc)
+    return product.to(like.dtype).expand(like.shape)
 
 
 class WeightedSum(torch.autograd.Function):
@@ -44,32 +84,47 @@ class WeightedSum(torch.autograd.Function):
         ctx.save_for_backward(x, coefficients)
         out = torch.mul(bases[0](x), coefficients[0])
         for coefficient, base in zip(coefficients[1:], bases[1:]):
-            out.add_(torch.mul(base(x), coefficient))
+            out.addcmul_(base(x), coefficient)
         return out
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
         x, coefficients = ctx.saved_tensors
         need_x, need_c = ctx.needs_input_grad[:2]
-        # Dimensions of x a coefficient is shared over (all of them for one per layer).
-        shared = [d for d, size in enumerate(coefficients.shape[1:]) if size == 1]
-        acc = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
         grad_x: Tensor | None = None
         grad_c: list[Tensor] = []
         for coefficient, base in zip(coefficients, ctx.bases):
-            with torch.enable_grad():
-                leaf = x.detach().requires_grad_(need_x)
-                value = base(leaf)
+            derivative = known_derivative(base)
+            if derivative is not None:
+                value = base(x)
+                slope = derivative(grad, x, value) if need_x else None
+            else:
+                value, slope = _value_and_slope(base, x, grad, need_x)
             if need_c:
-                product = grad * value
-                if shared:
-                    product = torch.sum(product, dim=shared, keepdim=True, dtype=acc)
-                grad_c.append(product.to(coefficients.dtype))
-            if need_x:
-                if value.requires_grad:
-                    (term,) = torch.autograd.grad(value, leaf, grad * coefficient)
-                else:  # a constant base (e.g. zero(x)) has no gradient
-                    term = torch.zeros_like(x)
-                grad_x = term if grad_x is None else grad_x.add_(term)
-            del value, leaf
+                grad_c.append(_inner(grad, value, coefficient))
+            if slope is not None:
+                grad_x = slope * coefficient if grad_x is None else grad_x.addcmul_(
+                    slope, coefficient
+                )
+            del value, slope
+        if need_x and grad_x is None:  # only constant bases
+            grad_x = torch.zeros_like(x)
         return grad_x, torch.stack(grad_c) if need_c else None, None
+
+
+def _value_and_slope(
+    base: Base, x: Tensor, grad: Tensor, need_x: bool
+) -> tuple[Tensor, Tensor | None]:
+    """f(x) and grad·f'(x) by autograd on a recomputation (None: f does not depend on x)."""
+    with torch.enable_grad():
+        leaf = x.detach().requires_grad_(need_x)
+        value = base(leaf)
+    if not (need_x and value.requires_grad):
+        return value.detach(), None
+    (slope,) = torch.autograd.grad(value, leaf, grad)
+    return value.detach(), slope
+
+
+def is_fixed(bases: nn.ModuleList) -> bool:
+    """Whether no base has trainable parameters (the fused path's precondition)."""
+    return not any(p.requires_grad for p in bases.parameters())

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 import actcore
 from actcore.errors import ActError
 from acthull.bases import compile_base, describe, expression
-from acthull.fused import WeightedSum, weighted_sum
+from acthull.fused import WeightedSum, is_fixed, weighted_sum
 
 Kind = Literal["convex", "affine"]
 Granularity = Literal["layer", "channel"]
@@ -105,9 +105,7 @@ class Hull(nn.Module):
     def _can_fuse(self) -> bool:
         # Bases with their own parameters need autograd through them; under torch.compile
         # the compiler does its own fusion and recomputation.
-        if not self.fused or torch.compiler.is_compiling():
-            return False
-        return not any(p.requires_grad for p in self.bases.parameters())
+        return self.fused and not torch.compiler.is_compiling() and is_fixed(self.bases)
 
     def _check_channels(self, x: Tensor) -> None:
         if x.dim() == 0 or not -x.dim() <= self.channel_dim < x.dim():

@@ -1,0 +1,112 @@
+"""One training step (forward + backward) of LeNet-5 on 28x28x1, batch 128, on this CPU.
+
+Compares, in the same run: plain ReLU; acthull's convex hull over {id, ReLU, tanh}
+(fused, memory-lean); acthull's hull with plain autograd (``fused=False``); and a naive
+"stacked" hull (torch.stack of the N base outputs, weighted sum over them).
+
+Prints median step time over interleaved rounds and the bytes saved for backward
+(unique storages packed by autograd, parameters excluded), each as a ratio to ReLU.
+
+    .venv-dev/bin/python bench/acthull_step.py [--rounds 15] [--batch 128]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from acthull import ConvexHull
+
+BASES = ["identity", "relu", "tanh"]
+
+
+class StackedHull(nn.Module):
+    """The naive implementation: materialise all N base outputs, then mix them."""
+
+    def __init__(self, bases: list[Callable[[Tensor], Tensor]]):
+        super().__init__()
+        self.fns = bases
+        self.raw = nn.Parameter(torch.zeros(len(bases)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        stacked = torch.stack([f(x) for f in self.fns])
+        c = torch.softmax(self.raw, 0).view(-1, *([1] * x.dim()))
+        return (stacked * c).sum(0)
+
+
+def lenet5(act: Callable[[], nn.Module]) -> nn.Sequential:
+    """SPEC.md's LeNet-5 for 28x28x1 (431k parameters)."""
+    return nn.Sequential(
+        nn.Conv2d(1, 20, 5), act(), nn.MaxPool2d(2),
+        nn.Conv2d(20, 50, 5), act(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(50 * 4 * 4, 500), act(), nn.Linear(500, 10),
+    )
+
+
+VARIANTS: dict[str, Callable[[], nn.Module]] = {
+    "relu": nn.ReLU,
+    "hull (fused)": lambda: ConvexHull(BASES),
+    "hull (autograd)": lambda: ConvexHull(BASES, fused=False),
+    "naive stacked": lambda: StackedHull([lambda x: x, torch.relu, torch.tanh]),
+}
+
+
+def step(model: nn.Module, x: Tensor, y: Tensor) -> None:
+    model.zero_grad(set_to_none=True)
+    nn.functional.cross_entropy(model(x), y).backward()
+
+
+def saved_bytes(model: nn.Module, x: Tensor, y: Tensor) -> int:
+    """Bytes of the distinct storages autograd saves for backward, parameters excluded."""
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    storages: dict[int, int] = {}
+
+    def pack(t: Tensor) -> Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in params:
+            storages[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = nn.functional.cross_entropy(model(x), y)
+    loss.backward()
+    return sum(storages.values())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--batch", type=int, default=128)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    x = torch.randn(args.batch, 1, 28, 28)
+    y = torch.randint(0, 10, (args.batch,))
+    models = {name: lenet5(act) for name, act in VARIANTS.items()}
+    for model in models.values():  # warm up
+        for _ in range(3):
+            step(model, x, y)
+    times: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(args.rounds):  # interleaved, so machine load hits every variant alike
+        for name, model in models.items():
+            start = time.perf_counter()
+            step(model, x, y)
+            times[name].append(time.perf_counter() - start)
+    memory = {name: saved_bytes(model, x, y) for name, model in models.items()}
+    base_t = statistics.median(times["relu"])
+    base_m = memory["relu"]
+    print(f"LeNet-5 28x28x1, batch {args.batch}, {torch.get_num_threads()} threads, "
+          f"{args.rounds} interleaved rounds, hull bases {{{', '.join(BASES)}}}")
+    print(f"{'variant':<16} {'step ms':>9} {'ratio':>6} {'saved MiB':>10} {'ratio':>6}")
+    for name in models:
+        t = statistics.median(times[name])
+        print(f"{name:<16} {t * 1e3:9.2f} {t / base_t:6.2f} {memory[name] / 2**20:10.2f} "
+              f"{memory[name] / base_m:6.2f}")
+
+
+if __name__ == "__main__":
+    main()
