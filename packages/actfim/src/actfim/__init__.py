@@ -1,1 +1,35 @@
-"""actfim."""
+"""actfim: K-FAC Fisher eigenvalue spectra of PyTorch models, as activation-search features.
+
+>>> spectrum = actfim.kfac_spectrum(model, inputs)          # one entry per layer
+>>> features = actfim.fisher_cdf(spectrum)                   # Act-Bench "Fisher CDF"
+>>> actfim.fisher_distance(spectrum, other)                  # Σ_l W1 / w_l
+"""
+
+from actfim.factors import FisherType, LayerFactors, Likelihood, kfac_factors
+from actfim.features import (
+    ALL_CNN_C_NUM_WEIGHTS,
+    CdfLayout,
+    cdf_layout,
+    fisher_cdf,
+    fisher_distance,
+    fisher_distance_matrix,
+    layer_cdf,
+)
+from actfim.spectrum import LayerSpectrum, Spectrum, kfac_spectrum
+
+__all__ = [
+    "ALL_CNN_C_NUM_WEIGHTS",
+    "CdfLayout",
+    "FisherType",
+    "LayerFactors",
+    "LayerSpectrum",
+    "Likelihood",
+    "Spectrum",
+    "cdf_layout",
+    "fisher_cdf",
+    "fisher_distance",
+    "fisher_distance_matrix",
+    "kfac_factors",
+    "kfac_spectrum",
+    "layer_cdf",
+]

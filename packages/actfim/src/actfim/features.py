@@ -1,0 +1,127 @@
+"""Search features from spectra: the Act-Bench "Fisher log eigenvalue CDF" and its
+distance.
+
+Layer l with w_l weights contributes m_l = ⌊w_l/100⌋ bins over [−100, 100]; its
+log-eigenvalues are histogrammed (values outside the range fall in the end bins) and
+the normalised cumulative histogram is stored. The feature vector concatenates the
+layers. The distance of two functions is Σ_l W1(layer l)/w_l, where the 1-Wasserstein
+distance of two binned spectra is the L1 distance of their CDFs times the bin width —
+so it can be computed from fresh spectra and from CDF vectors read from tables alike.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from pydantic import BaseModel
+
+from actcore.errors import ActError
+from actfim.spectrum import Spectrum
+
+LOG_RANGE = (-100.0, 100.0)
+
+# Weights (with bias) per layer of All-CNN-C on CIFAR-10, as in the Act-Bench-CNN table.
+ALL_CNN_C_NUM_WEIGHTS = [
+    2592 + 96, 82944 + 96, 82944 + 96, 165888 + 192, 331776 + 192,
+    331776 + 192, 331776 + 192, 36864 + 192, 1920 + 10,
+]
+
+
+class CdfLayout(BaseModel):
+    """Where each layer's CDF lies in a concatenated feature vector."""
+
+    num_weights: list[int]
+    bins: list[int]
+    offsets: list[int]  # start of each layer; offsets[-1] + bins[-1] == length
+
+    @property
+    def length(self) -> int:
+        return sum(self.bins)
+
+    def split(self, vector: np.ndarray) -> list[np.ndarray]:
+        """The per-layer CDFs of a feature vector."""
+        vector = np.asarray(vector, dtype=np.float64)
+        if vector.shape != (self.length,):
+            raise ActError(
+                f"a Fisher CDF vector of length {vector.shape} does not fit this layout "
+                f"(length {self.length} for {len(self.bins)} layers)"
+            )
+        return [vector[o : o + b] for o, b in zip(self.offsets, self.bins)]
+
+
+def cdf_layout(num_weights: list[int]) -> CdfLayout:
+    """The layout of the concatenated CDF for layers with these weight counts."""
+    bins = [w // 100 for w in num_weights]
+    if any(w <= 0 for w in num_weights):
+        raise ActError(f"layer weight counts must be positive, got {num_weights}")
+    offsets = np.concatenate([[0], np.cumsum(bins)[:-1]]).astype(int).tolist()
+    return CdfLayout(num_weights=list(num_weights), bins=bins, offsets=offsets)
+
+
+def layer_cdf(log_eigenvalues: torch.Tensor | np.ndarray, bins: int) -> np.ndarray:
+    """Normalised cumulative histogram of log-eigenvalues over :data:`LOG_RANGE`."""
+    if bins == 0:
+        return np.zeros(0)
+    values = torch.as_tensor(log_eigenvalues, dtype=torch.float64).flatten()
+    if not torch.isfinite(values).all():
+        raise ActError("log-eigenvalues are not finite; the spectrum is invalid")
+    lo, hi = LOG_RANGE
+    values = values.clamp(lo, hi)
+    counts = torch.histc(values, bins=bins, min=lo, max=hi)
+    return (counts.cumsum(0) / values.numel()).numpy()
+
+
+def fisher_cdf(spectrum: Spectrum) -> np.ndarray:
+    """The concatenated per-layer CDFs (the Act-Bench "Fisher log eigenvalue CDF")."""
+    if not spectrum.valid:
+        raise ActError(f"the spectrum is invalid: {spectrum.reason}")
+    layout = cdf_layout(spectrum.num_weights)
+    parts = [layer_cdf(layer.log_eigenvalues, b)
+             for layer, b in zip(spectrum.layers, layout.bins)]
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def fisher_distance(
+    a: Spectrum | np.ndarray,
+    b: Spectrum | np.ndarray,
+    num_weights: list[int] | None = None,
+) -> float:
+    """Σ_l W1(layer l)/w_l between two spectra or two CDF vectors.
+
+    For CDF vectors pass the layers' weight counts (``num_weights``; for the Act-Bench
+    All-CNN-C table that is :data:`ALL_CNN_C_NUM_WEIGHTS`); spectra carry their own.
+    """
+    if num_weights is None:
+        for side in (a, b):
+            if isinstance(side, Spectrum):
+                num_weights = side.num_weights
+                break
+        else:
+            raise ActError("fisher_distance of two CDF vectors needs num_weights")
+    layout = cdf_layout(num_weights)
+    cdfs = [layout.split(fisher_cdf(s) if isinstance(s, Spectrum) else s) for s in (a, b)]
+    width = (LOG_RANGE[1] - LOG_RANGE[0])
+    total = 0.0
+    for fa, fb, bins, w in zip(*cdfs, layout.bins, layout.num_weights):
+        if bins:
+            total += float(np.abs(fa - fb).sum()) * (width / bins) / w
+    return total
+
+
+def fisher_distance_matrix(cdfs: np.ndarray, num_weights: list[int]) -> np.ndarray:
+    """All pairwise :func:`fisher_distance` values of the rows of ``cdfs``."""
+    layout = cdf_layout(num_weights)
+    cdfs = np.asarray(cdfs, dtype=np.float64)
+    if cdfs.ndim != 2 or cdfs.shape[1] != layout.length:
+        raise ActError(
+            f"expected an (n, {layout.length}) array of CDF vectors, got {cdfs.shape}"
+        )
+    scale = np.concatenate([
+        np.full(bins, (LOG_RANGE[1] - LOG_RANGE[0]) / bins / w) if bins else np.zeros(0)
+        for bins, w in zip(layout.bins, layout.num_weights)
+    ])
+    weighted = cdfs * scale
+    out = np.zeros((len(cdfs), len(cdfs)))
+    for i in range(len(cdfs)):
+        out[i] = np.abs(weighted - weighted[i]).sum(1)
+    return out
