@@ -1,1 +1,13 @@
-"""actfim's act plugin: hook implementations registered through the `act` entry-point group."""
+"""actfim's act plugin: the ``act fim`` command group."""
+
+from __future__ import annotations
+
+import argparse
+
+from actcore.hookspecs import hookimpl
+from actfim import cli
+
+
+@hookimpl
+def act_cli(subparsers: argparse._SubParsersAction) -> None:
+    cli.add_commands(subparsers)

@@ -1,0 +1,250 @@
+"""Spectra of many activation functions on one architecture, resumable.
+
+Every function gets the same initial weights: the model is built under the same seed,
+and the layer parameters of a reference build are copied in by name (so an activation
+that draws random numbers when constructed cannot shift the weights). Results go to a
+SQLite file, one committed transaction per function: a run killed halfway loses nothing
+finished, and running it again computes only what is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from pydantic import BaseModel
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from actcore import parse, to_module
+from actcore.errors import ActError
+from actfim.features import fisher_cdf
+from actfim.spectrum import Spectrum, kfac_spectrum
+
+ModelFactory = Callable[[nn.Module], nn.Module]
+
+
+class SpectrumRecord(BaseModel):
+    """What a batch run keeps of one function's spectrum."""
+
+    expression: str
+    valid: bool
+    reason: str | None = None
+    num_weights: list[int] = []
+    cdf: list[float] | None = None  # the Act-Bench "Fisher log eigenvalue CDF"
+    clamped: int = 0
+    seconds: float = 0.0
+
+    @classmethod
+    def from_spectrum(cls, expression: str, spectrum: Spectrum) -> SpectrumRecord:
+        cdf = fisher_cdf(spectrum).tolist() if spectrum.valid else None
+        return cls(
+            expression=expression,
+            valid=spectrum.valid,
+            reason=spectrum.reason,
+            num_weights=spectrum.num_weights,
+            cdf=cdf,
+            clamped=sum(layer.clamped_a + layer.clamped_g for layer in spectrum.layers),
+            seconds=spectrum.seconds,
+        )
+
+
+class SpectrumStore:
+    """A SQLite file of :class:`SpectrumRecord` s, tagged with the run's settings.
+
+    Opening an existing store with different settings is an error, so results of
+    different runs never mix.
+    """
+
+    def __init__(self, path: str | os.PathLike, settings: dict | None = None):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path)
+        with self._db:
+            self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS spectra (expression TEXT PRIMARY KEY, record TEXT)"
+            )
+        if settings is not None:
+            self._check_settings(settings)
+
+    def _check_settings(self, settings: dict) -> None:
+        text = json.dumps(settings, sort_keys=True)
+        row = self._db.execute("SELECT value FROM meta WHERE key='settings'").fetchone()
+        if row is None:
+            with self._db:
+                self._db.execute("INSERT INTO meta VALUES ('settings', ?)", (text,))
+        elif row[0] != text:
+            raise ActError(
+                f"{self.path} holds spectra computed with other settings ({row[0]}); "
+                f"use another file or remove it"
+            )
+
+    @property
+    def settings(self) -> dict | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key='settings'").fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def __contains__(self, expression: str) -> bool:
+        query = "SELECT 1 FROM spectra WHERE expression=?"
+        return self._db.execute(query, (expression,)).fetchone() is not None
+
+    def __len__(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM spectra").fetchone()[0]
+
+    def add(self, record: SpectrumRecord) -> None:
+        """Store one record (its own transaction)."""
+        with self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO spectra VALUES (?, ?)",
+                (record.expression, record.model_dump_json()),
+            )
+
+    def get(self, expression: str) -> SpectrumRecord:
+        query = "SELECT record FROM spectra WHERE expression=?"
+        row = self._db.execute(query, (expression,)).fetchone()
+        if row is None:
+            raise ActError(f"{expression!r} is not in {self.path}")
+        return SpectrumRecord.model_validate_json(row[0])
+
+    def records(self) -> Iterator[SpectrumRecord]:
+        for (text,) in self._db.execute("SELECT record FROM spectra ORDER BY rowid"):
+            yield SpectrumRecord.model_validate_json(text)
+
+    def export_json(self, path: str | os.PathLike) -> None:
+        """Write ``{expression: {"Fisher log eigenvalue CDF": [...], ...}}`` (the
+        Act-Bench key), atomically."""
+        table = {
+            r.expression: {
+                "Fisher log eigenvalue CDF": r.cdf,
+                "valid": r.valid,
+                "reason": r.reason,
+                "num_weights": r.num_weights,
+            }
+            for r in self.records()
+        }
+        write_atomic(Path(path), json.dumps(table))
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> SpectrumStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename it over."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def spectra_for_activations(
+    make_model: ModelFactory,
+    expressions: Iterable[str],
+    inputs: Tensor,
+    targets: Tensor | None = None,
+    *,
+    store: str | os.PathLike | SpectrumStore | None = None,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    **spectrum_options,
+) -> dict[str, SpectrumRecord]:
+    """Spectra of ``make_model(activation)`` for every expression, same weights each.
+
+    Args:
+        make_model: builds the architecture around an activation module.
+        expressions: activation functions as actcore expressions (checked up front).
+        inputs, targets: the batch (see :func:`actfim.kfac_spectrum`).
+        store: a SQLite file (or open store) to save to and resume from.
+        seed: seed of the initial weights and of the label draws.
+        device: where to build the model (default: the inputs' device).
+        spectrum_options: passed to :func:`actfim.kfac_spectrum` (fisher, ...).
+
+    A function whose model cannot be built or whose spectrum is not finite is recorded
+    as invalid with the reason; it never stops the run.
+    """
+    expressions = list(dict.fromkeys(str(parse(e)) for e in expressions))
+    device = torch.device(device) if device is not None else inputs.device
+    settings = {
+        "seed": seed,
+        "batch": list(inputs.shape),
+        **{k: str(v) for k, v in sorted(spectrum_options.items())},
+    }
+    opened = not isinstance(store, SpectrumStore) and store is not None
+    db = SpectrumStore(store, settings) if opened else store
+    try:
+        reference = _build(make_model, nn.Identity(), seed, device)
+        results = {}
+        todo = [e for e in expressions if db is None or e not in db]
+        if db is not None:
+            results.update({e: db.get(e) for e in expressions if e in db})
+        bar = tqdm(todo, desc="fisher spectra", unit="fn", disable=not progress)
+        for expression in bar:
+            record = _one(make_model, expression, reference, inputs, targets, seed, device,
+                          spectrum_options)
+            if db is not None:
+                db.add(record)
+            results[expression] = record
+            bar.set_postfix_str(f"{expression} {'ok' if record.valid else 'invalid'}")
+        return {e: results[e] for e in expressions}
+    finally:
+        if opened:
+            db.close()
+
+
+def _one(make_model, expression, reference, inputs, targets, seed, device, options):
+    start = time.perf_counter()
+    try:
+        model = _build(make_model, to_module(expression), seed, device)
+        _copy_weights(reference, model)
+    except ActError:
+        raise
+    except Exception as err:
+        return SpectrumRecord(expression=expression, valid=False,
+                              reason=f"building the model failed: {type(err).__name__}: {err}",
+                              seconds=time.perf_counter() - start)
+    spectrum = kfac_spectrum(model, inputs, targets, seed=seed, **options)
+    record = SpectrumRecord.from_spectrum(expression, spectrum)
+    record.seconds = time.perf_counter() - start
+    return record
+
+
+def _build(make_model: ModelFactory, activation: nn.Module, seed: int, device) -> nn.Module:
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        return make_model(activation).to(device)
+
+
+def _copy_weights(source: nn.Module, target: nn.Module) -> None:
+    """Copy every parameter and buffer of ``source`` that ``target`` has (same shape)."""
+    theirs = source.state_dict()
+    mine = target.state_dict()
+    shared = {k: v for k, v in theirs.items() if k in mine and mine[k].shape == v.shape}
+    target.load_state_dict(shared, strict=False)
+
+
+def cdf_matrix(records: Iterable[SpectrumRecord]) -> tuple[list[str], np.ndarray]:
+    """The valid records' expressions and their CDF vectors as rows."""
+    kept = [r for r in records if r.valid and r.cdf is not None]
+    if not kept:
+        return [], np.zeros((0, 0))
+    return [r.expression for r in kept], np.array([r.cdf for r in kept])

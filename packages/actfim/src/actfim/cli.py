@@ -1,0 +1,201 @@
+"""``act fim``: Fisher spectra of named models from the command line.
+
+Models and datasets come from the registry (actbench provides them); without a dataset
+the batch is random N(0, 1) inputs of ``--input-shape``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from actcore import parse
+from actcore.errors import ActError
+from actcore.plugins import DATASETS, MODELS, registry
+from actfim.batch import spectra_for_activations
+from actfim.features import fisher_cdf
+from actfim.spectrum import kfac_spectrum
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    fim = subparsers.add_parser("fim", help="K-FAC Fisher spectra (actfim)")
+    fim.set_defaults(help_parser=fim)
+    commands = fim.add_subparsers(dest="fim_command", metavar="COMMAND")
+
+    spectrum = commands.add_parser(
+        "spectrum", help="per-layer spectrum of one model and activation"
+    )
+    _common(spectrum)
+    spectrum.add_argument("--activation", required=True, metavar="EXPR",
+                          help="activation expression, e.g. 'relu(x)'")
+    spectrum.add_argument("--plot", type=Path, metavar="FILE.png",
+                          help="save a picture of the spectra")
+    spectrum.set_defaults(run=run_spectrum)
+
+    batch = commands.add_parser(
+        "batch", help="spectra of many activations (resumable SQLite store)"
+    )
+    _common(batch)
+    batch.add_argument("activations", nargs="*", metavar="EXPR",
+                       help="activation expressions")
+    batch.add_argument("--from-file", type=Path, metavar="FILE",
+                       help="read expressions from FILE, one a line")
+    batch.add_argument("--store", type=Path, required=True, metavar="FILE.sqlite",
+                       help="results; an interrupted run resumes from here")
+    batch.add_argument("--export", type=Path, metavar="FILE.json",
+                       help="also write {expression: {'Fisher log eigenvalue CDF': ...}}")
+    batch.set_defaults(run=run_batch)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="model name (from actbench)")
+    parser.add_argument("--dataset", help="dataset name (from actbench) for the batch")
+    parser.add_argument("--data-root", type=Path, help="where the dataset lives")
+    parser.add_argument("--download", action="store_true", help="download the dataset")
+    parser.add_argument("--input-shape", type=_shape, metavar="C,H,W",
+                        help="random N(0,1) inputs of this shape (without --dataset)")
+    parser.add_argument("--classes", type=int, help="number of outputs (without --dataset)")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--fisher", choices=["mc", "empirical", "type2"], default="mc")
+    parser.add_argument("--mc-samples", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0, help="weights, batch and labels")
+    parser.add_argument("--float64", action="store_true", help="float64 factors")
+    parser.add_argument("--device", default=None,
+                        help="cpu or cuda (default: cuda when available)")
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(p) for p in text.replace("x", ",").split(",") if p.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a shape: {text!r} (use e.g. 3,32,32)") from None
+    if not shape or min(shape) <= 0:
+        raise argparse.ArgumentTypeError(f"not a shape: {text!r} (use e.g. 3,32,32)")
+    return shape
+
+
+def model_builder(name: str):
+    """The registered model ``name``; says to install actbench when there is none."""
+    models = registry(MODELS)
+    if len(models) == 0:
+        raise ActError(
+            "no models are registered; install actbench (pip install actbench) "
+            "or another plugin that provides act_models"
+        )
+    return models.get(name)
+
+
+def load_batch(args: argparse.Namespace) -> tuple[Tensor, Tensor | None, tuple, int]:
+    """Inputs, targets (or None), input shape and number of classes for the command."""
+    if args.batch_size < 1:
+        raise ActError(f"--batch-size must be at least 1, got {args.batch_size}")
+    generator = torch.Generator().manual_seed(args.seed)
+    if args.dataset is None:
+        if args.input_shape is None or args.classes is None:
+            raise ActError("give --dataset NAME, or --input-shape and --classes for "
+                           "random inputs")
+        inputs = torch.randn(args.batch_size, *args.input_shape, generator=generator)
+        return inputs, None, args.input_shape, args.classes
+    dataset = registry(DATASETS).get(args.dataset)
+    data = dataset.load(split="train", root=args.data_root, download=args.download)
+    if len(data) < args.batch_size:
+        raise ActError(f"{args.dataset} has {len(data)} samples, fewer than --batch-size")
+    order = torch.randperm(len(data), generator=generator)[: args.batch_size]
+    pairs = [data[int(i)] for i in order]
+    inputs = torch.stack([torch.as_tensor(x, dtype=torch.float32) for x, _ in pairs])
+    targets = torch.as_tensor([int(y) for _, y in pairs])
+    return inputs, targets, tuple(dataset.input_shape), int(dataset.num_classes)
+
+
+def _device(args: argparse.Namespace) -> torch.device:
+    if args.device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ActError("--device cuda, but no CUDA device is available")
+    return torch.device(args.device)
+
+
+def _options(args: argparse.Namespace) -> dict:
+    if args.fisher == "empirical" and args.dataset is None:
+        raise ActError("--fisher empirical needs true labels: give --dataset")
+    return {
+        "fisher": args.fisher,
+        "mc_samples": args.mc_samples,
+        "dtype": torch.float64 if args.float64 else torch.float32,
+    }
+
+
+def run_spectrum(args: argparse.Namespace) -> int:
+    activation = str(parse(args.activation))
+    builder = model_builder(args.model)
+    inputs, targets, shape, classes = load_batch(args)
+    options = _options(args)
+    device = _device(args)
+    with torch.random.fork_rng():
+        torch.manual_seed(args.seed)
+        model: nn.Module = builder.build(activation, shape, classes).to(device)
+    spectrum = kfac_spectrum(model, inputs.to(device), _to(targets, device),
+                             seed=args.seed, **options)
+    print(f"{args.model} with {activation}: {args.fisher} Fisher, batch {len(inputs)}, "
+          f"{spectrum.seconds:.2f} s")
+    header = ("layer", "kind", "weights", "#eig", "min", "median", "max", "clamped")
+    rows = []
+    for layer in spectrum.layers:
+        s = layer.summary()
+        rows.append((s["name"], s["kind"], f"{s['weights']:,}", f"{s['eigenvalues']:,}",
+                     f"{s['min']:.2f}", f"{s['median']:.2f}", f"{s['max']:.2f}",
+                     str(s["clamped"])))
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(c.ljust(w) if i < 2 else c.rjust(w)
+                        for i, (c, w) in enumerate(zip(row, widths))))
+    if spectrum.skipped:
+        print(f"skipped (unsupported layers with weights): {', '.join(spectrum.skipped)}")
+    if spectrum.valid:
+        print(f"Fisher CDF feature length: {fisher_cdf(spectrum).size}")
+    else:
+        print(f"INVALID spectrum: {spectrum.reason}")
+    if args.plot is not None:
+        from actfim.plot import plot_spectrum
+
+        plot_spectrum(spectrum, args.plot, title=f"{args.model}, {activation}")
+        print(f"plot: {args.plot}")
+    return 0 if spectrum.valid else 1
+
+
+def run_batch(args: argparse.Namespace) -> int:
+    expressions = list(args.activations)
+    if args.from_file is not None:
+        try:
+            lines = args.from_file.read_text().splitlines()
+        except OSError as err:
+            raise ActError(f"cannot read {args.from_file}: {err.strerror}") from None
+        expressions += [line.strip() for line in lines if line.strip()]
+    if not expressions:
+        raise ActError("give activation expressions or --from-file FILE")
+    builder = model_builder(args.model)
+    inputs, targets, shape, classes = load_batch(args)
+    device = _device(args)
+    records = spectra_for_activations(
+        lambda activation: builder.build(lambda: copy.deepcopy(activation), shape, classes),
+        expressions, inputs.to(device), _to(targets, device),
+        store=args.store, seed=args.seed, device=device, **_options(args),
+    )
+    valid = sum(r.valid for r in records.values())
+    print(f"{len(records)} functions, {valid} valid, {len(records) - valid} invalid; "
+          f"store: {args.store}")
+    if args.export is not None:
+        from actfim.batch import SpectrumStore
+
+        with SpectrumStore(args.store) as store:
+            store.export_json(args.export)
+        print(f"exported: {args.export}")
+    return 0
+
+
+def _to(tensor: Tensor | None, device: torch.device) -> Tensor | None:
+    return None if tensor is None else tensor.to(device)
