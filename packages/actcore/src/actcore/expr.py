@@ -115,6 +115,9 @@ class _Parser:
             raise self.error("'x' is the input and takes no arguments", start)
         arity = self.check_name(name, start)
         self.pos += 1  # "("
+        if self.pos < len(self.text) and self.text[self.pos] == ")":
+            wanted = "at least 1" if arity == N_ARY else str(arity)
+            raise self.error(f"wrong arity: {name!r} takes {wanted} argument(s), got 0", start)
         args = [self.node(depth + 1)]
         while self.pos < len(self.text) and self.text[self.pos] == ",":
             self.pos += 1
