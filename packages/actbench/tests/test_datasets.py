@@ -30,7 +30,7 @@ def test_digits_splits_are_fixed_disjoint_and_normalised():
     assert [len(splits[s]) for s in ("train", "val", "test")] == [1077, 360, 360]
     x, y = splits["train"][0]
     assert x.dtype == torch.float32 and x.shape == (1, 8, 8) and y.dtype == torch.int64
-    rows = {s: {tuple(d.x[i].flatten().tolist()) + (int(d.y[i]),) for i in range(len(d))}
+    rows = {s: {(*d.x[i].flatten().tolist(), int(d.y[i])) for i in range(len(d))}
             for s, d in splits.items()}  # fmt: skip
     assert not rows["train"] & rows["val"] and not rows["val"] & rows["test"]
     assert all(float(d.x.min()) >= 0.0 and float(d.x.max()) <= 1.0 for d in splits.values())
@@ -49,7 +49,8 @@ def fashion_root(tmp_path):
     raw = tmp_path / "FashionMNIST" / "raw"
     raw.mkdir(parents=True)
     rng = np.random.default_rng(0)
-    images = {"train": rng.integers(0, 256, (50, 28, 28)), "t10k": rng.integers(0, 256, (7, 28, 28))}
+    images = {"train": rng.integers(0, 256, (50, 28, 28)),
+              "t10k": rng.integers(0, 256, (7, 28, 28))}  # fmt: skip
     for prefix, imgs in images.items():
         _idx(raw / f"{prefix}-images-idx3-ubyte.gz", 2051, imgs)
         _idx(raw / f"{prefix}-labels-idx1-ubyte.gz", 2049, np.arange(len(imgs)) % 10)
@@ -111,7 +112,8 @@ def test_cifar10_reads_python_pickles_with_checksums(tmp_path, monkeypatch):
     assert x.shape == (3, 32, 32) and y.item() == 1
     assert torch.allclose(x, torch.tensor(expected, dtype=torch.float32) / 255)
     augmented = cifar.load("train", root=tmp_path, augment=True)
-    assert augmented.max_shift == 4 and cifar.load("val", root=tmp_path, augment=True).max_shift is None
+    assert augmented.max_shift == 4
+    assert cifar.load("val", root=tmp_path, augment=True).max_shift is None
     # a corrupted file is reported, not loaded
     (folder / "test_batch").write_bytes(b"garbage")
     TorchvisionImages.arrays.cache_clear()  # loaded arrays are cached per process

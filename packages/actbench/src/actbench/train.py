@@ -11,6 +11,7 @@ a run saves its state after every epoch and resumes from it when restarted.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -100,6 +101,18 @@ def _save(path: Path, state: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+@contextlib.contextmanager
+def _threads(count: int | None) -> Iterator[None]:
+    """Run with ``count`` torch threads, restoring the previous number afterwards."""
+    previous = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def train(
     task: str | Task,
     activation: ActivationSpec,
@@ -136,7 +149,7 @@ def train(
             runtime_s=time.perf_counter() - start, epochs=epochs,
         )  # fmt: skip
 
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), _threads(recipe.threads):
         torch.manual_seed(seed)
         try:
             model = architecture.build(make_activation, source.input_shape, source.num_classes)

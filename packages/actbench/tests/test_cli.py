@@ -1,0 +1,84 @@
+"""``act bench``: listings, train --json, compare with table, plot and resumable results."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import actbench.cli
+from actbench import Result
+from actbench.compare import load_results, summarise, table
+from actcore.cli import main
+
+
+def test_models_lists_parameter_counts_for_a_dataset(capsys):
+    assert main(["bench", "models", "--dataset", "fashion-mnist"]) == 0
+    out = capsys.readouterr().out
+    assert "431,080" in out and "889,834" in out
+    assert "alexnet" in out and "n/a" in out  # 28x28 is too small for AlexNet
+
+
+def test_listings(capsys):
+    assert main(["bench", "tasks"]) == 0
+    out = capsys.readouterr().out
+    for task in ("mlp-digits", "cnn-digits", "lenet5-fashion-mnist", "kerasnet-cifar10",
+                 "allcnnc-cifar10", "resnet56-cifar10"):  # fmt: skip
+        assert task in out
+    assert main(["bench", "datasets"]) == 0
+    assert "digits" in capsys.readouterr().out
+
+
+def test_train_json_prints_one_record_per_seed(capsys):
+    assert main(["bench", "train", "-t", "mlp-digits", "-a", "relu", "--seeds", "2",
+                 "--epochs", "1", "--json"]) == 0  # fmt: skip
+    records = [Result.model_validate(r) for r in json.loads(capsys.readouterr().out)]
+    assert [r.seed for r in records] == [0, 1]
+    assert all(r.epochs == 1 and r.activation == "relu(x)" for r in records)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["-t", "nope", "-a", "relu"], "unknown task 'nope'"),
+        (["-t", "mlp-digits", "-a", "relu(x"], "position"),
+        (["-t", "mlp-digits", "-a", "relu", "--seeds", "0"], "--seeds"),
+        (["-t", "mlp-digits", "-a", "relu", "--set", "lr"], "FIELD=VALUE"),
+        (["-t", "mlp-digits", "-a", "relu", "--set", "lr=-1"], "lr"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(argv, message, capsys):
+    assert main(["bench", "train", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_compare_prints_table_writes_plot_and_resumes(tmp_path, capsys, monkeypatch):
+    plot, results = tmp_path / "cmp.png", tmp_path / "runs.jsonl"
+    argv = ["bench", "compare", "-t", "mlp-digits", "-a", "relu", "-a", "identity(x)",
+            "--seeds", "2", "--epochs", "2", "-o", str(plot),
+            "--results", str(results)]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "relu(x)" in out and "identity(x)" in out and "val median" in out
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    saved = load_results(results)
+    assert sorted((r.activation, r.seed) for r in saved) == [
+        ("identity(x)", 0), ("identity(x)", 1), ("relu(x)", 0), ("relu(x)", 1)]
+    assert table(summarise(saved)) in out
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("finished runs must not be trained again")
+
+    monkeypatch.setattr(actbench.cli, "train", no_training)
+    assert main([*argv, "--markdown"]) == 0
+    assert "| relu(x) | 2 | 0 |" in capsys.readouterr().out
+
+
+def test_summaries_are_medians_and_sample_stds():
+    runs = [Result(task="t", activation="a", seed=s, status="ok", train_accuracy=0, val_accuracy=v,
+                   test_accuracy=v / 2, train_loss=0, val_loss=0, test_loss=0, runtime_s=0,
+                   epochs=1) for s, v in enumerate([0.2, 0.4, 0.9])]  # fmt: skip
+    (s,) = summarise(runs)
+    assert (s.val_median, s.test_median) == (0.4, 0.2)
+    assert s.val_mean == pytest.approx(0.5) and s.val_std == pytest.approx(0.3605551, rel=1e-6)

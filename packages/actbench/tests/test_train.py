@@ -1,0 +1,124 @@
+"""The harness: honest training (cross-checked by a plain loop), failures, determinism."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import accuracy_score, log_loss
+from torch import nn
+
+from actbench import Recipe, Result, train
+from actbench.recipes import KERAS_RMSPROP, SGD_STEP
+from actcore import ActError, ParseError, UnknownNameError
+from actcore.plugins import DATASETS, MODELS, registry
+
+FAST = {"epochs": 3}
+
+
+def test_mlp_digits_with_relu_learns():
+    result = train("mlp-digits", "relu", seed=0)
+    assert result.status == "ok" and result.epochs == 30
+    assert result.val_accuracy > 0.93 and result.test_accuracy > 0.93
+    assert result.train_accuracy >= result.val_accuracy - 0.02
+    assert result.activation == "relu(x)" and result.task == "mlp-digits"
+
+
+def test_harness_matches_a_plain_training_loop():
+    """Same seed, same order, Keras time decay by hand: the harness adds nothing else."""
+    seed, lr0, decay = 3, 1e-3, 0.01
+    result = train("mlp-digits", "tanh(x)", seed, epochs=2, optimizer="rmsprop", lr=lr0,
+                   lr_decay=decay, batch_size=100)  # fmt: skip
+
+    digits = registry(DATASETS).get("digits")
+    torch.manual_seed(seed)
+    model = registry(MODELS).get("mlp").build(nn.Tanh, (1, 8, 8), 10)
+    opt = torch.optim.RMSprop(model.parameters(), lr=lr0, alpha=0.9, eps=1e-7)
+    x, y = digits.load("train").x, digits.load("train").y
+    g = torch.Generator().manual_seed(seed)
+    t = 0
+    for _ in range(2):
+        order = torch.randperm(len(y), generator=g)
+        for start in range(0, len(y), 100):
+            idx = order[start : start + 100]
+            for group in opt.param_groups:
+                group["lr"] = lr0 / (1 + decay * t)
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            t += 1
+    model.eval()
+    val = digits.load("val")
+    with torch.no_grad():
+        probs = model(val.x).softmax(1).numpy()
+    assert result.val_accuracy == pytest.approx(accuracy_score(val.y, probs.argmax(1)))
+    assert result.val_loss == pytest.approx(log_loss(val.y, probs, labels=range(10)), rel=1e-4)
+
+
+def test_runs_are_deterministic_per_seed():
+    a, b = (train("cnn-digits", "relu", seed=1, **FAST) for _ in range(2))
+    c = train("cnn-digits", "relu", seed=2, **FAST)
+    fields = {"runtime_s"}
+    assert a.model_dump(exclude=fields) == b.model_dump(exclude=fields)
+    assert a.val_loss != c.val_loss
+
+
+def test_non_finite_loss_fails_with_chance_accuracy():
+    result = train("mlp-digits", "exp(exp(exp(x)))", seed=0, **FAST)
+    assert result.status == "failed" and "non-finite" in result.reason
+    assert result.val_accuracy == result.test_accuracy == result.train_accuracy == 0.1
+    assert result.val_loss is None and result.epochs <= 1
+
+
+def test_broken_activation_modules_fail_without_raising():
+    broken = train("mlp-digits", lambda: nn.Flatten(0), seed=0, **FAST)
+    assert broken.status == "failed" and "RuntimeError" in broken.reason
+
+    def unbuildable() -> nn.Module:
+        raise ValueError("no such thing")
+
+    failed = train("mlp-digits", unbuildable, seed=0, **FAST)
+    assert failed.status == "failed" and "no such thing" in failed.reason
+
+
+def test_bad_input_raises_act_errors():
+    with pytest.raises(UnknownNameError, match="mlp-digits"):
+        train("mlp-digit", "relu", 0)
+    with pytest.raises(ParseError):
+        train("mlp-digits", "relu(x", 0)
+    with pytest.raises(ActError, match="epochs"):
+        train("mlp-digits", "relu", 0, epochs=0)
+    with pytest.raises(ActError, match="colour"):
+        train("mlp-digits", "relu", 0, colour="red")
+
+
+def test_checkpointed_run_resumes_where_it_stopped(tmp_path):
+    path = tmp_path / "run.pt"
+    first = train("mlp-digits", "relu", 5, epochs=2, checkpoint=path)
+    assert first.epochs == 2 and path.exists()
+    resumed = train("mlp-digits", "relu", 5, epochs=4, checkpoint=path)
+    straight = train("mlp-digits", "relu", 5, epochs=4)
+    assert resumed.epochs == 4
+    assert resumed.model_dump(exclude={"runtime_s"}) == straight.model_dump(exclude={"runtime_s"})
+
+
+def test_result_records_round_trip_through_json():
+    result = train("mlp-digits", "exp(exp(exp(x)))", seed=0, epochs=1)
+    assert Result.model_validate_json(result.model_dump_json()) == result
+
+
+def test_recipes_follow_the_papers_schedules():
+    # Keras time decay: lr_t = lr0 / (1 + 1e-6 t) after t updates
+    for t in (0, 1, 1000, 10**6):
+        assert KERAS_RMSPROP.lr_factor(t, 100) == pytest.approx(1 / (1 + 1e-6 * t))
+    # step decay: x0.1 every 30 epochs
+    assert SGD_STEP.lr_factor(29 * 50 + 49, 50) == 1.0
+    assert SGD_STEP.lr_factor(30 * 50, 50) == pytest.approx(0.1)
+    assert SGD_STEP.lr_factor(60 * 50, 50) == pytest.approx(0.01)
+    sgd = SGD_STEP.optimizer_for([nn.Parameter(torch.zeros(1))])
+    assert sgd.defaults["momentum"] == 0.9 and sgd.defaults["weight_decay"] == 5e-4
+    rms = KERAS_RMSPROP.optimizer_for([nn.Parameter(torch.zeros(1))])
+    assert isinstance(rms, torch.optim.RMSprop) and rms.defaults["lr"] == 1e-4
+    with pytest.raises(ValueError):
+        Recipe(optimizer="adagrad", lr=1, epochs=1, batch_size=1)
