@@ -1,0 +1,210 @@
+"""Spectra against the exact Fisher (torch.func), the Kronecker identity, validity."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.func import functional_call, jacrev
+
+from actfim import kfac_factors, kfac_spectrum
+from actfim.factors import LayerFactors
+from actfim.spectrum import ROUNDOFF, layer_spectrum
+
+
+def exact_fisher_blocks(model, x):
+    """Per-layer diagonal blocks of the type-2 Fisher (1/N) Σ_n J_nᵀ H_n J_n of the
+    softmax likelihood, from per-sample Jacobians; parameters ordered [W | b] by row."""
+    params = dict(model.named_parameters())
+    blocks = {}
+    for layer_name in {n.rsplit(".", 1)[0] for n in params}:
+        w, b = params[f"{layer_name}.weight"], params[f"{layer_name}.bias"]
+
+        def logits(weight, bias, xi):
+            p = {**params, f"{layer_name}.weight": weight, f"{layer_name}.bias": bias}
+            return functional_call(model, p, (xi[None],))[0]
+
+        total = 0
+        for xi in x:
+            jw, jb = jacrev(logits, argnums=(0, 1))(w, b, xi)  # (C, out, in), (C, out)
+            j = torch.cat([jw, jb[..., None]], dim=2).reshape(jw.shape[0], -1)
+            p = torch.softmax(logits(w, b, xi), 0)
+            h = torch.diag(p) - torch.outer(p, p)
+            total = total + j.T @ h @ j
+        blocks[layer_name] = (total / len(x)).detach()
+    return blocks
+
+
+def kron_block(f: LayerFactors):
+    """The K-FAC block in the same [W | b]-by-row order: G ⊗ A."""
+    return torch.kron(f.g[0], f.a[0])
+
+
+def mlp():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 3)).double()
+
+
+def test_one_sample_kfac_is_the_exact_fisher():
+    """With one input, a type-2 K-FAC block equals the exact block for every layer."""
+    model = mlp()
+    x = torch.randn(1, 4, dtype=torch.float64)
+    exact = exact_fisher_blocks(model, x)
+    factors, _, _ = kfac_factors(model, x, fisher="type2", dtype=torch.float64)
+    spectrum = kfac_spectrum(model, x, fisher="type2", dtype=torch.float64)
+    for f, layer in zip(factors, spectrum.layers):
+        assert torch.allclose(kron_block(f), exact[f.name], atol=1e-13)
+        true = torch.linalg.eigvalsh(exact[f.name])
+        ours = layer.log_eigenvalues.exp().sort().values
+        floor = true.max() * ROUNDOFF * torch.finfo(torch.float64).eps
+        assert len(ours) == len(true) == layer.num_weights
+        big = true > floor * 10
+        assert torch.allclose(ours[big], true[big], rtol=1e-8)
+        assert (ours[~big] <= floor * 1.0001).all()  # the exact zeros, clamped
+
+
+def test_many_samples_kfac_is_the_documented_approximation():
+    """With N inputs K-FAC is E[aaᵀ] ⊗ E[ggᵀ] (exactly), an approximation of E[aaᵀ ⊗ ggᵀ]."""
+    model = mlp()
+    x = torch.randn(64, 4, dtype=torch.float64)
+    exact = exact_fisher_blocks(model, x)
+    factors, _, _ = kfac_factors(model, x, fisher="type2", dtype=torch.float64)
+    for f in factors:
+        kfac, true = kron_block(f), exact[f.name]
+        rel = (kfac - true).norm() / true.norm()
+        assert 1e-3 < rel < 0.5, rel  # an approximation, but a close one here
+        # Traces: tr(A ⊗ G) = tr A · tr G, and the exact trace is E[|a|²|g|²].
+        assert math.isclose(kfac.trace(), f.a[0].trace() * f.g[0].trace(), rel_tol=1e-12)
+
+
+def test_kronecker_eigenvalue_identity():
+    torch.manual_seed(4)
+    a = torch.randn(2, 6, 9, dtype=torch.float64)
+    g = torch.randn(2, 4, 5, dtype=torch.float64)
+    factors = LayerFactors("x", "Conv2d", 2 * 6 * 4, a @ a.transpose(1, 2) / 9,
+                           g @ g.transpose(1, 2) / 5)
+    spectrum, problem = layer_spectrum(factors)
+    assert problem is None and spectrum.clamped_a == spectrum.clamped_g == 0
+    true = torch.cat([torch.linalg.eigvalsh(torch.kron(factors.a[i], factors.g[i]))
+                      for i in range(2)]).log().sort().values
+    assert torch.allclose(spectrum.log_eigenvalues.sort().values, true, atol=1e-10)
+
+
+def test_mc_fisher_converges_to_type2():
+    model = mlp()
+    x = torch.randn(8, 4, dtype=torch.float64)
+    exact, _, _ = kfac_factors(model, x, fisher="type2", dtype=torch.float64)
+    mc, _, _ = kfac_factors(model, x, fisher="mc", mc_samples=4000, dtype=torch.float64)
+    for e, m in zip(exact, mc):
+        assert torch.equal(e.a, m.a)
+        assert (m.g - e.g).norm() / e.g.norm() < 0.06
+
+
+def test_mc_draws_are_seeded():
+    model = mlp()
+    x = torch.randn(8, 4, dtype=torch.float64)
+    a, _, _ = kfac_factors(model, x, seed=3)
+    b, _, _ = kfac_factors(model, x, seed=3)
+    c, _, _ = kfac_factors(model, x, seed=4)
+    assert torch.equal(a[1].g, b[1].g) and not torch.equal(a[1].g, c[1].g)
+
+
+def test_regression_likelihood_g_is_jacobian_outer_product():
+    """Gaussian likelihood: type-2 G of the last layer is the identity (J = I there)."""
+    model = mlp()
+    x = torch.randn(5, 4, dtype=torch.float64)
+    factors, _, _ = kfac_factors(model, x, fisher="type2", likelihood="regression",
+                                 dtype=torch.float64)
+    assert torch.allclose(factors[1].g[0], torch.eye(3, dtype=torch.float64))
+    targets = torch.randn(5, 3, dtype=torch.float64)
+    emp, _, _ = kfac_factors(model, x, targets, fisher="empirical", likelihood="regression",
+                             dtype=torch.float64)
+    r = model(x).detach() - targets
+    assert torch.allclose(emp[1].g[0], r.T @ r / 5)
+
+
+def test_float32_spectrum_close_to_float64():
+    torch.manual_seed(5)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Tanh(), nn.Flatten(),
+                          nn.Linear(8 * 36, 4))
+    x = torch.randn(16, 3, 6, 6)
+    s32 = kfac_spectrum(model, x, fisher="type2")
+    s64 = kfac_spectrum(model.double(), x.double(), fisher="type2", dtype=torch.float64)
+    for a, b in zip(s32.layers, s64.layers):
+        a, b = a.log_eigenvalues.sort().values, b.log_eigenvalues.sort().values
+        top = b.max()
+        keep = b > top - 10  # eigenvalues within e^10 of the largest
+        assert torch.allclose(a[keep], b[keep], atol=1e-3)
+
+
+def test_spectrum_record_fields():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, groups=1), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(4 * 16, 3, bias=False), nn.LayerNorm(3))
+    spectrum = kfac_spectrum(model, torch.randn(10, 3, 6, 6))
+    assert spectrum.valid and spectrum.reason is None
+    assert spectrum.skipped == ["4"]
+    assert spectrum.num_weights == [3 * 9 * 4 + 4, 4 * 16 * 3]
+    for layer in spectrum.layers:
+        assert layer.log_eigenvalues.shape == (layer.num_weights,)
+        assert layer.log_eigenvalues.dtype == torch.float64
+    assert spectrum.layers[1].a_size == 64 and spectrum.layers[1].g_size == 3
+
+
+class Blowup(nn.Module):
+    def forward(self, x):
+        return torch.exp(x * 1e4)
+
+
+class Broken(nn.Module):
+    def forward(self, x):
+        raise RuntimeError("operator exploded")
+
+
+@pytest.mark.parametrize("activation, reason", [
+    (Blowup(), "not finite"),
+    (Broken(), "RuntimeError: operator exploded"),
+])
+def test_invalid_spectra_are_returned_not_raised(activation, reason):
+    model = nn.Sequential(nn.Linear(4, 8), activation, nn.Linear(8, 3))
+    spectrum = kfac_spectrum(model, torch.randn(5, 4))
+    assert not spectrum.valid and reason in spectrum.reason
+
+
+def test_dead_layers_make_the_spectrum_invalid():
+    class Zero(nn.Module):
+        def forward(self, x):
+            return x * 0
+
+    model = nn.Sequential(nn.Linear(4, 8), Zero(), nn.Linear(8, 3))
+    spectrum = kfac_spectrum(model, torch.randn(5, 4))
+    assert not spectrum.valid
+    assert "layer '0': factor G (is zero)" in spectrum.reason
+
+
+def test_bad_arguments_raise_act_errors():
+    from actcore.errors import ActError
+
+    model = mlp().float()
+    x = torch.randn(3, 4)
+    with pytest.raises(ActError, match="needs targets"):
+        kfac_spectrum(model, x, fisher="empirical")
+    with pytest.raises(ActError, match="unknown Fisher type"):
+        kfac_spectrum(model, x, fisher="exactish")
+    with pytest.raises(ActError, match="class indices"):
+        kfac_spectrum(model, x, torch.tensor([0, 1, 7]), fisher="empirical")
+    with pytest.raises(ActError, match="no nn.Linear"):
+        kfac_spectrum(nn.Sequential(nn.Tanh()), x)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_matches_cpu():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Tanh(), nn.Flatten(),
+                          nn.Linear(8 * 36, 4))
+    x = torch.randn(16, 3, 6, 6)
+    cpu = kfac_spectrum(model, x, fisher="type2")
+    gpu = kfac_spectrum(model.cuda(), x.cuda(), fisher="type2")
+    for a, b in zip(cpu.layers, gpu.layers):
+        top = a.log_eigenvalues.max()
+        keep = a.log_eigenvalues.sort().values > top - 10
+        assert torch.allclose(a.log_eigenvalues.sort().values[keep],
+                              b.log_eigenvalues.sort().values[keep], atol=1e-3)
