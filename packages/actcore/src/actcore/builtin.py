@@ -20,3 +20,5 @@ def act_operators() -> list[Operator]:
 @hookimpl
 def act_cli(subparsers: argparse._SubParsersAction) -> None:
     commands.add_ops(subparsers)
+    commands.add_space(subparsers)
+    commands.add_fn(subparsers)

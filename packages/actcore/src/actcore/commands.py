@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import itertools
+import sys
+from collections.abc import Iterable
 
+from actcore.equivalence import equivalence_classes
+from actcore.errors import ActError
 from actcore.operators import N_ARY
 from actcore.plugins import OPERATORS, registry
+from actcore.space import Space
 
 
 def add_ops(subparsers: argparse._SubParsersAction) -> None:
@@ -22,4 +28,106 @@ def run_ops(args: argparse.Namespace) -> int:
         kind = " (learnable)" if entry.item.learnable else ""
         print(f"{entry.name:<{width}}  {arity:>5}  {entry.plugin}{kind}")
     print(f"{len(ops)} operators")
+    return 0
+
+
+def _operator_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--operators",
+        metavar="NAMES",
+        help="comma-separated operators the placeholders range over "
+        "(default: SPEC.md's core set of 27 unary, 7 binary, 4 n-ary)",
+    )
+    parser.add_argument(
+        "--extended",
+        action="store_true",
+        help="add the extended unary operators (elish, leakyrelu, mish, gelu)",
+    )
+
+
+def _space(args: argparse.Namespace, schemas: list[str]) -> Space:
+    operators = None
+    if args.operators is not None:
+        operators = [name.strip() for name in args.operators.split(",") if name.strip()]
+    return Space(*schemas, operators=operators, extended=args.extended)
+
+
+def _progress() -> bool:
+    return sys.stderr.isatty()
+
+
+def add_space(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("space", help="count and list search spaces")
+    parser.set_defaults(help_parser=parser)
+    commands = parser.add_subparsers(dest="space_command", metavar="COMMAND")
+
+    count = commands.add_parser(
+        "count",
+        help="number of functions (or equivalence classes) in the union of schemas",
+        description="Print the number of functions in the union of the schemas (the "
+        "number is the last line); with --unique, the number of equivalence classes.",
+    )
+    count.add_argument("schemas", nargs="+", metavar="SCHEMA")
+    count.add_argument("--unique", action="store_true", help="count equivalence classes")
+    _operator_options(count)
+    count.set_defaults(run=run_space_count)
+
+    listing = commands.add_parser(
+        "list",
+        help="list the functions of a schema",
+        description="Print the functions of the schema(s), one per line, in space order; "
+        "with --unique, one representative per equivalence class.",
+    )
+    listing.add_argument("schemas", nargs="+", metavar="SCHEMA")
+    listing.add_argument("--unique", action="store_true", help="only class representatives")
+    listing.add_argument("--limit", type=int, metavar="N", help="print at most N lines")
+    _operator_options(listing)
+    listing.set_defaults(run=run_space_list)
+
+
+def run_space_count(args: argparse.Namespace) -> int:
+    space = _space(args, args.schemas)
+    if len(space.schemas) > 1:
+        for schema, new in zip(space.schemas, space.sizes):
+            print(f"{schema}  {new}")
+    if args.unique:
+        print(len(equivalence_classes(space, progress=_progress())))
+    else:
+        print(space.count())
+    return 0
+
+
+def run_space_list(args: argparse.Namespace) -> int:
+    if args.limit is not None and args.limit < 0:
+        raise ActError(f"--limit must be at least 0, got {args.limit}")
+    space = _space(args, args.schemas)
+    names: Iterable[object] = (
+        equivalence_classes(space, progress=_progress()).representatives
+        if args.unique
+        else space
+    )
+    for name in itertools.islice(names, args.limit):
+        print(name)
+    return 0
+
+
+def add_fn(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("fn", help="look at activation functions")
+    parser.set_defaults(help_parser=parser)
+    commands = parser.add_subparsers(dest="fn_command", metavar="COMMAND")
+    plot = commands.add_parser(
+        "plot",
+        help="plot functions on [-5, 5] in one figure",
+        description="Plot the functions on [-5, 5] in one PNG figure.",
+    )
+    plot.add_argument("functions", nargs="+", metavar="EXPR")
+    plot.add_argument("-o", "--output", required=True, metavar="FILE.png")
+    plot.set_defaults(run=run_fn_plot)
+
+
+def run_fn_plot(args: argparse.Namespace) -> int:
+    from actcore.plot import plot_functions
+
+    plot_functions(args.functions, args.output)
+    print(f"wrote {args.output}")
     return 0

@@ -1,0 +1,61 @@
+"""Pictures of activation functions (matplotlib, Agg backend, PNG)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from actcore.errors import ActError
+from actcore.evaluate import evaluate
+from actcore.expr import Expr, parse
+
+Y_LIMIT = 10.0  # fast-growing functions would otherwise flatten everything else
+
+
+def plot_functions(
+    functions: Sequence[str | Expr], path: str | os.PathLike, lo: float = -5.0, hi: float = 5.0
+) -> Path:
+    """Draw the functions on [lo, hi] in one figure and write it atomically as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    exprs = [parse(f) for f in functions]
+    if not exprs:
+        raise ActError("nothing to plot: give at least one function")
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise ActError(f"cannot write {path}: directory {path.parent} does not exist")
+    x = torch.linspace(lo, hi, 1001)
+    y = evaluate(exprs, x).numpy()
+    finite = y[np.isfinite(y)]
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for expr, row in zip(exprs, y):
+        ax.plot(x.numpy(), row, label=str(expr), linewidth=1.5)
+    if finite.size:
+        bottom = max(float(finite.min()), -Y_LIMIT)
+        top = min(float(finite.max()), Y_LIMIT)
+        margin = 0.05 * max(top - bottom, 1e-3)
+        ax.set_ylim(bottom - margin, top + margin)
+    ax.axhline(0, color="0.7", linewidth=0.8, zorder=0)
+    ax.axvline(0, color="0.7", linewidth=0.8, zorder=0)
+    ax.set_xlabel("x")
+    ax.set_title("activation functions")
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png")
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
