@@ -60,7 +60,8 @@ CONVS = {
 def test_conv_input_factor_matches_unfold(name):
     torch.manual_seed(0)
     conv = CONVS[name]().double()
-    shape = (3, conv.in_channels, 11) if isinstance(conv, nn.Conv1d) else (3, conv.in_channels, 9, 8)
+    spatial = (11,) if isinstance(conv, nn.Conv1d) else (9, 8)
+    shape = (3, conv.in_channels, *spatial)
     x = torch.randn(shape, dtype=torch.float64)
     moment, count = conv_input_moment(x, conv)
     assert torch.allclose(moment / count, direct_conv_a(x, conv), atol=1e-12, rtol=1e-10)

@@ -20,7 +20,7 @@ def exact_fisher_blocks(model, x):
     for layer_name in {n.rsplit(".", 1)[0] for n in params}:
         w, b = params[f"{layer_name}.weight"], params[f"{layer_name}.bias"]
 
-        def logits(weight, bias, xi):
+        def logits(weight, bias, xi, layer_name=layer_name):
             p = {**params, f"{layer_name}.weight": weight, f"{layer_name}.bias": bias}
             return functional_call(model, p, (xi[None],))[0]
 
@@ -192,7 +192,7 @@ def test_bad_arguments_raise_act_errors():
         kfac_spectrum(model, x, fisher="exactish")
     with pytest.raises(ActError, match="class indices"):
         kfac_spectrum(model, x, torch.tensor([0, 1, 7]), fisher="empirical")
-    with pytest.raises(ActError, match="no nn.Linear"):
+    with pytest.raises(ActError, match=r"no nn\.Linear"):
         kfac_spectrum(nn.Sequential(nn.Tanh()), x)
 
 

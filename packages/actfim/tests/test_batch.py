@@ -1,0 +1,83 @@
+"""Batch spectra: same weights for every function, resumable atomic store."""
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from actcore.errors import ActError
+from actfim.batch import SpectrumStore, spectra_for_activations
+
+
+class Counting:
+    """A model factory that records the models it built."""
+
+    def __init__(self, fail_on=None):
+        self.models = []
+        self.fail_on = fail_on
+
+    def __call__(self, activation):
+        if self.fail_on is not None and str(activation) == self.fail_on:
+            raise KeyboardInterrupt  # the run is killed here
+        torch.randn(len(self.models) + 1)  # varying draws must not shift the weights
+        model = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), activation, nn.Flatten(),
+                              nn.Linear(4 * 25, 3))
+        self.models.append(model)
+        return model
+
+
+FUNCTIONS = ["relu(x)", "tanh(x)", "zero(x)", "reciprocal(zero(x))"]
+
+
+def test_same_initial_weights_and_validity():
+    factory = Counting()
+    records = spectra_for_activations(factory, FUNCTIONS, torch.randn(16, 2, 5, 5),
+                                      progress=False)
+    assert list(records) == FUNCTIONS
+    first = factory.models[0][0].weight  # the reference build
+    assert len(factory.models) == 1 + len(FUNCTIONS)
+    assert all(torch.equal(m[0].weight, first) for m in factory.models[1:])
+    assert records["relu(x)"].valid and len(records["relu(x)"].cdf) == 0 + 3
+    assert not records["zero(x)"].valid and "is zero" in records["zero(x)"].reason
+    assert "not finite" in records["reciprocal(zero(x))"].reason
+
+
+def test_store_resumes_after_a_kill(tmp_path):
+    path = tmp_path / "spectra.sqlite"
+    x = torch.randn(8, 2, 5, 5)
+    with pytest.raises(KeyboardInterrupt):
+        spectra_for_activations(Counting(fail_on="zero(x)"), FUNCTIONS, x, store=path,
+                                progress=False)
+    with SpectrumStore(path) as store:
+        assert len(store) == 2 and "tanh(x)" in store
+        kept = store.get("relu(x)")
+    factory = Counting()
+    records = spectra_for_activations(factory, FUNCTIONS, x, store=path, progress=False)
+    assert len(factory.models) == 1 + 2  # the reference build and the two missing ones
+    assert records["relu(x)"] == kept
+    again = spectra_for_activations(Counting(), ["relu(x)"], x, progress=False)
+    assert again["relu(x)"].cdf == kept.cdf  # same seed, same result without the store
+    with pytest.raises(ActError, match="other settings"):
+        spectra_for_activations(Counting(), FUNCTIONS, x, store=path, fisher="type2",
+                                progress=False)
+
+
+def test_export_json_has_the_act_bench_key(tmp_path):
+    path = tmp_path / "s.sqlite"
+    spectra_for_activations(Counting(), ["relu(x)", "zero(x)"], torch.randn(8, 2, 5, 5),
+                            store=path, progress=False)
+    with SpectrumStore(path) as store:
+        store.export_json(tmp_path / "table.json")
+    table = json.loads((tmp_path / "table.json").read_text())
+    assert len(table["relu(x)"]["Fisher log eigenvalue CDF"]) == 3
+    assert table["zero(x)"]["Fisher log eigenvalue CDF"] is None
+    assert not list(tmp_path.glob(".*tmp"))  # no temporary files left behind
+
+
+def test_bad_expression_is_rejected_before_any_work():
+    factory = Counting()
+    with pytest.raises(ActError):
+        spectra_for_activations(factory, ["relu(x)", "relu(x"], torch.randn(4, 2, 5, 5),
+                                progress=False)
+    assert factory.models == []

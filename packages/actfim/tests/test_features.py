@@ -1,0 +1,82 @@
+"""Fisher CDF features and distances."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from actcore.errors import ActError
+from actfim import (
+    ALL_CNN_C_NUM_WEIGHTS,
+    cdf_layout,
+    fisher_cdf,
+    fisher_distance,
+    fisher_distance_matrix,
+    kfac_spectrum,
+    layer_cdf,
+)
+from actfim.spectrum import LayerSpectrum, Spectrum
+
+
+def spectrum_of(*layers):
+    return Spectrum(layers=[
+        LayerSpectrum(name=str(i), kind="Linear", num_weights=len(v), groups=1, a_size=1,
+                      g_size=1, log_eigenvalues=torch.as_tensor(v, dtype=torch.float64))
+        for i, v in enumerate(layers)
+    ])
+
+
+def test_all_cnn_c_layout_matches_the_benchmark_length():
+    layout = cdf_layout(ALL_CNN_C_NUM_WEIGHTS)
+    assert layout.bins == [26, 830, 830, 1660, 3319, 3319, 3319, 370, 19]
+    assert layout.length == 13692
+    assert layout.offsets[1] == 26 and layout.offsets[-1] == 13692 - 19
+
+
+def test_layer_cdf_is_the_normalised_cumulative_histogram():
+    values = np.array([-150.0, -99.0, -1.0, 0.5, 3.0, 99.9, 250.0])
+    cdf = layer_cdf(values, 4)  # bins of width 50 over [-100, 100]
+    # Out-of-range values land in the end bins.
+    assert np.allclose(cdf, np.array([2, 3, 5, 7]) / 7)
+    with pytest.raises(ActError):
+        layer_cdf(np.array([0.0, -np.inf]), 4)
+
+
+def test_cdf_w1_equals_the_exact_wasserstein_distance_up_to_binning():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(-20, 5, 5000), rng.normal(-12, 8, 5000)
+    exact = np.abs(np.sort(a) - np.sort(b)).mean()  # W1 of equal-size samples
+    d = fisher_distance(spectrum_of(a), spectrum_of(b))
+    bin_width = 200 / (5000 // 100)
+    assert abs(d * 5000 - exact) < bin_width  # distance is W1 / w_l
+
+
+def test_distance_of_spectra_and_of_cdf_vectors_agree():
+    rng = np.random.default_rng(1)
+    s1 = spectrum_of(rng.normal(-10, 3, 300), rng.normal(-30, 9, 1200))
+    s2 = spectrum_of(rng.normal(-11, 4, 300), rng.normal(-25, 9, 1200))
+    s3 = spectrum_of(rng.normal(-5, 1, 300), rng.normal(-35, 2, 1200))
+    d12 = fisher_distance(s1, s2)
+    assert d12 > 0 and fisher_distance(s1, s1) == 0
+    assert np.isclose(fisher_distance(fisher_cdf(s1), fisher_cdf(s2), [300, 1200]), d12)
+    assert np.isclose(fisher_distance(s2, s1), d12)
+    cdfs = np.stack([fisher_cdf(s) for s in (s1, s2, s3)])
+    matrix = fisher_distance_matrix(cdfs, [300, 1200])
+    assert np.isclose(matrix[0, 1], d12) and np.isclose(matrix[2, 0], fisher_distance(s3, s1))
+    assert matrix[0, 2] + matrix[2, 1] >= matrix[0, 1]  # a metric
+    with pytest.raises(ActError, match="needs num_weights"):
+        fisher_distance(fisher_cdf(s1), fisher_cdf(s2))
+    with pytest.raises(ActError, match="does not fit"):
+        fisher_distance(fisher_cdf(s1), fisher_cdf(s2), [300, 1300])
+
+
+def test_fisher_cdf_of_a_model_and_of_an_invalid_spectrum():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(30, 40), nn.Tanh(), nn.Linear(40, 5))
+    spectrum = kfac_spectrum(model, torch.randn(64, 30))
+    cdf = fisher_cdf(spectrum)
+    assert cdf.shape == (1240 // 100 + 205 // 100,)
+    first = cdf[:12]
+    assert np.all(np.diff(first) >= 0) and first[-1] == pytest.approx(1.0)
+    with pytest.raises(ActError, match="invalid"):
+        fisher_cdf(Spectrum(layers=[], valid=False, reason="not finite"))
