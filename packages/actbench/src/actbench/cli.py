@@ -48,6 +48,10 @@ def add_bench(subparsers: argparse._SubParsersAction) -> None:
     many.add_argument("--markdown", action="store_true", help="print a Markdown table")
     many.set_defaults(run=run_compare)
 
+    from actbench.build import add_command as add_build
+
+    add_build(commands)
+
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", "-t", required=True, help="task name (act bench tasks)")

@@ -1,0 +1,104 @@
+"""The table card: how a benchmark table was made, saved beside it as ``NAME.card.json``.
+
+``TABLE.json.gz`` gets ``TABLE.card.json``: the task and its recipe, the seeds, the space
+(schemas, operators, functions, classes), the versions of act and torch, the hardware,
+and the cost of the build (total worker CPU time, wall time over all sessions).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+
+class TableCard(BaseModel):
+    """Provenance and cost of one benchmark table."""
+
+    table: str = Field(description="file name of the table")
+    task: str
+    dataset: str
+    model: str
+    recipe: dict
+    seeds: list[int]
+    aggregate: str = "median over seeds (accuracies, losses, runtime)"
+    schemas: list[str]
+    operators: list[str]
+    functions: int = Field(description="functions in the space")
+    classes: int = Field(description="equivalence classes in the space")
+    rows: int = Field(description="classes in the table (fewer with --limit)")
+    complete: bool = Field(description="every class of the space is in the table")
+    failed: int = Field(description="rows whose median run failed (chance accuracy)")
+    fisher: dict = Field(description="Fisher settings (same initial weights for all)")
+    fisher_invalid: int = Field(description="rows without a valid spectrum (empty CDF)")
+    nonfinite_policy: str
+    versions: dict[str, str]
+    hardware: dict[str, str | int]
+    workers: str
+    cpu_s: float = Field(description="CPU time of all finished work units, all sessions")
+    wall_s: float = Field(description="wall time of all build sessions")
+    created: str
+
+
+def versions() -> dict[str, str]:
+    """Versions of the act packages installed here, torch and Python."""
+    found = {"python": platform.python_version()}
+    for name in ("actcore", "actbench", "actfim", "torch", "numpy"):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def hardware() -> dict[str, str | int]:
+    """This machine: CPU model, cores, OS."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return {"cpu": cpu, "cores": cores, "system": f"{platform.system()} {platform.release()}",
+            "python": sys.version.split()[0]}  # fmt: skip
+
+
+def card_path(table: str | os.PathLike[str]) -> Path:
+    """``x/NAME.json[.gz]`` → ``x/NAME.card.json``."""
+    path = Path(table)
+    name = path.name
+    for suffix in (".json.gz", ".json", ".gz"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return path.with_name(name + ".card.json")
+
+
+def write_card(card: TableCard, path: str | os.PathLike[str]) -> Path:
+    """Write the card atomically (temporary file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(card.model_dump_json(indent=1))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_card(path: str | os.PathLike[str]) -> TableCard:
+    return TableCard.model_validate_json(Path(path).read_text())

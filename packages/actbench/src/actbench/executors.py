@@ -1,0 +1,101 @@
+"""Where a build's work runs: one :class:`concurrent.futures.Executor` interface for all.
+
+* ``workers=0``: in this process, one unit after another (debugging, tiny builds);
+* local processes (default, all cores): a :class:`~concurrent.futures.ProcessPoolExecutor`
+  with ``spawn`` workers, each limited to one torch thread;
+* a Dask distributed cluster: ``scheduler="tcp://host:8786"`` connects to a running
+  scheduler, ``scheduler="local"`` starts a :class:`distributed.LocalCluster` of
+  ``workers`` single-threaded processes on this machine. Either way the build uses
+  ``Client.get_executor()``, so the code path is the same as for local processes.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from contextlib import contextmanager
+from typing import Any
+
+from actcore import ActError
+
+
+def single_thread() -> None:
+    """Keep torch (and BLAS) to one thread: workers share the cores, not each other's."""
+    import torch
+
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
+
+
+class SerialExecutor(Executor):
+    """Runs each submitted call at once in this process; returns a finished future."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as err:  # handed to the caller via the future
+            if isinstance(err, KeyboardInterrupt | SystemExit):
+                raise
+            future.set_exception(err)
+        return future
+
+
+def default_workers() -> int:
+    """All cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@contextmanager
+def make_executor(workers: int | None = None, scheduler: str | None = None) -> Iterator[Executor]:
+    """An executor for ``workers`` parallel units (None: all cores), or on a Dask
+    ``scheduler`` address (``"local"`` for a local cluster)."""
+    if workers is not None and workers < 0:
+        raise ActError(f"--workers must be 0 (in process) or more, got {workers}")
+    if scheduler is None:
+        if workers == 0:
+            yield SerialExecutor()
+            return
+        pool = ProcessPoolExecutor(
+            max_workers=workers or default_workers(),
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=single_thread,
+        )
+        try:
+            yield pool
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        return
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise ActError(
+            "--scheduler needs Dask distributed: pip install 'actbench[distributed]'"
+        ) from None
+    cluster = None
+    if scheduler == "local":
+        cluster = LocalCluster(
+            n_workers=workers or default_workers(), threads_per_worker=1, processes=True,
+            dashboard_address=None,
+        )  # fmt: skip
+        address: Any = cluster
+    else:
+        address = scheduler
+    try:
+        client = Client(address, timeout="30s")
+    except (OSError, TimeoutError) as err:
+        if cluster is not None:
+            cluster.close()
+        raise ActError(f"cannot reach the Dask scheduler at {scheduler}: {err}") from None
+    try:
+        client.run(single_thread)
+        yield client.get_executor(pure=False)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
