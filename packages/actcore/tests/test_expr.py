@@ -43,3 +43,40 @@ def test_absurd_nesting_is_rejected():
     text = "relu(" * 1000 + "x" + ")" * 1000
     with pytest.raises(ParseError, match="nested deeper"):
         parse(text)
+
+
+def test_sum_n_without_arguments_reports_arity():
+    with pytest.raises(ParseError, match="'sum_n' takes at least 1 argument") as info:
+        parse("sum_n()")
+    assert info.value.position == 0
+
+
+def test_round_trip_every_member_of_the_binary_space():
+    from actcore import Space
+
+    names = [str(e) for e in Space("binary(unary(x),unary(x))")]
+    assert len(names) == 5103
+    assert all(str(parse(name)) == name for name in names)
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        "binary(unary(unary(x)),unary(x))",
+        "binary(unary(x),unary(unary(x)))",
+        "n-ary(unary(x),unary(x),unary(x))",
+        "unary(binary(unary(x),unary(x)))",
+        "unary(unary(unary(unary(x))))",
+    ],
+)
+def test_round_trip_sample_of_four_node_schemas(schema):
+    from actcore import Space
+
+    for expr in Space(schema).sample(300, seed=3):
+        assert parse(str(expr)) == expr
+
+
+def test_unknown_operator_lists_close_names():
+    with pytest.raises(ParseError, match="did you mean 'tanh'") as info:
+        parse("add(x,tanhh(x))")
+    assert info.value.position == 6
