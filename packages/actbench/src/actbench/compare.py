@@ -84,7 +84,7 @@ def plot(results: Sequence[Result], path: str | os.PathLike[str], title: str = "
     for ax, split in zip(axes, ("val", "test")):
         data = [[100 * getattr(r, f"{split}_accuracy") for r in results if r.activation == n]
                 for n in names]  # fmt: skip
-        ax.boxplot(data, showmeans=True)
+        ax.boxplot(data, showmeans=True, showfliers=False)  # every run is drawn below
         for i, values in enumerate(data, start=1):
             ax.scatter([i] * len(values), values, s=10, alpha=0.6, color="k", zorder=3)
         ax.set_xticks(range(1, len(names) + 1), names, rotation=60, ha="right", fontsize=8)
