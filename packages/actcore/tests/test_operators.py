@@ -127,8 +127,10 @@ def test_binary_matches_formula(name, dtype):
 
 def test_pow_edge_values():
     pow_ = get_operator("pow").fn
-    out = pow_(torch.tensor([-8.0, -2.0, 0.0, 0.0, float("nan")]),
-               torch.tensor([1 / 3, 3.0, -1.0, 0.0, 0.0]))
+    out = pow_(
+        torch.tensor([-8.0, -2.0, 0.0, 0.0, float("nan")]),
+        torch.tensor([1 / 3, 3.0, -1.0, 0.0, 0.0]),
+    )
     assert np.isnan(out[0].item())
     assert out[1:].tolist() == [-8.0, float("inf"), 1.0, 1.0]
 

@@ -86,7 +86,7 @@ def test_sample_is_uniform():
 def test_mixed_concrete_operators_and_nary_arity():
     assert Space("max(relu(x),unary(x))").count() == 27
     assert Space("n-ary(x,x)").count() == 4
-    assert [str(e) for e in Space("n-ary(x,x)")][0] == "sum_n(x,x)"
+    assert str(Space("n-ary(x,x)")[0]) == "sum_n(x,x)"
 
 
 def test_lazy_iteration_of_the_big_union():

@@ -1,0 +1,49 @@
+import numpy as np
+import pytest
+import torch
+
+from actcore import ActError, Space, evaluate, sample_points, to_module
+from actcore.evaluate import pad
+
+
+def test_sample_points_are_fixed_clipped_normal_float32():
+    x = sample_points()
+    assert x.dtype == torch.float32 and x.shape == (1000,)
+    assert torch.equal(x, sample_points())
+    expected = np.random.default_rng(0).standard_normal(1000).clip(-5, 5).astype(np.float32)
+    assert np.array_equal(x.numpy(), expected)
+    assert abs(float(x.mean())) < 0.1 and 0.9 < float(x.std()) < 1.1
+    assert sample_points(80).shape == (80,) and not torch.equal(sample_points(seed=1), x)
+
+
+def test_evaluate_matches_compiled_modules_bit_for_bit():
+    names = [str(e) for e in Space("binary(unary(x),unary(x))").sample(400, seed=2)]
+    names += ["x", "relu(x)", "sum_n(abs(x),swish(x),sigmoid(x))", "max(relu(x),cosh(elu(x)))"]
+    x = sample_points()
+    out = evaluate(names, x)
+    assert out.shape == (len(names), 1000) and out.dtype == torch.float32
+    for name, row in zip(names, out):
+        expected = to_module(name)(pad(x))[:1000]  # same aligned row as evaluate uses
+        assert torch.equal(row.nan_to_num(7.0), expected.nan_to_num(7.0)), name
+
+
+def test_rows_do_not_depend_on_the_batch():
+    names = [str(e) for e in Space("unary(binary(unary(x),unary(x)))").sample(3000, seed=1)]
+    together = evaluate(names)
+    alone = torch.cat([evaluate([n]) for n in names[:50]])
+    assert torch.equal(together[:50].nan_to_num(7.0), alone.nan_to_num(7.0))
+
+
+def test_float64_and_default_sample():
+    x = torch.linspace(-2, 2, 9, dtype=torch.float64)
+    out = evaluate(["square(x)", "x"], x)
+    assert out.dtype == torch.float64
+    assert torch.equal(out, torch.stack([x * x, x]))
+    assert evaluate(["x"]).shape == (1, 1000)
+
+
+def test_bad_input():
+    with pytest.raises(ActError, match="one-dimensional"):
+        evaluate(["x"], torch.zeros(2, 2))
+    with pytest.raises(ActError, match="unknown operator"):
+        evaluate(["relu(x)", "rel(x)"])
