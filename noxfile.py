@@ -22,7 +22,7 @@ PACKAGES: dict[str, list[str]] = {
     "actcore": [],
     "acthull": ["actcore"],
     "actfim": ["actcore"],
-    "actbench": ["actcore"],
+    "actbench": ["actcore", "actfim"],
     "actsearch": ["actcore", "actfim", "actbench"],
 }
 EXAMPLES = ["examples/act-cube"]

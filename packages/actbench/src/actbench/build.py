@@ -43,7 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
 from actbench.card import TableCard, card_path, hardware, versions, write_card
-from actbench.executors import make_executor, single_thread
+from actbench.executors import SerialExecutor, make_executor, single_thread
 from actbench.tables import TableRecord, write_table
 from actbench.tasks import get_task
 from actbench.train import Result, _recipe, train
@@ -337,13 +337,15 @@ def _run(
     pool: Executor, config: BuildConfig, todo: list[UnitKey], per_task: int, parallel: int,
     store: WorkStore, bar: tqdm, summary: dict, on_batch: Callable | None,
 ) -> None:  # fmt: skip
-    """Keep ``2 * parallel`` batches in flight; record each as it returns."""
+    """Keep ``2 * parallel`` batches in flight (one in process); record each as it
+    returns, so an interruption loses only the batches in flight."""
     pending = iter(list(_batches(todo, per_task)))
     running: dict[Future, list[UnitKey]] = {}
     failures = 0
+    capacity = 1 if isinstance(pool, SerialExecutor) else 2 * parallel
 
     def top_up() -> None:
-        while len(running) < 2 * parallel:
+        while len(running) < capacity:
             batch = next(pending, None)
             if batch is None:
                 return

@@ -30,3 +30,10 @@ def act_cli(subparsers: argparse._SubParsersAction) -> None:
     from actbench import cli
 
     cli.add_bench(subparsers)
+
+
+@hookimpl
+def act_tables() -> list:
+    from actbench.shipped import shipped_tables
+
+    return shipped_tables()

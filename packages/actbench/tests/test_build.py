@@ -1,0 +1,153 @@
+"""``act bench build``: a tiny space end to end, resume after a crash, failures recorded,
+the Dask path, the card."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+import actbench.build as build_module
+from actbench.build import BuildConfig, build, make_plan, store_path
+from actbench.card import card_path, read_card
+from actbench.tables import read_table
+from actbench.workstore import WorkStore
+from actcore import ActError
+from actcore.cli import main
+
+# 2 binary x 3 x 3 unary = 18 functions; div by zero(x) fails, add(zero,zero) is constant
+OPERATORS = ["zero", "relu", "tanh", "add", "div"]
+SCHEMA = "binary(unary(x),unary(x))"
+
+
+def config(**changes) -> BuildConfig:
+    settings = dict(task="mlp-digits", schemas=[SCHEMA], operators=OPERATORS, seeds=1,
+                    overrides={"epochs": 1}, fisher_batch=32)  # fmt: skip
+    return BuildConfig(**{**settings, **changes})
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """Count the trainings the builder runs (in process: ``workers=0``)."""
+    calls: list[tuple[str, int]] = []
+    real = build_module.train
+
+    def train(task, function, seed, **kwargs):
+        calls.append((function, seed))
+        return real(task, function, seed, **kwargs)
+
+    monkeypatch.setattr(build_module, "train", train)
+    return calls
+
+
+def test_tiny_space_end_to_end(tmp_path, counted):
+    out = tmp_path / "tiny.json.gz"
+    summary = build(config(seeds=2), out, workers=0, progress=False)
+    plan = make_plan(config())
+    assert summary.out == out and summary.computed == summary.units == 3 * plan.classes
+    assert len(counted) == summary.trainings == 2 * plan.classes
+    table = read_table(out)
+    assert sorted(table) == sorted(plan.representatives)
+    # every function of the space finds its class's row
+    for name in plan.space:
+        assert str(name) in table
+    ok = table["add(relu(x),tanh(x))"]
+    assert ok.val_accuracy > 0.3 and math.isfinite(ok.val_loss) and ok.has_fisher
+    assert "add(tanh(x),relu(x))" in ok.equivalent
+    dead = table["div(relu(x),zero(x))"]  # x / 0: non-finite loss
+    assert dead.val_accuracy == pytest.approx(0.1) and math.isnan(dead.val_loss)
+    assert not dead.has_fisher and table.failed("div(relu(x),zero(x))")
+    # a second run of the same command computes nothing and writes the same table
+    again = build(config(seeds=2), out, workers=0, progress=False)
+    assert again.computed == 0 and again.reused == summary.units
+    assert len(counted) == 2 * plan.classes
+
+
+def test_resume_after_a_crash_repeats_nothing(tmp_path, counted):
+    out = tmp_path / "t.json"
+    batches = []
+
+    def crash(results):
+        batches.append(results)
+        if len(batches) == 3:
+            raise KeyboardInterrupt  # killed after 3 batches were recorded
+
+    with pytest.raises(KeyboardInterrupt):
+        build(config(), out, workers=0, per_task=1, progress=False, on_batch=crash)
+    assert not out.exists()  # no partial table
+    trained_before = len(counted)
+    assert trained_before == 3  # one function (1 seed + Fisher) per batch
+    with WorkStore(store_path(out), config().settings()) as store:
+        assert len(store) == 6
+    summary = build(config(), out, workers=0, per_task=1, progress=False)
+    assert summary.reused == 6 and summary.computed == summary.units - 6
+    assert len(counted) == make_plan(config()).classes  # each function trained once
+    assert len(set(counted)) == len(counted)
+    assert len(read_table(out)) == make_plan(config()).classes
+
+
+def test_a_raising_function_is_recorded_not_raised(tmp_path, monkeypatch):
+    real = build_module.train
+
+    def train(task, function, seed, **kwargs):
+        if function == "add(relu(x),tanh(x))":
+            raise KeyError("operator exploded")
+        return real(task, function, seed, **kwargs)
+
+    monkeypatch.setattr(build_module, "train", train)
+    out = tmp_path / "t.json"
+    summary = build(config(limit=6), out, workers=0, progress=False)
+    assert summary.out == out
+    row = read_table(out)["add(relu(x),tanh(x))"]
+    assert row.val_accuracy == pytest.approx(0.1) and math.isnan(row.train_loss)
+    with WorkStore(store_path(out), config().settings()) as store:
+        failed = [r for r in store.results() if r.key.function == "add(relu(x),tanh(x))"
+                  and r.key.kind == "train"]  # fmt: skip
+    assert failed[0].reason == "KeyError: 'operator exploded'" and not failed[0].ok
+
+
+def test_card_and_settings_guard(tmp_path):
+    out = tmp_path / "t.json.gz"
+    build(config(limit=3), out, workers=0, progress=False)
+    card = read_card(card_path(out))
+    assert card_path(out).name == "t.card.json"
+    assert card.task == "mlp-digits" and card.recipe["epochs"] == 1 and card.seeds == [0]
+    assert card.rows == 3 and card.classes == make_plan(config()).classes
+    assert not card.complete and card.operators == OPERATORS
+    assert {"torch", "actbench", "actcore", "actfim"} <= set(card.versions)
+    assert card.hardware["cores"] >= 1 and card.cpu_s > 0 and card.wall_s > 0
+    with pytest.raises(ActError, match="other settings"):
+        build(config(seeds=2, limit=3), out, workers=0, progress=False)
+
+
+def test_dask_local_cluster_same_table(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    cfg = config(limit=4)
+    local = build(cfg, tmp_path / "local.json", workers=0, progress=False)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:  # fmt: skip
+        summary = build(cfg, tmp_path / "dask.json", scheduler=cluster.scheduler_address,
+                        progress=False)  # fmt: skip
+    assert summary.computed == summary.units == local.units
+    a, b = read_table(local.out), read_table(summary.out)
+    assert list(a) == list(b)
+    for name in a:
+        assert a[name].val_accuracy == b[name].val_accuracy
+        assert a[name].fisher_cdf == b[name].fisher_cdf
+
+
+def test_cli_local_processes_and_bad_input(tmp_path, capsys):
+    out = tmp_path / "cli.json"
+    argv = ["bench", "build", "--task", "mlp-digits", "--space", SCHEMA, "--operators",
+            *OPERATORS, "--seeds", "1", "--epochs", "1", "--fisher-batch", "32", "--limit", "2",
+            "--workers", "1", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    assert "table written" in capsys.readouterr().out
+    data = json.loads(out.read_text())
+    assert len(data) == 2 and all("Fisher log eigenvalue CDF" in row for row in data.values())
+    assert main(["bench", "build", "--task", "nope", "--space", SCHEMA, "--out", "x.json"]) == 2
+    assert main(["bench", "build", "--task", "mlp-digits", "--space", SCHEMA,
+                 "--out", str(tmp_path / "x.txt")]) == 2  # fmt: skip
+    assert main(["bench", "build", "--task", "mlp-digits", "--space", "binary(bogus(x),x)",
+                 "--out", str(tmp_path / "y.json")]) == 2  # fmt: skip
