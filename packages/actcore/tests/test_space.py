@@ -25,7 +25,7 @@ def test_core_set_sizes():
 
 
 def test_iteration_order_index_and_getitem_agree():
-    space = Space("binary(unary(x),relu(x))", "unary(x)", operators=["add", "tanh", "sigmoid"])
+    space = Space("binary(unary(x),relu(x))", "unary(x)", operators=["sigmoid", "add", "tanh"])
     names = [str(e) for e in space]
     assert names == [
         "add(tanh(x),relu(x))",

@@ -137,9 +137,9 @@ def _collect(kind: Kind[T]) -> Registry[T]:
     manager = plugin_manager()
     caller = getattr(manager.hook, kind.hook)
     entries: dict[str, Entry[T]] = {}
-    # pluggy calls the most recently registered plugin first; reverse for a stable,
-    # registration-ordered listing (built-ins first).
-    for impl in reversed(caller.get_hookimpls()):
+    # get_hookimpls() lists plugins in registration order (pluggy *calls* them in
+    # reverse), so built-ins come first and a clash blames the later plugin.
+    for impl in caller.get_hookimpls():
         for item in impl.function() or ():
             name = item.name
             if name in entries:

@@ -1,0 +1,76 @@
+import pytest
+
+from actcore.cli import main
+
+
+def run(capsys, *argv):
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_ops_lists_arity_and_plugin(capsys):
+    status, out, _ = run(capsys, "ops")
+    assert status == 0
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[1:-1]}
+    assert rows["relu"] == ["1", "core"] and rows["pow"] == ["2", "core"]
+    assert rows["sum_n"] == ["n", "core"]
+
+
+def test_space_count(capsys):
+    status, out, _ = run(capsys, "space", "count", "binary(unary(x),unary(x))")
+    assert status == 0 and out.splitlines()[-1] == "5103"
+    status, out, _ = run(capsys, "space", "count", "unary(x)", "unary(unary(x))", "--extended")
+    assert out.splitlines()[-1] == str(31 + 31 * 31)
+
+
+def test_space_count_unique_counts_classes_across_the_union(capsys):
+    _, out, _ = run(capsys, "space", "count", "--unique", "unary(x)", "--operators", "relu,abs")
+    assert out.splitlines()[-1] == "2"
+    _, out, _ = run(
+        capsys,
+        "space",
+        "count",
+        "--unique",
+        "unary(x)",
+        "unary(unary(x))",
+        "--operators",
+        "relu,identity",
+    )
+    assert out.splitlines()[-1] == "2"  # relu(x) and identity(x) classes hold all six
+
+
+def test_space_list(capsys):
+    status, out, _ = run(capsys, "space", "list", "binary(unary(x),unary(x))", "--limit", "2")
+    assert status == 0
+    assert out.split() == ["add(zero(x),zero(x))", "add(zero(x),one(x))"]
+    _, out, _ = run(
+        capsys, "space", "list", "unary(unary(x))", "--unique", "--operators", "relu,identity"
+    )
+    assert out.split() == ["identity(identity(x))", "relu(relu(x))"]
+
+
+def test_fn_plot_writes_a_png(capsys, tmp_path):
+    target = tmp_path / "f.png"
+    status, out, _ = run(capsys, "fn", "plot", "relu(x)", "exp(exp(x))", "-o", str(target))
+    assert status == 0 and str(target) in out
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.png"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["space", "count", "binary(unary(x)"], "never closed"),
+        (["space", "count", "unary(x)", "--operators", "rel"], "did you mean 'relu'"),
+        (["space", "list", "unary(x)", "--limit", "-1"], "--limit must be at least 0"),
+        (["fn", "plot", "rleu(x)", "-o", "f.png"], "did you mean 'relu'"),
+        (["fn", "plot", "relu(x)", "-o", "/nonexistent/dir/f.png"], "does not exist"),
+        (["space", "count", "unary(x)", "--operators", "sum_n"], "placeholder 'unary'"),
+    ],
+)
+def test_errors_exit_2_without_traceback(capsys, argv, message):
+    status, _, err = run(capsys, *argv)
+    assert status == 2
+    assert err.startswith("act: error:") and message in err
+    assert "Traceback" not in err

@@ -1,0 +1,54 @@
+import copy
+import io
+import pickle
+
+import torch
+from torch import nn
+
+from actcore import evaluate, to_module
+
+NAME = "max(relu(x),cosh(elu(x)))"
+
+
+def test_module_computes_the_expression():
+    x = torch.linspace(-3, 3, 50, dtype=torch.float64)
+    expected = torch.maximum(torch.relu(x), torch.cosh(torch.nn.functional.elu(x)))
+    assert torch.equal(to_module(NAME)(x), expected)
+    assert str(to_module(NAME)) == NAME
+
+
+def test_pickle_deepcopy_and_state_dict():
+    module = to_module("sum_n(abs(x),swish(x),sigmoid(x))")
+    x = torch.randn(4, 7)
+    for clone in (pickle.loads(pickle.dumps(module)), copy.deepcopy(module)):
+        assert torch.equal(clone(x), module(x))
+        assert str(clone) == str(module)
+    buffer = io.BytesIO()
+    torch.save(module.state_dict(), buffer)
+    fresh = to_module("sum_n(abs(x),swish(x),sigmoid(x))")
+    fresh.load_state_dict(torch.load(io.BytesIO(buffer.getvalue())))
+    assert torch.equal(fresh(x), module(x))
+
+
+def test_activation_in_a_model_trains():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 8), to_module("add(tanh(x),relu(x))"), nn.Linear(8, 1))
+    x, y = torch.randn(32, 3), torch.randn(32, 1)
+    loss = nn.functional.mse_loss(model(x), y)
+    loss.backward()
+    assert model[0].weight.grad is not None and torch.isfinite(model[0].weight.grad).all()
+    gradcheck_input = torch.linspace(-2, 2, 9, dtype=torch.float64).requires_grad_()
+    assert torch.autograd.gradcheck(to_module("mul(swish(x),arctan(x))"), (gradcheck_input,))
+
+
+def test_matches_batched_evaluation():
+    names = ["pow(x,one(x))", "div(x,add(one(x),abs(x)))", NAME]
+    x = torch.linspace(-5, 5, 64)
+    assert torch.equal(evaluate(names, x), torch.stack([to_module(n)(x) for n in names]))
+
+
+def test_torch_compile_full_graph():
+    module = to_module("add(swish(x),mul(tanh(x),x))")
+    compiled = torch.compile(module, backend="aot_eager", fullgraph=True)
+    x = torch.randn(16)
+    torch.testing.assert_close(compiled(x), module(x))
