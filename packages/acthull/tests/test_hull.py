@@ -4,11 +4,11 @@ import pickle
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.func import functional_call
 
 from actcore import ActError, ParseError
 from acthull import AffineHull, ConvexHull, HullSpec
-from acthull.fused import WeightedSum
 
 BASES = ["identity", "relu", "tanh"]
 # table derivatives, autograd-derived ones (nested, exp), and a constant base
@@ -77,7 +77,7 @@ def test_fused_and_autograd_paths_agree():
     torch.manual_seed(0)
     fused = ConvexHull(MIXED, channels=4)
     plain = copy.deepcopy(fused)
-    plain.fused = False
+    plain.kernel = "autograd"
     with torch.no_grad():
         fused.raw.normal_()
         plain.raw.copy_(fused.raw)
@@ -91,13 +91,19 @@ def test_fused_and_autograd_paths_agree():
     torch.testing.assert_close(g1, g2)
 
 
-def test_fused_saves_one_input_sized_tensor():
-    x = torch.randn(64, 16, requires_grad=True)
+def _saved_shapes(module, x):
+    """Shapes of the input-sized (or larger) tensors autograd saves for backward."""
     saved = []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
-        ConvexHull(["identity", "relu", "tanh", "swish", "elu"])(x)
-    big = [t for t in saved if t.numel() >= x.numel()]
-    assert len(big) == 1 and big[0].data_ptr() == x.data_ptr()
+        module(x)
+    return [t.shape for t in saved if t.numel() >= x.numel()]
+
+
+def test_fused_saves_one_input_sized_tensor():
+    x = torch.randn(64, 16, requires_grad=True)
+    bases = ["identity", "relu", "tanh", "swish", "elu"]
+    assert _saved_shapes(ConvexHull(bases), x) == [x.shape]
+    assert len(_saved_shapes(ConvexHull(bases, kernel="autograd"), x)) >= len(bases)
 
 
 @pytest.mark.parametrize("cls", [ConvexHull, AffineHull])
@@ -226,5 +232,23 @@ def test_cuda():
     torch.testing.assert_close(hull(x).cpu(), hull.cpu()(x.detach().cpu()))
 
 
-def test_weighted_sum_function_is_the_fused_path():
-    assert WeightedSum.__name__ == "WeightedSum"
+def test_compiled_kernel_matches_the_fused_one():
+    """kernel='compiled' (torch.compile'd loops; one compile for both shapes below)."""
+    torch.manual_seed(0)
+    fused = AffineHull(["identity", "relu", "tanh", "elu(tanh(x))"], channels=3)
+    with torch.no_grad():
+        fused.raw.normal_()
+    compiled = copy.deepcopy(fused)
+    compiled.kernel = "compiled"
+    for shape in [(4, 3, 5, 5), (2, 3, 7, 1)]:
+        x = torch.randn(*shape, requires_grad=True)
+        assert _saved_shapes(compiled, x) == [x.shape]
+        y = compiled(x)
+        torch.testing.assert_close(y, fused(x))
+        expected = torch.autograd.grad(fused(x).square().sum(), (x, fused.raw))
+        got = torch.autograd.grad(y.square().sum(), (x, compiled.raw))
+        torch.testing.assert_close(got, expected)
+    with pytest.raises(ActError, match="actcore expression"):
+        ConvexHull([nn.Softplus(), "relu"], kernel="compiled")
+    with pytest.raises(ActError, match="kernel must be"):
+        ConvexHull(["relu"], kernel="fast")

@@ -50,3 +50,8 @@ def describe(module: nn.Module) -> str:
     if isinstance(text, str):
         return text
     return type(module).__name__
+
+
+def is_expression(module: nn.Module) -> bool:
+    """Whether a compiled base is a plain actcore expression tree (no other modules)."""
+    return all(isinstance(m, (Input, Apply, nn.ModuleList)) for m in module.modules())

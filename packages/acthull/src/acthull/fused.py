@@ -11,6 +11,11 @@ For common bases applied directly to ``x`` (identity, relu, tanh, sigmoid, swish
 derivative comes from a table of torch's own backward kernels, so it costs one pass over
 memory; any other base is differentiated by autograd on the recomputed value.
 
+A hull with ``kernel="compiled"`` instead generates one fused loop for forward and one for backward
+with ``torch.compile`` (once per base set, dynamic shapes): a pass or two over memory
+instead of a few per base. It needs a working compiler toolchain and pays a one-off
+compile time; outputs match the eager kernel to float rounding.
+
 The bases must be fixed functions (no trainable parameters of their own): their
 gradients are never returned. :class:`acthull.hull.Hull` falls back to plain autograd
 when a base has parameters.
@@ -18,6 +23,7 @@ when a base has parameters.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -79,18 +85,30 @@ class WeightedSum(torch.autograd.Function):
     """``weighted_sum`` whose backward recomputes the bases from the saved input."""
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, coefficients: Tensor, bases: tuple[Base, ...]) -> Tensor:
+    def forward(
+        ctx: Any,
+        x: Tensor,
+        coefficients: Tensor,
+        bases: tuple[Base, ...],
+        kernels: Kernels | None = None,
+    ) -> Tensor:
         ctx.bases = bases
+        ctx.kernels = kernels
         ctx.save_for_backward(x, coefficients)
+        if kernels is not None:
+            return kernels.forward(x, coefficients)
         out = torch.mul(bases[0](x), coefficients[0])
         for coefficient, base in zip(coefficients[1:], bases[1:]):
             out.addcmul_(base(x), coefficient)
         return out
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None, None]:
         x, coefficients = ctx.saved_tensors
         need_x, need_c = ctx.needs_input_grad[:2]
+        if ctx.kernels is not None:
+            grad_x, grad_c = ctx.kernels.backward(x, coefficients, grad)
+            return grad_x if need_x else None, grad_c if need_c else None, None, None
         grad_x: Tensor | None = None
         grad_c: list[Tensor] = []
         for coefficient, base in zip(coefficients, ctx.bases):
@@ -109,7 +127,7 @@ class WeightedSum(torch.autograd.Function):
             del value, slope
         if need_x and grad_x is None:  # only constant bases
             grad_x = torch.zeros_like(x)
-        return grad_x, torch.stack(grad_c) if need_c else None, None
+        return grad_x, torch.stack(grad_c) if need_c else None, None, None
 
 
 def _value_and_slope(
@@ -128,3 +146,26 @@ def _value_and_slope(
 def is_fixed(bases: nn.ModuleList) -> bool:
     """Whether no base has trainable parameters (the fused path's precondition)."""
     return not any(p.requires_grad for p in bases.parameters())
+
+
+class Kernels:
+    """``torch.compile``d forward and backward of ``weighted_sum`` over fixed bases."""
+
+    def __init__(self, bases: tuple[Base, ...]):
+        def forward(x: Tensor, coefficients: Tensor) -> Tensor:
+            return weighted_sum(x, coefficients, bases)
+
+        def backward(x: Tensor, coefficients: Tensor, grad: Tensor) -> tuple[Tensor, Tensor]:
+            _, vjp = torch.func.vjp(forward, x, coefficients)
+            return vjp(grad)
+
+        self.forward = torch.compile(forward, dynamic=True, fullgraph=True)
+        self.backward = torch.compile(backward, dynamic=True, fullgraph=True)
+
+
+@functools.cache
+def compiled_kernels(expressions: tuple[str, ...]) -> Kernels:
+    """The compiled kernels of a base set, shared by every hull over the same bases."""
+    from acthull.bases import compile_base
+
+    return Kernels(tuple(compile_base(text) for text in expressions))

@@ -26,11 +26,16 @@ from torch import Tensor, nn
 
 import actcore
 from actcore.errors import ActError
-from acthull.bases import compile_base, describe, expression
-from acthull.fused import WeightedSum, is_fixed, weighted_sum
+from acthull.bases import compile_base, describe, expression, is_expression
+from acthull.fused import WeightedSum, compiled_kernels, is_fixed, weighted_sum
 
 Kind = Literal["convex", "affine"]
 Granularity = Literal["layer", "channel"]
+#: How a hull's forward/backward run: ``fused`` recomputes the bases in backward (saves
+#: only the input), ``compiled`` does the same with torch.compile'd fused loops, and
+#: ``autograd`` is the plain sum (autograd keeps every base output).
+Kernel = Literal["fused", "compiled", "autograd"]
+KERNELS = ("fused", "compiled", "autograd")
 
 
 def coefficient_view(coefficients: Tensor, ndim: int, channel_dim: int) -> Tensor:
@@ -55,7 +60,7 @@ class Hull(nn.Module):
         *,
         channels: int | None = None,
         channel_dim: int = 1,
-        fused: bool = True,
+        kernel: Kernel = "fused",
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ):
@@ -68,7 +73,11 @@ class Hull(nn.Module):
         self.base_names = [describe(base) for base in self.bases]
         self.channels = channels
         self.channel_dim = channel_dim
-        self.fused = fused
+        if kernel not in KERNELS:
+            raise ActError(f"kernel must be one of {', '.join(KERNELS)}; got {kernel!r}")
+        if kernel == "compiled" and not all(is_expression(base) for base in self.bases):
+            raise ActError("kernel='compiled' needs every base given as an actcore expression")
+        self.kernel = kernel
         shape = (len(self.bases),) if channels is None else (len(self.bases), channels)
         #: Unconstrained parameters; :meth:`coefficients` maps them onto the hull.
         self.raw = nn.Parameter(torch.zeros(shape, device=device, dtype=dtype))
@@ -85,6 +94,7 @@ class Hull(nn.Module):
             bases=self.base_names,
             granularity="layer" if self.channels is None else "channel",
             channel_dim=self.channel_dim,
+            kernel=self.kernel,
         )
 
     def coefficients(self) -> Tensor:
@@ -99,13 +109,20 @@ class Hull(nn.Module):
         )
         bases = tuple(self.bases)
         if self._can_fuse():
-            return WeightedSum.apply(x, coefficients, bases)
+            kernels = None
+            if self.kernel == "compiled":
+                kernels = compiled_kernels(tuple(self.base_names))
+            return WeightedSum.apply(x, coefficients, bases, kernels)
         return weighted_sum(x, coefficients, bases)
 
     def _can_fuse(self) -> bool:
         # Bases with their own parameters need autograd through them; under torch.compile
         # the compiler does its own fusion and recomputation.
-        return self.fused and not torch.compiler.is_compiling() and is_fixed(self.bases)
+        return (
+            self.kernel != "autograd"
+            and not torch.compiler.is_compiling()
+            and is_fixed(self.bases)
+        )
 
     def _check_channels(self, x: Tensor) -> None:
         if x.dim() == 0 or not -x.dim() <= self.channel_dim < x.dim():
@@ -161,6 +178,7 @@ class HullSpec(BaseModel):
     bases: list[str] = Field(min_length=1, description="operator names or expressions over x")
     granularity: Granularity = "layer"
     channel_dim: int = 1
+    kernel: Kernel = "fused"
 
     @property
     def expression(self) -> str:
@@ -175,4 +193,5 @@ class HullSpec(BaseModel):
             self.bases,
             channels=channels if self.granularity == "channel" else None,
             channel_dim=self.channel_dim,
+            kernel=self.kernel,
         )
