@@ -246,6 +246,16 @@ def assemble(
     return rows
 
 
+def snapshot(out: str | Path) -> tuple[BuildConfig, Plan, dict[str, TableRecord]]:
+    """The rows finished so far by the build of ``out`` (running or interrupted), read
+    from its work store: a preview, or the figures of a build still under way."""
+    config = BuildConfig.model_validate(WorkStore.settings_of(store_path(out)))
+    plan = make_plan(config)
+    with WorkStore(store_path(out), config.settings()) as store:
+        results = {r.key: r for r in store.results()}
+    return config, plan, assemble(plan, config.seeds, results)
+
+
 # --- the build loop -----------------------------------------------------------------------
 
 

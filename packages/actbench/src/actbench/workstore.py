@@ -78,6 +78,23 @@ class WorkStore:
                 f"rerun with the same settings, or remove the store to start afresh"
             )
 
+    @staticmethod
+    def settings_of(path: str | os.PathLike[str]) -> dict:
+        """The settings a store was made with (read only: safe while a build runs)."""
+        if not Path(path).is_file():
+            raise ActError(f"work store {path} does not exist")
+        try:
+            db = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
+            try:
+                row = db.execute("SELECT value FROM meta WHERE key='settings'").fetchone()
+            finally:
+                db.close()
+        except sqlite3.DatabaseError as err:
+            raise ActError(f"work store {path}: not a usable SQLite file: {err}") from None
+        if row is None:
+            raise ActError(f"work store {path} has no settings")
+        return json.loads(row[0])
+
     def meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return None if row is None else row[0]
