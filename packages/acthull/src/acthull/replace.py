@@ -12,9 +12,11 @@ import actcore
 from actcore.errors import ActError
 from acthull.hull import HullSpec
 
-#: Element-wise hidden-layer activations replaced by default. ``nn.Sigmoid`` and
-#: ``nn.Softmax`` are left out: they usually gate or normalise rather than activate.
+#: Element-wise hidden-layer activations replaced by default: torch's and actcore's
+#: compiled expressions (as actbench's models use). ``nn.Sigmoid`` and ``nn.Softmax`` are
+#: left out: they usually gate or normalise rather than activate.
 HIDDEN_ACTIVATIONS: tuple[type[nn.Module], ...] = (
+    actcore.Activation,
     nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.SELU, nn.CELU,
     nn.GELU, nn.SiLU, nn.Mish, nn.Tanh, nn.Softplus, nn.Softsign, nn.Hardswish,
     nn.Hardtanh, nn.Tanhshrink,
