@@ -25,7 +25,7 @@ PACKAGES: dict[str, list[str]] = {
     "actbench": ["actcore", "actfim"],
     "actsearch": ["actcore", "actfim", "actbench"],
 }
-EXAMPLES = ["examples/act-cube"]
+EXAMPLES = ["examples/act-cube", "examples/act-idw-regressor"]
 
 nox.options.sessions = ["lint", *PACKAGES, "examples", "integration"]
 nox.options.reuse_existing_virtualenvs = False
