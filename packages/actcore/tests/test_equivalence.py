@@ -97,8 +97,14 @@ def test_space_classes_match_brute_force_on_the_binary_space():
 
 
 def test_union_classes_across_schemas_match_brute_force():
-    schemas = ["unary(unary(x))", "binary(unary(x),x)", "add(relu(x),unary(x))"]
+    schemas = [
+        "unary(unary(x))",
+        "binary(unary(x),x)",
+        "add(relu(x),unary(x))",
+        "binary(unary(x),relu(x))",  # shares add(relu(x),relu(x)) with the one before
+    ]
     space = Space(*schemas)
+    assert space.overlapping
     names = [str(e) for e in space]
     classes = equivalence_classes(space)
     assert _same_partition(classes.class_of, _brute_force_partition(names))

@@ -110,3 +110,11 @@ def test_errors():
     with pytest.raises(ActError, match="not in the search space"):
         Space("unary(x)").index("add(x,x)")
     assert parse("add(x,x)") not in Space("unary(x)")
+
+
+def test_vectorised_names_match_getitem():
+    space = Space("binary(unary(x),unary(x))", "add(relu(x),unary(x))", "n-ary(x,unary(x))")
+    positions = [*range(0, len(space), 97), len(space) - 1]
+    assert space.names(positions) == [str(space[p]) for p in positions]
+    with pytest.raises(IndexError):
+        space.names([len(space)])

@@ -229,7 +229,7 @@ class EquivalenceClasses:
         if self._names is not None:
             return [self._names[p] for p in positions]
         assert self._space is not None
-        return _space_names(self._space, positions)
+        return self._space.names(positions)
 
     def _position(self, name: str | Expr) -> int:
         if self._lookup is not None:
@@ -272,20 +272,6 @@ class EquivalenceClasses:
     def nonfinite_flags(self) -> np.ndarray:
         """Per class, whether its functions are non-finite on the sample."""
         return self._nonfinite.copy()
-
-
-def _space_names(space: Space, positions: np.ndarray) -> list[str]:
-    positions = np.asarray(positions, dtype=np.int64)
-    out = np.empty(len(positions), dtype=object)
-    offsets = np.asarray(space._offsets)
-    which = np.searchsorted(offsets, positions, side="right") - 1
-    for i, pattern in enumerate(space.patterns):
-        mask = which == i
-        if mask.any():
-            local = positions[mask] - offsets[i]
-            kept = space._kept(i)
-            out[mask] = pattern.names(local if kept is None else kept[local])
-    return out.tolist()
 
 
 def equivalence_classes(

@@ -291,6 +291,22 @@ class Space:
             return False
         return True
 
+    def names(self, positions: Sequence[int] | np.ndarray) -> list[str]:
+        """The names at many positions at once (vectorised decoding, for big spaces)."""
+        positions = np.asarray(positions, dtype=np.int64)
+        if len(positions) and not (positions.min() >= 0 and positions.max() < self.count()):
+            raise IndexError(f"positions outside a space of {self.count()}")
+        out = np.empty(len(positions), dtype=object)
+        offsets = np.asarray(self._offsets)
+        which = np.searchsorted(offsets, positions, side="right") - 1
+        for i, pattern in enumerate(self.patterns):
+            mask = which == i
+            if mask.any():
+                local = positions[mask] - offsets[i]
+                kept = self._kept(i)
+                out[mask] = pattern.names(local if kept is None else kept[local])
+        return out.tolist()
+
     def sample(self, k: int, seed: int = 0) -> list[Expr]:
         """``k`` distinct functions drawn uniformly at random without replacement."""
         total = self.count()
