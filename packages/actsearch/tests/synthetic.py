@@ -20,17 +20,12 @@ BINARY = ["add", "mul", "max", "sub"]
 
 def unique_functions(unary=UNARY, binary=BINARY) -> tuple[list[str], dict[str, list[str]]]:
     """ReLU plus binary(unary(x),unary(x)) over a subset, one name per distinct output."""
-    from actsearch.features import output_features
+    from actcore import equivalence_classes
 
     names = ["relu(x)", *(f"{b}({u}(x),{v}(x))" for b in binary for u in unary for v in unary)]
-    outputs = output_features(names)
-    seen: dict[bytes, str] = {}
-    equivalent: dict[str, list[str]] = {}
-    for name, row in zip(names, outputs):
-        key = np.nan_to_num(row.astype(np.float32), nan=1e38).tobytes()
-        first = seen.setdefault(key, name)
-        equivalent.setdefault(first, []).append(name)
-    return list(equivalent), equivalent
+    classes = equivalence_classes(names)
+    unique = [names[i] for i in sorted({names.index(r) for r in classes.representatives})]
+    return unique, {n: classes.members(n) for n in unique}
 
 
 def fake_cdf(row: np.ndarray, bins: int = 40) -> list[float]:

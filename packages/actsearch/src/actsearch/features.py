@@ -30,35 +30,10 @@ def check_feature_set(name: str) -> str:
 
 def output_features(names: Sequence[str]) -> np.ndarray:
     """Each function's outputs on actcore's fixed sample, as float64 rows."""
-    import torch
-
     import actcore
 
-    if hasattr(actcore, "evaluate"):
-        x = actcore.sample_points()
-        with torch.no_grad():
-            out = actcore.evaluate(list(names), x)
-    else:  # TEMPORARY until actcore's evaluation lands
-        g = torch.Generator().manual_seed(0)
-        x = torch.randn(1000, generator=g).clamp(-5, 5)
-        with torch.no_grad():
-            out = torch.stack([_evaluate_one(n, x) for n in names])
-    return np.asarray(torch.as_tensor(out).detach().cpu(), dtype=np.float64).reshape(
-        len(names), -1
-    )
-
-
-def _evaluate_one(name, x):
-    import torch
-
-    import actcore
-
-    try:
-        expr = actcore.parse(name)
-    except actcore.ParseError as err:
-        raise ActError(f"function {name!r} is not a valid expression: {err}") from None
-    with np.errstate(all="ignore"):
-        return torch.broadcast_to(actcore.to_module(expr)(x), x.shape)
+    out = actcore.evaluate(list(names), actcore.sample_points())
+    return out.cpu().numpy().astype(np.float64).reshape(len(names), -1)
 
 
 def fisher_matrix(cdfs: Sequence[Sequence[float]]) -> np.ndarray:

@@ -1,0 +1,116 @@
+"""``act search`` commands end to end, and bad input as clear errors (exit 2)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from actcore.cli import main
+from actsearch.embedding import embed
+from actsearch.features import Features
+from actsearch.regressors import get_regressor
+from actsearch.strategies import SearchState, get_strategy
+
+
+def test_replay_writes_csv_figure_and_summary(smooth_file, cache, tmp_path, capsys):
+    out = tmp_path / "rep"
+    args = ["search", "replay", "--table", str(smooth_file), "--regressor", "knr",
+            "--features", "union", "--features", "outputs", "--trials", "4", "--budget", "12",
+            "--jobs", "2", "--cache", str(cache), "--out", str(out)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "KNR (union)" in printed and "random" in printed
+    rows = list(csv.DictReader((out / "replay.csv").open()))
+    assert len(rows) == 3 * 4 * 12  # three curves, four trials, twelve evaluations
+    one = [r for r in rows if r["algorithm"] == "KNR (union)" and r["trial"] == "0"]
+    accs = [float(r["accuracy"]) for r in one]
+    assert np.allclose([float(r["best_so_far"]) for r in one], np.maximum.accumulate(accs),
+                       atol=1e-5)
+    assert one[0]["function"] == "relu(x)"
+    summary = list(csv.DictReader((out / "summary.csv").open()))
+    assert [s["algorithm"] for s in summary] == ["KNR (union)", "KNR (outputs)", "random"]
+    assert (out / "replay.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_embed_plots_three_panels(smooth_file, cache, tmp_path):
+    out = tmp_path / "emb.png"
+    assert main(["search", "embed", "--table", str(smooth_file), "--cache", str(cache),
+                 "--out", str(out)]) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_regressors_listed(capsys):
+    assert main(["search", "regressors"]) == 0
+    printed = capsys.readouterr().out
+    for name in ("knr", "rfr", "svr", "gpr", "random", "surrogate", "surrogate-batch"):
+        assert name in printed
+
+
+@pytest.fixture
+def no_fisher_table(tmp_path):
+    row = {"Train Accuracy": 0.5, "Validation Accuracy": 0.5, "Train Loss": 1,
+           "Validation Loss": 1, "Test Accuracy": 0.5, "Test Loss": 1,
+           "Equivalent Activation Functions": [], "Fisher log eigenvalue CDF": [],
+           "Runtime (s)": 1}
+    path = tmp_path / "nofisher.json"
+    path.write_text(json.dumps({f: row for f in ("relu(x)", "tanh(x)", "elu(x)")}))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--regressor", "knn"], "unknown regressor 'knn'; did you mean 'knr'"),
+        (["--strategy", "surrogat"], "unknown strategy 'surrogat'"),
+        (["--features", "unoin"], "unknown feature set 'unoin'; did you mean 'union'"),
+        (["--features", "fisher"], "needs Fisher features"),
+        (["--trials", "0"], "at least 1"),
+    ],
+)
+def test_bad_replay_input_is_a_clear_error(no_fisher_table, tmp_path, capsys, extra, message):
+    code = main(["search", "replay", "--table", str(no_fisher_table), "--out",
+                 str(tmp_path / "o"), "--cache", str(tmp_path / "c"), *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_missing_table_and_empty_space(tmp_path, capsys):
+    assert main(["search", "replay", "--table", str(tmp_path / "nope.json")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    with pytest.raises(Exception, match="nothing to search"):
+        Features(["exp(exp(exp(x)))"], np.array([[np.inf, 1.0]]), None).require("outputs")
+
+
+def test_embedding_is_cached_and_keyed_by_features(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    names = [f"f{i}" for i in range(40)]
+    features = Features(names, rng.normal(size=(40, 16)), np.sort(rng.random((40, 8)), 1))
+    first = embed(features, "union", seed=0, cache=tmp_path)
+    assert first.shape == (40, 2) and np.isfinite(first).all()
+    from actsearch import embedding
+
+    def boom(*args, **kwargs):
+        raise AssertionError("recomputed a cached embedding")
+
+    monkeypatch.setattr(embedding, "compute_embedding", boom)
+    assert np.array_equal(embed(features, "union", seed=0, cache=tmp_path), first)
+    changed = Features(names, features.outputs + 1, features.fisher)
+    with pytest.raises(AssertionError, match="recomputed"):
+        embed(changed, "union", seed=0, cache=tmp_path)
+
+
+def test_batch_never_suggests_two_members_of_one_class():
+    rng = np.random.default_rng(0)
+    coords = rng.normal(size=(30, 2))
+    classes = np.arange(30) // 3  # ten classes of three
+    state = SearchState(coords, np.ones(30, bool), get_regressor("knr"), rng,
+                        observed={0: 0.5, 4: 0.9, 8: 0.2}, pending={10}, classes=classes)
+    rows = get_strategy("surrogate-batch").suggest(state, 5).rows
+    picked = classes[rows]
+    assert len(rows) == 5 and len(set(picked)) == 5
+    assert not set(picked) & {0, 1, 2, 3}  # classes evaluated (0,1,2) or pending (3)
+    random_rows = get_strategy("random").suggest(state, 9).rows  # only six classes free
+    assert len(set(classes[random_rows])) == 6 and not set(classes[random_rows]) & {0, 1, 2, 3}
