@@ -41,17 +41,20 @@ Derivative = Callable[[Tensor, Tensor, Tensor], Tensor]
 _aten = torch.ops.aten
 _DERIVATIVES: dict[Callable[..., Tensor], Derivative] = {
     operators.identity: lambda grad, x, fx: grad,
-    torch.relu: lambda grad, x, fx: _aten.threshold_backward(grad, fx, 0),
+    torch.relu: lambda grad, x, fx: _aten.threshold_backward(grad, x, 0),
     torch.tanh: lambda grad, x, fx: _aten.tanh_backward(grad, fx),
     torch.sigmoid: lambda grad, x, fx: _aten.sigmoid_backward(grad, fx),
     F.silu: lambda grad, x, fx: _aten.silu_backward(grad, x),
 }
+#: Positively homogeneous bases, f(x) = f'(x)·x: ⟨grad, f(x)⟩ = ⟨grad·f'(x), x⟩, so their
+#: coefficient gradient needs no recomputation of f(x).
+_HOMOGENEOUS = {operators.identity, torch.relu}
 
 
-def known_derivative(base: Base) -> Derivative | None:
-    """The table derivative of ``op(x)`` for a tabulated ``op``; None for anything else."""
+def tabulated(base: Base) -> Callable[..., Tensor] | None:
+    """The operator function of a base ``op(x)`` whose derivative is tabulated, else None."""
     if isinstance(base, Apply) and len(base.args) == 1 and isinstance(base.args[0], Input):
-        return _DERIVATIVES.get(base.fn)
+        return base.fn if base.fn in _DERIVATIVES else None
     return None
 
 
@@ -112,15 +115,21 @@ class WeightedSum(torch.autograd.Function):
         grad_x: Tensor | None = None
         grad_c: list[Tensor] = []
         for coefficient, base in zip(coefficients, ctx.bases):
-            derivative = known_derivative(base)
-            if derivative is not None:
-                value = base(x)
-                slope = derivative(grad, x, value) if need_x else None
+            fn = tabulated(base)
+            if fn in _HOMOGENEOUS:
+                slope = _DERIVATIVES[fn](grad, x, x)
+                value = None
+                if need_c:
+                    grad_c.append(_inner(slope, x, coefficient))
             else:
-                value, slope = _value_and_slope(base, x, grad, need_x)
-            if need_c:
-                grad_c.append(_inner(grad, value, coefficient))
-            if slope is not None:
+                if fn is not None:
+                    value = base(x)
+                    slope = _DERIVATIVES[fn](grad, x, value) if need_x else None
+                else:
+                    value, slope = _value_and_slope(base, x, grad, need_x)
+                if need_c:
+                    grad_c.append(_inner(grad, value, coefficient))
+            if need_x and slope is not None:
                 grad_x = slope * coefficient if grad_x is None else grad_x.addcmul_(
                     slope, coefficient
                 )
