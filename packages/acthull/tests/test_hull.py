@@ -203,6 +203,8 @@ def test_bad_input_is_an_act_error():
     hull = ConvexHull(BASES, channels=4)
     with pytest.raises(ActError, match="has 4 channels but the input"):
         hull(torch.randn(2, 3))
+    with pytest.raises(ActError, match="floating-point input"):
+        ConvexHull(BASES)(torch.arange(3))
     with pytest.raises(ActError, match="needs the number of channels"):
         HullSpec(bases=["relu"], granularity="channel").build()
 

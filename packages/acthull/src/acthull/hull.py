@@ -18,7 +18,7 @@ setting), or one per channel (``channels=C``) along ``channel_dim`` (1 for NCHW 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, get_args
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -35,7 +35,7 @@ Granularity = Literal["layer", "channel"]
 #: only the input), ``compiled`` does the same with torch.compile'd fused loops, and
 #: ``autograd`` is the plain sum (autograd keeps every base output).
 Kernel = Literal["fused", "compiled", "autograd"]
-KERNELS = ("fused", "compiled", "autograd")
+KERNELS: tuple[str, ...] = get_args(Kernel)
 
 
 def coefficient_view(coefficients: Tensor, ndim: int, channel_dim: int) -> Tensor:
@@ -102,6 +102,8 @@ class Hull(nn.Module):
         raise NotImplementedError
 
     def forward(self, x: Tensor) -> Tensor:
+        if not x.is_floating_point():
+            raise ActError(f"{self.expression}: needs a floating-point input, got {x.dtype}")
         if self.channels is not None:
             self._check_channels(x)
         coefficients = coefficient_view(
