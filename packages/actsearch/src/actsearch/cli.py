@@ -42,6 +42,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p = commands.add_parser("regressors", help="list the registered regressors and strategies")
     p.set_defaults(run=run_list)
 
+    from actsearch import live
+
+    live.add_command(commands)
+
 
 def _table_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--table", required=True, help="table file (.json/.json.gz) or name")
@@ -82,7 +86,7 @@ def run_replay(args: argparse.Namespace) -> int:
     results = replay.replay(problems, algorithms, args.trials, args.budget, seed=args.seed,
                             jobs=args.jobs, checkpoint=out / "trials")
     problem = problems[feature_sets[0]]
-    _write_csv(out / "replay.csv", ["algorithm", "trial", "evaluation", "function",
+    write_csv(out / "replay.csv", ["algorithm", "trial", "evaluation", "function",
                                     "accuracy", "best_so_far", "spearman"],
                ([a.label, i, j + 1, problem.names[row], f"{problem.accuracy[row]:.6g}",
                  f"{t.best[j]:.6g}", "" if np.isnan(t.spearman[j]) else f"{t.spearman[j]:.4f}"]
@@ -90,7 +94,7 @@ def run_replay(args: argparse.Namespace) -> int:
                 for j, row in enumerate(t.rows)))
     summaries = [replay.summarise(problem, a, trials) for a, trials in results.items()]
     fields = list(replay.Summary.model_fields)
-    _write_csv(out / "summary.csv", fields,
+    write_csv(out / "summary.csv", fields,
                ([getattr(s, f) for f in fields] for s in summaries))
     curves = {a.label: np.array([t.best for t in trials if len(t.best) == args.budget]
                                 or [t.best for t in trials])
@@ -146,7 +150,7 @@ def run_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_csv(path: Path, header: Sequence[str], rows) -> Path:
+def write_csv(path: Path, header: Sequence[str], rows) -> Path:
     """Write a CSV atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".csv.tmp")

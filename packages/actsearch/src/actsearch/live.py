@@ -1,0 +1,280 @@
+"""Live search on a task: features, embedding, then training the surrogate's picks.
+
+``act search run --task mlp-digits --space 'binary(unary(x),unary(x))' --budget 50``:
+every unique function of the space (one per equivalence class, SPEC.md's eight baseline
+functions added) gets output features; candidates with finite outputs get Fisher
+features from actfim (cached in a SQLite file beside the study); the union embedding is
+computed once; then the baselines and the strategy's suggestions are trained through
+actbench on a ``concurrent.futures`` executor (local processes, or Dask with
+``--scheduler``). Rows of the search are equivalence classes, so two workers never train
+two members of one class. Every finished training is committed to the study file, and
+running the same command again resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from actcore.errors import ActError
+from actsearch.features import Features, check_feature_set, output_features
+from actsearch.regressors import get_regressor
+from actsearch.strategies import SearchState, get_strategy
+from actsearch.study import Evaluation, Study
+
+BASELINES = (
+    "elu(x)", "relu(x)", "selu(x)", "sigmoid(x)", "softplus(x)", "softsign(x)", "swish(x)",
+    "tanh(x)",
+)
+
+
+class SearchConfig(BaseModel):
+    """Everything that defines a live search (stored in the study file)."""
+
+    task: str
+    space: list[str]
+    operators: list[str] | None = None
+    budget: int = Field(50, ge=1)
+    regressor: str = "knr"
+    strategy: str = "surrogate"
+    features: str = "union"
+    seed: int = 0
+    epochs: int | None = None
+    fisher_batch: int = Field(128, ge=1)
+    data_root: str | None = None
+
+    def settings(self) -> dict:
+        """What must match for a study file to be resumed (not budget: it may grow)."""
+        return self.model_dump(exclude={"budget", "data_root"})
+
+
+def unique_functions(config: SearchConfig) -> list[str]:
+    """One name per equivalence class of the space plus the baselines, baselines first."""
+    from actcore import Space, equivalence_classes
+
+    space = Space(*config.space, operators=config.operators)
+    if space.count() == 0:
+        raise ActError(f"the search space {' | '.join(config.space)} is empty "
+                       f"(operators: {', '.join(space.operators)})")
+    classes = equivalence_classes(space, progress=True)
+    names = [*BASELINES, *classes.representatives]
+    return equivalence_classes(names).representatives
+
+
+def _fisher_rows(config: SearchConfig, names: list[str], out: Path) -> np.ndarray:
+    """Fisher CDF rows (NaN for invalid spectra), computed once into ``out``."""
+    import torch
+
+    from actbench import get_task
+    from actcore.plugins import DATASETS, MODELS, registry
+    from actfim.batch import spectra_for_activations
+    from actsearch.features import fisher_matrix
+
+    task = get_task(config.task)
+    source = registry(DATASETS).get(task.dataset)
+    architecture = registry(MODELS).get(task.model)
+    data = source.load("train", config.data_root, False, augment=False)
+    size = min(config.fisher_batch, len(data))
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(config.seed))
+    pairs = [data[int(i)] for i in order[:size]]
+    inputs = torch.stack([torch.as_tensor(x, dtype=torch.float32) for x, _ in pairs])
+    targets = torch.as_tensor([int(y) for _, y in pairs])
+
+    def make_model(activation: torch.nn.Module) -> torch.nn.Module:
+        return architecture.build(lambda: activation, source.input_shape, source.num_classes)
+
+    records = spectra_for_activations(
+        make_model, names, inputs, targets, store=out / "fisher.sqlite", seed=config.seed,
+    )
+    return fisher_matrix([records[n].cdf or [] for n in names])
+
+
+def prepare(config: SearchConfig, out: Path) -> tuple[Features, np.ndarray]:
+    """The functions' features and the embedding of the candidates (NaN elsewhere)."""
+    from actsearch.embedding import embed
+
+    names = unique_functions(config)
+    outputs = output_features(names)
+    fisher = None
+    if config.features in ("fisher", "union"):
+        finite = np.isfinite(outputs).all(axis=1)
+        fisher = np.full((len(names), 1), np.nan)
+        if finite.any():
+            rows = _fisher_rows(config, [n for n, ok in zip(names, finite) if ok], out)
+            fisher = np.full((len(names), rows.shape[1]), np.nan)
+            fisher[finite] = rows
+    features = Features(names, outputs, fisher)
+    coords = np.full((len(names), 2), np.nan)
+    coords[features.candidates] = embed(features, config.features, config.seed,
+                                        cache=out / "cache")
+    return features, coords
+
+
+def train_one(task: str, function: str, seed: int, overrides: dict) -> dict:
+    """A worker's job: one training run through actbench, as a plain dict."""
+    from actbench import train
+
+    return train(task, function, seed, **overrides).model_dump()
+
+
+def run_search(config: SearchConfig, out: Path, workers: int | None = None,
+               scheduler: str | None = None, progress: bool = True) -> list[Evaluation]:
+    """Search until ``config.budget`` evaluations are in the study; return them all."""
+    from tqdm import tqdm
+
+    from actbench.executors import default_workers, make_executor
+
+    strategy = get_strategy(config.strategy)
+    regressor = get_regressor(config.regressor)
+    check_feature_set(config.features)
+    study = Study(out / "study.sqlite", config.settings())
+    try:
+        features, coords = prepare(config, out)
+        names = features.names
+        row_of = {n: i for i, n in enumerate(names)}
+        state = SearchState(coords, features.candidates, regressor,
+                            np.random.default_rng([config.seed, len(study)]), seed=config.seed)
+        done = study.evaluations()
+        for e in done:
+            state.observed[row_of[e.function]] = e.val_accuracy
+        baselines = [row_of[n] for n in BASELINES]
+        overrides = {} if config.epochs is None else {"epochs": config.epochs}
+        if config.data_root:
+            overrides["root"] = config.data_root
+        slots = max(1, default_workers() if workers is None else workers)
+        bar = tqdm(total=config.budget, initial=min(len(done), config.budget),
+                   desc="search", unit="eval", disable=not progress)
+        _show(bar, done)
+        pending: dict[Future, int] = {}
+        with make_executor(workers, scheduler) as executor:
+            while len(done) < config.budget:
+                free = min(slots - len(pending), config.budget - len(done) - len(pending))
+                for row in _next_rows(state, strategy, baselines, free):
+                    state.pending.add(row)
+                    future = executor.submit(train_one, config.task, names[row],
+                                             config.seed, overrides)
+                    pending[future] = row
+                if not pending:
+                    break  # nothing left to evaluate
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    row = pending.pop(future)
+                    state.pending.discard(row)
+                    result = _result(future, config, names[row])
+                    done.append(study.add(names[row], result))
+                    state.observed[row] = _accuracy(result)
+                    bar.update(1)
+                    _show(bar, done)
+        bar.close()
+        return done
+    finally:
+        study.close()
+
+
+def _next_rows(state: SearchState, strategy, baselines: list[int], free: int) -> list[int]:
+    rows = [r for r in baselines if r not in state.observed and r not in state.pending][:free]
+    if len(rows) < free:
+        if rows:
+            state.pending.update(rows)
+        try:
+            rows += strategy.suggest(state, free - len(rows)).rows
+        finally:
+            state.pending.difference_update(rows)
+    return rows[:free]
+
+
+def _result(future: Future, config: SearchConfig, function: str) -> dict:
+    """The training record; a worker that died is recorded as a failed run."""
+    try:
+        return future.result()
+    except Exception as err:  # the run, not the search, failed
+        return {"task": config.task, "activation": function, "seed": config.seed,
+                "status": "failed", "reason": f"{type(err).__name__}: {err}",
+                "train_accuracy": math.nan, "val_accuracy": math.nan,
+                "test_accuracy": math.nan, "runtime_s": 0.0}
+
+
+def _accuracy(result: dict) -> float:
+    value = float(result["val_accuracy"])
+    return value if math.isfinite(value) else 0.0
+
+
+def _show(bar, done: list[Evaluation]) -> None:
+    if done:
+        best = max(done, key=lambda e: _accuracy(e.model_dump()))
+        bar.set_postfix_str(f"best {best.val_accuracy:.4f} {best.function}")
+
+
+def write_report(evaluations: list[Evaluation], out: Path, title: str, top: int = 5) -> Path:
+    """Leaderboard CSV, best-so-far curve and plots of the top functions in ``out``."""
+    from actsearch import plots
+    from actsearch.cli import write_csv
+
+    ranked = sorted(evaluations, key=lambda e: -_accuracy(e.model_dump()))
+    write_csv(out / "leaderboard.csv",
+              ["rank", "function", "val_accuracy", "test_accuracy", "status", "seconds", "order"],
+              ([i + 1, e.function, e.val_accuracy, e.test_accuracy, e.status,
+                round(e.seconds, 3), e.order] for i, e in enumerate(ranked)))
+    if evaluations:
+        plots.plot_best_so_far([_accuracy(e.model_dump()) for e in evaluations],
+                               out / "best_so_far.png", title)
+        plots.plot_functions([e.function for e in ranked[:top]], out / "top_functions.png",
+                             f"top {min(top, len(ranked))}: {title}")
+    return out
+
+
+def add_command(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("run", help="search a task live: train the surrogate's picks")
+    p.add_argument("--task", required=True, help="actbench task, e.g. mlp-digits")
+    p.add_argument("--space", action="append", required=True,
+                   help="schema, e.g. 'binary(unary(x),unary(x))' (repeatable: union)")
+    p.add_argument("--operators", default=None,
+                   help="comma-separated operators the placeholders range over")
+    p.add_argument("--budget", type=int, default=50, help="evaluations in total")
+    p.add_argument("--workers", type=int, default=None,
+                   help="parallel trainings (default: all cores; 0: in this process)")
+    p.add_argument("--scheduler", default=None,
+                   help="Dask scheduler address ('local' starts a local cluster)")
+    p.add_argument("--regressor", default="knr")
+    p.add_argument("--strategy", default="surrogate")
+    p.add_argument("--features", default="union")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=None, help="override the task's epochs")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--out", type=Path, default=None, help="report folder (and study file)")
+    p.set_defaults(run=run_command)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    if args.budget < 1:
+        raise ActError("--budget must be at least 1")
+    config = SearchConfig(
+        task=args.task, space=args.space, budget=args.budget, regressor=args.regressor,
+        strategy=args.strategy, features=args.features, seed=args.seed, epochs=args.epochs,
+        data_root=args.data_root,
+        operators=[o.strip() for o in args.operators.split(",")] if args.operators else None,
+    )
+    get_strategy(config.strategy)
+    get_regressor(config.regressor)
+    check_feature_set(config.features)
+    from actbench import get_task
+
+    get_task(config.task)
+    out = args.out or Path(f"search-{config.task}")
+    start = time.perf_counter()
+    evaluations = run_search(config, out, args.workers, args.scheduler)
+    write_report(evaluations, out, f"{config.task}, {config.strategy} {config.regressor} "
+                 f"({config.features})")
+    ranked = sorted(evaluations, key=lambda e: -_accuracy(e.model_dump()))
+    print(f"{len(evaluations)} evaluations in {out}/study.sqlite "
+          f"({time.perf_counter() - start:.0f} s this run); top functions:")
+    for e in ranked[:5]:
+        print(f"  {e.val_accuracy:.4f}  {e.function}")
+    print(f"wrote {out}/leaderboard.csv, best_so_far.png, top_functions.png")
+    return 0

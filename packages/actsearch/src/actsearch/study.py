@@ -1,0 +1,100 @@
+"""The study file of a live search: an embedded SQLite database.
+
+It holds the search's settings and every finished evaluation, one committed transaction
+per evaluation, so a search stopped by Ctrl-C or a crash loses only the trainings that
+were still running; running the same command again continues from the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from actcore.errors import ActError
+
+
+class Evaluation(BaseModel):
+    """One finished training of one function (an equivalence-class representative)."""
+
+    function: str
+    val_accuracy: float
+    test_accuracy: float
+    status: str
+    seconds: float
+    order: int
+    result: dict
+
+
+class Study:
+    """Settings plus finished evaluations; opening with other settings is an error."""
+
+    def __init__(self, path: str | os.PathLike[str], settings: dict):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(self.path)
+            with self._db:
+                self._db.execute(
+                    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)"
+                )
+                self._db.execute(
+                    "CREATE TABLE IF NOT EXISTS evaluations (function TEXT PRIMARY KEY,"
+                    " ord INTEGER, val_accuracy REAL, test_accuracy REAL, status TEXT,"
+                    " seconds REAL, finished REAL, result TEXT)"
+                )
+        except sqlite3.DatabaseError as err:
+            raise ActError(f"study file {self.path} is not a usable SQLite file: {err}") from None
+        text = json.dumps(settings, sort_keys=True)
+        row = self._db.execute("SELECT value FROM meta WHERE key='settings'").fetchone()
+        if row is None:
+            with self._db:
+                self._db.execute("INSERT INTO meta VALUES ('settings', ?)", (text,))
+        elif row[0] != text:
+            old = json.loads(row[0])
+            diff = ", ".join(
+                f"{k}: {old.get(k)!r} -> {settings.get(k)!r}"
+                for k in sorted(set(old) | set(settings)) if old.get(k) != settings.get(k)
+            )
+            raise ActError(
+                f"study file {self.path} belongs to a search with other settings ({diff}); "
+                "use another --out folder or the original settings"
+            )
+
+    def evaluations(self) -> list[Evaluation]:
+        """Finished evaluations in the order they finished."""
+        rows = self._db.execute(
+            "SELECT function, val_accuracy, test_accuracy, status, seconds, ord, result "
+            "FROM evaluations ORDER BY ord"
+        ).fetchall()
+        return [
+            Evaluation(function=f, val_accuracy=v, test_accuracy=t, status=s, seconds=sec,
+                       order=o, result=json.loads(r))
+            for f, v, t, s, sec, o, r in rows
+        ]
+
+    def __len__(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
+
+    def add(self, function: str, result: dict) -> Evaluation:
+        """Record a finished training (its own transaction)."""
+        evaluation = Evaluation(
+            function=function, val_accuracy=float(result["val_accuracy"]),
+            test_accuracy=float(result["test_accuracy"]), status=str(result["status"]),
+            seconds=float(result.get("runtime_s", 0.0)), order=len(self), result=result,
+        )
+        with self._db:
+            self._db.execute(
+                "INSERT INTO evaluations VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (function, evaluation.order, evaluation.val_accuracy,
+                 evaluation.test_accuracy, evaluation.status, evaluation.seconds, time.time(),
+                 json.dumps(result)),
+            )
+        return evaluation
+
+    def close(self) -> None:
+        self._db.close()
