@@ -53,7 +53,7 @@ def main() -> None:
                          operators=OPERATORS, seeds=1, limit=args.classes)  # fmt: skip
     times: dict[str, list[float]] = {"local": [], "dask-cold": [], "dask-warm": []}
     with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster:  # fmt: skip
+                      dashboard_address=":0") as cluster:  # fmt: skip
         timed(config, scheduler=cluster.scheduler_address)  # warm the workers up
         for _ in range(args.repeats):  # interleaved, so load drifts hit every mode
             times["local"].append(timed(config, workers=args.workers))

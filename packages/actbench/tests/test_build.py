@@ -126,7 +126,7 @@ def test_dask_local_cluster_same_table(tmp_path):
     cfg = config(limit=4)
     local = build(cfg, tmp_path / "local.json", workers=0, progress=False)
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
-                                  dashboard_address=None) as cluster:  # fmt: skip
+                                  dashboard_address=":0") as cluster:  # fmt: skip
         summary = build(cfg, tmp_path / "dask.json", scheduler=cluster.scheduler_address,
                         progress=False)  # fmt: skip
     assert summary.computed == summary.units == local.units

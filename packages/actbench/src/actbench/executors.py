@@ -81,7 +81,7 @@ def make_executor(workers: int | None = None, scheduler: str | None = None) -> I
     if scheduler == "local":
         cluster = LocalCluster(
             n_workers=workers or default_workers(), threads_per_worker=1, processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",
         )  # fmt: skip
         address: Any = cluster
     else:
