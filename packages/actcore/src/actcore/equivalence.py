@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -274,12 +275,24 @@ class EquivalenceClasses:
         return self._nonfinite.copy()
 
 
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run torch single-threaded: the work comes in cache-sized blocks, where a second
+    thread costs more in synchronisation than it gains (and far more on a busy machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def equivalence_classes(
     functions: Iterable[str | Expr] | Space, progress: bool = False
 ) -> EquivalenceClasses:
     """Group functions (names, expressions or a whole :class:`Space`) into classes."""
     bar = tqdm(desc="equivalence", unit="fn", unit_scale=True, disable=not progress)
-    with bar:
+    with bar, _one_thread():
         if isinstance(functions, Space):
             return _space_classes(functions, bar if progress else None)
         return _list_classes(functions, bar)
