@@ -1,0 +1,108 @@
+"""Live search: resume after a crash, equivalence classes, the Dask path, bad input."""
+
+from __future__ import annotations
+
+import pytest
+
+from actcore import equivalence_classes
+from actcore.cli import main
+from actcore.errors import ActError
+from actsearch import live
+from actsearch.live import BASELINES, SearchConfig, run_search
+
+OPS = ["relu", "tanh", "sigmoid", "elu", "identity", "abs", "swish", "softplus", "negative"]
+
+
+def config(**changes) -> SearchConfig:
+    base = dict(task="mlp-digits", space=["max(unary(x),unary(x))"], operators=OPS,
+                budget=12, features="outputs", epochs=1)
+    return SearchConfig(**{**base, **changes})
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """Count trainings; fake a crash (KeyboardInterrupt) at a chosen call."""
+    calls: list[str] = []
+    real = live.train_one
+    crash_at = {"n": None}
+
+    def train_one(task, function, seed, overrides):
+        if crash_at["n"] is not None and len(calls) == crash_at["n"]:
+            raise KeyboardInterrupt
+        calls.append(function)
+        return real(task, function, seed, overrides)
+
+    monkeypatch.setattr(live, "train_one", train_one)
+    return calls, crash_at
+
+
+def test_crash_then_resume_loses_and_repeats_nothing(tmp_path, counted):
+    calls, crash_at = counted
+    crash_at["n"] = 7
+    with pytest.raises(KeyboardInterrupt):
+        run_search(config(), tmp_path, workers=0, progress=False)
+    assert len(calls) == 7
+    crash_at["n"] = None
+    evaluations = run_search(config(), tmp_path, workers=0, progress=False)
+    names = [e.function for e in evaluations]
+    assert len(names) == 12 and len(calls) == 12  # 7 before, 5 after: none twice
+    assert names[:7] == calls[:7]
+    assert names[:8] == list(BASELINES)  # the search starts from SPEC's eight baselines
+    # no two evaluated functions are one equivalence class
+    classes = equivalence_classes(names)
+    assert len(classes) == 12
+    # growing the budget continues the same study
+    more = run_search(config(budget=14), tmp_path, workers=0, progress=False)
+    assert [e.function for e in more][:12] == names and len(calls) == 14
+
+
+def test_study_with_other_settings_is_refused(tmp_path, counted):
+    run_search(config(budget=1), tmp_path, workers=0, progress=False)
+    with pytest.raises(ActError, match=r"other settings.*regressor: 'knr' -> 'rfr'"):
+        run_search(config(budget=1, regressor="rfr"), tmp_path, workers=0, progress=False)
+
+
+def test_candidates_are_class_representatives():
+    names = live.unique_functions(config())
+    assert len(equivalence_classes(names)) == len(names)  # one per class
+    assert "relu(x)" in names and "max(relu(x),relu(x))" not in names
+    assert set(BASELINES) <= set(names)
+
+
+def test_dask_local_cluster_path(tmp_path):
+    evaluations = run_search(config(budget=3), tmp_path, workers=2, scheduler="local",
+                             progress=False)
+    assert [e.function for e in evaluations] and len(evaluations) == 3
+    assert all(e.status == "ok" and 0 <= e.val_accuracy <= 1 for e in evaluations)
+
+
+def test_command_writes_the_report(tmp_path, capsys):
+    out = tmp_path / "rep"
+    assert main(["search", "run", "--task", "mlp-digits", "--space", "max(unary(x),unary(x))",
+                 "--operators", ",".join(OPS), "--budget", "10", "--workers", "2",
+                 "--epochs", "1", "--out", str(out)]) == 0
+    for name in ("leaderboard.csv", "best_so_far.png", "top_functions.png", "study.sqlite",
+                 "fisher.sqlite"):
+        assert (out / name).is_file(), name
+    lines = (out / "leaderboard.csv").read_text().splitlines()
+    assert len(lines) == 11 and lines[0].startswith("rank,function,val_accuracy")
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--regressor", "knnr"], "unknown regressor 'knnr'"),
+        (["--strategy", "greedy"], "unknown strategy 'greedy'"),
+        (["--features", "fishr"], "unknown feature set 'fishr'"),
+        (["--task", "mlp-digit"], "unknown task 'mlp-digit'"),
+        (["--operators", "relu"], "has no operator to range over"),
+        (["--space", "max(unary(x)"], "unbalanced parentheses"),
+        (["--budget", "0"], "at least 1"),
+    ],
+)
+def test_bad_run_input_is_a_clear_error(tmp_path, capsys, extra, message):
+    args = ["search", "run", "--task", "mlp-digits", "--space", "binary(unary(x),unary(x))",
+            "--out", str(tmp_path / "o"), "--workers", "0"]
+    code = main(args + extra)
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err, err
