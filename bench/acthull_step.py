@@ -8,7 +8,7 @@ naive "stacked" hull (torch.stack of the N base outputs, weighted sum over them)
 Prints median step time over interleaved rounds and the bytes saved for backward
 (unique storages packed by autograd, parameters excluded), each as a ratio to ReLU.
 
-    .venv-dev/bin/python bench/acthull_step.py [--rounds 15] [--batch 128]
+    .venv-dev/bin/python bench/acthull_step.py [--rounds 15] [--batch 128] [--threads N]
 """
 
 from __future__ import annotations
@@ -101,7 +101,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     x = torch.randn(args.batch, 1, 28, 28)
     y = torch.randint(0, 10, (args.batch,))
