@@ -11,6 +11,7 @@ matrices, A = PᵀP and G = gᵀg in float64 numpy, ``np.linalg.eigh`` of each f
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import time
 
@@ -107,13 +108,17 @@ def main() -> None:
     parser.add_argument("--functions", nargs="+", default=["relu(x)", "tanh(x)", "swish(x)"])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     torch.manual_seed(0)
     x = torch.randn(args.batch, 3, 32, 32, device=device)
     passes, products, eig = flop_counts(args.batch)
     print(f"All-CNN-C, batch {args.batch}, MC Fisher (1 sample), device {device}, "
-          f"{torch.get_num_threads()} threads")
+          f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} CPUs")
     print(f"work of the straightforward method: forward+backward {passes / 1e9:.0f} GFLOP, "
           f"factor products {products / 1e9:.0f} GFLOP, eigh ~{eig / 1e9:.0f} GFLOP")
     gflops_mm = matmul_gflops()
@@ -147,7 +152,8 @@ def main() -> None:
           f"= {total / best / 1e9 / gflops_mm:.0%} of plain matmul")
     if device.type == "cuda":
         print(f"peak GPU memory: {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
-    print(f"peak resident memory so far (process): {peak_rss_gib():.2f} GiB")
+    print(f"peak resident memory so far (process): {peak_rss_gib():.2f} GiB; "
+          f"load average now {os.getloadavg()[0]:.1f}")
 
     if args.no_baseline or device.type != "cpu":
         return
