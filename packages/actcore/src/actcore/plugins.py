@@ -5,7 +5,9 @@ A plugin is disabled by name through the ``ACT_DISABLE_PLUGINS`` environment var
 (comma separated), ``act --disable NAME`` or :func:`disable`; plugins can also be
 registered at run time with :func:`register` (handy in notebooks and tests).
 
-Registries are built lazily, once per kind, and rebuilt after any change to the plugins.
+Plugins load in a fixed order — actcore's own first, then by entry-point name — so
+listings are stable and a name clash blames the plugin that came later. Registries are
+built lazily, once per kind, and rebuilt after any change to the plugins.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from actcore.errors import PluginError, UnknownNameError
 
 ENTRY_POINT_GROUP = "act"
 DISABLE_ENV = "ACT_DISABLE_PLUGINS"
+CORE = "core"  # entry-point name of actcore's own plugin (SPEC.md's operators)
 
 T = TypeVar("T")
 
@@ -112,7 +115,11 @@ def plugin_manager() -> pluggy.PluginManager:
 def _load_entry_points(manager: pluggy.PluginManager, disabled: set[str]) -> None:
     """Register every plugin of the ``act`` group; a broken one is named in the error."""
     seen: set[str] = set()
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+    # a fixed order whatever the install order: actcore's own plugin, then by name
+    ordered = sorted(
+        entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: (ep.name != CORE, ep.name)
+    )
+    for ep in ordered:
         if ep.name in disabled or ep.name in seen:
             continue
         seen.add(ep.name)

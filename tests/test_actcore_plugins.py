@@ -1,0 +1,47 @@
+"""Every act package installed together: plugins load, cooperate and add their groups."""
+
+import pytest
+
+from actcore import plugins
+from actcore.cli import main
+
+PACKAGES = ["core", "acthull", "actfim", "actbench", "actsearch"]
+
+
+def test_every_package_plugin_is_discovered():
+    plugins.reset()
+    assert set(PACKAGES) <= set(plugins.plugin_names())
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        plugins.OPERATORS,
+        plugins.REGRESSORS,
+        plugins.STRATEGIES,
+        plugins.DATASETS,
+        plugins.MODELS,
+        plugins.TASKS,
+        plugins.TABLES,
+    ],
+    ids=lambda kind: kind.name,
+)
+def test_no_name_clash_in_any_kind(kind):
+    registry = plugins.registry(kind)
+    assert all(entry.plugin in plugins.plugin_names() for entry in registry.entries())
+
+
+def test_core_operators_stay_first_and_spaces_keep_spec_counts(capsys):
+    names = plugins.registry(plugins.OPERATORS).names()
+    assert names[:3] == ["zero", "one", "identity"]
+    assert main(["space", "count", "binary(unary(x),unary(x))"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "5103"
+
+
+def test_act_help_lists_the_groups(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    for group in ["ops", "space", "fn"]:
+        assert group in out
