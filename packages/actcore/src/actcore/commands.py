@@ -89,7 +89,7 @@ def run_space_count(args: argparse.Namespace) -> int:
     space = _space(args, args.schemas)
     if len(space.schemas) > 1:
         for schema, new in zip(space.schemas, space.sizes):
-            print(f"{schema}  {new}")
+            print(f"{schema}: {new} functions")
     if args.unique:
         print(len(equivalence_classes(space, progress=_progress())))
     else:

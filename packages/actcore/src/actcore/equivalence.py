@@ -24,6 +24,7 @@ import math
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -244,7 +245,7 @@ class EquivalenceClasses:
     def __len__(self) -> int:
         return len(self._rep)
 
-    @property
+    @cached_property
     def representatives(self) -> list[str]:
         """One canonical name per class, classes in order of their first member."""
         return self._names_at(self._rep)
