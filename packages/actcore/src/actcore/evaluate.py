@@ -72,8 +72,9 @@ def evaluate(functions: Sequence[str | Expr], x: Tensor | None = None) -> Tensor
     if x.dim() != 1:
         raise ActError(f"x must be one-dimensional, got shape {tuple(x.shape)}")
     exprs = [parse(f) for f in functions]
-    slots: dict[Expr, int] = {}
-    levels: list[list[Expr]] = []  # levels[h]: nodes of height h, children come earlier
+    slots: dict[Expr, int] = {}  # each distinct sub-expression once: its row in `values`
+    heights: list[int] = []
+    levels: list[list[Expr]] = []  # levels[h]: nodes of height h; children come earlier
 
     def visit(node: Expr) -> int:
         if node in slots:
@@ -86,7 +87,6 @@ def evaluate(functions: Sequence[str | Expr], x: Tensor | None = None) -> Tensor
         levels[height].append(node)
         return height
 
-    heights: list[int] = []
     for expr in exprs:
         visit(expr)
     row = pad(x)

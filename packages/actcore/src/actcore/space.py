@@ -27,7 +27,7 @@ from functools import cached_property
 import numpy as np
 
 from actcore.errors import ActError
-from actcore.expr import INPUT, PLACEHOLDERS, Expr, get_operator, parse_schema
+from actcore.expr import INPUT, PLACEHOLDERS, Expr, get_operator, parse, parse_schema
 from actcore.operators import builtin_operators
 from actcore.plugins import OPERATORS, registry
 
@@ -196,6 +196,7 @@ class Space:
         self._by_placeholder = {ph: tuple(by_arity[a]) for ph, a in PLACEHOLDERS.items()}
         self.schemas: tuple[Expr, ...] = tuple(parse_schema(s) for s in schemas)
         self.patterns: tuple[Pattern, ...] = tuple(self._resolve(s) for s in self.schemas)
+        self._kept_arrays: dict[int, np.ndarray] = {}
 
     def _resolve(self, node: Expr) -> Pattern:
         args = tuple(self._resolve(arg) for arg in node.args)
@@ -244,17 +245,13 @@ class Space:
         """Positions in pattern ``i`` that are new to the union (None: all of them)."""
         if self.sizes[i] == self.patterns[i].size:
             return None
-        return self._kept_cache(i)
-
-    def _kept_cache(self, i: int) -> np.ndarray:
-        cache = self.__dict__.setdefault("_kept_arrays", {})
-        if i not in cache:
+        if i not in self._kept_arrays:
             pattern = self.patterns[i]
             seen = np.zeros(pattern.size, dtype=bool)
             for q in self.patterns[:i]:
                 seen |= pattern.membership(q)
-            cache[i] = np.flatnonzero(~seen)
-        return cache[i]
+            self._kept_arrays[i] = np.flatnonzero(~seen)
+        return self._kept_arrays[i]
 
     def _locate(self, position: int) -> tuple[int, int]:
         if not 0 <= position < self.count():
@@ -270,8 +267,6 @@ class Space:
 
     def index(self, expr: str | Expr) -> int:
         """Position of a function in this space's order; ActError if it is not in it."""
-        from actcore.expr import parse
-
         expr = parse(expr)
         for i, pattern in enumerate(self.patterns):
             local = pattern.index(expr)
