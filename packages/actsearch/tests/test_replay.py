@@ -15,12 +15,16 @@ def problem(smooth, cache):
     return replay.prepare(smooth, table_features(smooth), "union", cache=cache)
 
 
-def test_every_regressor_beats_random_search(problem):
+@pytest.mark.parametrize(
+    ("regressors", "budget"),
+    [(("knr", "svr"), 30), (("rfr", "gpr"), 20)],  # the slow-to-fit ones search less
+)
+def test_every_regressor_beats_random_search(problem, regressors, budget):
     """Paired over 20 seeds (same ReLU + 7 random starts): one-sided Wilcoxon p < 0.05."""
-    algorithms = [replay.Algorithm("surrogate", r, "union") for r in ("knr", "rfr", "svr", "gpr")]
+    algorithms = [replay.Algorithm("surrogate", r, "union") for r in regressors]
     baseline = replay.Algorithm("random", "knr", "union")
-    results = replay.replay({"union": problem}, [baseline, *algorithms], trials=20, budget=30,
-                            jobs=2, progress=False)
+    results = replay.replay({"union": problem}, [baseline, *algorithms], trials=20,
+                            budget=budget, jobs=2, progress=False)
     # score: mean best-so-far over the searched part (after the 8 starting functions)
     random_scores = np.array([t.best[8:].mean() for t in results[baseline]])
     for algorithm in algorithms:
@@ -76,3 +80,14 @@ def test_interrupted_replay_resumes_from_saved_chunks(problem, tmp_path, monkeyp
                           checkpoint=tmp_path, progress=False)
     for a, b in zip(first[algorithm], again[algorithm]):
         assert (a.rows == b.rows).all() and np.allclose(a.best, b.best)
+
+
+def test_relu_found_by_its_outputs_when_not_named(tmp_path):
+    from synthetic import record
+
+    from actbench.tables import Table
+
+    names = ["tanh(x)", "max(zero(x),identity(x))", "elu(x)"]
+    table = Table({n: record(0.5, [], []) for n in names})
+    problem = replay.prepare(table, table_features(table), "outputs", cache=tmp_path)
+    assert problem.start == 1
