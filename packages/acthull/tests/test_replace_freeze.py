@@ -59,6 +59,8 @@ def test_by_type_pattern_and_expression():
     model2 = Net()
     replace_activations(model2, lambda: ConvexHull(["relu", "tanh"]), types=None, pattern="head.4")
     assert isinstance(model2.head[4], ConvexHull)
+    replace_activations(model2, "elu", types=(nn.GELU,))
+    assert str(model2.features[3]) == "elu(x)"
 
 
 def test_module_registered_twice_gets_two_independent_hulls():

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from acthull.checkpoint import load_layers
-from acthull.inspection import coefficients, is_monotonic, plot_functions
+from acthull.inspection import HULL_TYPES, coefficients, is_monotonic, plot_functions
 from acthull.trajectory import Trajectories
 
 
@@ -39,13 +39,16 @@ def run_show(args: argparse.Namespace) -> int:
     for name, layer in layers.items():
         mono = "monotonic" if is_monotonic(layer, lo, hi) else "not monotonic"
         print(f"{name}: {layer.expression}  [{mono} on [{lo:g}, {hi:g}]]")
-        for hull_name, values in coefficients(layer).items():
-            label = f"  {hull_name or 'hull'}"
-            if values.dim() == 1:
-                print(f"{label}: " + " ".join(f"{v:+.4f}" for v in values.tolist()))
-            else:
-                means = " ".join(f"{v:+.4f}" for v in values.mean(dim=1).tolist())
-                print(f"{label}: {values.shape[1]} channels, mean {means}")
+        hulls = {n: m for n, m in layer.named_modules() if isinstance(m, HULL_TYPES)}
+        for values, hull in zip(coefficients(layer).values(), hulls.values()):
+            if hull.expression != layer.expression:
+                print(f"  {hull.expression}")
+            for base, row in zip(hull.base_names, values):
+                if row.dim() == 0:
+                    print(f"    {base:<24} {row.item():+.4f}")
+                else:
+                    print(f"    {base:<24} {row.mean().item():+.4f} (mean of {row.numel()} "
+                          f"channels, {row.min().item():+.4f} to {row.max().item():+.4f})")
     if args.output is not None:
         print(f"wrote {plot_functions(layers, args.output, lo, hi)}")
     return 0

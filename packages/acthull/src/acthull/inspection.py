@@ -143,6 +143,8 @@ def plot_functions(
 
 
 def _bases(layer: nn.Module) -> list[tuple[nn.Module, str]]:
-    if isinstance(layer, HULL_TYPES):
-        return list(zip(layer.bases, layer.base_names))
+    """The bases to draw beside a layer: its own, or its root hull's (as compiled)."""
+    hull = layer.root if isinstance(layer, actcore.Activation) else layer
+    if isinstance(hull, HULL_TYPES):
+        return list(zip(hull.bases, hull.base_names))
     return []

@@ -10,6 +10,7 @@ from torch import nn
 
 import actcore
 from actcore.errors import ActError
+from acthull.bases import expression
 from acthull.hull import HullSpec
 
 #: Element-wise hidden-layer activations replaced by default: torch's and actcore's
@@ -35,7 +36,8 @@ def replace_activations(
 ) -> dict[str, nn.Module]:
     """Replace every matching activation module of ``model`` by a new one built from ``spec``.
 
-    ``spec`` is an actcore expression (``"affine_n(identity(x),relu(x),tanh(x))"``), a
+    ``spec`` is an actcore expression (``"affine_n(identity(x),relu(x),tanh(x))"``, or an
+    operator name such as ``"relu"``), a
     :class:`HullSpec`, or a zero-argument factory. Each replaced layer gets its own
     module, so its own parameters. A module matches when it is an instance of ``types``
     (``None``: any type) and its qualified name matches the glob ``pattern`` (if given),
@@ -72,8 +74,8 @@ def _factory(spec: Spec) -> Callable[[int | None], nn.Module]:
     if isinstance(spec, HullSpec):
         return spec.build
     if isinstance(spec, str):
-        actcore.parse(spec)  # fail early, before touching the model
-        return lambda _: actcore.to_module(spec)
+        text = expression(spec)  # fail early, before touching the model; relu -> relu(x)
+        return lambda _: actcore.to_module(text)
     if callable(spec):
         return lambda _: spec()
     raise ActError(
