@@ -37,8 +37,11 @@ def test_operator_subset_with_cube():
     assert "mul(cube(x),relu(x))" in space
     classes = equivalence_classes(Space("unary(unary(x))", operators=["cube", "identity"]))
     # cube(identity(x)) == identity(cube(x)) == cube(x); identity(identity(x)) == x
-    assert sorted(classes.representatives) == ["cube(cube(x))", "cube(identity(x))",
-                                               "identity(identity(x))"]
+    assert sorted(classes.representatives) == [
+        "cube(cube(x))",
+        "cube(identity(x))",
+        "identity(identity(x))",
+    ]
 
 
 def test_cube_compiles_and_is_x_cubed():

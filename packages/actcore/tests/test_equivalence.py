@@ -176,3 +176,27 @@ def test_input_schema_and_learnable_operators():
             equivalence_classes(Space("scaled(unary(x))"))
     finally:
         plugins.unregister("learnable-test")
+
+
+def test_plugin_operator_that_ignores_an_argument():
+    from actcore import Operator, hookimpl, plugins
+
+    class Right:
+        @hookimpl
+        def act_operators(self):
+            return [Operator("right", 2, _right)]
+
+    plugins.register(Right(), name="right-test")
+    try:
+        space = Space("right(unary(x),unary(x))", "unary(x)")
+        classes = equivalence_classes(space)
+        assert len(classes) == 27
+        assert classes.representative("right(tanh(x),relu(x))") == "relu(x)"
+        names = [str(e) for e in space]
+        assert _same_partition(classes.class_of, _brute_force_partition(names))
+    finally:
+        plugins.unregister("right-test")
+
+
+def _right(a, b):
+    return b

@@ -144,13 +144,17 @@ class _SpaceEvaluator:
         first, *rest = [t.rows for t in children]
         per_first = max(1, CHUNK_ROWS // max(1, math.prod(len(r) for r in rest)))
         k = len(children)
-        shaped = [r.view(*(len(r) if j == i else 1 for j in range(k)), -1) for i, r in
-                  enumerate(rest, start=1)]
+        shaped = [
+            r.view(*(len(r) if j == i else 1 for j in range(k)), -1)
+            for i, r in enumerate(rest, start=1)
+        ]
         for name in pattern.choices:
             fn = operator_fn(name)
             for lo in range(0, len(first), per_first):
                 block = first[lo : lo + per_first]
-                yield fn(block.view(len(block), *([1] * (k - 1)), -1), *shaped)
+                out = fn(block.view(len(block), *([1] * (k - 1)), -1), *shaped)
+                # an operator may ignore an argument; every combination still needs a row
+                yield out.broadcast_to((len(block), *(len(r) for r in rest), out.shape[-1]))
 
     def combos(self, pattern: Pattern, children: list[_Table], ids: np.ndarray) -> Iterator[Tensor]:
         """Outputs of combinations ``ids`` (operator-major, then child rows), in order of
@@ -163,9 +167,7 @@ class _SpaceEvaluator:
             lo, hi = bounds[o], bounds[o + 1]
             if lo == hi:
                 continue
-            args = [
-                t.rows[torch.from_numpy(rows[lo:hi])] for t, rows in zip(children, child_rows)
-            ]
+            args = [t.rows[torch.from_numpy(rows[lo:hi])] for t, rows in zip(children, child_rows)]
             yield operator_fn(name)(*args)
 
     @staticmethod
