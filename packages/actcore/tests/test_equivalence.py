@@ -200,3 +200,8 @@ def test_plugin_operator_that_ignores_an_argument():
 
 def _right(a, b):
     return b
+
+
+def test_absurd_space_is_refused_up_front():
+    with pytest.raises(ActError, match="not supported"):
+        equivalence_classes(Space("binary(binary(unary(x),unary(x)),binary(unary(x),unary(x)))"))

@@ -37,6 +37,7 @@ from actcore.expr import Expr, parse
 from actcore.space import Pattern, Space
 
 CHUNK_ROWS = 4096
+MAX_FUNCTIONS = 100_000_000  # per-name arrays must fit in memory
 _BLOCK = 64
 _FINGERPRINT_BITS = 88
 _MANTISSA_BITS = 52  # |partial sums| stay below 2**52 < 2**53: float64 sums are exact
@@ -321,6 +322,11 @@ def _list_classes(functions: Iterable[str | Expr], bar: tqdm) -> EquivalenceClas
 
 
 def _space_classes(space: Space, bar: tqdm | None) -> EquivalenceClasses:
+    if space.count() > MAX_FUNCTIONS:
+        raise ActError(
+            f"{space!r} has {space.count():,} functions; deduplicating more than "
+            f"{MAX_FUNCTIONS:,} (about 40 bytes each) is not supported"
+        )
     runner = _SpaceEvaluator(sample_points(), bar)
     keys, flags, per_name, lengths = [], [], [], []
     offset = 0
