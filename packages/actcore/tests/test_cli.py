@@ -50,6 +50,15 @@ def test_space_list(capsys):
     assert out.split() == ["identity(identity(x))", "relu(relu(x))"]
 
 
+def test_space_sample(capsys):
+    args = ["space", "sample", "unary(unary(x))", "-n", "5", "--seed", "3"]
+    status, out, _ = run(capsys, *args)
+    assert status == 0 and len(set(out.split())) == 5
+    assert run(capsys, *args)[1] == out
+    status, _, err = run(capsys, "space", "sample", "unary(x)", "-n", "28")
+    assert status == 2 and "cannot sample 28" in err
+
+
 def test_fn_plot_writes_a_png(capsys, tmp_path):
     target = tmp_path / "f.png"
     status, out, _ = run(capsys, "fn", "plot", "relu(x)", "exp(exp(x))", "-o", str(target))

@@ -84,6 +84,24 @@ def add_space(subparsers: argparse._SubParsersAction) -> None:
     _operator_options(listing)
     listing.set_defaults(run=run_space_list)
 
+    sample = commands.add_parser(
+        "sample",
+        help="draw functions uniformly at random without replacement",
+        description="Print N distinct functions of the union of the schemas, drawn "
+        "uniformly at random (the same for the same --seed).",
+    )
+    sample.add_argument("schemas", nargs="+", metavar="SCHEMA")
+    sample.add_argument("-n", type=int, default=10, metavar="N", help="how many (default 10)")
+    sample.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    _operator_options(sample)
+    sample.set_defaults(run=run_space_sample)
+
+
+def run_space_sample(args: argparse.Namespace) -> int:
+    for expr in _space(args, args.schemas).sample(args.n, seed=args.seed):
+        print(expr)
+    return 0
+
 
 def run_space_count(args: argparse.Namespace) -> int:
     space = _space(args, args.schemas)
