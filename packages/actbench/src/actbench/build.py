@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import math
+import signal
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
@@ -444,6 +445,10 @@ def add_command(commands: Any) -> None:
     cmd.set_defaults(run=run_build)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def run_build(args: Any) -> int:
     import json
 
@@ -469,8 +474,12 @@ def run_build(args: Any) -> int:
         overrides=overrides, fisher=args.fisher, fisher_batch=args.fisher_batch,
         limit=args.limit, data_root=args.data_root,
     )  # fmt: skip
-    summary = build(config, args.out, workers=args.workers, scheduler=args.scheduler,
-                    per_task=args.per_task)  # fmt: skip
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # kill: stop workers, keep work
+    try:
+        summary = build(config, args.out, workers=args.workers, scheduler=args.scheduler,
+                        per_task=args.per_task)  # fmt: skip
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print(f"{summary.computed} units computed, {summary.reused} reused of {summary.units} "
           f"({summary.trainings} trainings) in {summary.wall_s:.0f}s; "
           f"work store {summary.store}")  # fmt: skip
