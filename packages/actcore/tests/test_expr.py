@@ -80,3 +80,19 @@ def test_unknown_operator_lists_close_names():
     with pytest.raises(ParseError, match="did you mean 'tanh'") as info:
         parse("add(x,tanhh(x))")
     assert info.value.position == 6
+
+
+def test_expressions_pickle_across_processes_as_dict_keys(tmp_path):
+    import pickle
+    import subprocess
+    import sys
+
+    path = tmp_path / "keys.pkl"
+    path.write_bytes(pickle.dumps({parse("add(relu(x),tanh(x))"): 1}))
+    code = (
+        "import pickle, sys; from actcore import parse; "
+        f"d = pickle.loads(open({str(path)!r}, 'rb').read()); "
+        "sys.exit(0 if d.get(parse('add(relu(x),tanh(x))')) == 1 else 1)"
+    )
+    env = {"PYTHONHASHSEED": "12345", "PATH": ""}
+    assert subprocess.run([sys.executable, "-c", code], env=env, timeout=120).returncode == 0

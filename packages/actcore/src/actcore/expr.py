@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from actcore.errors import ParseError, UnknownNameError
 from actcore.operators import N_ARY, Operator
@@ -28,6 +28,18 @@ class Expr:
 
     op: str
     args: tuple[Expr, ...] = ()
+    # cached: expressions key dicts of shared sub-expressions, and deep trees hash slowly
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.op, self.args)))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __reduce__(self) -> tuple:
+        # rebuild through __init__: string hashes differ between processes
+        return (Expr, (self.op, self.args))
 
     def __str__(self) -> str:
         if not self.args:
