@@ -118,3 +118,18 @@ def test_vectorised_names_match_getitem():
     assert space.names(positions) == [str(space[p]) for p in positions]
     with pytest.raises(IndexError):
         space.names([len(space)])
+
+
+def test_many_overlapping_schemas_match_brute_force():
+    ops = ["add", "mul", "max", "relu", "tanh", "sigmoid", "abs", "exp"]
+    unary = ["relu", "tanh", "sigmoid", "abs", "exp"]
+    schemas = [f"binary({a}(x),unary(x))" for a in unary]
+    schemas += [f"add(unary(x),{b}(x))" for b in unary]
+    schemas += ["max(unary(x),unary(x))", "binary(unary(x),relu(x))", "mul(unary(x),tanh(x))"]
+    schemas += ["binary(unary(x),unary(x))"] * 3
+    space = Space(*schemas, operators=ops)
+    brute = set()
+    for schema in schemas:
+        brute.update(str(e) for e in Space(schema, operators=ops))
+    assert space.count() == len(brute) == 3 * 5 * 5
+    assert sorted(map(str, space)) == sorted(brute)

@@ -18,6 +18,7 @@ in pre-order (root first), each node's operators in registry order.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import random
 from collections.abc import Iterable, Iterator, Sequence
@@ -148,15 +149,21 @@ class Pattern:
         return mask
 
 
-def _union_size(patterns: Sequence[Pattern]) -> int:
+@functools.lru_cache(maxsize=4096)
+def _union_size(patterns: tuple[Pattern, ...]) -> int:
     """Number of distinct names of several patterns: each counts what earlier ones lack."""
     return sum(_new_in(patterns, i) for i in range(len(patterns)))
 
 
 def _new_in(patterns: Sequence[Pattern], i: int) -> int:
     """Names of ``patterns[i]`` that no earlier pattern generates."""
-    overlaps = [common for p in patterns[:i] if (common := patterns[i].intersect(p))]
-    return patterns[i].size - (_union_size(overlaps) if overlaps else 0)
+    mine = patterns[i]
+    overlaps = list(dict.fromkeys(c for p in patterns[:i] if (c := mine.intersect(p))))
+    if mine in overlaps:  # wholly inside an earlier pattern
+        return 0
+    # drop overlaps inside other overlaps: the union is the same, the recursion smaller
+    overlaps = [a for a in overlaps if not any(b != a and a.intersect(b) == a for b in overlaps)]
+    return mine.size - (_union_size(tuple(overlaps)) if overlaps else 0)
 
 
 class Space:
