@@ -26,6 +26,7 @@ def run_ops(args: argparse.Namespace) -> int:
     for entry in ops.entries():
         arity = "n" if entry.item.arity == N_ARY else str(entry.item.arity)
         kind = " (learnable)" if entry.item.learnable else ""
+        kind += " (extended)" if entry.item.extended else ""
         print(f"{entry.name:<{width}}  {arity:>5}  {entry.plugin}{kind}")
     print(f"{len(ops)} operators")
     return 0
