@@ -106,3 +106,46 @@ def test_bad_run_input_is_a_clear_error(tmp_path, capsys, extra, message):
     code = main(args + extra)
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err, err
+
+
+def test_parallel_workers_are_all_busy_and_never_share_a_class(tmp_path, monkeypatch):
+    """Two thread workers, a fake 50 ms training: record what runs at the same time."""
+    import contextlib
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    import actbench.executors
+
+    running: set[str] = set()
+    overlaps: list[set[str]] = []
+    lock = threading.Lock()
+
+    def fake_train(task, function, seed, overrides):
+        with lock:
+            running.add(function)
+            overlaps.append(set(running))
+        time.sleep(0.05)
+        with lock:
+            running.discard(function)
+        acc = 0.1 + (hash(function) % 80) / 100
+        return {"val_accuracy": acc, "test_accuracy": acc, "status": "ok", "runtime_s": 0.05}
+
+    @contextlib.contextmanager
+    def threads(workers, scheduler):
+        with ThreadPoolExecutor(workers) as pool:
+            yield pool
+
+    monkeypatch.setattr(live, "train_one", fake_train)
+    monkeypatch.setattr(actbench.executors, "make_executor", threads)
+    for strategy in ("surrogate", "surrogate-batch"):
+        overlaps.clear()
+        out = tmp_path / strategy
+        evaluations = run_search(config(budget=16, strategy=strategy), out, workers=2,
+                                 progress=False)
+        assert len({e.function for e in evaluations}) == 16
+        # both workers were busy with suggestions, not only with the eight baselines
+        assert any(len(s) == 2 and not s & set(BASELINES) for s in overlaps)
+        for together in overlaps:
+            if len(together) == 2:
+                assert len(equivalence_classes(sorted(together))) == 2

@@ -151,12 +151,17 @@ def run_search(config: SearchConfig, out: Path, workers: int | None = None,
         pending: dict[Future, int] = {}
         with make_executor(workers, scheduler) as executor:
             while len(done) < config.budget:
-                free = min(slots - len(pending), config.budget - len(done) - len(pending))
-                for row in _next_rows(state, strategy, baselines, free):
-                    state.pending.add(row)
-                    future = executor.submit(train_one, config.task, names[row],
-                                             config.seed, overrides)
-                    pending[future] = row
+                # fill every free worker; "surrogate" suggests one function per call
+                while free := min(slots - len(pending),
+                                  config.budget - len(done) - len(pending)):
+                    rows = _next_rows(state, strategy, baselines, free)
+                    if not rows:
+                        break
+                    for row in rows:
+                        state.pending.add(row)
+                        future = executor.submit(train_one, config.task, names[row],
+                                                 config.seed, overrides)
+                        pending[future] = row
                 if not pending:
                     break  # nothing left to evaluate
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)

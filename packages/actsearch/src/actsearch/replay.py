@@ -93,7 +93,7 @@ def run_trial(problem: Problem, algorithm: Algorithm, budget: int, seed: int) ->
     if problem.start is not None and budget:
         evaluate(problem.start)
     pool = np.flatnonzero(state.free(restrict=strategy.filtered))
-    for row in rng.permutation(pool)[: min(N_RANDOM_START + 1 - len(order), budget - 1)]:
+    for row in rng.permutation(pool)[: min(N_RANDOM_START + 1, budget) - len(order)]:
         evaluate(int(row))
     while len(order) < budget:
         suggestion = strategy.suggest(state, 1)
