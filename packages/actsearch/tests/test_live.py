@@ -82,7 +82,7 @@ def test_command_writes_the_report(tmp_path, capsys):
                  "--operators", ",".join(OPS), "--budget", "10", "--workers", "2",
                  "--epochs", "1", "--out", str(out)]) == 0
     for name in ("leaderboard.csv", "best_so_far.png", "top_functions.png", "study.sqlite",
-                 "fisher.sqlite"):
+                 "fisher/chunk-00000.sqlite"):
         assert (out / name).is_file(), name
     lines = (out / "leaderboard.csv").read_text().splitlines()
     assert len(lines) == 11 and lines[0].startswith("rank,function,val_accuracy")

@@ -3,8 +3,8 @@
 ``act search run --task mlp-digits --space 'binary(unary(x),unary(x))' --budget 50``:
 every unique function of the space (one per equivalence class, SPEC.md's eight baseline
 functions added) gets output features; candidates with finite outputs get Fisher
-features from actfim (cached in a SQLite file beside the study); the union embedding is
-computed once; then the baselines and the strategy's suggestions are trained through
+features from actfim (in parallel chunks, each resumable in its SQLite file); the union
+embedding is computed once; then the baselines and the strategy's suggestions are trained through
 actbench on a ``concurrent.futures`` executor (local processes, or Dask with
 ``--scheduler``). Rows of the search are equivalence classes, so two workers never train
 two members of one class. Every finished training is committed to the study file, and
@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import FIRST_COMPLETED, Future, as_completed, wait
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +46,7 @@ class SearchConfig(BaseModel):
     features: str = "union"
     seed: int = 0
     epochs: int | None = None
-    fisher_batch: int = Field(128, ge=1)
+    fisher_batch: int = Field(32, ge=1)
     data_root: str | None = None
 
     def settings(self) -> dict:
@@ -54,24 +54,26 @@ class SearchConfig(BaseModel):
         return self.model_dump(exclude={"budget", "data_root"})
 
 
-def unique_functions(config: SearchConfig) -> list[str]:
+def unique_functions(config: SearchConfig, progress: bool = False) -> list[str]:
     """One name per equivalence class of the space plus the baselines, baselines first."""
     from actcore import Space, equivalence_classes
 
     space = Space(*config.space, operators=config.operators)
-    classes = equivalence_classes(space, progress=True)
+    classes = equivalence_classes(space, progress=progress)
     names = [*BASELINES, *classes.representatives]
     return equivalence_classes(names).representatives
 
 
-def _fisher_rows(config: SearchConfig, names: list[str], out: Path) -> np.ndarray:
-    """Fisher CDF rows (NaN for invalid spectra), computed once into ``out``."""
+FISHER_CHUNK = 64  # functions per Fisher job (and per resumable store file)
+
+
+def fisher_cdfs(config: SearchConfig, names: list[str], store: str) -> list[list[float]]:
+    """A worker's job: Fisher CDFs of ``names`` ([] if invalid), resumable in ``store``."""
     import torch
 
     from actbench import get_task
     from actcore.plugins import DATASETS, MODELS, registry
     from actfim.batch import spectra_for_activations
-    from actsearch.features import fisher_matrix
 
     task = get_task(config.task)
     source = registry(DATASETS).get(task.dataset)
@@ -87,23 +89,47 @@ def _fisher_rows(config: SearchConfig, names: list[str], out: Path) -> np.ndarra
         return architecture.build(lambda: activation, source.input_shape, source.num_classes)
 
     records = spectra_for_activations(
-        make_model, names, inputs, targets, store=out / "fisher.sqlite", seed=config.seed,
+        make_model, names, inputs, targets, store=store, seed=config.seed, progress=False,
     )
-    return fisher_matrix([records[n].cdf or [] for n in names])
+    return [records[n].cdf or [] for n in names]
 
 
-def prepare(config: SearchConfig, out: Path) -> tuple[Features, np.ndarray]:
+def _fisher_rows(config: SearchConfig, names: list[str], out: Path, executor,
+                 progress: bool) -> np.ndarray:
+    """Fisher CDF rows (NaN for invalid spectra), in parallel chunks stored under ``out``."""
+    from tqdm import tqdm
+
+    from actsearch.features import fisher_matrix
+
+    chunks = [names[i : i + FISHER_CHUNK] for i in range(0, len(names), FISHER_CHUNK)]
+    futures = {
+        executor.submit(fisher_cdfs, config, chunk,
+                        str(out / "fisher" / f"chunk-{i:05d}.sqlite")): i
+        for i, chunk in enumerate(chunks)
+    }
+    cdfs: list[list[list[float]]] = [[] for _ in chunks]
+    with tqdm(total=len(names), desc="fisher spectra", unit="fn", disable=not progress) as bar:
+        for future in as_completed(futures):
+            i = futures[future]
+            cdfs[i] = future.result()
+            bar.update(len(chunks[i]))
+    return fisher_matrix([cdf for chunk in cdfs for cdf in chunk])
+
+
+def prepare(config: SearchConfig, out: Path, executor,
+            progress: bool = True) -> tuple[Features, np.ndarray]:
     """The functions' features and the embedding of the candidates (NaN elsewhere)."""
     from actsearch.embedding import embed
 
-    names = unique_functions(config)
+    names = unique_functions(config, progress)
     outputs = output_features(names)
     fisher = None
     if config.features in ("fisher", "union"):
         finite = np.isfinite(outputs).all(axis=1)
         fisher = np.full((len(names), 1), np.nan)
         if finite.any():
-            rows = _fisher_rows(config, [n for n, ok in zip(names, finite) if ok], out)
+            rows = _fisher_rows(config, [n for n, ok in zip(names, finite) if ok], out,
+                                executor, progress)
             fisher = np.full((len(names), rows.shape[1]), np.nan)
             fisher[finite] = rows
     features = Features(names, outputs, fisher)
@@ -131,25 +157,26 @@ def run_search(config: SearchConfig, out: Path, workers: int | None = None,
     regressor = get_regressor(config.regressor)
     check_feature_set(config.features)
     study = Study(out / "study.sqlite", config.settings())
+    slots = max(1, default_workers() if workers is None else workers)
     try:
-        features, coords = prepare(config, out)
-        names = features.names
-        row_of = {n: i for i, n in enumerate(names)}
-        state = SearchState(coords, features.candidates, regressor,
-                            np.random.default_rng([config.seed, len(study)]), seed=config.seed)
-        done = study.evaluations()
-        for e in done:
-            state.observed[row_of[e.function]] = e.val_accuracy
-        baselines = [row_of[n] for n in BASELINES]
-        overrides = {} if config.epochs is None else {"epochs": config.epochs}
-        if config.data_root:
-            overrides["root"] = config.data_root
-        slots = max(1, default_workers() if workers is None else workers)
-        bar = tqdm(total=config.budget, initial=min(len(done), config.budget),
-                   desc="search", unit="eval", disable=not progress)
-        _show(bar, done)
-        pending: dict[Future, int] = {}
         with make_executor(workers, scheduler) as executor:
+            features, coords = prepare(config, out, executor, progress)
+            names = features.names
+            row_of = {n: i for i, n in enumerate(names)}
+            state = SearchState(coords, features.candidates, regressor,
+                                np.random.default_rng([config.seed, len(study)]),
+                                seed=config.seed)
+            done = study.evaluations()
+            for e in done:
+                state.observed[row_of[e.function]] = e.val_accuracy
+            baselines = [row_of[n] for n in BASELINES]
+            overrides = {} if config.epochs is None else {"epochs": config.epochs}
+            if config.data_root:
+                overrides["root"] = config.data_root
+            bar = tqdm(total=config.budget, initial=min(len(done), config.budget),
+                       desc="search", unit="eval", disable=not progress)
+            _show(bar, done)
+            pending: dict[Future, int] = {}
             while len(done) < config.budget:
                 # fill every free worker; "surrogate" suggests one function per call
                 while free := min(slots - len(pending),
@@ -248,6 +275,8 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--features", default="union")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=None, help="override the task's epochs")
+    p.add_argument("--fisher-batch", type=int, default=32,
+                   help="training examples in the Fisher batch (default 32)")
     p.add_argument("--data-root", default=None)
     p.add_argument("--out", type=Path, default=None, help="report folder (and study file)")
     p.set_defaults(run=run_command)
@@ -259,7 +288,7 @@ def run_command(args: argparse.Namespace) -> int:
     config = SearchConfig(
         task=args.task, space=args.space, budget=args.budget, regressor=args.regressor,
         strategy=args.strategy, features=args.features, seed=args.seed, epochs=args.epochs,
-        data_root=args.data_root,
+        fisher_batch=args.fisher_batch, data_root=args.data_root,
         operators=[o.strip() for o in args.operators.split(",")] if args.operators else None,
     )
     get_strategy(config.strategy)
