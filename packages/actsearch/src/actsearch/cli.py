@@ -125,17 +125,18 @@ def run_embed(args: argparse.Namespace) -> int:
     from actsearch.embedding import embed
 
     table, features = _load(args)
-    names = np.array(table.names())
-    acc = np.array([table.records[n].val_accuracy for n in names])
+    mask = features.candidates
+    acc = np.array([table.records[n].val_accuracy for n in table.names()])[mask]
     panels = {}
     for fs in FEATURE_SETS:
-        if fs != "outputs" and features.fisher is None:
-            continue
-        coords = embed(features, fs, seed=args.seed, cache=args.cache or True)
-        mask = features.candidates
-        panels[fs] = (coords, np.nan_to_num(acc[mask], nan=table.chance), list(names[mask]))
+        if fs == "outputs" or features.fisher is not None:
+            coords = embed(features, fs, seed=args.seed, cache=args.cache or True)
+            panels[fs] = (coords, np.nan_to_num(acc, nan=table.chance))
+    index = np.cumsum(mask) - 1  # row -> candidate index
+    labels = {n: int(index[r]) for n, r in features.rows_like(plots.WELL_KNOWN).items()
+              if mask[r]}
     out = args.out or Path(f"embedding-{Path(str(args.table)).name.split('.')[0]}.png")
-    plots.plot_embeddings(panels, out, f"{table.source}: {int(mask.sum())} candidates")
+    plots.plot_embeddings(panels, labels, out, f"{table.source}: {int(mask.sum())} candidates")
     print(f"wrote {out}")
     return 0
 

@@ -101,6 +101,18 @@ class Features:
         if not self.candidates.any():
             raise ActError("no candidate function has valid features: nothing to search")
 
+    def rows_like(self, names: Sequence[str]) -> dict[str, int]:
+        """Rows whose outputs equal those of ``names`` exactly (same function, any name)."""
+        if self.outputs is None:
+            return {}
+        targets = output_features(names)
+        found = {}
+        for name, target in zip(names, targets):
+            match = np.flatnonzero((self.outputs == target).all(axis=1))
+            if len(match):
+                found[name] = int(match[0])
+        return found
+
     def key(self) -> str:
         """A digest of the names and feature values: the embedding cache key."""
         if self._key is None:

@@ -77,22 +77,23 @@ def plot_replay(
 
 
 def plot_embeddings(
-    panels: Mapping[str, tuple[np.ndarray, np.ndarray, Sequence[str]]], path: Path, title: str
+    panels: Mapping[str, tuple[np.ndarray, np.ndarray]], labels: Mapping[str, int], path: Path,
+    title: str,
 ) -> Path:
     """Scatter each 2-D embedding coloured by accuracy, well-known functions labelled.
 
-    ``panels`` maps a feature-set name to (coords, accuracy, names) of the candidates.
+    ``panels`` maps a feature-set name to (coords, accuracy) of the candidates;
+    ``labels`` maps a function name to its candidate index.
     """
     fig, axes = _figure(1, len(panels), figsize=(5 * len(panels), 4.6), squeeze=False)
-    for ax, (name, (coords, acc, names)) in zip(axes[0], panels.items()):
+    for ax, (name, (coords, acc)) in zip(axes[0], panels.items()):
         order = np.argsort(acc)  # best on top
         points = ax.scatter(coords[order, 0], coords[order, 1], c=acc[order], s=4,
                             cmap="viridis")
-        for i, fn in enumerate(names):
-            if fn in WELL_KNOWN:
-                ax.annotate(fn.removesuffix("(x)"), coords[i], fontsize=8, color="red",
-                            xytext=(3, 3), textcoords="offset points")
-                ax.plot(*coords[i], "r.", markersize=6)
+        for fn, i in labels.items():
+            ax.plot(*coords[i], "r.", markersize=6)
+            ax.annotate(fn.removesuffix("(x)"), coords[i], fontsize=8, color="red",
+                        xytext=(3, 3), textcoords="offset points")
         ax.set_title(name)
         ax.set_xticks([])
         ax.set_yticks([])

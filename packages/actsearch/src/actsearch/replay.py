@@ -22,7 +22,7 @@ from scipy.stats import spearmanr
 
 from actcore.errors import ActError
 from actsearch.embedding import embed
-from actsearch.features import Features, chance_filled, output_features
+from actsearch.features import Features, chance_filled
 from actsearch.regressors import get_regressor
 from actsearch.strategies import SearchState, get_strategy
 
@@ -159,14 +159,9 @@ def prepare(table, features: Features, feature_set: str, seed: int = 0,
 
 def _start_row(table, features: Features) -> int | None:
     """ReLU's row: by name (any equivalent), else the row with ReLU's exact outputs."""
-    names = table.names()
     if START in table:
-        return names.index(table.canonical(START))
-    if features.outputs is not None:
-        match = np.flatnonzero((features.outputs == output_features([START])[0]).all(axis=1))
-        if len(match):
-            return int(match[0])
-    return None
+        return table.names().index(table.canonical(START))
+    return features.rows_like([START]).get(START)
 
 
 def summarise(
