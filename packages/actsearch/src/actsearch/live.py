@@ -88,10 +88,24 @@ def fisher_cdfs(config: SearchConfig, names: list[str], store: str) -> list[list
     def make_model(activation: torch.nn.Module) -> torch.nn.Module:
         return architecture.build(lambda: activation, source.input_shape, source.num_classes)
 
-    records = spectra_for_activations(
-        make_model, names, inputs, targets, store=store, seed=config.seed, progress=False,
-    )
-    return [records[n].cdf or [] for n in names]
+    def spectra(batch: list[str]) -> list[list[float]]:
+        records = spectra_for_activations(
+            make_model, batch, inputs, targets, store=store, seed=config.seed, progress=False,
+        )
+        return [records[n].cdf or [] for n in batch]
+
+    try:
+        return spectra(names)
+    except ActError:
+        # a function whose spectrum actfim rejects with an error (instead of marking it
+        # invalid) must not sink its chunk: redo it one by one, finished ones from the store
+        cdfs = []
+        for name in names:
+            try:
+                cdfs += spectra([name])
+            except ActError:
+                cdfs.append([])
+        return cdfs
 
 
 def _fisher_rows(config: SearchConfig, names: list[str], out: Path, executor,
