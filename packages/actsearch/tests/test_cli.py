@@ -114,3 +114,12 @@ def test_batch_never_suggests_two_members_of_one_class():
     assert not set(picked) & {0, 1, 2, 3}  # classes evaluated (0,1,2) or pending (3)
     random_rows = get_strategy("random").suggest(state, 9).rows  # only six classes free
     assert len(set(classes[random_rows])) == 6 and not set(classes[random_rows]) & {0, 1, 2, 3}
+
+
+def test_budget_beyond_the_table_stops_when_functions_run_out(no_fisher_table, tmp_path):
+    out = tmp_path / "small"
+    assert main(["search", "replay", "--table", str(no_fisher_table), "--budget", "10",
+                 "--trials", "2", "--jobs", "1", "--out", str(out),
+                 "--cache", str(tmp_path / "c")]) == 0
+    rows = list(csv.DictReader((out / "replay.csv").open()))
+    assert len(rows) == 2 * 2 * 3  # two curves (KNR, random), two trials, three functions

@@ -23,9 +23,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     _table_args(p)
     p.add_argument("--regressor", action="append", default=None, metavar="NAME",
                    help="surrogate regressor (repeatable; default knr)")
-    p.add_argument("--features", action="append", default=None, choices=None,
-                   metavar="SET", help=f"feature set {'/'.join(FEATURE_SETS)} (repeatable; "
-                   "default union, or outputs for a table without Fisher features)")
+    p.add_argument("--features", action="append", default=None, metavar="SET",
+                   help=f"feature set {'/'.join(FEATURE_SETS)} (repeatable; default union, "
+                   "or outputs for a table without Fisher features)")
     p.add_argument("--strategy", default="surrogate", help="search strategy (default surrogate)")
     p.add_argument("--no-random", action="store_true", help="leave out the random baseline")
     p.add_argument("--trials", type=int, default=100)
@@ -96,9 +96,7 @@ def run_replay(args: argparse.Namespace) -> int:
     fields = list(replay.Summary.model_fields)
     write_csv(out / "summary.csv", fields,
                ([getattr(s, f) for f in fields] for s in summaries))
-    curves = {a.label: np.array([t.best for t in trials if len(t.best) == args.budget]
-                                or [t.best for t in trials])
-              for a, trials in results.items()}
+    curves = {a.label: replay.best_curves(trials) for a, trials in results.items()}
     plots.plot_replay(curves, out / "replay.png", problem.start_accuracy,
                       float(problem.accuracy.max()),
                       f"{table.source}: {args.trials} trials")

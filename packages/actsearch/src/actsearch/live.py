@@ -96,14 +96,15 @@ def fisher_cdfs(config: SearchConfig, names: list[str], store: str) -> list[list
 
     try:
         return spectra(names)
-    except ActError:
-        # a function whose spectrum actfim rejects with an error (instead of marking it
-        # invalid) must not sink its chunk: redo it one by one, finished ones from the store
+    except Exception:
+        # A failed spectrum computation marks its function invalid (SPEC.md); one that
+        # raises (e.g. eigh not converging) must not sink the chunk: redo it one by one,
+        # the finished ones coming back from the store.
         cdfs = []
         for name in names:
             try:
                 cdfs += spectra([name])
-            except ActError:
+            except Exception:
                 cdfs.append([])
         return cdfs
 

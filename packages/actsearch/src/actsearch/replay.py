@@ -136,6 +136,12 @@ class Summary(BaseModel):
     spearman_mean: float
 
 
+def best_curves(trials: Sequence[Trial]) -> np.ndarray:
+    """Best-so-far curves as rows; a trial that ran out of functions keeps its best."""
+    length = max(len(t.best) for t in trials)
+    return np.array([np.pad(t.best, (0, length - len(t.best)), mode="edge") for t in trials])
+
+
 def _first_reach(curves: np.ndarray, threshold: float, strict: bool) -> np.ndarray:
     """Per trial, the 1-based evaluation at which the curve reaches ``threshold``."""
     hit = curves > threshold if strict else curves >= threshold - 1e-12
@@ -168,8 +174,7 @@ def summarise(
     problem: Problem, algorithm: Algorithm, trials: Sequence[Trial]
 ) -> Summary:
     """Mean evaluations to beat ReLU, reach the top 1% and the best; mean Spearman."""
-    budget = max(len(t.best) for t in trials)
-    curves = np.array([np.pad(t.best, (0, budget - len(t.best)), mode="edge") for t in trials])
+    curves = best_curves(trials)
     finite = problem.accuracy[np.isfinite(problem.accuracy)]
     top1 = float(np.quantile(finite, 0.99))
     best = float(finite.max())
