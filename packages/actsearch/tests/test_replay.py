@@ -80,6 +80,13 @@ def test_interrupted_replay_resumes_from_saved_chunks(problem, tmp_path, monkeyp
                           checkpoint=tmp_path, progress=False)
     for a, b in zip(first[algorithm], again[algorithm]):
         assert (a.rows == b.rows).all() and np.allclose(a.best, b.best)
+    # saved trials of one table are never taken for another
+    import dataclasses
+
+    other = dataclasses.replace(problem, accuracy=problem.accuracy[::-1].copy())
+    with pytest.raises(AssertionError, match="recomputed"):
+        replay.replay({"union": other}, [algorithm], trials=4, budget=12, jobs=1,
+                      checkpoint=tmp_path, progress=False)
 
 
 def test_relu_found_by_its_outputs_when_not_named(tmp_path):

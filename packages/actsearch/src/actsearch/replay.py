@@ -8,6 +8,7 @@ interrupted replay resumes where it stopped.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import tempfile
@@ -28,6 +29,7 @@ from actsearch.strategies import SearchState, get_strategy
 
 START = "relu(x)"
 N_RANDOM_START = 7
+CHUNK = 5  # trials per parallel job and per saved file
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,15 @@ class Problem:
     coords: np.ndarray
     candidates: np.ndarray
     start: int | None
+
+    @property
+    def key(self) -> str:
+        """A digest of the problem, so saved trials are never reused for another table."""
+        digest = hashlib.sha256("\n".join(self.names).encode())
+        for array in (self.accuracy, self.coords, self.candidates):
+            digest.update(np.ascontiguousarray(array).tobytes())
+        digest.update(str(self.start).encode())
+        return digest.hexdigest()[:12]
 
     @property
     def start_accuracy(self) -> float:
@@ -223,15 +234,22 @@ def replay(
         if algorithm.features not in problems:
             raise ActError(f"no problem prepared for feature set {algorithm.features!r}")
     jobs = jobs or os.cpu_count() or 1
-    chunk = max(1, min(10, math.ceil(trials / (2 * jobs))))
     work = [
-        (a, list(range(seed + i, seed + min(i + chunk, trials))))
-        for a in algorithms for i in range(0, trials, chunk)
+        (a, list(range(seed + i, seed + min(i + CHUNK, trials))))
+        for a in algorithms for i in range(0, trials, CHUNK)
     ]
+
+    def path(algorithm: Algorithm, seeds: list[int]) -> Path | None:
+        if checkpoint is None:
+            return None
+        name = f"{algorithm.strategy}-{algorithm.regressor}-{algorithm.features}"
+        key = problems[algorithm.features].key
+        return checkpoint / f"{name}-{key}-b{budget}-s{seeds[0]}-{seeds[-1]}.npz"
+
     results: dict[tuple[Algorithm, int], list[Trial]] = {}
     todo = []
     for algorithm, seeds in work:
-        saved = _load_chunk(checkpoint, algorithm, budget, seeds)
+        saved = _load(path(algorithm, seeds), len(seeds))
         if saved is not None:
             results[algorithm, seeds[0]] = saved
         else:
@@ -239,55 +257,49 @@ def replay(
     done = sum(len(seeds) for (a, seeds) in work if (a, seeds[0]) in results)
     bar = tqdm(total=len(algorithms) * trials, initial=done, unit="trial", desc="replay",
                disable=not progress)
+
+    def finish(algorithm: Algorithm, seeds: list[int], trials: list[Trial]) -> None:
+        _save(path(algorithm, seeds), trials)
+        results[algorithm, seeds[0]] = trials
+        bar.update(len(seeds))
+
     if jobs == 1:
         _init_worker(problems)
         for algorithm, seeds in todo:
-            results[algorithm, seeds[0]] = _done(
-                checkpoint, algorithm, budget, seeds, _run_chunk(algorithm, budget, seeds), bar
-            )
+            finish(algorithm, seeds, _run_chunk(algorithm, budget, seeds))
     elif todo:
         with ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=(problems,)) as pool:
             futures = {pool.submit(_run_chunk, a, budget, s): (a, s) for a, s in todo}
             for future in as_completed(futures):
-                algorithm, seeds = futures[future]
-                results[algorithm, seeds[0]] = _done(
-                    checkpoint, algorithm, budget, seeds, future.result(), bar
-                )
+                finish(*futures[future], future.result())
     bar.close()
     return {
         a: [t for b, seeds in work if b == a for t in results[a, seeds[0]]] for a in algorithms
     }
 
 
-def _chunk_path(checkpoint: Path, algorithm: Algorithm, budget: int, seeds: list[int]) -> Path:
-    name = f"{algorithm.strategy}-{algorithm.regressor}-{algorithm.features}"
-    return checkpoint / f"{name}-b{budget}-s{seeds[0]}-{seeds[-1]}.npz"
-
-
-def _load_chunk(checkpoint, algorithm, budget, seeds) -> list[Trial] | None:
-    if checkpoint is None:
+def _load(path: Path | None, count: int) -> list[Trial] | None:
+    """Saved trials of one chunk, or None when absent or unreadable."""
+    if path is None:
         return None
-    path = _chunk_path(checkpoint, algorithm, budget, seeds)
     try:
         with np.load(path) as data:
             return [
-                Trial(data[f"rows{i}"], data[f"best{i}"], data[f"rho{i}"])
-                for i in range(len(seeds))
+                Trial(data[f"rows{i}"], data[f"best{i}"], data[f"rho{i}"]) for i in range(count)
             ]
     except (OSError, KeyError, ValueError):
         return None
 
 
-def _done(checkpoint, algorithm, budget, seeds, trials: list[Trial], bar) -> list[Trial]:
-    if checkpoint is not None:
-        checkpoint.mkdir(parents=True, exist_ok=True)
-        arrays = {}
-        for i, t in enumerate(trials):
-            arrays |= {f"rows{i}": t.rows, f"best{i}": t.best, f"rho{i}": t.spearman}
-        path = _chunk_path(checkpoint, algorithm, budget, seeds)
-        fd, tmp = tempfile.mkstemp(dir=checkpoint, suffix=".npz.tmp")
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    bar.update(len(seeds))
-    return trials
+def _save(path: Path | None, trials: list[Trial]) -> None:
+    """Save one chunk's trials atomically."""
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {}
+    for i, t in enumerate(trials):
+        arrays |= {f"rows{i}": t.rows, f"best{i}": t.best, f"rho{i}": t.spearman}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
+    with os.fdopen(fd, "wb") as fh:
+        np.savez(fh, **arrays)
+    os.replace(tmp, path)
