@@ -97,7 +97,8 @@ def run_replay(args: argparse.Namespace) -> int:
     write_csv(out / "summary.csv", fields,
                ([getattr(s, f) for f in fields] for s in summaries))
     curves = {a.label: replay.best_curves(trials) for a, trials in results.items()}
-    plots.plot_replay(curves, out / "replay.png", problem.start_accuracy,
+    spearman = {a.label: replay.spearman_curves(trials) for a, trials in results.items()}
+    plots.plot_replay(curves, spearman, out / "replay.png", problem.start_accuracy,
                       float(problem.accuracy.max()),
                       f"{table.source}: {args.trials} trials")
     _print_summary(summaries, problem)

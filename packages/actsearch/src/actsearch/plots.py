@@ -56,14 +56,18 @@ def mean_ci(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def plot_replay(
-    curves: Mapping[str, np.ndarray], path: Path, relu: float, best: float, title: str
+    curves: Mapping[str, np.ndarray], spearman: Mapping[str, np.ndarray], path: Path,
+    relu: float, best: float, title: str,
 ) -> Path:
-    """Mean best-so-far per evaluation with 95% bands, one line per algorithm."""
-    fig, ax = _figure(figsize=(7, 4.5))
+    """Left: mean best-so-far per evaluation with 95% bands, one line per algorithm.
+    Right: mean Spearman correlation of predicted vs true accuracy (surrogates only)."""
+    fig, (ax, rho_ax) = _figure(1, 2, figsize=(12, 4.5), width_ratios=(3, 2))
+    colors = {}
     for label, c in curves.items():
         mean, half = mean_ci(c)
         x = np.arange(1, len(mean) + 1)
         (line,) = ax.plot(x, mean, label=f"{label} (n={len(c)})")
+        colors[label] = line.get_color()
         ax.fill_between(x, mean - half, mean + half, color=line.get_color(), alpha=0.2)
     if np.isfinite(relu):
         ax.axhline(relu, color="grey", linestyle="--", linewidth=1, label="ReLU")
@@ -73,6 +77,19 @@ def plot_replay(
     ax.set_title(title)
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(alpha=0.3)
+    for label, rho in spearman.items():
+        steps = np.isfinite(rho).any(axis=0)
+        if steps.any():
+            x = np.arange(1, rho.shape[1] + 1)[steps]
+            rho_ax.plot(x, np.nanmean(rho[:, steps], axis=0), color=colors.get(label),
+                        label=label)
+    rho_ax.axhline(0, color="black", linewidth=0.5)
+    rho_ax.set_xlabel("evaluations")
+    rho_ax.set_ylabel("Spearman (predicted vs true, unevaluated)")
+    rho_ax.set_title("surrogate prediction quality")
+    rho_ax.grid(alpha=0.3)
+    if rho_ax.get_legend_handles_labels()[0]:
+        rho_ax.legend(fontsize=8)
     return save(fig, path)
 
 

@@ -153,6 +153,13 @@ def best_curves(trials: Sequence[Trial]) -> np.ndarray:
     return np.array([np.pad(t.best, (0, length - len(t.best)), mode="edge") for t in trials])
 
 
+def spearman_curves(trials: Sequence[Trial]) -> np.ndarray:
+    """Per-step Spearman correlations as rows, NaN-padded to the longest trial."""
+    length = max(len(t.spearman) for t in trials)
+    return np.array([np.pad(t.spearman, (0, length - len(t.spearman)),
+                            constant_values=np.nan) for t in trials])
+
+
 def _first_reach(curves: np.ndarray, threshold: float, strict: bool) -> np.ndarray:
     """Per trial, the 1-based evaluation at which the curve reaches ``threshold``."""
     hit = curves > threshold if strict else curves >= threshold - 1e-12
