@@ -208,3 +208,23 @@ def test_cuda_matches_cpu():
         keep = a.log_eigenvalues.sort().values > top - 10
         assert torch.allclose(a.log_eigenvalues.sort().values[keep],
                               b.log_eigenvalues.sort().values[keep], atol=1e-3)
+
+
+def test_vanishing_factor_is_invalid_not_infinite():
+    class Tiny(nn.Module):  # first layer's G ~ 1e-42: its round-off floor underflows
+        def forward(self, x):
+            return x * 1e-21
+
+    model = nn.Sequential(nn.Linear(4, 8), Tiny(), nn.Linear(8, 3))
+    spectrum = kfac_spectrum(model, torch.randn(5, 4))
+    assert not spectrum.valid
+    assert "layer '0': log-eigenvalues are not finite" in spectrum.reason
+
+
+def test_failed_decomposition_is_invalid_not_raised(monkeypatch):
+    def fail(matrix):
+        raise torch.linalg.LinAlgError("failed to converge")
+
+    monkeypatch.setattr(torch.linalg, "eigvalsh", fail)
+    spectrum = kfac_spectrum(mlp().float(), torch.randn(3, 4))
+    assert not spectrum.valid and "LinAlgError: failed to converge" in spectrum.reason

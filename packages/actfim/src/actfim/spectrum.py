@@ -139,7 +139,11 @@ def kfac_spectrum(
         return Spectrum(layers=[], valid=False, reason=_describe(err), fisher=fisher_name,
                         seconds=time.perf_counter() - start)
     layers, problems = [], []
-    eigenvalues = _eigvalsh_all([m for layer in factors for m in (layer.a, layer.g)])
+    try:
+        eigenvalues = _eigvalsh_all([m for layer in factors for m in (layer.a, layer.g)])
+    except Exception as err:  # e.g. LAPACK failing to converge on a degenerate factor
+        return Spectrum(layers=[], skipped=skipped, valid=False, reason=_describe(err),
+                        fisher=fisher_name, seconds=time.perf_counter() - start)
     for i, layer in enumerate(factors):
         spectrum, problem = layer_spectrum(layer, eigenvalues[2 * i : 2 * i + 2])
         layers.append(spectrum)
@@ -208,6 +212,8 @@ def layer_spectrum(
             f"{name} ({bad})" for name, bad in (("A", bad_a), ("G", bad_g)) if bad
         )
         problem = f"layer {layer.name!r}: factor {which}"
+    elif not torch.isfinite(pairs).all():  # e.g. a floor that underflowed to zero
+        problem = f"layer {layer.name!r}: log-eigenvalues are not finite"
     spectrum = LayerSpectrum(
         name=layer.name,
         kind=layer.kind,
