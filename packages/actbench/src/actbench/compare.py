@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from actbench.activations import activation_name
 from actbench.train import Result
 from actcore import ActError
+from actcore.atomic import atomic_path, write_atomic
 
 
 class Summary(BaseModel):
@@ -94,11 +95,11 @@ def plot(results: Sequence[Result], path: str | os.PathLike[str], title: str = "
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    target = Path(path)
-    tmp = target.with_name(f".{target.stem}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, target)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=120)
+    finally:
+        plt.close(fig)
 
 
 def load_results(path: str | os.PathLike[str]) -> list[Result]:
@@ -119,10 +120,7 @@ def load_results(path: str | os.PathLike[str]) -> list[Result]:
 
 def save_results(results: Sequence[Result], path: str | os.PathLike[str]) -> None:
     """Write results as JSON lines, atomically."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(r.model_dump_json() + "\n" for r in results))
-    os.replace(tmp, path)
+    write_atomic(path, "".join(r.model_dump_json() + "\n" for r in results))
 
 
 def run_comparison(

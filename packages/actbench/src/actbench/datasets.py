@@ -13,7 +13,6 @@ import functools
 import gzip
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from torch.utils.data import Dataset, Subset
 
 from actbench.augment import flip_and_shift
 from actcore import ActError
+from actcore.atomic import atomic_path
 
 Split = Literal["train", "val", "test"]
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -144,11 +144,8 @@ def _load_digits(split: str, root: Path, download: bool, augment: bool) -> Datas
 
 
 def _atomic_gunzip(source: Path, target: Path) -> None:
-    with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp, gzip.open(
-        source, "rb"
-    ) as f:
-        shutil.copyfileobj(f, tmp)
-    os.replace(tmp.name, target)
+    with atomic_path(target) as tmp, tmp.open("wb") as out, gzip.open(source, "rb") as f:
+        shutil.copyfileobj(f, out)
 
 
 def _fashion_mnist_files(root: Path) -> None:

@@ -14,13 +14,13 @@ import gzip
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from actcore.atomic import write_atomic
 from actcore.errors import ActError, UnknownNameError
 
 CHANCE = 0.1  # CIFAR-10 and the other ten-class tasks of the published tables
@@ -206,13 +206,4 @@ def write_table(
     payload = json.dumps(data, indent=1, allow_nan=True).encode()
     if path.suffix == ".gz":
         payload = gzip.compress(payload, mtime=0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, payload)

@@ -31,6 +31,7 @@ from actbench.datasets import TensorData
 from actbench.recipes import Recipe
 from actbench.tasks import Task, get_task
 from actcore import ActError
+from actcore.atomic import atomic_path
 from actcore.plugins import DATASETS, MODELS, registry
 
 
@@ -96,9 +97,8 @@ def _recipe(task: Task, overrides: dict[str, Any]) -> Recipe:
 
 
 def _save(path: Path, state: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 @contextlib.contextmanager

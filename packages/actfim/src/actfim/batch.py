@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from actcore import parse, to_module
+from actcore.atomic import write_atomic
 from actcore.errors import ActError
 from actfim.features import fisher_cdf
 from actfim.spectrum import Spectrum, kfac_spectrum
@@ -140,19 +140,6 @@ class SpectrumStore:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it over."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def spectra_for_activations(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -12,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from actcore.atomic import atomic_path
 from actcore.errors import ActError
 from actfim.features import LOG_RANGE, cdf_layout, layer_cdf
 from actfim.spectrum import Spectrum
@@ -49,14 +49,10 @@ def plot_spectrum(spectrum: Spectrum, path: str | os.PathLike, title: str = "") 
 
 
 def _save(fig, path: Path) -> Path:
-    """Write the figure beside ``path`` and rename it over (atomic)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
+    """Write the figure atomically and close it."""
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110)
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
     return path

@@ -14,8 +14,6 @@ the model itself with ``model.load_state_dict(checkpoint["model_state"])``.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from torch import nn
 
 import actcore
+from actcore.atomic import atomic_path
 from actcore.errors import ActError
 from acthull.freeze import FrozenHull
 from acthull.hull import Hull, HullSpec
@@ -75,17 +74,9 @@ def save_checkpoint(path: str | Path, model: nn.Module, *, model_state: bool = T
         "layers": {name: _record(layer).model_dump() for name, layer in layers.items()},
         "model_state": model.state_dict() if model_state else None,
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)
 
 
 def load_layers(path: str | Path) -> dict[str, nn.Module]:

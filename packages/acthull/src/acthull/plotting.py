@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -13,6 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+
+from actcore.atomic import atomic_path
 
 
 def subplots(count: int, width: float = 3.6, height: float = 2.9) -> tuple[Figure, list[Axes]]:
@@ -28,17 +28,10 @@ def subplots(count: int, width: float = 3.6, height: float = 2.9) -> tuple[Figur
 
 def save_figure(fig: Figure, path: str | Path) -> Path:
     """Write ``fig`` as PNG atomically (temporary file + rename) and close it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
     try:
-        with os.fdopen(fd, "wb") as handle:
-            fig.savefig(handle, format="png", dpi=110)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=110)
     finally:
         plt.close(fig)
-    return path
+    return Path(path)

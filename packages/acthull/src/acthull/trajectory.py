@@ -9,8 +9,6 @@ loses nothing it had saved.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
+from actcore.atomic import write_atomic
 from actcore.errors import ActError
 from acthull.inspection import HULL_TYPES
 
@@ -39,17 +38,7 @@ class Trajectories(BaseModel):
 
     def save(self, path: str | Path) -> Path:
         """Write JSON atomically (temporary file + rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(self.model_dump_json())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return write_atomic(path, self.model_dump_json())
 
     @classmethod
     def load(cls, path: str | Path) -> Trajectories:

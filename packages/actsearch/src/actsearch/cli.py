@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from actcore.atomic import atomic_path
 from actsearch.features import FEATURE_SETS, check_feature_set
 
 
@@ -152,15 +151,8 @@ def run_list(args: argparse.Namespace) -> int:
 
 def write_csv(path: Path, header: Sequence[str], rows) -> Path:
     """Write a CSV atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".csv.tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(header)
-            writer.writerows(rows)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
     return path

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import numpy as np
 from pydantic import BaseModel
 from scipy.stats import spearmanr
 
+from actcore.atomic import atomic_path
 from actcore.errors import ActError
 from actsearch.embedding import embed
 from actsearch.features import Features, chance_filled
@@ -302,11 +302,8 @@ def _save(path: Path | None, trials: list[Trial]) -> None:
     """Save one chunk's trials atomically."""
     if path is None:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {}
     for i, t in enumerate(trials):
         arrays |= {f"rows{i}": t.rows, f"best{i}": t.best, f"rho{i}": t.spearman}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-    with os.fdopen(fd, "wb") as fh:
+    with atomic_path(path) as tmp, tmp.open("wb") as fh:
         np.savez(fh, **arrays)
-    os.replace(tmp, path)
