@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -25,6 +24,7 @@ from tqdm.auto import tqdm
 from actcore import parse, to_module
 from actcore.atomic import write_atomic
 from actcore.errors import ActError
+from actcore.store import open_store
 from actfim.features import fisher_cdf
 from actfim.spectrum import Spectrum, kfac_spectrum
 
@@ -65,27 +65,13 @@ class SpectrumStore:
 
     def __init__(self, path: str | os.PathLike, settings: dict | None = None):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path)
-        with self._db:
-            self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS spectra (expression TEXT PRIMARY KEY, record TEXT)"
-            )
-        if settings is not None:
-            self._check_settings(settings)
-
-    def _check_settings(self, settings: dict) -> None:
-        text = json.dumps(settings, sort_keys=True)
-        row = self._db.execute("SELECT value FROM meta WHERE key='settings'").fetchone()
-        if row is None:
-            with self._db:
-                self._db.execute("INSERT INTO meta VALUES ('settings', ?)", (text,))
-        elif row[0] != text:
-            raise ActError(
-                f"{self.path} holds spectra computed with other settings ({row[0]}); "
-                f"use another file or remove it"
-            )
+        self._db = open_store(
+            self.path,
+            settings,
+            ["CREATE TABLE IF NOT EXISTS spectra (expression TEXT PRIMARY KEY, record TEXT)"],
+            what="spectrum store",
+            hint="use another file or remove it",
+        )
 
     @property
     def settings(self) -> dict | None:

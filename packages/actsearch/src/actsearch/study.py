@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import time
 from pathlib import Path
 
 from pydantic import BaseModel
 
-from actcore.errors import ActError
+from actcore.store import open_store
 
 
 class Evaluation(BaseModel):
@@ -35,35 +34,17 @@ class Study:
 
     def __init__(self, path: str | os.PathLike[str], settings: dict):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._db = sqlite3.connect(self.path)
-            with self._db:
-                self._db.execute(
-                    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)"
-                )
-                self._db.execute(
-                    "CREATE TABLE IF NOT EXISTS evaluations (function TEXT PRIMARY KEY,"
-                    " ord INTEGER, val_accuracy REAL, test_accuracy REAL, status TEXT,"
-                    " seconds REAL, finished REAL, result TEXT)"
-                )
-        except sqlite3.DatabaseError as err:
-            raise ActError(f"study file {self.path} is not a usable SQLite file: {err}") from None
-        text = json.dumps(settings, sort_keys=True)
-        row = self._db.execute("SELECT value FROM meta WHERE key='settings'").fetchone()
-        if row is None:
-            with self._db:
-                self._db.execute("INSERT INTO meta VALUES ('settings', ?)", (text,))
-        elif row[0] != text:
-            old = json.loads(row[0])
-            diff = ", ".join(
-                f"{k}: {old.get(k)!r} -> {settings.get(k)!r}"
-                for k in sorted(set(old) | set(settings)) if old.get(k) != settings.get(k)
-            )
-            raise ActError(
-                f"study file {self.path} belongs to a search with other settings ({diff}); "
-                "use another --out folder or the original settings"
-            )
+        self._db = open_store(
+            self.path,
+            settings,
+            [
+                "CREATE TABLE IF NOT EXISTS evaluations (function TEXT PRIMARY KEY,"
+                " ord INTEGER, val_accuracy REAL, test_accuracy REAL, status TEXT,"
+                " seconds REAL, finished REAL, result TEXT)"
+            ],
+            what="study file",
+            hint="use another --out folder or the original settings",
+        )
 
     def evaluations(self) -> list[Evaluation]:
         """Finished evaluations in the order they finished."""
