@@ -300,8 +300,9 @@ def build(
         done = store.done()
         keys = plan.units(config.seeds)
         todo = [k for k in keys if k not in done]
-        summary = dict(units=len(keys), reused=len(keys) - len(todo), computed=0, trainings=0,
-                       lost=0)  # fmt: skip
+        # wall time goes to the store with every batch, so even a hard kill keeps it
+        summary: dict[str, Any] = dict(units=len(keys), reused=len(keys) - len(todo),
+                                       computed=0, trainings=0, lost=0, _clock=start)  # fmt: skip
         label = "in process" if workers == 0 else f"{workers or 'all'} local processes"
         where = f"dask {scheduler}" if scheduler else label
         try:
@@ -319,7 +320,8 @@ def build(
                             _run(pool, config, todo, per_task, parallel, store, bar, summary,
                                  on_batch)  # fmt: skip
         finally:
-            wall_total = store.add_wall(time.perf_counter() - start)
+            wall_total = store.add_wall(time.perf_counter() - summary.pop("_clock"))
+            summary.pop("wall_s", None)
         results = {r.key: r for r in store.results()}
         rows = assemble(plan, config.seeds, results)
         written = card = None
@@ -381,6 +383,9 @@ def _run(
                               f"{type(err).__name__}: {err}")  # fmt: skip
                     continue
                 store.add(results)
+                now = time.perf_counter()
+                summary["wall_s"] = store.add_wall(now - summary.pop("_clock"))
+                summary["_clock"] = now
                 summary["computed"] += len(results)
                 summary["trainings"] += sum(r.key.kind == "train" for r in results)
                 failures += sum(not r.ok for r in results)

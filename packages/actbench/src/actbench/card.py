@@ -93,6 +93,7 @@ def write_card(card: TableCard, path: str | os.PathLike[str]) -> Path:
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(card.model_dump_json(indent=1))
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a card is for everyone to read
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
