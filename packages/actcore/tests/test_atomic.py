@@ -20,3 +20,12 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
         raise RuntimeError("killed mid-write")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["fig.png"]
+
+
+def test_permissions_follow_the_umask_like_open(tmp_path):
+    import os
+
+    plain, atomic = tmp_path / "plain", tmp_path / "atomic"
+    plain.write_text("x")
+    write_atomic(atomic, "x")
+    assert os.stat(atomic).st_mode == os.stat(plain).st_mode
