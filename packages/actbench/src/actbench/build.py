@@ -45,6 +45,7 @@ from tqdm.auto import tqdm
 
 from actbench.card import TableCard, card_path, hardware, versions, write_card
 from actbench.executors import SerialExecutor, make_executor, single_thread
+from actbench.recipes import parse_overrides
 from actbench.tables import TableRecord, write_table
 from actbench.tasks import get_task
 from actbench.train import Result, _recipe, train
@@ -455,19 +456,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def run_build(args: Any) -> int:
-    import json
-
-    overrides: dict[str, Any] = {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ActError(f"--set expects FIELD=VALUE, got {item!r}")
-        try:
-            overrides[key] = json.loads(value)
-        except json.JSONDecodeError:
-            overrides[key] = value
-    if args.epochs is not None:
-        overrides["epochs"] = args.epochs
+    overrides = parse_overrides(args.set, args.epochs)
     if args.seeds < 1:
         raise ActError(f"--seeds must be at least 1, got {args.seeds}")
     if args.limit is not None and args.limit < 1:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 import platform
 import sys
-import tempfile
 from importlib import metadata
 from pathlib import Path
 
 from pydantic import BaseModel, Field
+
+from actcore.atomic import write_atomic
 
 
 class TableCard(BaseModel):
@@ -87,18 +88,7 @@ def card_path(table: str | os.PathLike[str]) -> Path:
 
 def write_card(card: TableCard, path: str | os.PathLike[str]) -> Path:
     """Write the card atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(card.model_dump_json(indent=1))
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a card is for everyone to read
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, card.model_dump_json(indent=1))
 
 
 def read_card(path: str | os.PathLike[str]) -> TableCard:

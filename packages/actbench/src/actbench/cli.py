@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 from actbench.activations import activation_name
 from actbench.compare import plot, run_comparison, summarise, table
 from actbench.models import parameter_count
+from actbench.recipes import parse_overrides
 from actbench.train import Result, train
 from actcore import ActError
 from actcore.plugins import DATASETS, MODELS, TASKS, registry
@@ -67,17 +68,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
     if args.seeds < 1:
         raise ActError(f"--seeds must be at least 1, got {args.seeds}")
-    overrides: dict[str, Any] = {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ActError(f"--set expects FIELD=VALUE, got {item!r}")
-        try:
-            overrides[key] = json.loads(value)
-        except json.JSONDecodeError:
-            overrides[key] = value
-    if args.epochs is not None:
-        overrides["epochs"] = args.epochs
+    overrides = parse_overrides(args.set, args.epochs)
     registry(TASKS).get(args.task)  # bad input fails before anything is trained
     for activation in args.activation if isinstance(args.activation, list) else [args.activation]:
         activation_name(activation)

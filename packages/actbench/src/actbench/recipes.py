@@ -7,12 +7,15 @@ Keras-style time decay ``1 / (1 + lr_decay * t)`` after ``t`` updates, times ste
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
+
+from actcore.errors import ActError
 
 
 class Recipe(BaseModel):
@@ -77,3 +80,20 @@ SGD_CIFAR = Recipe(
     optimizer="sgd", lr=1e-2, momentum=0.9, weight_decay=5e-4, step_epochs=40, epochs=100,
     batch_size=128, augment=True,
 )  # fmt: skip
+
+
+def parse_overrides(items: Iterable[str], epochs: int | None = None) -> dict[str, Any]:
+    """Recipe overrides from ``FIELD=VALUE`` strings (values read as JSON when they are)."""
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ActError(f"--set expects FIELD=VALUE, got {item!r}")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
+    if epochs is not None:
+        overrides["epochs"] = epochs
+    return overrides
+

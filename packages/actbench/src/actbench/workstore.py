@@ -20,6 +20,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from actcore import ActError
+from actcore.store import open_store
 
 UnitKind = Literal["train", "fisher"]
 FISHER_SEED = -1  # the seed column of a Fisher unit (its own seed is in the settings)
@@ -50,33 +51,18 @@ class WorkStore:
 
     def __init__(self, path: str | os.PathLike[str], settings: dict):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._db = sqlite3.connect(self.path, timeout=60)
-            with self._db:
-                self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute(
-                    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)"
-                )
-                self._db.execute(
-                    "CREATE TABLE IF NOT EXISTS units (function TEXT, kind TEXT, seed INTEGER,"
-                    " ok INTEGER, result TEXT, PRIMARY KEY (function, kind, seed))"
-                )
-        except sqlite3.DatabaseError as err:
-            raise ActError(f"work store {self.path}: not a usable SQLite file: {err}") from None
-        self._check_settings(settings)
-
-    def _check_settings(self, settings: dict) -> None:
-        text = json.dumps(settings, sort_keys=True)
-        stored = self.meta("settings")
-        if stored is None:
-            self.set_meta("settings", text)
-        elif stored != text:
-            raise ActError(
-                f"work store {self.path} belongs to a build with other settings:\n"
-                f"  stored: {stored}\n  now:    {text}\n"
-                f"rerun with the same settings, or remove the store to start afresh"
-            )
+        self._db = open_store(
+            self.path,
+            settings,
+            [
+                "CREATE TABLE IF NOT EXISTS units (function TEXT, kind TEXT, seed INTEGER,"
+                " ok INTEGER, result TEXT, PRIMARY KEY (function, kind, seed))"
+            ],
+            what="work store",
+            hint="rerun with the same settings, or remove the store to start afresh",
+        )
+        with self._db:
+            self._db.execute("PRAGMA journal_mode=WAL")  # readers (snapshot) never block
 
     @staticmethod
     def settings_of(path: str | os.PathLike[str]) -> dict:
