@@ -99,7 +99,7 @@ def run_replay(args: argparse.Namespace) -> int:
     spearman = {a.label: replay.spearman_curves(trials) for a, trials in results.items()}
     plots.plot_replay(curves, spearman, out / "replay.png", problem.start_accuracy,
                       float(problem.accuracy.max()),
-                      f"{table.source}: {args.trials} trials")
+                      f"{args.table}: {args.trials} trials")
     _print_summary(summaries, problem)
     print(f"wrote {out}/replay.csv, summary.csv, replay.png")
     return 0
@@ -134,7 +134,7 @@ def run_embed(args: argparse.Namespace) -> int:
     labels = {n: int(index[r]) for n, r in features.rows_like(plots.WELL_KNOWN).items()
               if mask[r]}
     out = args.out or Path(f"embedding-{Path(str(args.table)).name.split('.')[0]}.png")
-    plots.plot_embeddings(panels, labels, out, f"{table.source}: {int(mask.sum())} candidates")
+    plots.plot_embeddings(panels, labels, out, f"{args.table}: {int(mask.sum())} candidates")
     print(f"wrote {out}")
     return 0
 
