@@ -15,13 +15,12 @@ from actbench.models import parameter_count
 from actbench.recipes import parse_overrides
 from actbench.train import Result, train
 from actcore import ActError
+from actcore.cli import add_group
 from actcore.plugins import DATASETS, MODELS, TASKS, registry
 
 
 def add_bench(subparsers: argparse._SubParsersAction) -> None:
-    bench = subparsers.add_parser("bench", help="datasets, models, tasks and training")
-    bench.set_defaults(help_parser=bench)
-    commands = bench.add_subparsers(dest="bench_command", metavar="COMMAND")
+    commands = add_group(subparsers, "bench", "datasets, models, tasks and training")
 
     models = commands.add_parser("models", help="list models and their parameter counts")
     models.add_argument("--dataset", default="cifar10",

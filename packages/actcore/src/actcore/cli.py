@@ -15,6 +15,18 @@ from actcore import plugins
 from actcore.errors import ActError
 
 
+def add_group(
+    subparsers: argparse._SubParsersAction, name: str, help: str
+) -> argparse._SubParsersAction:
+    """Add a command group (``act NAME COMMAND ...``) and return its subcommand action.
+
+    ``act NAME`` alone prints the group's help.
+    """
+    group = subparsers.add_parser(name, help=help)
+    group.set_defaults(help_parser=group)
+    return group.add_subparsers(dest=f"{name}_command", metavar="COMMAND")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="act", description="act: activation-function research toolkit"

@@ -7,6 +7,7 @@ import itertools
 import sys
 from collections.abc import Iterable
 
+from actcore.cli import add_group
 from actcore.equivalence import equivalence_classes
 from actcore.errors import ActError
 from actcore.operators import N_ARY
@@ -58,9 +59,7 @@ def _progress() -> bool:
 
 
 def add_space(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("space", help="count and list search spaces")
-    parser.set_defaults(help_parser=parser)
-    commands = parser.add_subparsers(dest="space_command", metavar="COMMAND")
+    commands = add_group(subparsers, "space", "count and list search spaces")
 
     count = commands.add_parser(
         "count",
@@ -131,9 +130,7 @@ def run_space_list(args: argparse.Namespace) -> int:
 
 
 def add_fn(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("fn", help="look at activation functions")
-    parser.set_defaults(help_parser=parser)
-    commands = parser.add_subparsers(dest="fn_command", metavar="COMMAND")
+    commands = add_group(subparsers, "fn", "look at activation functions")
     plot = commands.add_parser(
         "plot",
         help="plot functions on [-5, 5] in one figure",

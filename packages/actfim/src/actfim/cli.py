@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from actcore import parse
+from actcore.cli import add_group
 from actcore.errors import ActError
 from actcore.plugins import DATASETS, MODELS, registry
 from actfim.batch import spectra_for_activations
@@ -22,9 +23,7 @@ from actfim.spectrum import kfac_spectrum
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    fim = subparsers.add_parser("fim", help="K-FAC Fisher spectra (actfim)")
-    fim.set_defaults(help_parser=fim)
-    commands = fim.add_subparsers(dest="fim_command", metavar="COMMAND")
+    commands = add_group(subparsers, "fim", "K-FAC Fisher spectra (actfim)")
 
     spectrum = commands.add_parser(
         "spectrum", help="per-layer spectrum of one model and activation"

@@ -5,15 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from actcore.cli import add_group
 from acthull.checkpoint import load_layers
 from acthull.inspection import HULL_TYPES, coefficients, is_monotonic, plot_functions
 from acthull.trajectory import Trajectories
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("hull", help="learnable hull activations (acthull)")
-    parser.set_defaults(help_parser=parser)
-    commands = parser.add_subparsers(dest="hull_command", metavar="COMMAND")
+    commands = add_group(subparsers, "hull", "learnable hull activations (acthull)")
 
     show = commands.add_parser(
         "show",

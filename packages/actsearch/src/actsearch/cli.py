@@ -10,13 +10,12 @@ from pathlib import Path
 import numpy as np
 
 from actcore.atomic import atomic_path
+from actcore.cli import add_group
 from actsearch.features import FEATURE_SETS, check_feature_set
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    group = subparsers.add_parser("search", help="surrogate search for activation functions")
-    group.set_defaults(help_parser=group)
-    commands = group.add_subparsers(dest="search_command", metavar="COMMAND")
+    commands = add_group(subparsers, "search", "surrogate search for activation functions")
 
     p = commands.add_parser("replay", help="replay search algorithms on a benchmark table")
     _table_args(p)
