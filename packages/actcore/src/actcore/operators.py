@@ -15,14 +15,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 N_ARY = -1
-Arity = Literal[1, 2, -1]
 
 
 @dataclass(frozen=True)
@@ -46,13 +44,6 @@ class Operator:
     def learnable(self) -> bool:
         return self.module is not None
 
-    @property
-    def placeholder(self) -> str:
-        """The schema placeholder this operator stands for: unary, binary or n-ary."""
-        return {1: "unary", 2: "binary", N_ARY: "n-ary"}[self.arity]
-
-    def accepts(self, count: int) -> bool:
-        return count >= 1 if self.arity == N_ARY else count == self.arity
 
 
 # --- unary (SPEC.md: 27) ---------------------------------------------------------------

@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-import numpy as np
 import torch
 from pydantic import BaseModel
 from torch import Tensor, nn
@@ -213,11 +212,3 @@ def _copy_weights(source: nn.Module, target: nn.Module) -> None:
     mine = target.state_dict()
     shared = {k: v for k, v in theirs.items() if k in mine and mine[k].shape == v.shape}
     target.load_state_dict(shared, strict=False)
-
-
-def cdf_matrix(records: Iterable[SpectrumRecord]) -> tuple[list[str], np.ndarray]:
-    """The valid records' expressions and their CDF vectors as rows."""
-    kept = [r for r in records if r.valid and r.cdf is not None]
-    if not kept:
-        return [], np.zeros((0, 0))
-    return [r.expression for r in kept], np.array([r.cdf for r in kept])
