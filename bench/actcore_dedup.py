@@ -1,7 +1,9 @@
 """Deduplicate SPEC.md's four-node search space: each schema and their union.
 
-Prints, per schema and for the union: functions, equivalence classes, wall seconds and
-functions/second; then the process's peak resident memory. Run:
+Prints, per schema and for the union: functions, equivalence classes (and how many are
+flagged non-finite), wall seconds, functions/second and the classes' digest (equal on
+every machine: compare with ``ATEN_CPU_CAPABILITY=default``); then the process's peak
+resident memory. Run:
 
     .venv-dev/bin/python bench/actcore_dedup.py
 """
@@ -30,9 +32,10 @@ def run(space: Space, label: str) -> None:
     classes = equivalence_classes(space)
     wall = time.perf_counter() - start
     n = len(space)
+    flagged = int(classes.nonfinite_flags().sum())
     print(
-        f"{label:<36} {n:>9,} functions {len(classes):>9,} unique "
-        f"{wall:7.2f} s {n / wall:>11,.0f} functions/s",
+        f"{label:<36} {n:>9,} functions {len(classes):>9,} classes ({flagged:,} non-finite) "
+        f"{wall:6.2f} s {n / wall:>9,.0f} fn/s  digest {classes.digest()}",
         flush=True,
     )
 

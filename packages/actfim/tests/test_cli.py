@@ -47,7 +47,7 @@ def test_spectrum_command_prints_a_table_and_plots(tiny, tmp_path, capsys):
                                 "clamped"]
     assert lines[2].split()[:4] == ["0", "Conv2d", "76", "76"]
     assert lines[3].split()[:4] == ["3", "Linear", "303", "303"]
-    assert "Fisher CDF feature length: 3" in out
+    assert "Fisher CDF feature length: 2" in out
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 

@@ -15,6 +15,7 @@ from actfim import (
     kfac_spectrum,
     layer_cdf,
 )
+from actfim.features import layout_of
 from actfim.spectrum import LayerSpectrum, Spectrum
 
 
@@ -26,11 +27,37 @@ def spectrum_of(*layers):
     ])
 
 
-def test_all_cnn_c_layout_matches_the_benchmark_length():
+def test_all_cnn_c_layout_matches_the_published_length():
     layout = cdf_layout(ALL_CNN_C_NUM_WEIGHTS)
-    assert layout.bins == [26, 830, 830, 1660, 3319, 3319, 3319, 370, 19]
-    assert layout.length == 13692
-    assert layout.offsets[1] == 26 and layout.offsets[-1] == 13692 - 19
+    assert layout.bins == [25, 829, 829, 1659, 3318, 3318, 3318, 369, 18]
+    assert layout.length == 13683  # the published Act-Bench-CNN vectors
+    assert layout.offsets[1] == 25 and layout.offsets[-1] == 13683 - 18
+    legacy = cdf_layout(ALL_CNN_C_NUM_WEIGHTS, legacy=True)
+    assert legacy.length == 13692 and legacy.bins[0] == 26
+    assert layout_of(13683, ALL_CNN_C_NUM_WEIGHTS) == layout
+    assert layout_of(13692, ALL_CNN_C_NUM_WEIGHTS) == legacy
+    with pytest.raises(ActError, match="expected 13683 values, or 13692"):
+        layout_of(13690, ALL_CNN_C_NUM_WEIGHTS)
+    assert cdf_layout([150, 199, 200]).bins == [0, 0, 1]
+
+
+def test_distances_read_both_layouts_alike():
+    """A spectrum's CDF in the published layout and its legacy-layout twin (one more bin
+    per layer) give nearly the same distances; the layout is found from the length."""
+    rng = np.random.default_rng(4)
+    spectra = [spectrum_of(rng.normal(m, 4, 9000), rng.normal(-m, 6, 25000)) for m in (-9, 3)]
+    published = [fisher_cdf(s) for s in spectra]
+    assert published[0].shape == (89 + 249,)
+    legacy = [
+        np.concatenate([layer_cdf(layer.log_eigenvalues, b) for layer, b in
+                        zip(s.layers, cdf_layout(s.num_weights, legacy=True).bins)])
+        for s in spectra
+    ]
+    d_new = fisher_distance(*published, [9000, 25000])
+    d_old = fisher_distance(*legacy, [9000, 25000])
+    assert d_new == pytest.approx(fisher_distance(*spectra))
+    assert d_old == pytest.approx(d_new, rel=0.1)
+    assert fisher_distance_matrix(np.stack(legacy), [9000, 25000])[0, 1] == pytest.approx(d_old)
 
 
 def test_layer_cdf_is_the_normalised_cumulative_histogram():
@@ -47,7 +74,7 @@ def test_cdf_w1_equals_the_exact_wasserstein_distance_up_to_binning():
     a, b = rng.normal(-20, 5, 5000), rng.normal(-12, 8, 5000)
     exact = np.abs(np.sort(a) - np.sort(b)).mean()  # W1 of equal-size samples
     d = fisher_distance(spectrum_of(a), spectrum_of(b))
-    bin_width = 200 / (5000 // 100)
+    bin_width = 200 / (5000 // 100 - 1)
     assert abs(d * 5000 - exact) < bin_width  # distance is W1 / w_l
 
 
@@ -75,8 +102,8 @@ def test_fisher_cdf_of_a_model_and_of_an_invalid_spectrum():
     model = nn.Sequential(nn.Linear(30, 40), nn.Tanh(), nn.Linear(40, 5))
     spectrum = kfac_spectrum(model, torch.randn(64, 30))
     cdf = fisher_cdf(spectrum)
-    assert cdf.shape == (1240 // 100 + 205 // 100,)
-    first = cdf[:12]
+    assert cdf.shape == (1240 // 100 - 1 + 205 // 100 - 1,)
+    first = cdf[:11]
     assert np.all(np.diff(first) >= 0) and first[-1] == pytest.approx(1.0)
     with pytest.raises(ActError, match="invalid"):
         fisher_cdf(Spectrum(layers=[], valid=False, reason="not finite"))

@@ -1,25 +1,40 @@
-"""Equivalence classes: functions whose float32 outputs agree on the fixed sample.
+"""Equivalence classes: functions whose exact values on the fixed sample agree in float32.
 
-Two functions are equivalent when their outputs on :func:`actcore.sample_points` are
-equal as numbers (−0.0 == 0.0, NaN == NaN, inf == inf). Each class has one canonical
-**representative**: its shortest name, ties broken lexicographically. Classes are
-numbered by the position of their first member in the input order.
+Two functions are equivalent when their exact values on :func:`actcore.sample_points`
+(the float32 points), rounded to float32, are equal as numbers (−0.0 == 0.0,
+NaN == NaN, +inf == +inf). This is a property of the functions, not of a machine:
+act evaluates in float64 and rounds once, so the ulp-level differences between float32
+kernels of different CPUs, vector widths, libraries and devices never reach the
+comparison. (Rounding is made robust too: exact arithmetic on float32 points often lands
+exactly halfway between two float32 numbers, so values within 2**-36 of a tie round as
+the tie; see :func:`actcore.evaluate.round_to_float32`.) Mathematically identical functions such as
+``sub(exp(x),expm1(x))`` and ``one(x)`` therefore fall into one class.
+
+**Non-finite flags** say what a float32 network would meet. A *function* is flagged when
+any of its sub-expressions (itself included), rounded to float32, is inf or NaN at some
+sample point: ``mul(zero(x),exp(exp(x)))`` equals ``zero(x)`` but overflows on the way.
+Each class has one canonical **representative**, the member that gets trained: its
+shortest unflagged name (ties broken lexicographically), or its shortest name when every
+member is flagged. A *class* is flagged when its representative is, i.e. when no member
+can be computed finitely in float32. Classes are numbered by their first member in the
+input order.
 
 How it scales (a :class:`Space` of a million functions in seconds):
 
-* Rows are compared through a 88-bit fingerprint: the float32 bit patterns (NaN made
-  canonical) times random integer weights, summed in float64. Every partial sum stays
-  below 2**53, so the fingerprint is exact and order independent (BLAS can sum in any
-  order), and two different rows collide with probability at most 2**-88.
-* For a space, each schema node is a table of its *distinct* output rows. A parent is
-  evaluated on the distinct rows of its children, not on every name, so
-  ``unary(unary(unary(unary(x))))`` costs 27 × (distinct rows of the depth-3 table)
+* Rows are compared through a 88-bit fingerprint: the bit patterns as 32-bit words
+  (NaN made canonical) times random integer weights, summed in float64. Every partial
+  sum stays below 2**53, so the fingerprint is exact and order independent (BLAS can sum
+  in any order), and two different rows collide with probability at most 2**-88.
+* For a space, each schema node is a table of its *distinct* float64 rows (with their
+  flags). A parent is evaluated on the distinct rows of its children, not on every name,
+  so ``unary(unary(unary(unary(x))))`` costs 27 × (distinct rows of the depth-3 table)
   rows, not 27**4. Inner tables are compared bit for bit (−0.0 ≠ 0.0, because
-  ``reciprocal`` tells them apart); only the final outputs are compared as numbers.
+  ``reciprocal`` tells them apart); only the final float32 values are compared as numbers.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -32,11 +47,17 @@ from torch import Tensor
 from tqdm import tqdm
 
 from actcore.errors import ActError
-from actcore.evaluate import evaluate, operator_fn, pad, sample_points
+from actcore.evaluate import (
+    exact_outputs,
+    operator_fn,
+    pad,
+    round_to_float32,
+    sample_points,
+)
 from actcore.expr import Expr, parse
 from actcore.space import Pattern, Space
 
-CHUNK_ROWS = 4096
+CHUNK_ROWS = 512
 MAX_FUNCTIONS = 100_000_000  # per-name arrays must fit in memory
 _BLOCK = 64
 _FINGERPRINT_BITS = 88
@@ -44,50 +65,55 @@ _MANTISSA_BITS = 52  # |partial sums| stay below 2**52 < 2**53: float64 sums are
 
 
 class _Fingerprint:
-    """Exact 88-bit fingerprints of float32 rows of a fixed length."""
+    """Exact 88-bit fingerprints of rows of ``words`` 32-bit words."""
 
-    def __init__(self, n: int, seed: int = 20231):
-        weight_bits = _MANTISSA_BITS - 31 - math.ceil(math.log2(max(n, 2)))
+    def __init__(self, words: int, seed: int = 20231):
+        weight_bits = _MANTISSA_BITS - 31 - math.ceil(math.log2(max(words, 2)))
         if weight_bits < 8:
-            raise ActError(f"rows of {n} points are too long to fingerprint exactly")
+            raise ActError(f"rows of {words} words are too long to fingerprint exactly")
         columns = math.ceil(_FINGERPRINT_BITS / weight_bits)
         gen = torch.Generator().manual_seed(seed)
         self.weights = torch.randint(
-            0, 2**weight_bits, (n, columns), generator=gen, dtype=torch.int64
+            0, 2**weight_bits, (words, columns), generator=gen, dtype=torch.int64
         ).double()
-        self.n = n
 
-    def __call__(self, rows: Tensor, numeric: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Per row of ``rows[..., :n]`` (flattened to 2-D): its fingerprint (a fixed-size
-        byte string) and whether it has a non-finite value."""
-        rows = rows.reshape(-1, rows.shape[-1])[:, : self.n]
+    def __call__(self, rows: Tensor) -> np.ndarray:
+        """Per row of the 2-D ``rows`` (float32 or float64, NaN canonical): its fingerprint
+        as ``columns`` int64 values."""
+        words = rows.view(torch.int32)
         keys = np.empty((len(rows), self.weights.shape[1]), dtype=np.int64)
-        nonfinite = np.zeros(len(rows), dtype=bool)
-        weights = self.weights.to(rows.device)
         for lo in range(0, len(rows), _BLOCK):  # blocks that stay in cache
-            block = rows[lo : lo + _BLOCK]
-            if numeric:
-                block = block + 0.0  # −0.0 → +0.0
-            keys[lo : lo + len(block)] = self._keys(block, weights)
-            # a finite sum proves a finite row; only the few others need the slow path
-            suspect = (~torch.isfinite(block.sum(dim=1))).nonzero().ravel()
-            if len(suspect):
-                sub = block[suspect]
-                at = lo + suspect.cpu().numpy()
-                nonfinite[at] = ~torch.isfinite(sub).all(dim=1).cpu().numpy()
-                keys[at] = self._keys(torch.where(sub.isnan(), torch.nan, sub), weights)
-        return keys.view(np.dtype((np.void, keys.shape[1] * 8))).ravel(), nonfinite
+            block = words[lo : lo + _BLOCK].double() @ self.weights
+            keys[lo : lo + len(block)] = block.numpy().astype(np.int64)
+        return keys
 
-    @staticmethod
-    def _keys(rows: Tensor, weights: Tensor) -> np.ndarray:
-        return (rows.view(torch.int32).double() @ weights).cpu().numpy().astype(np.int64)
+
+def _canonical(rows: Tensor) -> tuple[Tensor, np.ndarray]:
+    """``rows`` with one NaN bit pattern, and per row whether it has a non-finite value."""
+    # a finite sum proves a finite row; only the few others need the slow path
+    suspect = (~torch.isfinite(rows.sum(dim=1))).nonzero().ravel()
+    nonfinite = np.zeros(len(rows), dtype=bool)
+    if len(suspect):
+        sub = rows[suspect]
+        nonfinite[suspect.numpy()] = ~torch.isfinite(sub).all(dim=1).numpy()
+        rows = rows.clone()
+        rows[suspect] = torch.where(sub.isnan(), torch.nan, sub)
+    return rows, nonfinite
+
+
+def _as_bytes(keys: np.ndarray) -> np.ndarray:
+    """Rows of an int64 array as one fixed-size byte string each (for ``np.unique``)."""
+    keys = np.ascontiguousarray(keys)
+    return keys.view(np.dtype((np.void, keys.shape[1] * 8))).ravel()
 
 
 @dataclass
 class _Table:
-    """A pattern's distinct output rows (bit for bit) and, per name, its row."""
+    """A pattern's distinct float64 rows (bit for bit, with their flags) and, per name,
+    its row."""
 
     rows: Tensor
+    nonfinite: np.ndarray
     index: np.ndarray
 
 
@@ -95,49 +121,71 @@ class _SpaceEvaluator:
     """Fingerprints every name of a space through tables of distinct sub-results."""
 
     def __init__(self, x: Tensor, progress: tqdm | None):
-        self.x = pad(x)
-        self.fingerprint = _Fingerprint(len(x))
+        self.n = len(x)
+        self.x = pad(x.to(torch.float32)).double()
+        self.exact = _Fingerprint(2 * self.n)  # float64 rows: two words a value
+        self.rounded = _Fingerprint(self.n)
         self.progress = progress
         self.tables: dict[Pattern, _Table] = {}
 
     def table(self, pattern: Pattern) -> _Table:
         if pattern not in self.tables:
             if pattern.is_input:
-                self.tables[pattern] = _Table(self.x[None], np.zeros(1, dtype=np.int64))
+                self.tables[pattern] = _Table(
+                    self.x[None], np.zeros(1, dtype=bool), np.zeros(1, dtype=np.int64)
+                )
             else:
                 children = [self.table(arg) for arg in pattern.args]
-                keys, _ = self.combo_keys(pattern, children, numeric=False)
-                _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+                keys, flags = self.combo_keys(pattern, children, numeric=False)
+                keys = np.concatenate([keys, flags[:, None].astype(np.int64)], axis=1)
+                _, first, inverse = np.unique(
+                    _as_bytes(keys), return_index=True, return_inverse=True
+                )
                 order = np.argsort(first)  # distinct rows in order of first occurrence
                 rows = torch.cat(list(self.combos(pattern, children, first[order])))
                 row_of = np.empty_like(order)
                 row_of[order] = np.arange(len(order))
                 index = row_of[inverse.ravel()][self.combo_index(pattern, children)]
-                self.tables[pattern] = _Table(rows, index)
+                self.tables[pattern] = _Table(rows, flags[first[order]], index)
         return self.tables[pattern]
 
     def root(self, pattern: Pattern) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Numeric fingerprints and non-finite flags per distinct combination, and per
         name the combination it is."""
         if pattern.is_input:
-            keys, nonfinite = self.fingerprint(self.x[None], numeric=True)
-            return keys, nonfinite, np.zeros(1, dtype=np.int64)
+            table = self.table(pattern)
+            keys, flags = self.keys(table.rows, numeric=True)
+            return _as_bytes(keys), flags, table.index
         children = [self.table(arg) for arg in pattern.args]
-        keys, nonfinite = self.combo_keys(pattern, children, numeric=True)
-        return keys, nonfinite, self.combo_index(pattern, children)
+        keys, flags = self.combo_keys(pattern, children, numeric=True)
+        return _as_bytes(keys), flags, self.combo_index(pattern, children)
+
+    def keys(self, rows: Tensor, numeric: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Fingerprints of float64 rows (as numbers once rounded to float32, or bit for
+        bit) and whether each is non-finite in float32."""
+        rows = rows.reshape(-1, rows.shape[-1])[:, : self.n]
+        rounded, nonfinite = _canonical(round_to_float32(rows) + 0.0)  # −0.0 → +0.0
+        if numeric:
+            return self.rounded(rounded), nonfinite
+        exact, _ = _canonical(rows.contiguous())
+        return self.exact(exact), nonfinite
 
     def combo_keys(
         self, pattern: Pattern, children: list[_Table], numeric: bool
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Fingerprints and non-finite flags of every combination, in order."""
+        """Fingerprints and non-finite flags (own or inherited) of every combination."""
         keys, nonfinite = [], []
         for rows in self.all_combos(pattern, children):
-            key, flags = self.fingerprint(rows, numeric)
+            key, flags = self.keys(rows, numeric)
             keys.append(key)
             nonfinite.append(flags)
             if self.progress is not None:
                 self.progress.update(len(key))
-        return np.concatenate(keys), np.concatenate(nonfinite)
+        inherited = children[0].nonfinite  # OR of the children's flags, combination-wise
+        for table in children[1:]:
+            inherited = np.logical_or.outer(inherited, table.nonfinite)
+        inherited = np.tile(np.ravel(inherited), len(pattern.choices))
+        return np.concatenate(keys), np.concatenate(nonfinite) | inherited
 
     def all_combos(self, pattern: Pattern, children: list[_Table]) -> Iterator[Tensor]:
         """Outputs of every combination in order, by broadcasting (no gathered copies):
@@ -190,11 +238,11 @@ class EquivalenceClasses:
         names: list[str] | None,
         space: Space | None,
         labels: np.ndarray,
-        label_nonfinite: np.ndarray,
+        nonfinite: np.ndarray,
         lengths: np.ndarray,
     ):
         """``labels[p]`` is a class label of position ``p`` (any integers),
-        ``label_nonfinite[label]`` its flag and ``lengths[p]`` its name's length."""
+        ``nonfinite[p]`` its function's flag and ``lengths[p]`` its name's length."""
         self._names = names
         self._space = space
         self._lookup = {name: i for i, name in enumerate(names)} if names is not None else None
@@ -203,12 +251,11 @@ class EquivalenceClasses:
         rank = np.empty(len(used), dtype=np.int64)
         rank[np.argsort(first, kind="stable")] = np.arange(len(used))
         self.class_of = rank[inverse.ravel()]
-        self._nonfinite = np.empty(len(used), dtype=bool)
-        self._nonfinite[rank] = label_nonfinite[used]
-        count = len(used)
+        self._flags = np.asarray(nonfinite, dtype=bool)
         self._order = np.argsort(self.class_of, kind="stable")
-        self._starts = np.searchsorted(self.class_of[self._order], np.arange(count + 1))
-        self._rep = self._representatives(lengths)
+        self._starts = np.searchsorted(self.class_of[self._order], np.arange(len(used) + 1))
+        # unflagged members come first: a flagged name is longer than any other
+        self._rep = self._representatives(lengths + self._flags * (int(lengths.max()) + 1))
 
     def _representatives(self, lengths: np.ndarray) -> np.ndarray:
         """Per class, the position of its shortest name (ties: lexicographically first)."""
@@ -267,16 +314,26 @@ class EquivalenceClasses:
         return self._names_at(self._rep[[self.class_index(name)]])[0]
 
     def nonfinite(self, name: str | Expr) -> bool:
-        """Whether ``name`` has a non-finite output (inf or NaN) on the sample."""
-        return bool(self._nonfinite[self.class_index(name)])
+        """Whether a float32 network computing ``name`` meets inf or NaN on the sample
+        (in its output or any sub-expression)."""
+        return bool(self._flags[self._position(name)])
 
     def sizes(self) -> np.ndarray:
         """Number of members of each class."""
         return np.diff(self._starts)
 
     def nonfinite_flags(self) -> np.ndarray:
-        """Per class, whether its functions are non-finite on the sample."""
-        return self._nonfinite.copy()
+        """Per class, whether it is flagged: no member computes finitely in float32."""
+        return self._flags[self._rep]
+
+    def digest(self) -> str:
+        """A hash of everything above (classes, members, representatives, flags): two
+        machines found the same classes exactly when their digests agree."""
+        h = hashlib.sha256()
+        for array in (self.class_of, self._flags, self._rep):
+            h.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
+        h.update("\n".join(self.representatives).encode())
+        return h.hexdigest()[:16]
 
 
 @contextmanager
@@ -304,21 +361,20 @@ def equivalence_classes(
 
 def _list_classes(functions: Iterable[str | Expr], bar: tqdm) -> EquivalenceClasses:
     names = list(dict.fromkeys(str(parse(f)) for f in functions))
+    if not names:
+        raise ActError("no functions to group into classes")
     x = sample_points()
     fingerprint = _Fingerprint(len(x))
     keys, nonfinite = [], []
     for start in range(0, len(names), CHUNK_ROWS):
-        rows = evaluate(names[start : start + CHUNK_ROWS], pad(x))
-        key, flags = fingerprint(rows, numeric=True)
-        keys.append(key)
+        rows, flags = exact_outputs(names[start : start + CHUNK_ROWS], x)
+        canonical, _ = _canonical(rows + 0.0)  # + 0.0: −0.0 → +0.0
+        keys.append(fingerprint(canonical))
         nonfinite.append(flags)
         bar.update(len(rows))
-    if not names:
-        raise ActError("no functions to group into classes")
-    _, first, inverse = np.unique(np.concatenate(keys), return_index=True, return_inverse=True)
-    lengths = np.array([len(n) for n in names], dtype=np.int32)
-    flags = np.concatenate(nonfinite)[first]
-    return EquivalenceClasses(names, None, inverse.ravel(), flags, lengths)
+    _, inverse = np.unique(_as_bytes(np.concatenate(keys)), return_inverse=True)
+    lengths = np.array([len(n) for n in names], dtype=np.int64)
+    return EquivalenceClasses(names, None, inverse.ravel(), np.concatenate(nonfinite), lengths)
 
 
 def _space_classes(space: Space, bar: tqdm | None) -> EquivalenceClasses:
@@ -341,7 +397,9 @@ def _space_classes(space: Space, bar: tqdm | None) -> EquivalenceClasses:
         per_name.append(index + offset)
         lengths.append(name_lengths)
         offset += len(combo_keys)
-    _, first, inverse = np.unique(np.concatenate(keys), return_index=True, return_inverse=True)
-    class_of = inverse.ravel()[np.concatenate(per_name)]
-    nonfinite_flags = np.concatenate(flags)[first]
-    return EquivalenceClasses(None, space, class_of, nonfinite_flags, np.concatenate(lengths))
+    _, inverse = np.unique(np.concatenate(keys), return_inverse=True)
+    combos = np.concatenate(per_name)
+    return EquivalenceClasses(
+        None, space, inverse.ravel()[combos], np.concatenate(flags)[combos],
+        np.concatenate(lengths).astype(np.int64),
+    )

@@ -7,7 +7,9 @@ once per tree level to all the nodes that need it.
 Inputs are padded to a multiple of :data:`ROW_ALIGN` elements. torch's CPU kernels use
 SIMD for most of a row and scalar code for a short tail, and the two may differ in the
 last bit; with aligned rows every element takes the same path, so a function's outputs
-are bit-identical whatever else is evaluated with it (equivalence relies on this).
+are bit-identical whatever else is evaluated with it.
+
+:func:`exact_outputs` is what equivalence compares: float64 evaluation rounded to float32.
 """
 
 from __future__ import annotations
@@ -68,10 +70,74 @@ def evaluate(functions: Sequence[str | Expr], x: Tensor | None = None) -> Tensor
     Returns a tensor of shape ``(len(functions), len(x))`` with ``x``'s dtype and device.
     Shared sub-expressions are computed once. No autograd graph is recorded.
     """
+    x = _check(x)
+    values, roots, _ = _run([parse(f) for f in functions], pad(x))
+    return values[roots, : len(x)]
+
+
+@torch.no_grad()
+def exact_outputs(
+    functions: Sequence[str | Expr], x: Tensor | None = None
+) -> tuple[Tensor, np.ndarray]:
+    """What equivalence compares: each function's exact values rounded to float32.
+
+    The functions are evaluated in float64 at the float32 points ``x`` (default
+    :func:`sample_points`) and rounded once, so the ulp-level differences between
+    float32 kernels of different CPUs, libraries and devices do not reach the result.
+    Also returns, per function, whether a float32 network would meet a non-finite value:
+    whether any of its sub-expressions (itself included), rounded to float32, is inf or
+    NaN at some point.
+    """
+    x = _check(x).to(torch.float32)
+    values, roots, sub_nonfinite = _run(
+        [parse(f) for f in functions], pad(x).double(), track=len(x)
+    )
+    return round_to_float32(values[roots, : len(x)]), sub_nonfinite[roots.cpu().numpy()]
+
+
+# float64 keeps 29 more mantissa bits than float32; a value whose low 29 bits lie within
+# _TIE_WINDOW of 2**28 is (nearly) halfway between two float32 numbers
+_LOW_BITS = (1 << 29) - 1
+_HALFWAY = 1 << 28
+_TIE_WINDOW = 1 << 16  # float64 ulps: 2**-13 of a float32 ulp, 2**-36 relative
+
+
+def round_to_float32(values: Tensor) -> Tensor:
+    """float64 ``values`` rounded to float32, the same on every machine.
+
+    Exact arithmetic on float32 points often lands exactly halfway between two float32
+    numbers (``1 + x`` needs 25 bits), where another kernel's float64 result one ulp
+    away would round the other way. So a value within 2**-13 of a float32 ulp of
+    halfway counts as halfway and rounds to even; every other value rounds to nearest.
+    The window is 2**16 float64 ulps wide, far wider than kernels differ, and the answer
+    differs from plain rounding only where the exact value is within 2**-36 (relative)
+    of a tie.
+    """
+    bits = np.ascontiguousarray(values.detach().cpu().numpy()).view(np.int64)
+    # (low bits − 2**28 + window) lies in [0, 2 window] exactly for near-ties
+    offset = bits + (_TIE_WINDOW - _HALFWAY)  # numpy: torch's int64 bit ops are 10x slower
+    np.bitwise_and(offset, _LOW_BITS, out=offset)
+    near = offset <= 2 * _TIE_WINDOW
+    offset -= _TIE_WINDOW
+    offset *= near
+    with np.errstate(over="ignore"):  # beyond float32's range is inf, as it should be
+        snapped = (bits - offset).view(np.float64).astype(np.float32)  # low bits := 2**28
+    return torch.from_numpy(snapped).to(values.device)
+
+
+def _check(x: Tensor | None) -> Tensor:
     x = sample_points() if x is None else torch.as_tensor(x)
     if x.dim() != 1:
         raise ActError(f"x must be one-dimensional, got shape {tuple(x.shape)}")
-    exprs = [parse(f) for f in functions]
+    return x
+
+
+def _run(
+    exprs: list[Expr], row: Tensor, track: int = 0
+) -> tuple[Tensor, Tensor, np.ndarray]:
+    """Every distinct sub-expression of ``exprs`` on ``row``, level by level: the values,
+    each expression's row and, with ``track`` (the points that count), per row whether
+    it or a sub-expression is non-finite in float32."""
     slots: dict[Expr, int] = {}  # each distinct sub-expression once: its row in `values`
     heights: list[int] = []
     levels: list[list[Expr]] = []  # levels[h]: nodes of height h; children come earlier
@@ -89,7 +155,6 @@ def evaluate(functions: Sequence[str | Expr], x: Tensor | None = None) -> Tensor
 
     for expr in exprs:
         visit(expr)
-    row = pad(x)
     values = row.new_empty((len(slots), len(row)))
     for level in levels:
         groups: dict[tuple[str, int], list[Expr]] = {}
@@ -105,5 +170,12 @@ def evaluate(functions: Sequence[str | Expr], x: Tensor | None = None) -> Tensor
                 for k in range(arity)
             ]
             values[out] = operator_fn(op)(*args)
+    nonfinite = np.zeros(len(slots), dtype=bool)
+    if track:
+        nonfinite = ~torch.isfinite(values[:, :track].float()).all(dim=1).cpu().numpy()
+        for level in levels:  # children come first: propagate their flags upwards
+            for node in level:
+                for arg in node.args:
+                    nonfinite[slots[node]] |= nonfinite[slots[arg]]
     roots = torch.tensor([slots[e] for e in exprs], dtype=torch.long, device=row.device)
-    return values[roots, : len(x)]
+    return values, roots, nonfinite

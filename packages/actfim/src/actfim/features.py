@@ -1,12 +1,16 @@
 """Search features from spectra: the Act-Bench "Fisher log eigenvalue CDF" and its
 distance.
 
-Layer l with w_l weights contributes m_l = ⌊w_l/100⌋ bins over [−100, 100]; its
-log-eigenvalues are histogrammed (values outside the range fall in the end bins) and
-the normalised cumulative histogram is stored. The feature vector concatenates the
-layers. The distance of two functions is Σ_l W1(layer l)/w_l, where the 1-Wasserstein
-distance of two binned spectra is the L1 distance of their CDFs times the bin width —
-so it can be computed from fresh spectra and from CDF vectors read from tables alike.
+Layer l with w_l weights gets ⌊w_l/100⌋ evenly spaced histogram edges over [−100, 100],
+so ⌊w_l/100⌋ − 1 bins (none below 200 weights), the layout of the published Act-Bench
+tables (13,683 values for All-CNN-C); its log-eigenvalues are histogrammed (values
+outside the range fall in the end bins) and the normalised cumulative histogram is
+stored. The feature vector concatenates the layers. Vectors in act's earlier layout
+(⌊w_l/100⌋ bins a layer, 13,692 for All-CNN-C) are still read: :func:`layout_of` tells
+the two apart by length. The distance of two functions is Σ_l W1(layer l)/w_l, where
+the 1-Wasserstein distance of two binned spectra is the L1 distance of their CDFs times
+the bin width — so it can be computed from fresh spectra and from CDF vectors read from
+tables alike.
 """
 
 from __future__ import annotations
@@ -49,13 +53,27 @@ class CdfLayout(BaseModel):
         return [vector[o : o + b] for o, b in zip(self.offsets, self.bins)]
 
 
-def cdf_layout(num_weights: list[int]) -> CdfLayout:
-    """The layout of the concatenated CDF for layers with these weight counts."""
-    bins = [w // 100 for w in num_weights]
+def cdf_layout(num_weights: list[int], legacy: bool = False) -> CdfLayout:
+    """The layout of the concatenated CDF for layers with these weight counts: the
+    published one (⌊w/100⌋ − 1 bins a layer), or act's earlier one (⌊w/100⌋)."""
     if any(w <= 0 for w in num_weights):
         raise ActError(f"layer weight counts must be positive, got {num_weights}")
+    bins = [w // 100 if legacy else max(w // 100 - 1, 0) for w in num_weights]
     offsets = np.concatenate([[0], np.cumsum(bins)[:-1]]).astype(int).tolist()
     return CdfLayout(num_weights=list(num_weights), bins=bins, offsets=offsets)
+
+
+def layout_of(length: int, num_weights: list[int]) -> CdfLayout:
+    """The layout a CDF vector of ``length`` values has for these layers."""
+    for legacy in (False, True):
+        layout = cdf_layout(num_weights, legacy)
+        if layout.length == length:
+            return layout
+    raise ActError(
+        f"a Fisher CDF vector of length {length} does not fit layers of {num_weights} "
+        f"weights (expected {cdf_layout(num_weights).length} values, or "
+        f"{cdf_layout(num_weights, legacy=True).length} in act's earlier layout)"
+    )
 
 
 def layer_cdf(log_eigenvalues: torch.Tensor | np.ndarray, bins: int) -> np.ndarray:
@@ -98,8 +116,9 @@ def fisher_distance(
                 break
         else:
             raise ActError("fisher_distance of two CDF vectors needs num_weights")
-    layout = cdf_layout(num_weights)
-    cdfs = [layout.split(fisher_cdf(s) if isinstance(s, Spectrum) else s) for s in (a, b)]
+    vectors = [fisher_cdf(s) if isinstance(s, Spectrum) else np.asarray(s) for s in (a, b)]
+    layout = layout_of(len(vectors[0]), num_weights)
+    cdfs = [layout.split(v) for v in vectors]
     width = (LOG_RANGE[1] - LOG_RANGE[0])
     total = 0.0
     for fa, fb, bins, w in zip(*cdfs, layout.bins, layout.num_weights):
@@ -110,12 +129,10 @@ def fisher_distance(
 
 def fisher_distance_matrix(cdfs: np.ndarray, num_weights: list[int]) -> np.ndarray:
     """All pairwise :func:`fisher_distance` values of the rows of ``cdfs``."""
-    layout = cdf_layout(num_weights)
     cdfs = np.asarray(cdfs, dtype=np.float64)
-    if cdfs.ndim != 2 or cdfs.shape[1] != layout.length:
-        raise ActError(
-            f"expected an (n, {layout.length}) array of CDF vectors, got {cdfs.shape}"
-        )
+    if cdfs.ndim != 2:
+        raise ActError(f"expected an (n, length) array of CDF vectors, got {cdfs.shape}")
+    layout = layout_of(cdfs.shape[1], num_weights)
     scale = np.concatenate([
         np.full(bins, (LOG_RANGE[1] - LOG_RANGE[0]) / bins / w) if bins else np.zeros(0)
         for bins, w in zip(layout.bins, layout.num_weights)
