@@ -27,7 +27,18 @@ PACKAGES: dict[str, list[str]] = {
 }
 EXAMPLES = ["examples/act-cube", "examples/act-idw-regressor"]
 
-nox.options.sessions = ["lint", *PACKAGES, "examples", "integration"]
+nox.options.sessions = ["lint", *PACKAGES, "examples", "integration", "other_cpu"]
+
+# Tests whose results must not depend on the CPU: run again under torch's generic kernels
+# and numba's generic target, which compute float32 functions and UMAP layouts otherwise.
+OTHER_CPU = {"ATEN_CPU_CAPABILITY": "default", "NUMBA_CPU_NAME": "generic"}
+CPU_SENSITIVE = [
+    "packages/actcore/tests/test_equivalence.py",
+    "packages/actbench/tests/test_build_shipped.py",
+    "packages/actbench/tests/test_tables.py",
+    "packages/actsearch/tests/test_replay.py",
+    "packages/actsearch/tests/test_live.py",
+]
 nox.options.reuse_existing_virtualenvs = False
 
 
@@ -80,6 +91,14 @@ def integration(session: nox.Session) -> None:
     """Every package installed together; cross-package tests."""
     _install(session, *(f"packages/{p}" for p in PACKAGES))
     _pytest(session, "tests")
+
+
+@nox.session
+def other_cpu(session: nox.Session) -> None:
+    """Equivalence, table and search tests again on an emulated other CPU."""
+    _install(session, *(f"packages/{p}" for p in PACKAGES))
+    session.env.update(OTHER_CPU)
+    _pytest(session, *CPU_SENSITIVE)
 
 
 @nox.session(venv_backend="none")

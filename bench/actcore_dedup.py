@@ -1,4 +1,4 @@
-"""Deduplicate SPEC.md's four-node search space: each schema and their union.
+"""Deduplicate the four-node search space: each schema and their union.
 
 Prints, per schema and for the union: functions, equivalence classes (and how many are
 flagged non-finite), wall seconds, functions/second and the classes' digest (equal on

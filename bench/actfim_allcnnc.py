@@ -23,7 +23,7 @@ from torch import nn
 import actfim
 from actcore import to_module
 
-# (out channels, kernel, stride) of SPEC.md's All-CNN-C; 3×3 convs use padding 1.
+# (out channels, kernel, stride) of All-CNN-C; 3×3 convs use padding 1.
 LAYERS = [(96, 3, 1), (96, 3, 1), (96, 3, 2), (192, 3, 1), (192, 3, 1), (192, 3, 2),
           (192, 3, 1), (192, 1, 1), (10, 1, 1)]
 

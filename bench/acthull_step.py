@@ -41,7 +41,7 @@ class StackedHull(nn.Module):
 
 
 def lenet5(act: Callable[[], nn.Module]) -> nn.Sequential:
-    """SPEC.md's LeNet-5 for 28x28x1 (431k parameters)."""
+    """The hull paper's LeNet-5 for 28x28x1 (431k parameters)."""
     return nn.Sequential(
         nn.Conv2d(1, 20, 5), act(), nn.MaxPool2d(2),
         nn.Conv2d(20, 50, 5), act(), nn.MaxPool2d(2),

@@ -34,12 +34,23 @@ def test_registered_by_name_and_carded(table):
     assert card.schemas == ["binary(unary(x),unary(x))"] and card.rows == len(table)
 
 
-def test_every_class_present(table):
+def test_rows_are_the_classes_computed_here(table):
+    """The table's rows are exactly the classes this machine computes: representatives,
+    members (its "Equivalent Activation Functions") and nothing else."""
     space = Space("binary(unary(x),unary(x))")
     classes = equivalence_classes(space)
     assert sorted(table) == sorted(classes.representatives)
+    for rep in classes.representatives:
+        assert sorted(table[rep].equivalent) == sorted(m for m in classes.members(rep) if m != rep)
     for name in space.sample(200, seed=1):  # any member finds its class's row
         assert table.canonical(str(name)) == classes.representative(name)
+
+
+def test_identical_functions_share_one_row(table):
+    for a, b in [("sub(exp(x),expm1(x))", "add(erf(x),erfc(x))"),
+                 ("mul(tanh(x),cosh(x))", "sub(exp(x),cosh(x))"),
+                 ("mul(identity(x),sigmoid(x))", "div(sigmoid(x),reciprocal(x))")]:
+        assert table.canonical(a) == table.canonical(b)
 
 
 def test_failures_at_chance_and_a_spread_among_the_rest(table):

@@ -24,6 +24,8 @@ IDENTITIES = [
     ("div(one(x),identity(x))", "reciprocal(x)"),
     ("add(softplus(x),log_sigmoid(x))", "identity(x)"),
     ("add(erf(x),erfc(x))", "one(x)"),
+    ("div(abs(x),abs(x))", "one(x)"),
+    ("sub(exp(x),cosh(x))", "sinh(x)"),
     ("add(cosh(x),sinh(x))", "exp(x)"),
     ("sub(cosh(x),sinh(x))", "div(one(x),exp(x))"),
     ("div(sinh(x),cosh(x))", "tanh(x)"),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.stats import wilcoxon
 
 from actsearch import replay
 from actsearch.features import table_features
@@ -16,21 +15,25 @@ def problem(smooth, cache):
 
 
 @pytest.mark.parametrize(
-    ("regressors", "budget"),
-    [(("knr", "svr"), 30), (("rfr", "gpr"), 20)],  # the slow-to-fit ones search less
+    ("regressors", "trials", "budget"),
+    [(("knr", "svr"), 100, 40), (("rfr",), 80, 30), (("gpr",), 40, 30)],  # slow ones: less
 )
-def test_every_regressor_beats_random_search(problem, regressors, budget):
-    """Paired over 20 seeds (same ReLU + 7 random starts): one-sided Wilcoxon p < 0.05."""
+def test_every_regressor_beats_random_search(problem, regressors, trials, budget):
+    """Paired trials (same ReLU + 7 random starts): the best accuracy found within the
+    budget beats random search's by more than four standard errors of the paired
+    difference, and in most trials (measured here: 6.5 to 10.5 standard errors and 86% to
+    93% of the trials, on this machine and on an emulated other CPU, where UMAP lays the
+    points out differently): a wide margin, not a borderline p-value."""
     algorithms = [replay.Algorithm("surrogate", r, "union") for r in regressors]
     baseline = replay.Algorithm("random", "knr", "union")
-    results = replay.replay({"union": problem}, [baseline, *algorithms], trials=20,
+    results = replay.replay({"union": problem}, [baseline, *algorithms], trials=trials,
                             budget=budget, jobs=2, progress=False)
-    # score: mean best-so-far over the searched part (after the 8 starting functions)
-    random_scores = np.array([t.best[8:].mean() for t in results[baseline]])
+    random_best = np.array([t.best[-1] for t in results[baseline]])
     for algorithm in algorithms:
-        scores = np.array([t.best[8:].mean() for t in results[algorithm]])
-        p = wilcoxon(scores, random_scores, alternative="greater").pvalue
-        assert scores.mean() > random_scores.mean() and p < 0.05, (algorithm.label, p)
+        gain = np.array([t.best[-1] for t in results[algorithm]]) - random_best
+        standard_error = gain.std(ddof=1) / np.sqrt(trials)
+        assert gain.mean() > 4 * standard_error, (algorithm.label, gain.mean(), standard_error)
+        assert (gain > 0).mean() > 0.6, (algorithm.label, (gain > 0).mean())
 
 
 def test_trial_follows_the_protocol(problem, smooth):
