@@ -3,7 +3,7 @@
 from actcore.compile import Activation, to_module
 from actcore.equivalence import EquivalenceClasses, equivalence_classes
 from actcore.errors import ActError, ParseError, PluginError, UnknownNameError
-from actcore.evaluate import evaluate, sample_points
+from actcore.evaluate import evaluate, exact_outputs, sample_points
 from actcore.expr import Expr, X, get_operator, parse, parse_schema
 from actcore.hookspecs import hookimpl
 from actcore.operators import N_ARY, Operator
@@ -25,6 +25,7 @@ __all__ = [
     "core_operators",
     "equivalence_classes",
     "evaluate",
+    "exact_outputs",
     "get_operator",
     "hookimpl",
     "parse",

@@ -172,7 +172,8 @@ def _run(
             values[out] = operator_fn(op)(*args)
     nonfinite = np.zeros(len(slots), dtype=bool)
     if track:
-        nonfinite = ~torch.isfinite(values[:, :track].float()).all(dim=1).cpu().numpy()
+        rounded = round_to_float32(values[:, :track])
+        nonfinite = ~torch.isfinite(rounded).all(dim=1).cpu().numpy()
         for level in levels:  # children come first: propagate their flags upwards
             for node in level:
                 for arg in node.args:
