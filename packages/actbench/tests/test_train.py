@@ -91,6 +91,13 @@ def test_bad_input_raises_act_errors():
         train("mlp-digits", "relu", 0, epochs=0)
     with pytest.raises(ActError, match="colour"):
         train("mlp-digits", "relu", 0, colour="red")
+    with pytest.raises(ActError, match="seed must be a non-negative integer, got 1.5"):
+        train("mlp-digits", "relu", seed=1.5)
+    with pytest.raises(ActError, match="unknown device 'bogus'"):
+        train("mlp-digits", "relu", 0, device="bogus")
+    if not torch.cuda.is_available():
+        with pytest.raises(ActError, match="no CUDA device is available"):
+            train("mlp-digits", "relu", 0, device="cuda")
 
 
 def test_checkpointed_run_resumes_where_it_stopped(tmp_path):

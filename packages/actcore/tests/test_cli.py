@@ -1,5 +1,6 @@
 import pytest
 
+from actcore import Space
 from actcore.cli import main
 
 
@@ -76,6 +77,8 @@ def test_fn_plot_writes_a_png(capsys, tmp_path):
         (["fn", "plot", "rleu(x)", "-o", "f.png"], "did you mean 'relu'"),
         (["fn", "plot", "relu(x)", "-o", "/nonexistent/dir/f.png"], "does not exist"),
         (["space", "count", "unary(x)", "--operators", "sum_n"], "placeholder 'unary'"),
+        (["fn", "plot", "relu(x)", "-o", "f.txt"], "a figure file ends in .png, .pdf, .svg"),
+        (["--disable", "nope", "ops"], "unknown plugin to disable 'nope'"),
     ],
 )
 def test_errors_exit_2_without_traceback(capsys, argv, message):
@@ -83,3 +86,16 @@ def test_errors_exit_2_without_traceback(capsys, argv, message):
     assert status == 2
     assert err.startswith("act: error:") and message in err
     assert "Traceback" not in err
+
+
+def test_deep_spaces_list_and_sample_at_once(capsys):
+    """27**31 names: the first come without enumerating (or even sizing) the rest."""
+    deep = "unary(" * 31 + "x" + ")" * 31
+    status, out, _ = run(capsys, "space", "list", deep, "--limit", "2")
+    assert status == 0 and len(out.splitlines()) == 2
+    assert out.splitlines()[0] == "zero(" * 31 + "x" + ")" * 31
+    status, out, _ = run(capsys, "space", "sample", deep, "-n", "3", "--seed", "1")
+    assert status == 0 and len(set(out.splitlines())) == 3
+    wide = "binary(binary(unary(unary(x)),unary(unary(x))),binary(unary(unary(x)),unary(x)))"
+    first = next(iter(Space(wide)))
+    assert str(first) == "add(add(zero(zero(x)),zero(zero(x))),add(zero(zero(x)),zero(x)))"

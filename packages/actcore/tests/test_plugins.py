@@ -85,6 +85,21 @@ def test_disable_a_plugin(monkeypatch):
     assert str(parse("relu(x)")) == "relu(x)"
 
 
+def test_disabling_an_unknown_plugin_is_an_error(monkeypatch, capsys):
+    from actcore.cli import main
+
+    assert main(["--disable", "cor", "ops"]) == 2
+    assert "unknown plugin to disable 'cor'; did you mean 'core'" in capsys.readouterr().err
+    plugins.enable_all()
+    monkeypatch.setenv(plugins.DISABLE_ENV, "nope")
+    plugins.reset()
+    with pytest.raises(UnknownNameError, match="unknown plugin to disable 'nope'"):
+        plugins.plugin_names()
+    monkeypatch.delenv(plugins.DISABLE_ENV)
+    plugins.reset()
+    assert "core" in plugins.plugin_names()
+
+
 def test_adding_a_kind_is_one_hook():
     class Regressors:
         @hookimpl

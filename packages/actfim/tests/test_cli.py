@@ -1,6 +1,7 @@
 """``act fim`` with a model plugin registered at run time."""
 
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 
 import pytest
 import torch
@@ -72,6 +73,8 @@ def test_batch_command_resumes_and_exports(tiny, tmp_path, capsys):
     (["--activation", "relu(x", "--input-shape", "2,5,5", "--classes", "3"], "position"),
     (["--activation", "relu(x)"], "--input-shape and --classes"),
     (["--activation", "relu(x)", "--input-shape", "2,5,5", "--classes", "3",
+      "--device", "bogus"], "unknown device 'bogus'"),
+    (["--activation", "relu(x)", "--input-shape", "2,5,5", "--classes", "3",
       "--fisher", "empirical"], "needs true labels"),
 ])
 def test_user_errors_are_one_line(tiny, capsys, args, message):
@@ -81,7 +84,8 @@ def test_user_errors_are_one_line(tiny, capsys, args, message):
 
 
 def test_without_any_model_plugin_the_error_says_install_actbench(capsys):
-    providers = {entry.plugin for entry in registry(MODELS).entries()}
+    installed = {ep.name for ep in entry_points(group=plugins.ENTRY_POINT_GROUP)}
+    providers = {entry.plugin for entry in registry(MODELS).entries()} & installed
     try:
         plugins.disable(*providers)
         status = main(["fim", "spectrum", "--model", "allcnnc", "--activation", "relu(x)",

@@ -68,6 +68,9 @@ def no_fisher_table(tmp_path):
         (["--features", "unoin"], "unknown feature set 'unoin'; did you mean 'union'"),
         (["--features", "fisher"], "needs Fisher features"),
         (["--trials", "0"], "at least 1"),
+        (["--jobs", "-1"], "argument --jobs: must be at least 1, got -1"),
+        (["--seed", "-1"], "argument --seed: must be at least 0, got -1"),
+        (["--budget", "ten"], "not a whole number: 'ten'"),
     ],
 )
 def test_bad_replay_input_is_a_clear_error(no_fisher_table, tmp_path, capsys, extra, message):
@@ -75,6 +78,22 @@ def test_bad_replay_input_is_a_clear_error(no_fisher_table, tmp_path, capsys, ex
                  str(tmp_path / "o"), "--cache", str(tmp_path / "c"), *extra])
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_replay_out_must_be_a_folder(no_fisher_table, tmp_path, capsys):
+    afile = tmp_path / "report"
+    afile.write_text("")
+    code = main(["search", "replay", "--table", str(no_fisher_table), "--out", str(afile)])
+    err = capsys.readouterr().err
+    assert code == 2 and "is a file; the replay report needs a folder" in err
+
+
+def test_settings_refused_by_a_config_model_are_named_as_options(tmp_path, capsys):
+    code = main(["search", "run", "--task", "mlp-digits", "--space", "unary(x)",
+                 "--fisher-batch", "0", "--out", str(tmp_path / "s")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "--fisher-batch: Input should be greater than or equal to 1 (got 0)" in err
 
 
 def test_missing_table_and_empty_space(tmp_path, capsys):

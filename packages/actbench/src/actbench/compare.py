@@ -16,7 +16,8 @@ from pydantic import BaseModel, ValidationError
 from actbench.activations import activation_name
 from actbench.train import Result
 from actcore import ActError
-from actcore.atomic import atomic_path, write_atomic
+from actcore.atomic import write_atomic
+from actcore.plot import save_figure
 
 
 class Summary(BaseModel):
@@ -95,11 +96,7 @@ def plot(results: Sequence[Result], path: str | os.PathLike[str], title: str = "
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=120)
-    finally:
-        plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def load_results(path: str | os.PathLike[str]) -> list[Result]:

@@ -32,6 +32,7 @@ from actbench.recipes import Recipe
 from actbench.tasks import Task, get_task
 from actcore import ActError
 from actcore.atomic import atomic_path
+from actcore.device import resolve_device
 from actcore.plugins import DATASETS, MODELS, registry
 
 
@@ -127,6 +128,9 @@ def train(
 ) -> Result:
     """Train ``task``'s model with ``activation`` from ``seed``; never raises for a bad
     activation. ``overrides`` replace recipe fields (``epochs=5``, ``lr=1e-3``)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ActError(f"seed must be a non-negative integer, got {seed!r}")
+    device = resolve_device(device)
     task = get_task(task)
     recipe = _recipe(task, overrides)
     make_activation = activation_factory(activation)
@@ -137,7 +141,6 @@ def train(
         split: source.load(split, root, download, augment=recipe.augment and split == "train")
         for split in ("train", "val", "test")
     }
-    device = torch.device(device)
     start = time.perf_counter()
     chance = 1.0 / source.num_classes
 

@@ -11,6 +11,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from pydantic import ValidationError
+
 from actcore import plugins
 from actcore.errors import ActError
 
@@ -25,6 +27,23 @@ def add_group(
     group = subparsers.add_parser(name, help=help)
     group.set_defaults(help_parser=group)
     return group.add_subparsers(dest=f"{name}_command", metavar="COMMAND")
+
+
+def int_at_least(minimum: int):
+    """An argparse ``type``: a whole number of at least ``minimum`` (a clear usage error
+    otherwise, not a traceback from deep inside)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,7 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if disabled:
             plugins.disable(*disabled)
         parser = build_parser()
-        args = parser.parse_args(argv)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as done:  # --help, or a usage error argparse has printed
+            return int(done.code or 0)
         run = getattr(args, "run", None)
         if run is None:
             (args.help_parser if hasattr(args, "help_parser") else parser).print_help()
@@ -67,11 +89,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ActError as err:
         print(f"act: error: {err}", file=sys.stderr)
         return 2
+    except ValidationError as err:  # a command's settings model refused an option
+        print(f"act: error: {_settings_error(err)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("act: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
+
+
+def _settings_error(err: ValidationError) -> str:
+    """One line per refused setting, named as its command-line option."""
+    problems = []
+    for error in err.errors():
+        field = ".".join(str(part) for part in error["loc"])
+        option = "--" + field.replace("_", "-") if field else "settings"
+        problems.append(f"{option}: {error['msg']} (got {error.get('input')!r})")
+    return "; ".join(problems)
 
 
 if __name__ == "__main__":

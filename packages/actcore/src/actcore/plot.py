@@ -1,4 +1,5 @@
-"""Pictures of activation functions (matplotlib, Agg backend, PNG)."""
+"""Pictures of activation functions, and the one way act saves a figure (matplotlib,
+Agg backend)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,29 @@ from actcore.evaluate import evaluate
 from actcore.expr import Expr, parse
 
 Y_LIMIT = 10.0  # fast-growing functions would otherwise flatten everything else
+FIGURE_FORMATS = (".png", ".pdf", ".svg")
+
+
+def save_figure(fig, path: str | os.PathLike[str], **savefig) -> Path:
+    """Write ``fig`` atomically in the format its suffix names, then close it.
+
+    Every act command that draws saves through here, so ``-o f.txt`` is refused (not
+    PNG bytes in a text file) and a killed run never leaves half a picture.
+    """
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    try:
+        if path.suffix.lower() not in FIGURE_FORMATS:
+            raise ActError(
+                f"cannot draw {str(path)!r}: a figure file ends in "
+                f"{', '.join(FIGURE_FORMATS)}"
+            )
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=path.suffix.lower()[1:], **savefig)
+    finally:
+        plt.close(fig)
+    return path
 
 
 def plot_functions(
@@ -49,9 +73,4 @@ def plot_functions(
     ax.set_title("activation functions")
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png")
-    finally:
-        plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -119,6 +119,7 @@ def _load_entry_points(manager: pluggy.PluginManager, disabled: set[str]) -> Non
     ordered = sorted(
         entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: (ep.name != CORE, ep.name)
     )
+    _check_installed(disabled, [ep.name for ep in ordered])
     for ep in ordered:
         if ep.name in disabled or ep.name in seen:
             continue
@@ -175,8 +176,15 @@ def unregister(name: str) -> None:
     _registries.clear()
 
 
+def _check_installed(names: set[str], installed: list[str]) -> None:
+    unknown = sorted(set(names) - set(installed))
+    if unknown:
+        raise UnknownNameError("plugin to disable", unknown[0], installed)
+
+
 def disable(*names: str) -> None:
     """Disable plugins by name for this process (like ``ACT_DISABLE_PLUGINS``)."""
+    _check_installed(set(names), [ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)])
     _disabled.update(names)
     reset()
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import itertools
 import random
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -106,12 +107,14 @@ class Pattern:
         return Expr(self.choices[position], tuple(reversed(args)))
 
     def __iter__(self) -> Iterator[Expr]:
+        """Every name in order, lazily: the first comes at once, whatever the size."""
         if self.is_input:
             yield Expr(INPUT)
             return
-        children = [list(arg) for arg in self.args]  # each child is far smaller than self
+        # small children are listed once; large ones are walked again for each prefix
+        children = [list(arg) if arg.size <= _LISTED else arg for arg in self.args]
         for op in self.choices:
-            for combo in itertools.product(*children):
+            for combo in _product(children):
                 yield Expr(op, combo)
 
     def names(self, positions: np.ndarray) -> np.ndarray:
@@ -147,6 +150,20 @@ class Pattern:
         for mine, their in zip(self.args, other.args):
             mask = np.logical_and.outer(mask, mine.membership(their)).ravel()
         return mask
+
+
+_LISTED = 100_000  # children up to this size are kept as lists while iterating
+
+
+def _product(children: Sequence[Iterable[Expr]]) -> Iterator[tuple[Expr, ...]]:
+    """``itertools.product`` without materialising its arguments (each is re-iterable)."""
+    if not children:
+        yield ()
+        return
+    first, *rest = children
+    for head in first:
+        for tail in _product(rest):
+            yield (head, *tail)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -314,5 +331,12 @@ class Space:
         total = self.count()
         if not 0 <= k <= total:
             raise ActError(f"cannot sample {k} functions from a space of {total}")
-        positions = random.Random(seed).sample(range(total), k)
+        rng = random.Random(seed)
+        if total <= sys.maxsize:
+            positions = rng.sample(range(total), k)
+        else:  # too large for range(); k is tiny next to total, so draws rarely repeat
+            chosen: dict[int, None] = {}
+            while len(chosen) < k:
+                chosen[rng.randrange(total)] = None
+            positions = list(chosen)
         return [self[p] for p in positions]

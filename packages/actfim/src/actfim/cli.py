@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from actcore import parse
 from actcore.cli import add_group
+from actcore.device import resolve_device
 from actcore.errors import ActError
 from actcore.plugins import DATASETS, MODELS, registry
 from actfim.batch import spectra_for_activations
@@ -111,11 +112,7 @@ def load_batch(args: argparse.Namespace) -> tuple[Tensor, Tensor | None, tuple, 
 
 
 def _device(args: argparse.Namespace) -> torch.device:
-    if args.device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise ActError("--device cuda, but no CUDA device is available")
-    return torch.device(args.device)
+    return resolve_device(args.device)
 
 
 def _options(args: argparse.Namespace) -> dict:

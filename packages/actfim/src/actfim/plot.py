@@ -11,8 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from actcore.atomic import atomic_path
 from actcore.errors import ActError
+from actcore.plot import save_figure
 from actfim.features import LOG_RANGE, cdf_layout, layer_cdf
 from actfim.spectrum import Spectrum
 
@@ -45,14 +45,4 @@ def plot_spectrum(spectrum: Spectrum, path: str | os.PathLike, title: str = "") 
     status = "" if spectrum.valid else f"  [invalid: {spectrum.reason}]"
     fig.suptitle((title + status).strip())
     fig.tight_layout()
-    return _save(fig, Path(path))
-
-
-def _save(fig, path: Path) -> Path:
-    """Write the figure atomically and close it."""
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=110)
-    finally:
-        plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from actcore.atomic import atomic_path
+from actcore.plot import save_figure as actcore_save_figure
 
 
 def subplots(count: int, width: float = 3.6, height: float = 2.9) -> tuple[Figure, list[Axes]]:
@@ -27,11 +27,6 @@ def subplots(count: int, width: float = 3.6, height: float = 2.9) -> tuple[Figur
 
 
 def save_figure(fig: Figure, path: str | Path) -> Path:
-    """Write ``fig`` as PNG atomically (temporary file + rename) and close it."""
+    """Lay out ``fig`` and save it (:func:`actcore.plot.save_figure`)."""
     fig.tight_layout()
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=110)
-    finally:
-        plt.close(fig)
-    return Path(path)
+    return actcore_save_figure(fig, path, dpi=110)

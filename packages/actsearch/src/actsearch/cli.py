@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from actcore.atomic import atomic_path
-from actcore.cli import add_group
+from actcore.cli import add_group, int_at_least
+from actcore.errors import ActError
 from actsearch.features import FEATURE_SETS, check_feature_set
 
 
@@ -26,9 +27,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                    "or outputs for a table without Fisher features)")
     p.add_argument("--strategy", default="surrogate", help="search strategy (default surrogate)")
     p.add_argument("--no-random", action="store_true", help="leave out the random baseline")
-    p.add_argument("--trials", type=int, default=100)
-    p.add_argument("--budget", type=int, default=100, help="evaluations per trial")
-    p.add_argument("--jobs", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("--trials", type=int_at_least(1), default=100)
+    p.add_argument("--budget", type=int_at_least(1), default=100, help="evaluations per trial")
+    p.add_argument("--jobs", type=int_at_least(1), default=None,
+                   help="processes (default: all cores)")
     p.add_argument("--out", type=Path, default=None, help="report folder")
     p.set_defaults(run=run_replay)
 
@@ -47,7 +49,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 def _table_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--table", required=True, help="table file (.json/.json.gz) or name")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int_at_least(0), default=0)
     p.add_argument("--cache", type=Path, default=None,
                    help="embedding cache folder (default $ACT_CACHE_DIR or ~/.cache/act)")
 
@@ -78,9 +80,11 @@ def run_replay(args: argparse.Namespace) -> int:
                   for r in regressors]
     if not args.no_random:
         algorithms.append(replay.Algorithm("random", regressors[0], feature_sets[0]))
+    out = args.out or Path(f"replay-{Path(str(args.table)).name.split('.')[0]}")
+    if out.exists() and not out.is_dir():
+        raise ActError(f"--out {str(out)!r} is a file; the replay report needs a folder")
     cache = args.cache or True
     problems = {fs: replay.prepare(table, features, fs, args.seed, cache) for fs in feature_sets}
-    out = args.out or Path(f"replay-{Path(str(args.table)).name.split('.')[0]}")
     results = replay.replay(problems, algorithms, args.trials, args.budget, seed=args.seed,
                             jobs=args.jobs, checkpoint=out / "trials")
     problem = problems[feature_sets[0]]

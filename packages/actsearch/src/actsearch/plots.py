@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from actcore.atomic import atomic_path
+from actcore.plot import save_figure
 
 WELL_KNOWN = (
     "relu(x)", "elu(x)", "selu(x)", "sigmoid(x)", "softplus(x)", "softsign(x)", "swish(x)",
@@ -28,15 +28,8 @@ def _figure(*args, **kwargs):
 
 
 def save(fig, path: Path) -> Path:
-    """Save ``fig`` as PNG through a temporary file, then close it."""
-    import matplotlib.pyplot as plt
-
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    finally:
-        plt.close(fig)
-    return path
+    """Save ``fig`` tightly cropped (:func:`actcore.plot.save_figure`)."""
+    return save_figure(fig, path, dpi=120, bbox_inches="tight")
 
 
 def mean_ci(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
