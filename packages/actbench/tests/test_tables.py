@@ -112,6 +112,8 @@ def test_write_then_read_round_trips(tmp_path: Path, table_data: dict):
         (json.dumps({"relu(x)": row(0.5, **{"Validation Accuracy": "high"})}).encode(),
          "Validation Accuracy"),
         (b"\x1f\x8b\x08broken gzip", "cannot read"),
+        (json.dumps({"relu(x)": row(0.5, **{"Validation Accuracy": 78.5})}).encode(),
+         "accuracy 78.5 is outside [0, 1]"),
     ],
 )
 def test_bad_files_name_the_file_and_the_problem(tmp_path: Path, content, problem):

@@ -56,8 +56,31 @@ def no_fisher_table(tmp_path):
            "Equivalent Activation Functions": [], "Fisher log eigenvalue CDF": [],
            "Runtime (s)": 1}
     path = tmp_path / "nofisher.json"
-    path.write_text(json.dumps({f: row for f in ("relu(x)", "tanh(x)", "elu(x)")}))
+    path.write_text(json.dumps({f"{u}(x)": row for u in UNARY}))
     return path
+
+
+UNARY = ["relu", "tanh", "elu", "selu", "swish", "sigmoid", "softplus", "erf", "abs", "exp"]
+
+
+@pytest.mark.parametrize(
+    ("rows", "accuracy", "message"),
+    [
+        (UNARY[:1], 0.5, "1 function(s); searching a table needs at least 10"),
+        (UNARY, float("nan"), "no row has a finite 'Validation Accuracy'"),
+        (UNARY, 78.5, "accuracy 78.5 is outside [0, 1]"),
+    ],
+)
+@pytest.mark.parametrize("command", ["replay", "embed"])
+def test_tables_that_cannot_be_searched_are_refused(tmp_path, capsys, rows, accuracy,
+                                                    message, command):
+    row = {"Train Accuracy": 0.5, "Validation Accuracy": accuracy, "Train Loss": 1,
+           "Validation Loss": 1, "Test Accuracy": 0.5, "Test Loss": 1}
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({f"{u}(x)": row for u in rows}))
+    code = main(["search", command, "--table", str(path), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err, err
 
 
 @pytest.mark.parametrize(
@@ -137,8 +160,8 @@ def test_batch_never_suggests_two_members_of_one_class():
 
 def test_budget_beyond_the_table_stops_when_functions_run_out(no_fisher_table, tmp_path):
     out = tmp_path / "small"
-    assert main(["search", "replay", "--table", str(no_fisher_table), "--budget", "10",
+    assert main(["search", "replay", "--table", str(no_fisher_table), "--budget", "15",
                  "--trials", "2", "--jobs", "1", "--out", str(out),
                  "--cache", str(tmp_path / "c")]) == 0
     rows = list(csv.DictReader((out / "replay.csv").open()))
-    assert len(rows) == 2 * 2 * 3  # two curves (KNR, random), two trials, three functions
+    assert len(rows) == 2 * 2 * 10  # two curves (KNR, random), two trials, ten functions

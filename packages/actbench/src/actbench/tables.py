@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from actcore.atomic import write_atomic
 from actcore.errors import ActError, UnknownNameError
@@ -40,6 +40,16 @@ class TableRecord(BaseModel):
     equivalent: list[str] = Field(default_factory=list, alias="Equivalent Activation Functions")
     fisher_cdf: list[float] = Field(default_factory=list, alias="Fisher log eigenvalue CDF")
     runtime: float = Field(default=float("nan"), alias="Runtime (s)")
+
+    @field_validator("train_accuracy", "val_accuracy", "test_accuracy")
+    @classmethod
+    def _a_fraction(cls, value: float) -> float:
+        if math.isfinite(value) and not 0.0 <= value <= 1.0:
+            raise ValueError(
+                f"accuracy {value} is outside [0, 1]: tables store fractions "
+                "(divide percentages by 100)"
+            )
+        return value
 
     @property
     def has_fisher(self) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -54,11 +55,21 @@ def _table_args(p: argparse.ArgumentParser) -> None:
                    help="embedding cache folder (default $ACT_CACHE_DIR or ~/.cache/act)")
 
 
+MIN_FUNCTIONS = 10
+
+
 def _load(args: argparse.Namespace):
     from actbench.tables import load_table
     from actsearch.features import table_features
 
     table = load_table(args.table)
+    if len(table) < MIN_FUNCTIONS:
+        raise ActError(
+            f"{args.table}: {len(table)} function(s); searching a table needs at least "
+            f"{MIN_FUNCTIONS} (ReLU and 7 random functions start every search)"
+        )
+    if not any(math.isfinite(row.val_accuracy) for row in table.records.values()):
+        raise ActError(f"{args.table}: no row has a finite 'Validation Accuracy'")
     return table, table_features(table)
 
 
@@ -145,8 +156,8 @@ def run_embed(args: argparse.Namespace) -> int:
 def run_list(args: argparse.Namespace) -> int:
     from actcore.plugins import REGRESSORS, STRATEGIES, registry
 
-    for kind in (REGRESSORS, STRATEGIES):
-        print(f"{kind.name}s:")
+    for kind, heading in ((REGRESSORS, "regressors"), (STRATEGIES, "strategies")):
+        print(f"{heading}:")
         for entry in registry(kind).entries():
             print(f"  {entry.name:<16} {entry.item.description}  [{entry.plugin}]")
     return 0
