@@ -21,3 +21,11 @@ def test_act_fim_spectrum_on_an_actbench_model(capsys):
     out = capsys.readouterr().out
     assert status == 0, out
     assert "Fisher CDF feature length" in out
+
+
+def test_a_shape_that_contradicts_the_dataset_is_refused(capsys):
+    status = main(["fim", "spectrum", "--model", "mlp", "--activation", "relu(x)",
+                   "--dataset", "digits", "--input-shape", "3,32,32", "--batch-size", "8"])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "--input-shape (3, 32, 32) contradicts --dataset digits" in err

@@ -100,6 +100,13 @@ def test_bad_input_raises_act_errors():
             train("mlp-digits", "relu", 0, device="cuda")
 
 
+def test_a_garbage_checkpoint_is_a_clear_error(tmp_path):
+    garbage = tmp_path / "run.pt"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(ActError, match="is not a checkpoint of this run"):
+        train("mlp-digits", "relu", 0, checkpoint=garbage, epochs=1)
+
+
 def test_checkpointed_run_resumes_where_it_stopped(tmp_path):
     path = tmp_path / "run.pt"
     first = train("mlp-digits", "relu", 5, epochs=2, checkpoint=path)

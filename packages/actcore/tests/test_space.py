@@ -1,5 +1,6 @@
 import itertools
 
+import numpy as np
 import pytest
 
 from actcore import ActError, Space, core_operators, parse
@@ -118,6 +119,9 @@ def test_vectorised_names_match_getitem():
     assert space.names(positions) == [str(space[p]) for p in positions]
     with pytest.raises(IndexError):
         space.names([len(space)])
+    with pytest.raises(ActError, match="indexed by position"):
+        space["a"]
+    assert space[np.int64(3)] == space[3]
 
 
 def test_many_overlapping_schemas_match_brute_force():

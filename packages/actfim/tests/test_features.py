@@ -97,6 +97,11 @@ def test_distance_of_spectra_and_of_cdf_vectors_agree():
         fisher_distance(fisher_cdf(s1), fisher_cdf(s2), [300, 1300])
 
 
+def test_fisher_cdf_of_something_else_is_a_clear_error():
+    with pytest.raises(ActError, match="fisher_cdf takes a Spectrum, got NoneType"):
+        fisher_cdf(None)
+
+
 def test_fisher_cdf_of_a_model_and_of_an_invalid_spectrum():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(30, 40), nn.Tanh(), nn.Linear(40, 5))

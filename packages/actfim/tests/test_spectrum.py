@@ -196,6 +196,27 @@ def test_bad_arguments_raise_act_errors():
         kfac_spectrum(nn.Sequential(nn.Tanh()), x)
 
 
+@pytest.mark.parametrize(
+    ("model", "inputs", "message"),
+    [
+        (lambda: mlp().float(), torch.randn(3, 7), "expects 4 input features, got 7"),
+        (lambda: mlp().float(), torch.randint(0, 3, (3, 4)), "must be floating point"),
+        (lambda: mlp().float(), torch.randn(4), "batch dimension"),
+        (lambda: "not a model", torch.randn(3, 4), "must be a torch.nn.Module, got str"),
+        (lambda: nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(2)),
+         torch.randn(2, 1, 8, 8), "expects 3 input channels, got 1"),
+        (lambda: nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(2)),
+         torch.randn(2, 3, 8), "needs 4-D input"),
+    ],
+)
+def test_user_errors_are_not_invalid_spectra(model, inputs, message):
+    """A wrong shape, dtype or model is the user's error, never 'likely to fail'."""
+    from actcore.errors import ActError
+
+    with pytest.raises(ActError, match=message):
+        kfac_spectrum(model(), inputs)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_matches_cpu():
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Tanh(), nn.Flatten(),

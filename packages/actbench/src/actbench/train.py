@@ -170,13 +170,19 @@ def train(
         path = Path(checkpoint) if checkpoint is not None else None
         epoch = 0
         if path is not None and path.exists():
-            state = torch.load(path, weights_only=False)
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            schedule.load_state_dict(state["schedule"])
-            generator.set_state(state["generator"])
-            torch.set_rng_state(state["rng"])
-            epoch = state["epoch"]
+            try:
+                state = torch.load(path, weights_only=False)
+                model.load_state_dict(state["model"])
+                optimizer.load_state_dict(state["optimizer"])
+                schedule.load_state_dict(state["schedule"])
+                generator.set_state(state["generator"])
+                torch.set_rng_state(state["rng"])
+                epoch = int(state["epoch"])
+            except Exception as err:
+                raise ActError(
+                    f"checkpoint {path} is not a checkpoint of this run "
+                    f"({type(err).__name__}: {err}); delete it to start over"
+                ) from None
         bar = tqdm(total=recipe.epochs, initial=epoch, desc=f"{task.name} {name} seed {seed}",
                    unit="epoch", disable=not progress, leave=False, delay=2)  # fmt: skip
         try:

@@ -286,7 +286,12 @@ class Space:
         return i, local if kept is None else int(kept[local])
 
     def __getitem__(self, position: int) -> Expr:
-        i, local = self._locate(position)
+        if isinstance(position, bool) or not isinstance(position, (int, np.integer)):
+            raise ActError(
+                f"a space is indexed by position (an integer), not {type(position).__name__}"
+                "; use space.index(name) to find a name's position"
+            )
+        i, local = self._locate(int(position))
         return self.patterns[i].expr(local)
 
     def index(self, expr: str | Expr) -> int:

@@ -101,6 +101,11 @@ def load_batch(args: argparse.Namespace) -> tuple[Tensor, Tensor | None, tuple, 
         inputs = torch.randn(args.batch_size, *args.input_shape, generator=generator)
         return inputs, None, args.input_shape, args.classes
     dataset = registry(DATASETS).get(args.dataset)
+    for given, own, option in ((args.input_shape, tuple(dataset.input_shape), "--input-shape"),
+                               (args.classes, int(dataset.num_classes), "--classes")):
+        if given is not None and given != own:
+            raise ActError(f"{option} {given} contradicts --dataset {args.dataset} ({own}); "
+                           f"leave {option} out with a dataset")
     data = dataset.load(split="train", root=args.data_root, download=args.download)
     if len(data) < args.batch_size:
         raise ActError(f"{args.dataset} has {len(data)} samples, fewer than --batch-size")

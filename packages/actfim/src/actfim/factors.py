@@ -104,6 +104,8 @@ def kfac_factors(
     Returns the factors, the names of skipped parameter-holding modules, and the model
     output. See :func:`actfim.kfac_spectrum` for the arguments.
     """
+    if not isinstance(model, nn.Module):
+        raise ActError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     fisher, likelihood = _check(fisher, likelihood, targets, inputs, mc_samples)
     layers, skipped = find_layers(model)
     if not layers:
@@ -114,7 +116,7 @@ def kfac_factors(
     handles = [
         module.register_forward_hook(_forward_hook(taps[name], dtype))
         for name, module in layers
-    ]
+    ] + [module.register_forward_pre_hook(_shape_check(name)) for name, module in layers]
     frozen = [p for p in model.parameters() if not p.requires_grad]
     try:
         for p in frozen:
@@ -148,6 +150,27 @@ def kfac_factors(
     return factors, skipped, output.detach()
 
 
+def _shape_check(name: str):
+    """A pre-hook that turns a wrongly shaped batch into an ActError naming the layer
+    (a shape the user gave, not a failure of the activation function)."""
+
+    def check(module: nn.Module, args: tuple) -> None:
+        x = args[0]
+        if isinstance(module, nn.Linear):
+            expected, got, what = module.in_features, x.shape[-1], "input features"
+        else:  # Conv1d/Conv2d: (N, C, *spatial)
+            spatial = len(module.kernel_size)
+            if x.ndim != spatial + 2:
+                raise ActError(f"layer {name!r} ({type(module).__name__}) needs "
+                               f"{spatial + 2}-D input, got shape {tuple(x.shape)}")
+            expected, got, what = module.in_channels, x.shape[1], "input channels"
+        if got != expected:
+            raise ActError(f"layer {name!r} ({type(module).__name__}) expects {expected} "
+                           f"{what}, got {got}: do the inputs have the model's shape?")
+
+    return check
+
+
 def _check(fisher, likelihood, targets, inputs, mc_samples):
     try:
         fisher = FisherType(fisher)
@@ -165,8 +188,11 @@ def _check(fisher, likelihood, targets, inputs, mc_samples):
         raise ActError("the empirical Fisher needs targets")
     if mc_samples < 1:
         raise ActError(f"mc_samples must be at least 1, got {mc_samples}")
-    if not isinstance(inputs, Tensor) or inputs.ndim < 1 or inputs.shape[0] == 0:
-        raise ActError("inputs must be a non-empty tensor with a leading batch dimension")
+    if not isinstance(inputs, Tensor) or inputs.ndim < 2 or inputs.shape[0] == 0:
+        raise ActError("inputs must be a non-empty tensor (N, ...) with a batch dimension "
+                       "and the model's input shape")
+    if not inputs.is_floating_point():
+        raise ActError(f"inputs must be floating point, got {inputs.dtype}")
     if targets is not None and targets.shape[0] != inputs.shape[0]:
         raise ActError(
             f"{targets.shape[0]} targets for a batch of {inputs.shape[0]} inputs"

@@ -91,6 +91,8 @@ def layer_cdf(log_eigenvalues: torch.Tensor | np.ndarray, bins: int) -> np.ndarr
 
 def fisher_cdf(spectrum: Spectrum) -> np.ndarray:
     """The concatenated per-layer CDFs (the Act-Bench "Fisher log eigenvalue CDF")."""
+    if not isinstance(spectrum, Spectrum):
+        raise ActError(f"fisher_cdf takes a Spectrum, got {type(spectrum).__name__}")
     if not spectrum.valid:
         raise ActError(f"the spectrum is invalid: {spectrum.reason}")
     layout = cdf_layout(spectrum.num_weights)

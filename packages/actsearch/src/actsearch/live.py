@@ -44,8 +44,8 @@ class SearchConfig(BaseModel):
     regressor: str = "knr"
     strategy: str = "surrogate"
     features: str = "union"
-    seed: int = 0
-    epochs: int | None = None
+    seed: int = Field(0, ge=0)
+    epochs: int | None = Field(None, ge=1)
     fisher_batch: int = Field(32, ge=1)
     data_root: str | None = None
 
