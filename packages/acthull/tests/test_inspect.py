@@ -165,3 +165,13 @@ def test_convex_hull_name_shows_in_act_ops(capsys):
     out = capsys.readouterr().out
     assert "convex_n" in out and "affine_n" in out and "learnable" in out
     assert isinstance(ConvexHull(["relu"]), nn.Module)
+
+
+def test_cli_refuses_to_show_diverged_coefficients(tmp_path, capsys):
+    model = _model()
+    with torch.no_grad():
+        model[1].raw.fill_(float("nan"))
+    save_checkpoint(tmp_path / "ck.pt", model)
+    assert main(["hull", "show", str(tmp_path / "ck.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "has non-finite hull coefficients" in err and "Traceback" not in err

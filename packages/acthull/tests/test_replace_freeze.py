@@ -93,6 +93,18 @@ def test_replace_errors():
     assert isinstance(model.features[1], nn.ReLU)  # untouched after an error
     with pytest.raises(ActError, match="spec must be"):
         replace_activations(Net(), 42)
+    model = Net()
+    with pytest.raises(ActError, match=r"factory 'make' returned str, not a torch\.nn\.Module"):
+
+        def make():
+            return "relu"
+
+        replace_activations(model, make)
+    assert isinstance(model.features[1], nn.ReLU)
+    with pytest.raises(ActError, match=r"cannot run example_input of shape \(1, 3, 8, 8\)"):
+        replace_activations(model, SPEC.model_copy(update={"granularity": "channel"}),
+                            example_input=torch.zeros(1, 3, 8, 8))
+    assert isinstance(model.features[1], nn.ReLU)
 
 
 def _frozen_model():

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import torch
+
 from actcore.cli import add_group
+from actcore.errors import ActError
 from acthull.checkpoint import load_layers
 from acthull.inspection import HULL_TYPES, coefficients, is_monotonic, plot_functions
 from acthull.trajectory import Trajectories
@@ -35,6 +38,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 def run_show(args: argparse.Namespace) -> int:
     lo, hi = args.range
     layers = load_layers(args.checkpoint)
+    for name, layer in layers.items():
+        for values in coefficients(layer).values():
+            if not torch.isfinite(values).all():
+                raise ActError(f"{args.checkpoint}: layer {name!r} has non-finite hull "
+                               "coefficients (the training diverged); nothing to show")
     for name, layer in layers.items():
         mono = "monotonic" if is_monotonic(layer, lo, hi) else "not monotonic"
         print(f"{name}: {layer.expression}  [{mono} on [{lo:g}, {hi:g}]]")

@@ -63,10 +63,10 @@ def replace_activations(
         raise ActError(f"no module of {what}{where} found in {type(model).__name__}")
     factory = _factory(spec)
     channels = _channels(model, targets, spec, example_input)
-    for name in targets:
+    built = {name: factory(channels.get(name)) for name in targets}  # all, then swap
+    for name, module in built.items():
         parent_name, _, attr = name.rpartition(".")
-        parent = model.get_submodule(parent_name)
-        parent.add_module(attr, factory(channels.get(name)))
+        model.get_submodule(parent_name).add_module(attr, module)
     return targets
 
 
@@ -77,10 +77,25 @@ def _factory(spec: Spec) -> Callable[[int | None], nn.Module]:
         text = expression(spec)  # fail early, before touching the model; relu -> relu(x)
         return lambda _: actcore.to_module(text)
     if callable(spec):
-        return lambda _: spec()
+        return lambda _: _module_from(spec)
     raise ActError(
         f"spec must be an expression, a HullSpec or a module factory, got {type(spec).__name__}"
     )
+
+
+def _shape(value: object) -> object:
+    return tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+
+
+def _module_from(factory: Callable[[], nn.Module]) -> nn.Module:
+    module = factory()
+    if not isinstance(module, nn.Module):
+        name = getattr(factory, "__name__", type(factory).__name__)
+        raise ActError(
+            f"the activation factory {name!r} returned {type(module).__name__}, "
+            "not a torch.nn.Module"
+        )
+    return module
 
 
 def _channels(
@@ -110,6 +125,11 @@ def _channels(
         model.eval()
         with torch.no_grad():
             model(example_input)
+    except Exception as err:
+        raise ActError(
+            f"the model cannot run example_input of shape {_shape(example_input)} "
+            f"({type(err).__name__}: {err}); give a batch the model accepts"
+        ) from None
     finally:
         for handle in handles:
             handle.remove()
