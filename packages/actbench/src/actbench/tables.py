@@ -44,7 +44,7 @@ class TableRecord(BaseModel):
     @field_validator("train_accuracy", "val_accuracy", "test_accuracy")
     @classmethod
     def _a_fraction(cls, value: float) -> float:
-        if math.isfinite(value) and not 0.0 <= value <= 1.0:
+        if not math.isnan(value) and not 0.0 <= value <= 1.0:
             raise ValueError(
                 f"accuracy {value} is outside [0, 1]: tables store fractions "
                 "(divide percentages by 100)"
