@@ -151,3 +151,30 @@ def test_cli_local_processes_and_bad_input(tmp_path, capsys):
                  "--out", str(tmp_path / "x.txt")]) == 2  # fmt: skip
     assert main(["bench", "build", "--task", "mlp-digits", "--space", "binary(bogus(x),x)",
                  "--out", str(tmp_path / "y.json")]) == 2  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (dict(task="lenet5-fashion-mnist"), "dataset files not found"),  # no data here
+        (dict(fisher_batch=100_000), "fewer than the Fisher batch of 100000"),
+    ],
+)
+def test_what_is_wrong_for_every_function_stops_before_any_work(tmp_path, counted,
+                                                                 monkeypatch, changes, message):
+    """A configuration error must not become a table of failures at chance."""
+    monkeypatch.setenv("ACT_DATA", str(tmp_path / "no-data"))
+    out = tmp_path / "t.json"
+    with pytest.raises(ActError, match=message):
+        build(config(**changes), out, workers=0, progress=False)
+    assert counted == [] and not out.exists() and not store_path(out).exists()
+
+
+def test_an_act_error_inside_a_unit_stops_the_build(tmp_path, monkeypatch):
+    def train(task, function, seed, **kwargs):
+        raise ActError("the data folder vanished")
+
+    monkeypatch.setattr(build_module, "train", train)
+    with pytest.raises(ActError, match="vanished"):
+        build(config(limit=2), tmp_path / "t.json", workers=0, progress=False)
+    assert not (tmp_path / "t.json").exists()

@@ -193,6 +193,8 @@ def run_unit(config: BuildConfig, key: UnitKey) -> UnitResult:
             ok, reason, record = _fisher_unit(config, key.function)
         else:
             ok, reason, record = _train_unit(config, key.function, key.seed)
+    except ActError:  # wrong for every function (data, settings): stop the build
+        raise
     except Exception as err:  # an operator that raises is this function's result
         reason = f"{type(err).__name__}: {err}"
         ok, record = False, _failed_record(config, key, reason, time.perf_counter() - wall)
@@ -294,6 +296,7 @@ def build(
         raise ActError(f"functions per task must be at least 1, got {per_task}")
     task = get_task(config.task)
     recipe = _recipe(task, config.overrides)  # bad overrides fail before any work
+    _preflight(config, task.dataset)
     start = time.perf_counter()
     plan = make_plan(config, progress=progress)
     store = WorkStore(store_path(out), config.settings())
@@ -339,6 +342,16 @@ def build(
         store.close()
 
 
+def _preflight(config: BuildConfig, dataset: str) -> None:
+    """What is wrong for every function (a missing data folder, a Fisher batch larger
+    than the data) stops the build here, before any work, instead of becoming a table
+    of failures."""
+    source = registry(DATASETS).get(dataset)
+    for split in ("train", "val", "test"):
+        source.load(split, config.data_root, False, augment=False)
+    _fisher_batch(dataset, config.fisher_batch, config.fisher_seed, config.data_root)
+
+
 def _parallelism(pool: Executor, workers: int | None) -> int:
     """How many batches the executor runs at once (processes, or Dask worker threads)."""
     client = getattr(pool, "_client", None)
@@ -378,6 +391,8 @@ def _run(
                         f"a worker process died ({err}); finished work is saved, "
                         f"rerun the same command to go on"
                     ) from None
+                except ActError:  # wrong for every function: stop, keep what is done
+                    raise
                 except Exception as err:  # the batch could not run at all: retry next time
                     summary["lost"] += len(batch)
                     bar.write(f"batch of {len(batch)} units failed to run: "
