@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from actcore import ActError
+from actcore.lifetime import exit_with_parent
 
 
 def single_thread() -> None:
@@ -27,6 +28,11 @@ def single_thread() -> None:
 
     if torch.get_num_threads() != 1:
         torch.set_num_threads(1)
+
+
+def _start_worker(parent: int) -> None:
+    exit_with_parent(parent)  # no orphan workers after a kill -9 of the build
+    single_thread()
 
 
 class SerialExecutor(Executor):
@@ -64,7 +70,8 @@ def make_executor(workers: int | None = None, scheduler: str | None = None) -> I
         pool = ProcessPoolExecutor(
             max_workers=workers or default_workers(),
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=single_thread,
+            initializer=_start_worker,
+            initargs=(os.getpid(),),
         )
         try:
             yield pool

@@ -22,6 +22,7 @@ from scipy.stats import spearmanr
 
 from actcore.atomic import atomic_path
 from actcore.errors import ActError
+from actcore.lifetime import exit_with_parent
 from actsearch.embedding import embed
 from actsearch.features import Features, chance_filled
 from actsearch.regressors import get_regressor
@@ -123,7 +124,9 @@ def run_trial(problem: Problem, algorithm: Algorithm, budget: int, seed: int) ->
 _PROBLEMS: dict[str, Problem] = {}
 
 
-def _init_worker(problems: dict[str, Problem]) -> None:
+def _init_worker(problems: dict[str, Problem], parent: int | None = None) -> None:
+    if parent is not None:
+        exit_with_parent(parent)  # no orphan workers after a kill -9 of the replay
     _PROBLEMS.update(problems)
 
 
@@ -275,7 +278,8 @@ def replay(
         for algorithm, seeds in todo:
             finish(algorithm, seeds, _run_chunk(algorithm, budget, seeds))
     elif todo:
-        with ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=(problems,)) as pool:
+        with ProcessPoolExecutor(jobs, initializer=_init_worker,
+                                 initargs=(problems, os.getpid())) as pool:
             futures = {pool.submit(_run_chunk, a, budget, s): (a, s) for a, s in todo}
             for future in as_completed(futures):
                 finish(*futures[future], future.result())
