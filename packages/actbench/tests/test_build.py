@@ -178,3 +178,32 @@ def test_an_act_error_inside_a_unit_stops_the_build(tmp_path, monkeypatch):
     with pytest.raises(ActError, match="vanished"):
         build(config(limit=2), tmp_path / "t.json", workers=0, progress=False)
     assert not (tmp_path / "t.json").exists()
+
+
+def test_a_second_build_of_the_same_table_is_refused(tmp_path, counted):
+    from actcore.lock import exclusive
+
+    out = tmp_path / "t.json"
+    running = exclusive(store_path(out), "the work store")  # a build running elsewhere
+    with running, pytest.raises(ActError, match="is in use by pid"):
+        build(config(limit=2), out, workers=0, progress=False)
+    assert counted == []
+
+
+def test_no_table_without_its_card_and_no_stale_temporaries(tmp_path, monkeypatch):
+    out = tmp_path / "t.json"
+    stale = [tmp_path / ".t.json.tmp-dead01.json", tmp_path / ".t.card.json.tmp-dead02.json"]
+    for path in stale:  # left by a writer killed during its final write
+        path.write_text("{")
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(build_module, "write_card", killed)
+    with pytest.raises(KeyboardInterrupt):
+        build(config(limit=2), out, workers=0, progress=False)
+    assert not out.exists()  # the card is written first: no table without it
+    assert not any(path.exists() for path in stale)
+    monkeypatch.undo()
+    summary = build(config(limit=2), out, workers=0, progress=False)
+    assert summary.out == out and card_path(out).exists() and summary.computed == 0

@@ -69,6 +69,16 @@ def test_batch_command_resumes_and_exports(tiny, tmp_path, capsys):
     assert "3 functions, 3 valid" in out and table.exists()
 
 
+def test_a_second_batch_on_the_same_store_is_refused(tiny, tmp_path, capsys):
+    from actcore.lock import exclusive
+
+    store = tmp_path / "s.sqlite"
+    with exclusive(store, "the spectrum store"):
+        status = main(["fim", "batch", "relu(x)", "--model", "tinyfim", "--input-shape",
+                       "2,5,5", "--classes", "3", "--batch-size", "8", "--store", str(store)])
+    assert status == 2 and "is in use by pid" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("args, message", [
     (["--activation", "relu(x", "--input-shape", "2,5,5", "--classes", "3"], "position"),
     (["--activation", "relu(x)"], "--input-shape and --classes"),

@@ -62,6 +62,16 @@ def test_study_with_other_settings_is_refused(tmp_path, counted):
         run_search(config(budget=1, regressor="rfr"), tmp_path, workers=0, progress=False)
 
 
+def test_a_second_search_on_the_same_study_is_refused(tmp_path, counted):
+    from actcore.lock import exclusive
+
+    calls, _ = counted
+    running = exclusive(tmp_path / "study.sqlite", "the study")  # a search running elsewhere
+    with running, pytest.raises(ActError, match=r"the study .* is in use by pid"):
+        run_search(config(budget=2), tmp_path, workers=0, progress=False)
+    assert calls == []
+
+
 def test_candidates_are_class_representatives():
     names = live.unique_functions(config())
     assert len(equivalence_classes(names)) == len(names)  # one per class

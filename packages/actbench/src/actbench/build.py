@@ -51,6 +51,8 @@ from actbench.tasks import get_task
 from actbench.train import Result, _recipe, train
 from actbench.workstore import FISHER_SEED, UnitKey, UnitResult, WorkStore
 from actcore import ActError, Space, equivalence_classes
+from actcore.atomic import remove_stale_temporaries
+from actcore.lock import exclusive
 from actcore.plugins import DATASETS, MODELS, registry
 
 NONFINITE_POLICY = (
@@ -297,49 +299,52 @@ def build(
     task = get_task(config.task)
     recipe = _recipe(task, config.overrides)  # bad overrides fail before any work
     _preflight(config, task.dataset)
-    start = time.perf_counter()
-    plan = make_plan(config, progress=progress)
-    store = WorkStore(store_path(out), config.settings())
-    try:
-        done = store.done()
-        keys = plan.units(config.seeds)
-        todo = [k for k in keys if k not in done]
-        # wall time goes to the store with every batch, so even a hard kill keeps it
-        summary: dict[str, Any] = dict(units=len(keys), reused=len(keys) - len(todo),
-                                       computed=0, trainings=0, lost=0, _clock=start)  # fmt: skip
-        label = "in process" if workers == 0 else f"{workers or 'all'} local processes"
-        where = f"dask {scheduler}" if scheduler else label
+    with exclusive(store_path(out), "the work store"):  # one build of ``out`` at a time
+        for finished in (out, card_path(out)):  # what a killed writer left half-written
+            remove_stale_temporaries(finished)
+        start = time.perf_counter()
+        plan = make_plan(config, progress=progress)
+        store = WorkStore(store_path(out), config.settings())
         try:
-            if todo:
-                bar = tqdm(
-                    total=len(keys), initial=len(keys) - len(todo), unit="unit",
-                    desc=f"build {task.name}", disable=not progress, smoothing=0.05,
-                )  # fmt: skip
-                with bar:
-                    if executor is not None:
-                        _run(executor, config, todo, per_task, 1, store, bar, summary, on_batch)
-                    else:
-                        with make_executor(workers, scheduler) as pool:
-                            parallel = _parallelism(pool, workers)
-                            _run(pool, config, todo, per_task, parallel, store, bar, summary,
-                                 on_batch)  # fmt: skip
+            done = store.done()
+            keys = plan.units(config.seeds)
+            todo = [k for k in keys if k not in done]
+            # wall time goes to the store with every batch, so even a hard kill keeps it
+            summary: dict[str, Any] = dict(units=len(keys), reused=len(keys) - len(todo),
+                                           computed=0, trainings=0, lost=0, _clock=start)
+            label = "in process" if workers == 0 else f"{workers or 'all'} local processes"
+            where = f"dask {scheduler}" if scheduler else label
+            try:
+                if todo:
+                    bar = tqdm(
+                        total=len(keys), initial=len(keys) - len(todo), unit="unit",
+                        desc=f"build {task.name}", disable=not progress, smoothing=0.05,
+                    )  # fmt: skip
+                    with bar:
+                        if executor is not None:
+                            _run(executor, config, todo, per_task, 1, store, bar, summary, on_batch)
+                        else:
+                            with make_executor(workers, scheduler) as pool:
+                                parallel = _parallelism(pool, workers)
+                                _run(pool, config, todo, per_task, parallel, store, bar, summary,
+                                     on_batch)  # fmt: skip
+            finally:
+                wall_total = store.add_wall(time.perf_counter() - summary.pop("_clock"))
+                summary.pop("wall_s", None)
+            results = {r.key: r for r in store.results()}
+            rows = assemble(plan, config.seeds, results)
+            written = card = None
+            if len(rows) == len(plan.representatives):  # the card first: never a table
+                card = write_card(  # without its card, even if killed in between
+                    _card(config, plan, task, recipe.model_dump(), rows, results, wall_total,
+                          where, out),
+                    card_path(out),
+                )
+                written = write_table(out, rows)
+            return BuildSummary(out=written, card=card, store=store.path,
+                                wall_s=time.perf_counter() - start, **summary)  # fmt: skip
         finally:
-            wall_total = store.add_wall(time.perf_counter() - summary.pop("_clock"))
-            summary.pop("wall_s", None)
-        results = {r.key: r for r in store.results()}
-        rows = assemble(plan, config.seeds, results)
-        written = card = None
-        if len(rows) == len(plan.representatives):
-            written = write_table(out, rows)
-            card = write_card(
-                _card(config, plan, task, recipe.model_dump(), rows, results, wall_total, where,
-                      out),
-                card_path(out),
-            )  # fmt: skip
-        return BuildSummary(out=written, card=card, store=store.path,
-                            wall_s=time.perf_counter() - start, **summary)  # fmt: skip
-    finally:
-        store.close()
+            store.close()
 
 
 def _preflight(config: BuildConfig, dataset: str) -> None:

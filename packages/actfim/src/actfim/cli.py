@@ -17,6 +17,7 @@ from actcore import parse
 from actcore.cli import add_group
 from actcore.device import resolve_device
 from actcore.errors import ActError
+from actcore.lock import exclusive
 from actcore.plugins import DATASETS, MODELS, registry
 from actfim.batch import spectra_for_activations
 from actfim.features import fisher_cdf
@@ -181,11 +182,12 @@ def run_batch(args: argparse.Namespace) -> int:
     builder = model_builder(args.model)
     inputs, targets, shape, classes = load_batch(args)
     device = _device(args)
-    records = spectra_for_activations(
-        lambda activation: builder.build(lambda: copy.deepcopy(activation), shape, classes),
-        expressions, inputs.to(device), _to(targets, device),
-        store=args.store, seed=args.seed, device=device, **_options(args),
-    )
+    with exclusive(args.store, "the spectrum store"):  # one batch job per store at a time
+        records = spectra_for_activations(
+            lambda activation: builder.build(lambda: copy.deepcopy(activation), shape, classes),
+            expressions, inputs.to(device), _to(targets, device),
+            store=args.store, seed=args.seed, device=device, **_options(args),
+        )
     valid = sum(r.valid for r in records.values())
     print(f"{len(records)} functions, {valid} valid, {len(records) - valid} invalid; "
           f"store: {args.store}")

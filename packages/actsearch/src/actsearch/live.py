@@ -23,6 +23,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from actcore.errors import ActError
+from actcore.lock import exclusive
 from actsearch.features import Features, check_feature_set, output_features
 from actsearch.regressors import get_regressor
 from actsearch.strategies import SearchState, get_strategy
@@ -171,54 +172,55 @@ def run_search(config: SearchConfig, out: Path, workers: int | None = None,
     strategy = get_strategy(config.strategy)
     regressor = get_regressor(config.regressor)
     check_feature_set(config.features)
-    study = Study(out / "study.sqlite", config.settings())
-    slots = max(1, default_workers() if workers is None else workers)
-    try:
-        with make_executor(workers, scheduler) as executor:
-            features, coords = prepare(config, out, executor, progress)
-            names = features.names
-            row_of = {n: i for i, n in enumerate(names)}
-            state = SearchState(coords, features.candidates, regressor,
-                                np.random.default_rng([config.seed, len(study)]),
-                                seed=config.seed)
-            done = study.evaluations()
-            for e in done:
-                state.observed[row_of[e.function]] = e.val_accuracy
-            baselines = [row_of[n] for n in BASELINES]
-            overrides = {} if config.epochs is None else {"epochs": config.epochs}
-            if config.data_root:
-                overrides["root"] = config.data_root
-            bar = tqdm(total=config.budget, initial=min(len(done), config.budget),
-                       desc="search", unit="eval", disable=not progress)
-            _show(bar, done)
-            pending: dict[Future, int] = {}
-            while len(done) < config.budget:
-                # fill every free worker; "surrogate" suggests one function per call
-                while free := min(slots - len(pending),
-                                  config.budget - len(done) - len(pending)):
-                    rows = _next_rows(state, strategy, baselines, free)
-                    if not rows:
-                        break
-                    for row in rows:
-                        state.pending.add(row)
-                        future = executor.submit(train_one, config.task, names[row],
-                                                 config.seed, overrides)
-                        pending[future] = row
-                if not pending:
-                    break  # nothing left to evaluate
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    row = pending.pop(future)
-                    state.pending.discard(row)
-                    result = _result(future, config, names[row])
-                    done.append(study.add(names[row], result))
-                    state.observed[row] = _accuracy(result)
-                    bar.update(1)
-                    _show(bar, done)
-        bar.close()
-        return done
-    finally:
-        study.close()
+    with exclusive(out / "study.sqlite", "the study"):  # one search of a study at a time
+        study = Study(out / "study.sqlite", config.settings())
+        slots = max(1, default_workers() if workers is None else workers)
+        try:
+            with make_executor(workers, scheduler) as executor:
+                features, coords = prepare(config, out, executor, progress)
+                names = features.names
+                row_of = {n: i for i, n in enumerate(names)}
+                state = SearchState(coords, features.candidates, regressor,
+                                    np.random.default_rng([config.seed, len(study)]),
+                                    seed=config.seed)
+                done = study.evaluations()
+                for e in done:
+                    state.observed[row_of[e.function]] = e.val_accuracy
+                baselines = [row_of[n] for n in BASELINES]
+                overrides = {} if config.epochs is None else {"epochs": config.epochs}
+                if config.data_root:
+                    overrides["root"] = config.data_root
+                bar = tqdm(total=config.budget, initial=min(len(done), config.budget),
+                           desc="search", unit="eval", disable=not progress)
+                _show(bar, done)
+                pending: dict[Future, int] = {}
+                while len(done) < config.budget:
+                    # fill every free worker; "surrogate" suggests one function per call
+                    while free := min(slots - len(pending),
+                                      config.budget - len(done) - len(pending)):
+                        rows = _next_rows(state, strategy, baselines, free)
+                        if not rows:
+                            break
+                        for row in rows:
+                            state.pending.add(row)
+                            future = executor.submit(train_one, config.task, names[row],
+                                                     config.seed, overrides)
+                            pending[future] = row
+                    if not pending:
+                        break  # nothing left to evaluate
+                    finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        row = pending.pop(future)
+                        state.pending.discard(row)
+                        result = _result(future, config, names[row])
+                        done.append(study.add(names[row], result))
+                        state.observed[row] = _accuracy(result)
+                        bar.update(1)
+                        _show(bar, done)
+            bar.close()
+            return done
+        finally:
+            study.close()
 
 
 def _next_rows(state: SearchState, strategy, baselines: list[int], free: int) -> list[int]:
