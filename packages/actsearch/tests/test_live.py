@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from actcore import equivalence_classes
@@ -159,3 +161,74 @@ def test_parallel_workers_are_all_busy_and_never_share_a_class(tmp_path, monkeyp
         for together in overlaps:
             if len(together) == 2:
                 assert len(equivalence_classes(sorted(together))) == 2
+
+
+def _flaky_pools(monkeypatch, broken_for):
+    """Pools that run in process, but whose worker 'dies' (BrokenProcessPool) whenever
+    ``broken_for(function, pool_number)`` says so; returns the list of opened pools."""
+    from concurrent.futures import Executor, Future
+    from concurrent.futures.process import BrokenProcessPool
+    from contextlib import contextmanager
+
+    from actbench import executors
+
+    opened: list[int] = []
+    real = executors.make_executor
+
+    class Flaky(Executor):
+        def __init__(self, serial):
+            self.serial = serial
+
+        def submit(self, fn, *args, **kwargs):
+            if fn is live.train_one and broken_for(args[1], len(opened)):
+                future = Future()
+                future.set_exception(BrokenProcessPool("a worker died"))
+                return future
+            return self.serial.submit(fn, *args, **kwargs)
+
+    @contextmanager
+    def make_executor(workers, scheduler):
+        opened.append(len(opened) + 1)
+        with real(0, None) as serial:
+            yield Flaky(serial)
+
+    monkeypatch.setattr(executors, "make_executor", make_executor)
+    return opened
+
+
+def test_a_dead_worker_is_retried_on_a_new_pool_and_never_recorded(tmp_path, monkeypatch):
+    opened = _flaky_pools(monkeypatch, lambda function, pool: function == "relu(x)" and pool == 1)
+    evaluations = run_search(config(budget=10), tmp_path, workers=0, progress=False)
+    assert len(opened) == 2  # the broken pool was replaced
+    names = [e.function for e in evaluations]
+    assert len(names) == 10 and names.count("relu(x)") == 1
+    assert all(math.isfinite(e.val_accuracy) for e in evaluations)
+    again = run_search(config(budget=10), tmp_path, workers=0, progress=False)
+    assert [e.function for e in again] == names  # the study file resumes as it is
+
+
+def test_a_function_whose_worker_always_dies_stops_the_search_resumably(tmp_path, monkeypatch):
+    _flaky_pools(monkeypatch, lambda function, pool: function == "relu(x)")
+    with pytest.raises(ActError, match=r"relu\(x\) was lost 3 times"):
+        run_search(config(budget=10), tmp_path, workers=0, progress=False)
+    monkeypatch.undo()
+    evaluations = run_search(config(budget=10), tmp_path, workers=0, progress=False)
+    assert len(evaluations) == 10 and "relu(x)" in [e.function for e in evaluations]
+
+
+def test_study_rows_without_accuracy_run_again_and_bad_rows_are_named(tmp_path):
+    import sqlite3
+
+    from actsearch.study import Study
+
+    path = tmp_path / "study.sqlite"
+    Study(path, {"a": 1}).close()
+    with sqlite3.connect(path) as db:  # what an earlier act wrote for a dead worker
+        db.execute("INSERT INTO evaluations VALUES ('relu(x)', 0, NULL, NULL, 'failed', 0, 0,"
+                   " '{}')")
+        db.execute("INSERT INTO evaluations VALUES ('tanh(x)', 1, 0.9, 0.9, 'ok', 1, 0, '{')")
+    study = Study(path, {"a": 1})
+    assert study.dropped == 1
+    with pytest.raises(ActError, match=r"the row of 'tanh\(x\)' cannot be read"):
+        study.evaluations()
+    study.close()

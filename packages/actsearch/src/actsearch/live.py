@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, as_completed, wait
+from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Future, as_completed, wait
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -174,9 +176,13 @@ def run_search(config: SearchConfig, out: Path, workers: int | None = None,
     check_feature_set(config.features)
     with exclusive(out / "study.sqlite", "the study"):  # one search of a study at a time
         study = Study(out / "study.sqlite", config.settings())
+        if study.dropped:
+            print(f"{study.dropped} training(s) that dead workers broke off in an earlier run "
+                  "will run again", file=sys.stderr)
         slots = max(1, default_workers() if workers is None else workers)
         try:
-            with make_executor(workers, scheduler) as executor:
+            with ExitStack() as pools:
+                executor = pools.enter_context(make_executor(workers, scheduler))
                 features, coords = prepare(config, out, executor, progress)
                 names = features.names
                 row_of = {n: i for i, n in enumerate(names)}
@@ -194,6 +200,7 @@ def run_search(config: SearchConfig, out: Path, workers: int | None = None,
                            desc="search", unit="eval", disable=not progress)
                 _show(bar, done)
                 pending: dict[Future, int] = {}
+                lost: dict[int, int] = {}  # per row: trainings lost to dead workers
                 while len(done) < config.budget:
                     # fill every free worker; "surrogate" suggests one function per call
                     while free := min(slots - len(pending),
@@ -209,14 +216,25 @@ def run_search(config: SearchConfig, out: Path, workers: int | None = None,
                     if not pending:
                         break  # nothing left to evaluate
                     finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    broken = False
                     for future in finished:
                         row = pending.pop(future)
                         state.pending.discard(row)
-                        result = _result(future, config, names[row])
+                        try:
+                            result = future.result()
+                        except ActError:
+                            raise
+                        except Exception as err:  # the worker died, not the function
+                            _lost(lost, names[row], row, err, bar)
+                            broken |= isinstance(err, BrokenExecutor)
+                            continue  # not a result: the row is free to be trained again
                         done.append(study.add(names[row], result))
                         state.observed[row] = _accuracy(result)
                         bar.update(1)
                         _show(bar, done)
+                    if broken:  # a dead process breaks the whole pool: start a new one
+                        pools.close()
+                        executor = pools.enter_context(make_executor(workers, scheduler))
             bar.close()
             return done
         finally:
@@ -235,15 +253,19 @@ def _next_rows(state: SearchState, strategy, baselines: list[int], free: int) ->
     return rows[:free]
 
 
-def _result(future: Future, config: SearchConfig, function: str) -> dict:
-    """The training record; a worker that died is recorded as a failed run."""
-    try:
-        return future.result()
-    except Exception as err:  # the run, not the search, failed
-        return {"task": config.task, "activation": function, "seed": config.seed,
-                "status": "failed", "reason": f"{type(err).__name__}: {err}",
-                "train_accuracy": math.nan, "val_accuracy": math.nan,
-                "test_accuracy": math.nan, "runtime_s": 0.0}
+MAX_LOST = 3  # trainings of one function lost to dead workers before the search stops
+
+
+def _lost(lost: dict[int, int], function: str, row: int, err: Exception, bar) -> None:
+    """Count a training lost to its worker; past :data:`MAX_LOST`, stop the search."""
+    lost[row] = lost.get(row, 0) + 1
+    reason = f"{type(err).__name__}: {err}"
+    if lost[row] >= MAX_LOST:
+        raise ActError(
+            f"training {function} was lost {lost[row]} times to failing workers ({reason}); "
+            "stopping. Finished trainings are saved: run the same command again to go on"
+        )
+    bar.write(f"retrying {function}: its worker failed ({reason})")
 
 
 def _accuracy(result: dict) -> float:

@@ -8,12 +8,14 @@ were still running; running the same command again continues from the file.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
+from actcore.errors import ActError
 from actcore.store import open_store
 
 
@@ -45,6 +47,11 @@ class Study:
             what="study file",
             hint="use another --out folder or the original settings",
         )
+        with self._db:  # trainings a dead worker broke off (earlier act stored them as
+            # rows without accuracy): not results; the search runs them again
+            self.dropped = self._db.execute(
+                "DELETE FROM evaluations WHERE val_accuracy IS NULL OR test_accuracy IS NULL"
+            ).rowcount
 
     def evaluations(self) -> list[Evaluation]:
         """Finished evaluations in the order they finished."""
@@ -52,17 +59,26 @@ class Study:
             "SELECT function, val_accuracy, test_accuracy, status, seconds, ord, result "
             "FROM evaluations ORDER BY ord"
         ).fetchall()
-        return [
-            Evaluation(function=f, val_accuracy=v, test_accuracy=t, status=s, seconds=sec,
-                       order=o, result=json.loads(r))
-            for f, v, t, s, sec, o, r in rows
-        ]
+        evaluations = []
+        for f, v, t, s, sec, o, r in rows:
+            try:
+                evaluations.append(Evaluation(function=f, val_accuracy=v, test_accuracy=t,
+                                              status=s, seconds=sec, order=o,
+                                              result=json.loads(r)))
+            except (ValidationError, TypeError, ValueError) as err:
+                raise ActError(
+                    f"study file {self.path}: the row of {f!r} cannot be read ({err}); "
+                    "delete that row (or the file) to train that function again"
+                ) from None
+        return evaluations
 
     def __len__(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
 
     def add(self, function: str, result: dict) -> Evaluation:
         """Record a finished training (its own transaction)."""
+        if not all(math.isfinite(float(result[k])) for k in ("val_accuracy", "test_accuracy")):
+            raise ValueError(f"{function}: a result without finite accuracies is no result")
         evaluation = Evaluation(
             function=function, val_accuracy=float(result["val_accuracy"]),
             test_accuracy=float(result["test_accuracy"]), status=str(result["status"]),
