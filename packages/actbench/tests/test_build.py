@@ -207,3 +207,55 @@ def test_no_table_without_its_card_and_no_stale_temporaries(tmp_path, monkeypatc
     monkeypatch.undo()
     summary = build(config(limit=2), out, workers=0, progress=False)
     assert summary.out == out and card_path(out).exists() and summary.computed == 0
+
+
+def _flaky_pools(monkeypatch, broken_for):
+    """In-process pools whose batches 'lose their worker' (BrokenProcessPool) when
+    ``broken_for(functions, pool_number)``; returns the list of opened pools."""
+    from concurrent.futures import Executor, Future
+    from concurrent.futures.process import BrokenProcessPool
+    from contextlib import contextmanager
+
+    from actbench.executors import SerialExecutor
+
+    opened: list[int] = []
+
+    class Flaky(Executor):
+        def submit(self, fn, config, keys):
+            if broken_for({k.function for k in keys}, len(opened)):
+                future = Future()
+                future.set_exception(BrokenProcessPool("a worker died"))
+                return future
+            return SerialExecutor().submit(fn, config, keys)
+
+    @contextmanager
+    def make_executor(workers, scheduler):
+        opened.append(len(opened) + 1)
+        yield Flaky()
+
+    monkeypatch.setattr(build_module, "make_executor", make_executor)
+    return opened
+
+
+def test_a_dead_worker_restarts_the_pool_and_records_nothing_for_its_units(tmp_path,
+                                                                          monkeypatch):
+    victim = make_plan(config(limit=4)).representatives[1]
+    opened = _flaky_pools(monkeypatch, lambda functions, pool: victim in functions and pool == 1)
+    out = tmp_path / "t.json"
+    summary = build(config(limit=4), out, workers=1, progress=False)
+    assert len(opened) == 2 and summary.out == out
+    with WorkStore(store_path(out), config().settings()) as store:
+        results = [r for r in store.results() if r.key.function == victim]
+    assert len(results) == 2 and all(r.ok or "BrokenProcessPool" not in r.reason
+                                     for r in results)
+
+
+def test_workers_that_keep_dying_stop_the_build_resumably(tmp_path, monkeypatch):
+    victim = make_plan(config(limit=4)).representatives[1]
+    _flaky_pools(monkeypatch, lambda functions, pool: victim in functions)
+    out = tmp_path / "t.json"
+    with pytest.raises(ActError, match="workers died 3 times"):
+        build(config(limit=4), out, workers=1, progress=False)
+    monkeypatch.undo()
+    summary = build(config(limit=4), out, workers=0, progress=False)
+    assert summary.out == out and summary.computed == 4  # the victim's batch: 2 functions

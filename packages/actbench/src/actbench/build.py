@@ -31,8 +31,7 @@ import math
 import signal
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Executor, Future, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,6 +53,8 @@ from actcore import ActError, Space, equivalence_classes
 from actcore.atomic import remove_stale_temporaries
 from actcore.lock import exclusive
 from actcore.plugins import DATASETS, MODELS, registry
+
+MAX_RESTARTS = 3  # pools started for one build call when workers keep dying
 
 NONFINITE_POLICY = (
     "a failed run (non-finite loss, or an exception in the activation) has chance "
@@ -323,11 +324,22 @@ def build(
                     with bar:
                         if executor is not None:
                             _run(executor, config, todo, per_task, 1, store, bar, summary, on_batch)
-                        else:
-                            with make_executor(workers, scheduler) as pool:
-                                parallel = _parallelism(pool, workers)
-                                _run(pool, config, todo, per_task, parallel, store, bar, summary,
-                                     on_batch)  # fmt: skip
+                        for restart in range(MAX_RESTARTS if executor is None else 0):
+                            try:
+                                with make_executor(workers, scheduler) as pool:
+                                    parallel = _parallelism(pool, workers)
+                                    _run(pool, config, todo, per_task, parallel, store, bar,
+                                         summary, on_batch)
+                                break
+                            except BrokenExecutor as err:  # its batches are not results
+                                if restart + 1 == MAX_RESTARTS:
+                                    raise ActError(
+                                        f"workers died {MAX_RESTARTS} times ({err}); finished "
+                                        "work is saved, rerun the same command to go on"
+                                    ) from None
+                                bar.write(f"a worker died ({err}); starting a new pool")
+                                done = store.done()
+                                todo = [k for k in keys if k not in done]
             finally:
                 wall_total = store.add_wall(time.perf_counter() - summary.pop("_clock"))
                 summary.pop("wall_s", None)
@@ -387,15 +399,14 @@ def _run(
         top_up()
         while running:
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            broken: BrokenExecutor | None = None
             for future in finished:
                 batch = running.pop(future)
                 try:
                     results = future.result()
-                except BrokenProcessPool as err:
-                    raise ActError(
-                        f"a worker process died ({err}); finished work is saved, "
-                        f"rerun the same command to go on"
-                    ) from None
+                except BrokenExecutor as err:  # record the others, then build() restarts
+                    broken = err
+                    continue
                 except ActError:  # wrong for every function: stop, keep what is done
                     raise
                 except Exception as err:  # the batch could not run at all: retry next time
@@ -414,6 +425,8 @@ def _run(
                 bar.set_postfix(failed_units=failures, refresh=False)
                 if on_batch is not None:
                     on_batch(results)
+            if broken is not None:
+                raise broken
             top_up()
     finally:
         for future in running:
