@@ -232,3 +232,36 @@ def test_study_rows_without_accuracy_run_again_and_bad_rows_are_named(tmp_path):
     with pytest.raises(ActError, match=r"the row of 'tanh\(x\)' cannot be read"):
         study.evaluations()
     study.close()
+
+
+def test_in_order_mode_picks_the_same_functions_whoever_finishes_first(tmp_path, monkeypatch):
+    """Workers finish in a different order on every run; with in_order the search takes
+    the results in submission order, so identical runs evaluate identical functions."""
+    import random
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+    from contextlib import contextmanager
+
+    from actbench import executors
+
+    real = live.train_one
+    delays = random.Random()
+
+    def slow(task, function, seed, overrides):
+        time.sleep(delays.uniform(0, 0.2))
+        return real(task, function, seed, overrides)
+
+    @contextmanager
+    def threads(workers, scheduler):
+        with ThreadPoolExecutor(2) as pool:
+            yield pool
+
+    monkeypatch.setattr(live, "train_one", slow)
+    monkeypatch.setattr(executors, "make_executor", threads)
+    picked = []
+    for run in range(2):
+        delays.seed(run)
+        evaluations = run_search(config(budget=14, in_order=True), tmp_path / str(run),
+                                 workers=2, progress=False)
+        picked.append([e.function for e in evaluations])
+    assert picked[0] == picked[1]

@@ -51,10 +51,11 @@ class SearchConfig(BaseModel):
     epochs: int | None = Field(None, ge=1)
     fisher_batch: int = Field(32, ge=1)
     data_root: str | None = None
+    in_order: bool = Field(False, description="take results in submission order")
 
     def settings(self) -> dict:
         """What must match for a study file to be resumed (not budget: it may grow)."""
-        return self.model_dump(exclude={"budget", "data_root"})
+        return self.model_dump(exclude={"budget", "data_root", "in_order"})
 
 
 def unique_functions(config: SearchConfig, progress: bool = False) -> list[str]:
@@ -215,7 +216,11 @@ def run_search(config: SearchConfig, out: Path, workers: int | None = None,
                             pending[future] = row
                     if not pending:
                         break  # nothing left to evaluate
-                    finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    # as they finish (workers never idle), or in submission order: then the
+                    # surrogate sees the same results in the same order on every run
+                    oldest = [next(iter(pending))]
+                    finished, _ = wait(oldest if config.in_order else pending,
+                                       return_when=FIRST_COMPLETED)
                     broken = False
                     for future in finished:
                         row = pending.pop(future)
@@ -317,6 +322,11 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--fisher-batch", type=int, default=32,
                    help="training examples in the Fisher batch (default 32)")
     p.add_argument("--data-root", default=None)
+    p.add_argument("--in-order", action="store_true",
+                   help="reproducible: use each training's result in the order it was "
+                        "submitted, so identical runs pick identical functions (default: as "
+                        "soon as it finishes, which keeps every worker busy but depends on "
+                        "which worker is faster)")
     p.add_argument("--out", type=Path, default=None, help="report folder (and study file)")
     p.set_defaults(run=run_command)
 
@@ -327,7 +337,7 @@ def run_command(args: argparse.Namespace) -> int:
     config = SearchConfig(
         task=args.task, space=args.space, budget=args.budget, regressor=args.regressor,
         strategy=args.strategy, features=args.features, seed=args.seed, epochs=args.epochs,
-        fisher_batch=args.fisher_batch, data_root=args.data_root,
+        fisher_batch=args.fisher_batch, data_root=args.data_root, in_order=args.in_order,
         operators=[o.strip() for o in args.operators.split(",")] if args.operators else None,
     )
     get_strategy(config.strategy)
