@@ -265,3 +265,20 @@ def test_in_order_mode_picks_the_same_functions_whoever_finishes_first(tmp_path,
                                  workers=2, progress=False)
         picked.append([e.function for e in evaluations])
     assert picked[0] == picked[1]
+
+
+def test_a_dead_worker_while_computing_features_restarts_the_pool(tmp_path, monkeypatch):
+    from concurrent.futures.process import BrokenProcessPool
+
+    real = live.prepare
+    calls = []
+
+    def prepare(config, out, executor, progress=True):
+        calls.append(executor)
+        if len(calls) == 1:
+            raise BrokenProcessPool("a worker died")
+        return real(config, out, executor, progress)
+
+    monkeypatch.setattr(live, "prepare", prepare)
+    evaluations = run_search(config(budget=9), tmp_path, workers=0, progress=False)
+    assert len(calls) == 2 and calls[0] is not calls[1] and len(evaluations) == 9

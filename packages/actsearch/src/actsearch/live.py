@@ -184,7 +184,18 @@ def run_search(config: SearchConfig, out: Path, workers: int | None = None,
         try:
             with ExitStack() as pools:
                 executor = pools.enter_context(make_executor(workers, scheduler))
-                features, coords = prepare(config, out, executor, progress)
+                for attempt in range(1, MAX_LOST + 1):  # finished feature chunks are kept
+                    try:
+                        features, coords = prepare(config, out, executor, progress)
+                        break
+                    except BrokenExecutor as err:
+                        if attempt == MAX_LOST:
+                            raise ActError(f"workers died {attempt} times computing features "
+                                           f"({err}); finished chunks are saved, run the "
+                                           "same command again to go on") from None
+                        print(f"a worker died ({err}); starting a new pool", file=sys.stderr)
+                        pools.close()
+                        executor = pools.enter_context(make_executor(workers, scheduler))
                 names = features.names
                 row_of = {n: i for i, n in enumerate(names)}
                 state = SearchState(coords, features.candidates, regressor,
