@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 
 import matplotlib
 
@@ -71,7 +72,8 @@ def main() -> None:
                  f"classes so far")  # fmt: skip
     else:
         table = load_table(args.table)
-        title = f"{args.table}: {len(table)} unique functions"
+        name = Path(args.table).name.removesuffix(".gz").removesuffix(".json")
+        title = f"{name}: {len(table)} unique functions"
     print(plot(table, title, args.png))
 
 
