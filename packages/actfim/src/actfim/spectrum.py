@@ -183,11 +183,17 @@ def _eigvalsh_all(factors: list[Tensor]) -> list[Tensor | None]:
         return out
     threads = torch.get_num_threads()
     work.sort(key=lambda i: -factors[i].shape[-1])  # largest first, for balance
+
+    def one_thread_eigvalsh(i: int) -> Tensor:
+        # the thread count is per thread (OpenMP, MKL): set it where LAPACK runs, or a
+        # decomposition may go multi-threaded and sum in a run-dependent order
+        torch.set_num_threads(1)
+        return torch.linalg.eigvalsh(factors[i])
+
     torch.set_num_threads(1)
     try:
         with ThreadPoolExecutor(max_workers=threads) as pool:
-            for i, values in zip(work, pool.map(lambda i: torch.linalg.eigvalsh(factors[i]),
-                                                work)):
+            for i, values in zip(work, pool.map(one_thread_eigvalsh, work)):
                 out[i] = values
     finally:
         torch.set_num_threads(threads)
