@@ -216,6 +216,7 @@ def _flaky_pools(monkeypatch, broken_for):
     from concurrent.futures.process import BrokenProcessPool
     from contextlib import contextmanager
 
+    from actbench import executors
     from actbench.executors import SerialExecutor
 
     opened: list[int] = []
@@ -233,7 +234,7 @@ def _flaky_pools(monkeypatch, broken_for):
         opened.append(len(opened) + 1)
         yield Flaky()
 
-    monkeypatch.setattr(build_module, "make_executor", make_executor)
+    monkeypatch.setattr(executors, "make_executor", make_executor)
     return opened
 
 

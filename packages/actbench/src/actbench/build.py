@@ -43,7 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
 from actbench.card import TableCard, card_path, hardware, versions, write_card
-from actbench.executors import SerialExecutor, make_executor, single_thread
+from actbench.executors import Pool, SerialExecutor, single_thread
 from actbench.recipes import parse_overrides
 from actbench.tables import TableRecord, write_table
 from actbench.tasks import get_task
@@ -324,22 +324,10 @@ def build(
                     with bar:
                         if executor is not None:
                             _run(executor, config, todo, per_task, 1, store, bar, summary, on_batch)
-                        for restart in range(MAX_RESTARTS if executor is None else 0):
-                            try:
-                                with make_executor(workers, scheduler) as pool:
-                                    parallel = _parallelism(pool, workers)
-                                    _run(pool, config, todo, per_task, parallel, store, bar,
-                                         summary, on_batch)
-                                break
-                            except BrokenExecutor as err:  # its batches are not results
-                                if restart + 1 == MAX_RESTARTS:
-                                    raise ActError(
-                                        f"workers died {MAX_RESTARTS} times ({err}); finished "
-                                        "work is saved, rerun the same command to go on"
-                                    ) from None
-                                bar.write(f"a worker died ({err}); starting a new pool")
-                                done = store.done()
-                                todo = [k for k in keys if k not in done]
+                        else:
+                            with Pool(workers, scheduler) as pool:
+                                _run_restarting(pool, config, keys, per_task, store, bar,
+                                                summary, on_batch)
             finally:
                 wall_total = store.add_wall(time.perf_counter() - summary.pop("_clock"))
                 summary.pop("wall_s", None)
@@ -359,6 +347,26 @@ def build(
             store.close()
 
 
+def _run_restarting(
+    pool: Pool, config: BuildConfig, keys: list[UnitKey], per_task: int, store: WorkStore,
+    bar: tqdm, summary: dict, on_batch: Callable | None,
+) -> None:  # fmt: skip
+    """:func:`_run` on ``pool``, on a new pool after a worker dies (at most
+    :data:`MAX_RESTARTS` pools); a broken pool's batches are not results."""
+    for started in range(1, MAX_RESTARTS + 1):
+        done = store.done()
+        todo = [k for k in keys if k not in done]
+        try:
+            _run(pool.executor, config, todo, per_task, _parallelism(pool.executor),
+                 store, bar, summary, on_batch)
+            return
+        except BrokenExecutor as err:
+            if started == MAX_RESTARTS:
+                raise ActError(f"workers died {started} times ({err}); finished work is "
+                               "saved, rerun the same command to go on") from None
+            pool.restart(err)
+
+
 def _preflight(config: BuildConfig, dataset: str) -> None:
     """What is wrong for every function (a missing data folder, a Fisher batch larger
     than the data) stops the build here, before any work, instead of becoming a table
@@ -369,12 +377,12 @@ def _preflight(config: BuildConfig, dataset: str) -> None:
     _fisher_batch(dataset, config.fisher_batch, config.fisher_seed, config.data_root)
 
 
-def _parallelism(pool: Executor, workers: int | None) -> int:
+def _parallelism(pool: Executor) -> int:
     """How many batches the executor runs at once (processes, or Dask worker threads)."""
     client = getattr(pool, "_client", None)
     if client is not None:
         return max(1, sum(client.nthreads().values()))
-    return max(1, getattr(pool, "_max_workers", None) or workers or 1)
+    return max(1, getattr(pool, "_max_workers", None) or 1)
 
 
 def _run(

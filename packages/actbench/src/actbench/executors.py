@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from actcore import ActError
@@ -55,6 +56,31 @@ def default_workers() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
+
+
+class Pool:
+    """:func:`make_executor` that a job can restart: one dead worker process breaks a
+    whole process pool (``BrokenExecutor``), so a job that should outlive it starts a new
+    pool and submits the lost work again. ``executor`` is the current executor."""
+
+    def __init__(self, workers: int | None = None, scheduler: str | None = None):
+        self._args = (workers, scheduler)
+        self._stack = ExitStack()
+        self.executor: Executor
+
+    def __enter__(self) -> Pool:
+        self.executor = self._stack.enter_context(make_executor(*self._args))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def restart(self, err: BaseException) -> Executor:
+        """Replace the pool ``err`` broke (saying so on stderr); return the new executor."""
+        print(f"a worker died ({type(err).__name__}: {err}); starting a new pool",
+              file=sys.stderr)
+        self._stack.close()
+        return self.__enter__().executor
 
 
 @contextmanager

@@ -18,7 +18,6 @@ import math
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Future, as_completed, wait
-from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -170,7 +169,7 @@ def run_search(config: SearchConfig, out: Path, workers: int | None = None,
     """Search until ``config.budget`` evaluations are in the study; return them all."""
     from tqdm import tqdm
 
-    from actbench.executors import default_workers, make_executor
+    from actbench.executors import Pool, default_workers
 
     strategy = get_strategy(config.strategy)
     regressor = get_regressor(config.regressor)
@@ -182,8 +181,8 @@ def run_search(config: SearchConfig, out: Path, workers: int | None = None,
                   "will run again", file=sys.stderr)
         slots = max(1, default_workers() if workers is None else workers)
         try:
-            with ExitStack() as pools:
-                executor = pools.enter_context(make_executor(workers, scheduler))
+            with Pool(workers, scheduler) as pool:
+                executor = pool.executor
                 for attempt in range(1, MAX_LOST + 1):  # finished feature chunks are kept
                     try:
                         features, coords = prepare(config, out, executor, progress)
@@ -193,9 +192,7 @@ def run_search(config: SearchConfig, out: Path, workers: int | None = None,
                             raise ActError(f"workers died {attempt} times computing features "
                                            f"({err}); finished chunks are saved, run the "
                                            "same command again to go on") from None
-                        print(f"a worker died ({err}); starting a new pool", file=sys.stderr)
-                        pools.close()
-                        executor = pools.enter_context(make_executor(workers, scheduler))
+                        executor = pool.restart(err)
                 names = features.names
                 row_of = {n: i for i, n in enumerate(names)}
                 state = SearchState(coords, features.candidates, regressor,
@@ -232,7 +229,7 @@ def run_search(config: SearchConfig, out: Path, workers: int | None = None,
                     oldest = [next(iter(pending))]
                     finished, _ = wait(oldest if config.in_order else pending,
                                        return_when=FIRST_COMPLETED)
-                    broken = False
+                    broken: BrokenExecutor | None = None
                     for future in finished:
                         row = pending.pop(future)
                         state.pending.discard(row)
@@ -242,15 +239,15 @@ def run_search(config: SearchConfig, out: Path, workers: int | None = None,
                             raise
                         except Exception as err:  # the worker died, not the function
                             _lost(lost, names[row], row, err, bar)
-                            broken |= isinstance(err, BrokenExecutor)
+                            if isinstance(err, BrokenExecutor):
+                                broken = err
                             continue  # not a result: the row is free to be trained again
                         done.append(study.add(names[row], result))
                         state.observed[row] = _accuracy(result)
                         bar.update(1)
                         _show(bar, done)
-                    if broken:  # a dead process breaks the whole pool: start a new one
-                        pools.close()
-                        executor = pools.enter_context(make_executor(workers, scheduler))
+                    if broken is not None:  # a dead process broke the whole pool
+                        executor = pool.restart(broken)
             bar.close()
             return done
         finally:
