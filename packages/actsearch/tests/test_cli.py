@@ -111,12 +111,21 @@ def test_replay_out_must_be_a_folder(no_fisher_table, tmp_path, capsys):
     assert code == 2 and "is a file; the replay report needs a folder" in err
 
 
-def test_settings_refused_by_a_config_model_are_named_as_options(tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--fisher-batch", "0", "--fisher-batch: Input should be greater than or equal to 1"),
+        ("--epochs", "0", "--epochs: Input should be greater than or equal to 1"),
+        ("--seed", "-1", "--seed: Input should be greater than or equal to 0"),
+    ],
+)
+def test_settings_refused_by_a_config_model_are_named_as_options(tmp_path, capsys, option,
+                                                                 value, message):
     code = main(["search", "run", "--task", "mlp-digits", "--space", "unary(x)",
-                 "--fisher-batch", "0", "--out", str(tmp_path / "s")])
+                 option, value, "--out", str(tmp_path / "s")])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
-    assert "--fisher-batch: Input should be greater than or equal to 1 (got 0)" in err
+    assert message in err and not (tmp_path / "s").exists()
 
 
 def test_missing_table_and_empty_space(tmp_path, capsys):
