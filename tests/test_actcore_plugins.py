@@ -43,3 +43,20 @@ def test_act_help_lists_the_groups(capsys):
     out = capsys.readouterr().out
     for group in ["ops", "space", "fn"]:
         assert group in out
+
+
+def test_versions_of_every_installed_package(capsys):
+    from importlib.resources import files
+
+    import actbench
+    import actcore
+    import actfim
+    import acthull
+    import actsearch
+
+    assert main(["--version"]) == 0
+    out = capsys.readouterr().out
+    for package in (actcore, acthull, actfim, actbench, actsearch):
+        name = package.__name__
+        assert package.__version__ == "0.1.0" and f"{name} 0.1.0" in out
+        assert files(name).joinpath("py.typed").is_file(), f"{name} ships no py.typed"

@@ -10,6 +10,9 @@ from actbench.models import Model, parameter_count
 from actbench.recipes import Recipe
 from actbench.tasks import Task, get_task
 from actbench.train import Result, evaluate, train
+from actcore.versions import package_version
+
+__version__ = package_version("actbench")
 
 __all__ = [
     "DataSource",

@@ -8,6 +8,9 @@ from actcore.expr import Expr, X, get_operator, parse, parse_schema
 from actcore.hookspecs import hookimpl
 from actcore.operators import N_ARY, Operator
 from actcore.space import Pattern, Space, core_operators
+from actcore.versions import package_version
+
+__version__ = package_version("actcore")
 
 __all__ = [
     "N_ARY",

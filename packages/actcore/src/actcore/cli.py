@@ -48,8 +48,11 @@ def int_at_least(minimum: int):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="act", description="act: activation-function research toolkit"
+        prog="act", description="act: activation-function research toolkit",
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # --version: one per line
     )
+    parser.add_argument("--version", action="version", version=_versions(),
+                        help="the installed act packages and plugins, with their versions")
     parser.add_argument(
         "--disable",
         metavar="PLUGIN",
@@ -60,6 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     plugins.plugin_manager().hook.act_cli(subparsers=subparsers)
     return parser
+
+
+def _versions() -> str:
+    import platform
+
+    import torch
+
+    from actcore.versions import plugin_versions
+
+    lines = [f"{name} {version}" for name, version in plugin_versions().items()]
+    return "\n".join([*lines, f"(torch {torch.__version__}, python {platform.python_version()})"])
 
 
 def _disabled_from(argv: Sequence[str]) -> list[str]:

@@ -5,6 +5,7 @@
 >>> actfim.fisher_distance(spectrum, other)                  # Σ_l W1 / w_l
 """
 
+from actcore.versions import package_version
 from actfim.factors import FisherType, LayerFactors, Likelihood, kfac_factors
 from actfim.features import (
     ALL_CNN_C_NUM_WEIGHTS,
@@ -16,6 +17,8 @@ from actfim.features import (
     layer_cdf,
 )
 from actfim.spectrum import LayerSpectrum, Spectrum, kfac_spectrum
+
+__version__ = package_version("actfim")
 
 __all__ = [
     "ALL_CNN_C_NUM_WEIGHTS",

@@ -5,6 +5,7 @@ coefficients kept exactly on the convex hull (c ≥ 0, Σ c = 1) or the affine h
 (Σ c = 1) by reparameterisation. See SPEC.md, "Method A".
 """
 
+from actcore.versions import package_version
 from acthull.checkpoint import load_layers, save_checkpoint
 from acthull.freeze import FrozenHull, freeze
 from acthull.hull import AffineHull, ConvexHull, Hull, HullSpec
@@ -17,6 +18,8 @@ from acthull.inspection import (
 )
 from acthull.replace import HIDDEN_ACTIVATIONS, replace_activations
 from acthull.trajectory import CoefficientRecorder, Trajectories
+
+__version__ = package_version("acthull")
 
 __all__ = [
     "HIDDEN_ACTIVATIONS",
