@@ -99,3 +99,21 @@ def test_deep_spaces_list_and_sample_at_once(capsys):
     wide = "binary(binary(unary(unary(x)),unary(unary(x))),binary(unary(unary(x)),unary(x)))"
     first = next(iter(Space(wide)))
     assert str(first) == "add(add(zero(zero(x)),zero(zero(x))),add(zero(zero(x)),zero(x)))"
+
+
+def test_a_missing_command_group_names_its_package(capsys):
+    """'act hull' without acthull (absent, as in the actcore session, or disabled) says
+    which package brings it; an unknown word stays argparse's usage error."""
+    from actcore import plugins
+
+    installed = set(plugins.plugin_names())
+    try:
+        for group, package in [("hull", "acthull"), ("bench", "actbench")]:
+            disable = ["--disable", package] if package in installed else []
+            status, _, err = run(capsys, *disable, group, "show")
+            assert status == 2
+            assert f"'act {group}' comes with the {package} package, which is not" in err
+    finally:
+        plugins.enable_all()
+    status, _, err = run(capsys, "hulll")
+    assert status == 2 and "invalid choice" in err

@@ -102,7 +102,8 @@ def test_without_any_model_plugin_the_error_says_install_actbench(capsys):
                        "--input-shape", "3,8,8", "--classes", "10"])
     finally:
         plugins.enable_all()
-    assert status == 2 and "install actbench" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert status == 2 and "install act's actbench package (pip install packages/actbench" in err
 
 
 def test_random_inputs_are_seeded(tiny, capsys):

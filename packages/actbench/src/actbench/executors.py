@@ -108,7 +108,7 @@ def make_executor(workers: int | None = None, scheduler: str | None = None) -> I
         from distributed import Client, LocalCluster
     except ImportError:
         raise ActError(
-            "--scheduler needs Dask distributed: pip install 'actbench[distributed]'"
+            "--scheduler needs Dask distributed: pip install 'dask[distributed]'"
         ) from None
     cluster = None
     if scheduler == "local":

@@ -65,6 +65,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The command groups of act's own packages, so a missing one is named, not "invalid choice".
+GROUPS = {"hull": "acthull", "fim": "actfim", "bench": "actbench", "search": "actsearch"}
+
+
+def _check_group_installed(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
+    words = [a for i, a in enumerate(argv) if i == 0 or argv[i - 1] != "--disable"]
+    command = next((a for a in words if not a.startswith("-")), None)
+    groups = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    if command in GROUPS and command not in groups.choices:
+        package = GROUPS[command]
+        raise ActError(
+            f"'act {command}' comes with the {package} package, which is not installed (or "
+            f"is disabled): install it from the act repository (pip install "
+            f"packages/{package})"
+        )
+
+
 def _versions() -> str:
     import platform
 
@@ -91,6 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if disabled:
             plugins.disable(*disabled)
         parser = build_parser()
+        _check_group_installed(parser, argv)
         try:
             args = parser.parse_args(argv)
         except SystemExit as done:  # --help, or a usage error argparse has printed

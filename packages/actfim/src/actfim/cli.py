@@ -84,7 +84,8 @@ def model_builder(name: str):
     models = registry(MODELS)
     if len(models) == 0:
         raise ActError(
-            "no models are registered; install actbench (pip install actbench) "
+            "no models are registered; install act's actbench package (pip install "
+            "packages/actbench from the act repository) "
             "or another plugin that provides act_models"
         )
     return models.get(name)
