@@ -17,14 +17,9 @@ import nox
 ROOT = Path(__file__).parent
 BASE_SITE = sysconfig.get_paths()["purelib"]  # nox runs from the base venv (./dev)
 
-# Each package and the act packages it depends on (dependencies flow one way).
-PACKAGES: dict[str, list[str]] = {
-    "actcore": [],
-    "acthull": ["actcore"],
-    "actfim": ["actcore"],
-    "actbench": ["actcore", "actfim"],
-    "actsearch": ["actcore", "actfim", "actbench"],
-}
+# act's packages; each pyproject names the act packages it needs (they flow one way:
+# actcore <- acthull; actcore <- actfim <- actbench <- actsearch).
+PACKAGES = ["actcore", "acthull", "actfim", "actbench", "actsearch"]
 EXAMPLES = ["examples/act-cube", "examples/act-idw-regressor"]
 
 nox.options.sessions = ["lint", *PACKAGES, "examples", "integration", "other_cpu"]
@@ -51,12 +46,13 @@ def _share_base(session: nox.Session) -> None:
     Path(site, "_act_base.pth").write_text(BASE_SITE + "\n")
 
 
-def _install(session: nox.Session, *paths: str, editable: bool = False) -> None:
+def _install(session: nox.Session, *packages: str, editable: bool = False) -> None:
+    """Install through the documented ``./dev install`` road (scripts/install.py), which
+    adds the act packages each one needs."""
     _share_base(session)
-    args = ["--no-build-isolation", "--disable-pip-version-check", "--quiet"]
-    for path in paths:
-        args += ["-e", path] if editable else [path]
-    session.install(*args)
+    pip = ["--no-build-isolation", "--disable-pip-version-check", "--quiet"]
+    session.run("python", str(ROOT / "scripts" / "install.py"), *packages, "--", *pip,
+                *(["-e"] if editable else []))
 
 
 def _pytest(session: nox.Session, *paths: str) -> None:
@@ -68,10 +64,11 @@ def _pytest(session: nox.Session, *paths: str) -> None:
 
 def _package_session(name: str):
     def run(session: nox.Session) -> None:
-        _install(session, *(f"packages/{dep}" for dep in [*PACKAGES[name], name]))
+        _install(session, name)
         _pytest(session, f"packages/{name}/tests")
 
-    run.__doc__ = f"Install only {name} (and the act packages it needs); run its tests."
+    run.__doc__ = (f"In a fresh venv, ./dev install {name} (it and the act packages it "
+                   "needs, nothing else); run its tests.")
     return run
 
 
@@ -82,21 +79,21 @@ for _name in PACKAGES:
 @nox.session
 def examples(session: nox.Session) -> None:
     """Install the example third-party plugins and prove act discovers them."""
-    _install(session, *(f"packages/{p}" for p in PACKAGES), *EXAMPLES)
+    _install(session, *EXAMPLES)
     _pytest(session, *(f"{example}/tests" for example in EXAMPLES))
 
 
 @nox.session
 def integration(session: nox.Session) -> None:
     """Every package installed together; cross-package tests."""
-    _install(session, *(f"packages/{p}" for p in PACKAGES))
+    _install(session, *PACKAGES)
     _pytest(session, "tests")
 
 
 @nox.session
 def other_cpu(session: nox.Session) -> None:
     """Equivalence, table and search tests again on an emulated other CPU."""
-    _install(session, *(f"packages/{p}" for p in PACKAGES))
+    _install(session, *PACKAGES)
     session.env.update(OTHER_CPU)
     _pytest(session, *CPU_SENSITIVE)
 
@@ -110,12 +107,12 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def demo(session: nox.Session) -> None:
     """The main job on built-in data (see README)."""
-    _install(session, *(f"packages/{p}" for p in PACKAGES), editable=True)
+    _install(session, *PACKAGES, editable=True)
     session.run("bash", str(ROOT / "scripts" / "demo.sh"), *session.posargs, external=True)
 
 
 @nox.session
 def act(session: nox.Session) -> None:
     """Run the act command with every package installed (editable): ./dev act ARGS."""
-    _install(session, *(f"packages/{p}" for p in PACKAGES), editable=True)
+    _install(session, *PACKAGES, editable=True)
     session.run("act", *session.posargs)

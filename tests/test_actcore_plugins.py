@@ -4,6 +4,7 @@ import pytest
 
 from actcore import plugins
 from actcore.cli import main
+from actcore.versions import DISTRIBUTIONS
 
 PACKAGES = ["core", "acthull", "actfim", "actbench", "actsearch"]
 
@@ -58,5 +59,6 @@ def test_versions_of_every_installed_package(capsys):
     out = capsys.readouterr().out
     for package in (actcore, acthull, actfim, actbench, actsearch):
         name = package.__name__
-        assert package.__version__ == "0.1.0" and f"{name} 0.1.0" in out
+        assert package.__version__ == "0.1.0"
+        assert f"{name} ({DISTRIBUTIONS[name]}) 0.1.0" in out
         assert files(name).joinpath("py.typed").is_file(), f"{name} ships no py.typed"

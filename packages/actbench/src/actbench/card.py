@@ -10,12 +10,12 @@ from __future__ import annotations
 import os
 import platform
 import sys
-from importlib import metadata
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
 from actcore.atomic import write_atomic
+from actcore.versions import package_version
 
 
 class TableCard(BaseModel):
@@ -50,10 +50,9 @@ def versions() -> dict[str, str]:
     """Versions of the act packages installed here, torch and Python."""
     found = {"python": platform.python_version()}
     for name in ("actcore", "actbench", "actfim", "torch", "numpy"):
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
+        installed = package_version(name)
+        if installed != "0+unknown":
+            found[name] = installed
     return found
 
 

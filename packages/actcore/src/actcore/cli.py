@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from actcore import plugins
 from actcore.errors import ActError
+from actcore.versions import install_hint
 
 
 def add_group(
@@ -77,8 +78,7 @@ def _check_group_installed(parser: argparse.ArgumentParser, argv: Sequence[str])
         package = GROUPS[command]
         raise ActError(
             f"'act {command}' comes with the {package} package, which is not installed (or "
-            f"is disabled): install it from the act repository (pip install "
-            f"packages/{package})"
+            f"is disabled): {install_hint(package)}"
         )
 
 

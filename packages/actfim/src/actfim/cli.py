@@ -19,6 +19,7 @@ from actcore.device import resolve_device
 from actcore.errors import ActError
 from actcore.lock import exclusive
 from actcore.plugins import DATASETS, MODELS, registry
+from actcore.versions import install_hint
 from actfim.batch import spectra_for_activations
 from actfim.features import fisher_cdf
 from actfim.spectrum import kfac_spectrum
@@ -84,8 +85,7 @@ def model_builder(name: str):
     models = registry(MODELS)
     if len(models) == 0:
         raise ActError(
-            "no models are registered; install act's actbench package (pip install "
-            "packages/actbench from the act repository) "
+            f"no models are registered: {install_hint('actbench')}, "
             "or another plugin that provides act_models"
         )
     return models.get(name)
