@@ -96,3 +96,14 @@ def test_expressions_pickle_across_processes_as_dict_keys(tmp_path):
     )
     env = {"PYTHONHASHSEED": "12345", "PATH": ""}
     assert subprocess.run([sys.executable, "-c", code], env=env, timeout=120).returncode == 0
+
+
+def test_bare_names_and_pytorch_aliases_parse_to_the_canonical_expression():
+    assert str(parse("relu")) == "relu(x)"
+    assert str(parse("silu")) == str(parse("silu(x)")) == "swish(x)"
+    assert str(parse("add(leaky_relu(x),hardsigmoid(x))")) == "add(leakyrelu(x),hard_sigmoid(x))"
+    assert str(actcore.to_module("silu")) == "swish(x)"
+    with pytest.raises(ParseError, match="wrong arity: 'add' takes 2"):
+        parse("add")
+    with pytest.raises(ParseError, match="needs its arguments in parentheses"):
+        parse("add(relu,x)")  # a bare name stands for name(x) only as the whole expression

@@ -22,12 +22,7 @@ ActivationSpec = str | Expr | ActivationFactory
 
 def expression_of(activation: str | Expr) -> Expr:
     """Parse an expression; a bare operator name ``relu`` stands for ``relu(x)``."""
-    if isinstance(activation, Expr):
-        return activation
-    text = activation.strip()
-    if text and "(" not in text and text != "x":
-        text = f"{text}(x)"
-    return parse(text)
+    return parse(activation.strip() if isinstance(activation, str) else activation)
 
 
 def activation_factory(activation: ActivationSpec) -> ActivationFactory:

@@ -4,6 +4,11 @@ The text form is the interchange naming of the Act-Bench files, without spaces:
 ``max(relu(x),cosh(elu(x)))``. :func:`parse` and ``str`` round-trip exactly.
 Schemas use the same grammar with the placeholders ``unary``, ``binary`` and ``n-ary``
 standing for any operator of that arity (see :mod:`actcore.space`).
+
+Two conveniences, for people rather than files: a bare unary operator name is the function
+of ``x`` (``relu`` parses as ``relu(x)``), and PyTorch's common names are aliases of act's
+operators (``silu`` is ``swish``). Both parse to the canonical expression, so what is
+printed and stored is always the Act-Bench naming.
 """
 
 from __future__ import annotations
@@ -19,6 +24,18 @@ from actcore.plugins import OPERATORS, registry
 INPUT = "x"
 PLACEHOLDERS = {"unary": 1, "binary": 2, "n-ary": N_ARY}
 MAX_DEPTH = 64
+#: PyTorch's (and the literature's) names for act's operators.
+ALIASES = {
+    "silu": "swish",
+    "leaky_relu": "leakyrelu",
+    "hardsigmoid": "hard_sigmoid",
+    "logsigmoid": "log_sigmoid",
+    "asinh": "arcsinh",
+    "atan": "arctan",
+    "neg": "negative",
+    "i0e": "bessel_i0e",
+    "i1e": "bessel_i1e",
+}
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:-[A-Za-z0-9_]+)*")
 
 
@@ -67,9 +84,17 @@ class Expr:
 X = Expr(INPUT)
 
 
+def canonical_name(name: str) -> str:
+    """act's name of an operator given by an alias (``silu`` -> ``swish``); a registered
+    name (a plugin may claim an alias for itself) stays as it is."""
+    if name in ALIASES and name not in registry(OPERATORS):
+        return ALIASES[name]
+    return name
+
+
 def get_operator(name: str) -> Operator:
-    """The registered operator ``name`` (error lists close names)."""
-    return registry(OPERATORS).get(name)
+    """The registered operator ``name`` or alias (error lists close names)."""
+    return registry(OPERATORS).get(canonical_name(name))
 
 
 def parse(text: str | Expr) -> Expr:
@@ -117,11 +142,19 @@ class _Parser:
             found = repr(self.text[self.pos]) if self.pos < len(self.text) else "end of input"
             raise self.error(f"expected an operator name or 'x', found {found}")
         name = match.group()
+        if name != INPUT and not (self.schema and name in PLACEHOLDERS):
+            name = canonical_name(name)
         self.pos = match.end()
         if self.pos >= len(self.text) or self.text[self.pos] != "(":
             if name == INPUT:
                 return Expr(INPUT)
-            self.check_name(name, start)
+            arity = self.check_name(name, start)
+            if depth == 1 and self.pos == len(self.text) and not self.schema:
+                if arity == 1:
+                    return Expr(name, (X,))  # "relu" alone: the function relu(x)
+                wanted = "at least 1" if arity == N_ARY else str(arity)
+                raise self.error(f"wrong arity: {name!r} takes {wanted} argument(s); only a "
+                                 "unary operator's bare name stands for name(x)", start)
             raise self.error(f"operator {name!r} needs its arguments in parentheses")
         if name == INPUT:
             raise self.error("'x' is the input and takes no arguments", start)

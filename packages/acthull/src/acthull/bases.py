@@ -6,25 +6,18 @@ A base is written as an operator name (``relu``), or as a whole expression over 
 
 from __future__ import annotations
 
-import re
-
 from torch import nn
 
 import actcore
 from actcore.compile import Apply, Input, build
 from actcore.errors import ActError
 
-_BARE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
 
 def expression(base: str) -> str:
     """The canonical expression of a base: ``relu`` becomes ``relu(x)``."""
     if not isinstance(base, str):
         raise ActError(f"a base function is a name or an expression, got {type(base).__name__}")
-    text = base.strip()
-    if _BARE_NAME.fullmatch(text) and text != "x":
-        text = f"{text}(x)"
-    return str(actcore.parse(text))
+    return str(actcore.parse(base.strip()))
 
 
 def compile_base(base: str | actcore.Expr | nn.Module) -> nn.Module:
