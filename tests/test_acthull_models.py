@@ -39,3 +39,21 @@ def test_lenet5_relu_to_per_channel_hulls_end_to_end(tmp_path):
     model.eval()
     program = torch.export.export(frozen, (x,))
     assert torch.equal(program.module()(x), model(x))
+
+
+def test_torchvision_resnet18_layers_or_call_sites(tmp_path):
+    """resnet18 shares each block's ReLU between two calls: 9 layers by module, 17 by
+    call site; both run and save a coefficients-only checkpoint of a few kB."""
+    torchvision = pytest.importorskip("torchvision")
+    spec = "convex_n(identity(x),relu(x))"
+    model = torchvision.models.resnet18(num_classes=10)
+    assert len(acthull.replace_activations(model, spec)) == 9
+    traced = acthull.replace_call_sites(torchvision.models.resnet18(num_classes=10), spec)
+    assert len(acthull.coefficients(traced)) == 17
+    x = torch.randn(2, 3, 32, 32)
+    assert model(x).shape == traced(x).shape == (2, 10)
+    path = acthull.save_checkpoint(tmp_path / "hulls.pt", traced)
+    assert path.stat().st_size < 64_000
+    mobilenet = torchvision.models.mobilenet_v3_small(num_classes=10)
+    replaced = acthull.replace_activations(mobilenet, spec, types="hardswish")
+    assert all(isinstance(m, nn.Hardswish) for m in replaced.values()) and len(replaced) > 5

@@ -18,6 +18,7 @@ from acthull import (
     evaluate,
     freeze,
     is_monotonic,
+    load_coefficients,
     load_layers,
     plot_functions,
     replace_activations,
@@ -118,7 +119,7 @@ def test_recorder_records_each_step_and_resumes(tmp_path):
 
 def test_checkpoint_round_trip(tmp_path):
     model = _model()
-    path = save_checkpoint(tmp_path / "ck.pt", model)
+    path = save_checkpoint(tmp_path / "ck.pt", model, model_state=True)
     layers = load_layers(path)
     assert list(layers) == ["1", "3"]
     x = torch.randn(5, 4)
@@ -130,6 +131,21 @@ def test_checkpoint_round_trip(tmp_path):
         fresh[1].raw.zero_()
     fresh.load_state_dict(payload["model_state"])
     assert torch.equal(fresh(torch.ones(1, 2)), model(torch.ones(1, 2)))
+
+
+def test_a_coefficients_only_checkpoint_loads_into_a_model_built_the_same_way(tmp_path):
+    model = _model()
+    path = save_checkpoint(tmp_path / "ck.pt", model)
+    assert torch.load(path, weights_only=True)["model_state"] is None
+    fresh = _model()
+    with torch.no_grad():
+        for p in fresh.parameters():
+            p.zero_()
+    assert load_coefficients(fresh, path) == ["1", "3"]
+    for key, values in coefficients(model).items():
+        torch.testing.assert_close(coefficients(fresh)[key], values, rtol=0, atol=0)
+    with pytest.raises(ActError, match=r"only in the file: \['3'\]"):
+        load_coefficients(nn.Sequential(nn.Linear(2, 4), model[1]), path)
 
 
 def test_cli_show_and_trajectory(tmp_path, capsys):

@@ -37,7 +37,7 @@ def _randomise(model):
 
 def test_replaces_hidden_activations_with_independent_hulls():
     model = Net()
-    replaced = replace_activations(model, SPEC)
+    replaced = replace_activations(model, SPEC, types="hidden")
     assert list(replaced) == ["features.1", "features.3", "head.2"]
     assert isinstance(replaced["features.3"], nn.GELU)
     hulls = [model.features[1], model.features[3], model.head[2]]
@@ -63,6 +63,18 @@ def test_by_type_pattern_and_expression():
     assert str(model2.features[3]) == "elu(x)"
 
 
+def test_the_default_replaces_relu_and_act_activations_only():
+    model = Net()
+    model.features[3] = to_module("swish(x)")
+    replaced = replace_activations(model, SPEC)
+    assert list(replaced) == ["features.1", "features.3", "head.2"]
+    model = Net()
+    assert list(replace_activations(model, SPEC)) == ["features.1", "head.2"]
+    assert isinstance(model.features[3], nn.GELU) and isinstance(model.head[4], nn.Sigmoid)
+    with pytest.raises(ActError, match="unknown activation kind 'rleu'; did you mean 'relu'"):
+        replace_activations(Net(), SPEC, types=("rleu",))
+
+
 def test_module_registered_twice_gets_two_independent_hulls():
     relu = nn.ReLU()
     model = nn.Sequential(nn.Linear(3, 3), relu, nn.Linear(3, 3), relu)
@@ -74,7 +86,7 @@ def test_per_channel_learns_channels_from_example_input():
     model = Net()
     model.train()
     spec = HullSpec(kind="convex", bases=["identity", "relu"], granularity="channel")
-    replace_activations(model, spec, example_input=torch.zeros(1, 1, 8, 8))
+    replace_activations(model, spec, example_input=torch.zeros(1, 1, 8, 8), types="hidden")
     assert [model.features[1].channels, model.features[3].channels, model.head[2].channels] == [
         4, 6, 5
     ]
@@ -83,7 +95,8 @@ def test_per_channel_learns_channels_from_example_input():
 
 
 def test_replace_errors():
-    with pytest.raises(ActError, match="no module of Tanh"):
+    found = r"no activation of Tanh found in Net \(it has relu x2, gelu x1, sigmoid x1\)"
+    with pytest.raises(ActError, match=found):
         replace_activations(Net(), SPEC, types=(nn.Tanh,))
     with pytest.raises(ParseError):
         replace_activations(Net(), "convex_n(identity(x),rleu(x))")

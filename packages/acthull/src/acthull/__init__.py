@@ -6,23 +6,31 @@ coefficients kept exactly on the convex hull (c ≥ 0, Σ c = 1) or the affine h
 """
 
 from actcore.versions import package_version
-from acthull.checkpoint import load_layers, save_checkpoint
+from acthull.checkpoint import load_coefficients, load_layers, save_checkpoint
 from acthull.freeze import FrozenHull, freeze
 from acthull.hull import AffineHull, ConvexHull, Hull, HullSpec
 from acthull.inspection import (
     activation_layers,
     coefficients,
     evaluate,
+    hulls,
     is_monotonic,
     plot_functions,
 )
-from acthull.replace import HIDDEN_ACTIVATIONS, replace_activations
+from acthull.replace import (
+    DEFAULT_KINDS,
+    HIDDEN_KINDS,
+    UnreplacedActivationWarning,
+    replace_activations,
+    replace_call_sites,
+)
 from acthull.trajectory import CoefficientRecorder, Trajectories
 
 __version__ = package_version("acthull")
 
 __all__ = [
-    "HIDDEN_ACTIVATIONS",
+    "DEFAULT_KINDS",
+    "HIDDEN_KINDS",
     "AffineHull",
     "CoefficientRecorder",
     "ConvexHull",
@@ -30,13 +38,17 @@ __all__ = [
     "Hull",
     "HullSpec",
     "Trajectories",
+    "UnreplacedActivationWarning",
     "activation_layers",
     "coefficients",
     "evaluate",
     "freeze",
+    "hulls",
     "is_monotonic",
+    "load_coefficients",
     "load_layers",
     "plot_functions",
     "replace_activations",
+    "replace_call_sites",
     "save_checkpoint",
 ]

@@ -5,11 +5,13 @@ A checkpoint is a ``torch.save``'d dict, loadable with ``weights_only=True``::
     {"format": "acthull-checkpoint/1",
      "layers": {NAME: {"expression": str, "hull": HullSpec dict or None,
                        "channels": int or None, "state": layer state_dict}},
-     "model_state": the whole model's state_dict (or None)}
+     "model_state": the whole model's state_dict, or None (the default)}
 
 ``expression`` rebuilds an actcore activation (``add(convex_n(identity(x),relu(x)),tanh(x))``);
 ``hull`` (with ``channels``) rebuilds a hull layer, per-channel ones included. Restore
-the model itself with ``model.load_state_dict(checkpoint["model_state"])``.
+learned activations into a model built the same way with :func:`load_coefficients`; the
+file then holds only the activation layers (kilobytes, where a ResNet's state_dict is
+tens of megabytes). ``model_state=True`` adds the whole model's state_dict.
 """
 
 from __future__ import annotations
@@ -62,8 +64,9 @@ def _record(layer: nn.Module) -> LayerRecord:
     )
 
 
-def save_checkpoint(path: str | Path, model: nn.Module, *, model_state: bool = True) -> Path:
-    """Write ``model``'s activation layers (and its state_dict) atomically to ``path``."""
+def save_checkpoint(path: str | Path, model: nn.Module, *, model_state: bool = False) -> Path:
+    """Write ``model``'s activation layers atomically to ``path`` (with ``model_state``,
+    the whole model's state_dict too)."""
     layers = activation_layers(model)
     if not layers:
         raise ActError(f"{type(model).__name__} has no hull activation to save")
@@ -79,8 +82,36 @@ def save_checkpoint(path: str | Path, model: nn.Module, *, model_state: bool = T
     return Path(path)
 
 
+def load_coefficients(model: nn.Module, path: str | Path) -> list[str]:
+    """Load a checkpoint's learned activation layers into ``model`` (built the same way:
+    same layer names and hulls); returns the loaded layer names."""
+    saved = _records(path)
+    layers = activation_layers(model)
+    missing = sorted(set(saved) - set(layers))
+    extra = sorted(set(layers) - set(saved))
+    if missing or extra:
+        raise ActError(
+            f"{str(path)!r} does not fit {type(model).__name__}: layers only in the file: "
+            f"{missing or 'none'}; only in the model: {extra or 'none'}"
+        )
+    for name, record in saved.items():
+        layer = layers[name]
+        if str(layer.expression) != record.expression:
+            raise ActError(f"layer {name!r} is {layer.expression} in the model but "
+                           f"{record.expression} in {str(path)!r}")
+        try:
+            layer.load_state_dict(record.state)
+        except RuntimeError as err:
+            raise ActError(f"layer {name!r} does not match {str(path)!r}: {err}") from None
+    return list(saved)
+
+
 def load_layers(path: str | Path) -> dict[str, nn.Module]:
     """The activation layers of a checkpoint, rebuilt with their learned coefficients."""
+    return {name: record.build() for name, record in _records(path).items()}
+
+
+def _records(path: str | Path) -> dict[str, LayerRecord]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -97,7 +128,6 @@ def load_layers(path: str | Path) -> dict[str, nn.Module]:
             "acthull.save_checkpoint(path, model))"
         )
     try:
-        records = {n: LayerRecord.model_validate(r) for n, r in payload["layers"].items()}
+        return {n: LayerRecord.model_validate(r) for n, r in payload["layers"].items()}
     except (ValidationError, AttributeError, KeyError) as err:
         raise ActError(f"{str(path)!r}: malformed acthull checkpoint: {err}") from None
-    return {name: record.build() for name, record in records.items()}

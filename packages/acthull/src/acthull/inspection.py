@@ -42,13 +42,28 @@ def activation_layers(model: nn.Module) -> dict[str, nn.Module]:
     return layers
 
 
+def hulls(model: nn.Module) -> dict[str, Hull | FrozenHull]:
+    """Every hull module of ``model``, nested hulls included, by key.
+
+    Keys are layer names: a hull that is a whole activation layer is keyed by the layer's
+    name however it was built (from a :class:`HullSpec`, or from the expression
+    ``convex_n(...)``, whose compiled module holds the hull as its root); a hull nested in
+    a larger expression adds its path inside the layer (``3.root.args.0``).
+    """
+    modules = dict(model.named_modules())
+    found = {}
+    for name, module in modules.items():
+        if isinstance(module, HULL_TYPES):
+            parent, _, attr = name.rpartition(".")
+            if attr == "root" and isinstance(modules.get(parent), actcore.Activation):
+                name = parent
+            found[name] = module
+    return found
+
+
 def coefficients(model: nn.Module) -> dict[str, Tensor]:
-    """Every hull's coefficients ((N,) or (N, C)), nested hulls included, by name."""
-    return {
-        name: module.coefficients().detach().cpu()
-        for name, module in model.named_modules()
-        if isinstance(module, HULL_TYPES)
-    }
+    """Every hull's coefficients ((N,) or (N, C)), keyed as :func:`hulls`."""
+    return {name: hull.coefficients().detach().cpu() for name, hull in hulls(model).items()}
 
 
 def _channels(layer: nn.Module) -> tuple[int | None, int]:

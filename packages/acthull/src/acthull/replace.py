@@ -1,73 +1,125 @@
-"""Swap the activation modules of an existing model for learnable ones, in place."""
+"""Swap the activation functions of an existing model for learnable ones.
+
+:func:`replace_activations` swaps modules in place. What it cannot see, it says: a
+``forward`` that calls ``F.relu`` keeps those calls (a warning counts them), and a module
+called at several places stays one layer. :func:`replace_call_sites` reaches both through
+torch.fx, returning a traced copy where every call site has its own activation.
+"""
 
 from __future__ import annotations
 
 import fnmatch
+import warnings
 from collections.abc import Callable
 
 import torch
-from torch import nn
+from torch import fx, nn
 
 import actcore
+from actcore.activation_kinds import DEFAULT_KINDS, HIDDEN_KINDS, KindSpec, describe_found, matches
+from actcore.call_sites import functional_calls, separate_call_sites
 from actcore.errors import ActError
 from acthull.bases import expression
-from acthull.hull import HullSpec
+from acthull.hull import Hull, HullSpec
 
-#: Element-wise hidden-layer activations replaced by default: torch's and actcore's
-#: compiled expressions (as actbench's models use). ``nn.Sigmoid`` and ``nn.Softmax`` are
-#: left out: they usually gate or normalise rather than activate.
-HIDDEN_ACTIVATIONS: tuple[type[nn.Module], ...] = (
-    actcore.Activation,
-    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.SELU, nn.CELU,
-    nn.GELU, nn.SiLU, nn.Mish, nn.Tanh, nn.Softplus, nn.Softsign, nn.Hardswish,
-    nn.Hardtanh, nn.Tanhshrink,
-)
+__all__ = ["DEFAULT_KINDS", "HIDDEN_KINDS", "UnreplacedActivationWarning",
+           "replace_activations", "replace_call_sites"]
 
 Spec = str | HullSpec | Callable[[], nn.Module]
+
+
+class UnreplacedActivationWarning(UserWarning):
+    """A model computes activations that :func:`replace_activations` could not swap."""
 
 
 def replace_activations(
     model: nn.Module,
     spec: Spec,
     *,
-    types: tuple[type[nn.Module], ...] | None = HIDDEN_ACTIVATIONS,
+    types: KindSpec | None = DEFAULT_KINDS,
     pattern: str | None = None,
     example_input: torch.Tensor | None = None,
 ) -> dict[str, nn.Module]:
     """Replace every matching activation module of ``model`` by a new one built from ``spec``.
 
     ``spec`` is an actcore expression (``"affine_n(identity(x),relu(x),tanh(x))"``, or an
-    operator name such as ``"relu"``), a
-    :class:`HullSpec`, or a zero-argument factory. Each replaced layer gets its own
-    module, so its own parameters. A module matches when it is an instance of ``types``
-    (``None``: any type) and its qualified name matches the glob ``pattern`` (if given),
-    e.g. ``"features.*"``. Per-channel hulls learn the channel counts from one forward
-    pass of ``example_input`` (run in eval mode, without gradients).
+    operator name such as ``"relu"``), a :class:`HullSpec`, or a zero-argument factory.
+    Each replaced layer gets its own module, so its own parameters.
 
-    Returns the replaced modules by qualified name. A module object registered under
-    several names is replaced under each name by an independent one; a single module
-    object called at several places of ``forward`` is one layer and stays shared.
+    ``types`` says which activations to replace: kind names (``"relu"``, ``"gelu"``,
+    ``"silu"``..., torch's and timm's classes alike), ``"hidden"`` (every element-wise
+    hidden activation, not the sigmoid gates), module classes, or ``None`` (any module,
+    with ``pattern``). The default, ``("relu", "expression")``, is ReLU and act's own
+    compiled activations: a GELU in attention or a Hardswish in a MobileNet stays unless
+    asked for. ``pattern`` is a glob over qualified names (``"features.*"``). Per-channel
+    hulls learn the channel counts from one forward pass of ``example_input`` (eval mode,
+    no gradients).
+
+    Returns the replaced modules by qualified name. A module registered under several names
+    is replaced under each name by an independent one; a module called at several places
+    of ``forward`` is one layer and stays shared (:func:`replace_call_sites` separates
+    them). Functional calls of the chosen kinds (``F.relu(x)``) are left as they are, with
+    an :class:`UnreplacedActivationWarning` that counts them.
     """
     if types is None and pattern is None:
         raise ActError("give the module types or a name pattern to replace (or both)")
+    factory = _factory(spec)  # fail early on a bad spec, before touching the model
     targets = {
         name: module
         for name, module in model.named_modules(remove_duplicate=False)
         if name
-        and (types is None or isinstance(module, types))
+        and (types is None or matches(module, types))
         and (pattern is None or fnmatch.fnmatchcase(name, pattern))
     }
     if not targets:
-        what = ", ".join(t.__name__ for t in types) if types else "any type"
+        what = "any type" if types is None else (
+            types if isinstance(types, str) else ", ".join(
+                getattr(t, "__name__", str(t)) for t in types))
         where = f" named like {pattern!r}" if pattern else ""
-        raise ActError(f"no module of {what}{where} found in {type(model).__name__}")
-    factory = _factory(spec)
+        raise ActError(
+            f"no activation of {what}{where} found in {type(model).__name__} (it has "
+            f"{describe_found(model)}); choose with types=, e.g. types='hidden'"
+        )
     channels = _channels(model, targets, spec, example_input)
     built = {name: factory(channels.get(name)) for name in targets}  # all, then swap
     for name, module in built.items():
         parent_name, _, attr = name.rpartition(".")
         model.get_submodule(parent_name).add_module(attr, module)
+    if types is not None and pattern is None:
+        _warn_functional(model, types)
     return targets
+
+
+def replace_call_sites(
+    model: nn.Module,
+    spec: Spec,
+    *,
+    types: KindSpec = DEFAULT_KINDS,
+    example_input: torch.Tensor | None = None,
+) -> fx.GraphModule:
+    """A traced copy of ``model`` (torch.fx) with one new activation per call site.
+
+    Every call of an activation of ``types`` gets its own module built from ``spec``: a
+    ReLU module that ``forward`` calls twice becomes two hulls, and functional calls
+    (``F.relu``, ``torch.tanh``, ``x.relu()``) are replaced too. ``model`` itself is left
+    unchanged. Needs a model torch.fx can trace (no data-dependent control flow).
+    """
+    traced = separate_call_sites(model, types, leaves=(Hull,))
+    replace_activations(traced, spec, types=types, example_input=example_input)
+    return traced
+
+
+def _warn_functional(model: nn.Module, types: KindSpec) -> None:
+    calls = functional_calls(model, types, leaves=(Hull,))
+    if calls:
+        shown = ", ".join(calls[:5]) + (", ..." if len(calls) > 5 else "")
+        warnings.warn(
+            f"{len(calls)} functional activation call(s) in {type(model).__name__}.forward "
+            f"were not replaced ({shown}); acthull.replace_call_sites(model, spec) replaces "
+            "them through torch.fx",
+            UnreplacedActivationWarning,
+            stacklevel=3,
+        )
 
 
 def _factory(spec: Spec) -> Callable[[int | None], nn.Module]:

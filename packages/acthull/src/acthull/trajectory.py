@@ -19,7 +19,7 @@ from torch.utils.hooks import RemovableHandle
 
 from actcore.atomic import write_atomic
 from actcore.errors import ActError
-from acthull.inspection import HULL_TYPES
+from acthull.inspection import hulls
 
 
 class LayerTrajectory(BaseModel):
@@ -81,7 +81,7 @@ class CoefficientRecorder:
     def __init__(self, model: nn.Module, every: int = 1, resume: str | Path | None = None):
         if every < 1:
             raise ActError(f"every must be a positive number of steps, got {every}")
-        self.hulls = {n: m for n, m in model.named_modules() if isinstance(m, HULL_TYPES)}
+        self.hulls = hulls(model)
         if not self.hulls:
             raise ActError(f"{type(model).__name__} has no hull activation to record")
         self.every = every
