@@ -116,3 +116,36 @@ def test_random_inputs_are_seeded(tiny, capsys):
     torch.manual_seed(123)  # global state must not matter
     main(base)
     assert capsys.readouterr().out.splitlines()[2:] == first
+
+
+def test_any_model_from_the_users_own_code(tmp_path, monkeypatch, capsys):
+    """--model package.module:callable, from the working directory; its ReLUs take the
+    --activation, or it keeps its own; --mode eval leaves BatchNorm's statistics alone."""
+    (tmp_path / "my_nets.py").write_text(
+        "from torch import nn\n"
+        "def small(num_classes):\n"
+        "    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(),\n"
+        "                         nn.Flatten(), nn.Linear(4 * 6 * 6, num_classes))\n"
+        "def not_a_model():\n"
+        "    return 42\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    base = ["fim", "spectrum", "--model", "my_nets:small", "--input-shape", "3,8,8",
+            "--classes", "5", "--batch-size", "16"]
+    assert main(base) == 0
+    out = capsys.readouterr().out
+    assert "my_nets:small with its own activations: mc Fisher, train mode" in out
+    assert "not in the spectrum: 1 BatchNorm2d module(s), 8 parameters (1)" in out
+    assert main([*base, "--activation", "silu", "--mode", "eval"]) == 0
+    assert "with swish(x): mc Fisher, eval mode" in capsys.readouterr().out
+    for model, message in [("my_nets:not_a_model", "returned int, not a torch.nn.Module"),
+                           ("my_nets:nothing", "has no callable 'nothing'"),
+                           ("no_such_module:f", "cannot import 'no_such_module'"),
+                           ("timm:nope", "timm")]:
+        assert main(["fim", "spectrum", "--model", model, "--input-shape", "3,8,8",
+                     "--classes", "5"]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, err
+    assert main([*base, "--activation", "tanh", "--replace", "gelu"]) == 2
+    assert "has no activation of the kinds ['gelu']" in capsys.readouterr().err

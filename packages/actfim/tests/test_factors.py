@@ -139,4 +139,4 @@ def test_skipped_layers_and_residual_structure():
     model = nn.Sequential(nn.Conv2d(2, 4, 1), Block(), nn.Flatten(), nn.Linear(4 * 36, 3))
     factors, skipped, _ = kfac_factors(model, torch.randn(3, 2, 6, 6))
     assert [f.name for f in factors] == ["0", "1.conv", "3"]
-    assert skipped == ["1.norm"]
+    assert [str(s) for s in skipped] == ["1.norm (BatchNorm2d, 8 parameters)"]

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, jacrev
 
+from actcore import ActError
 from actfim import kfac_factors, kfac_spectrum
 from actfim.factors import LayerFactors
 from actfim.spectrum import ROUNDOFF, layer_spectrum
@@ -142,7 +143,7 @@ def test_spectrum_record_fields():
                           nn.Linear(4 * 16, 3, bias=False), nn.LayerNorm(3))
     spectrum = kfac_spectrum(model, torch.randn(10, 3, 6, 6))
     assert spectrum.valid and spectrum.reason is None
-    assert spectrum.skipped == ["4"]
+    assert [str(s) for s in spectrum.skipped] == ["4 (LayerNorm, 6 parameters)"]
     assert spectrum.num_weights == [3 * 9 * 4 + 4, 4 * 16 * 3]
     for layer in spectrum.layers:
         assert layer.log_eigenvalues.shape == (layer.num_weights,)
@@ -249,3 +250,31 @@ def test_failed_decomposition_is_invalid_not_raised(monkeypatch):
     monkeypatch.setattr(torch.linalg, "eigvalsh", fail)
     spectrum = kfac_spectrum(mlp().float(), torch.randn(3, 4))
     assert not spectrum.valid and "LinAlgError: failed to converge" in spectrum.reason
+
+
+def test_mode_is_explicit_and_the_models_state_is_given_back():
+    """BatchNorm in train mode normalises with the batch, in eval mode with its running
+    statistics; either way the model leaves as it came (flags, running stats, counter)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(8 * 6 * 6, 4))
+    with torch.no_grad():
+        model[1].running_mean.fill_(2.0)
+        model[1].running_var.fill_(9.0)
+    model[1].eval()  # a mixed state the user chose
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    flags = [m.training for m in model.modules()]
+    x = torch.randn(16, 3, 8, 8) * 3 + 1
+    train = kfac_spectrum(model, x, mode="train")
+    evaluated = kfac_spectrum(model, x, mode="eval")
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    assert [m.training for m in model.modules()] == flags
+    assert train.mode == "train" and evaluated.mode == "eval"
+    assert [str(s) for s in train.skipped] == ["1 (BatchNorm2d, 16 parameters)"]
+    # the last layer sees BatchNorm's output: normalised by the batch, or by (2, 9)
+    a = train.layers[1].log_eigenvalues.median()
+    b = evaluated.layers[1].log_eigenvalues.median()
+    assert abs(float(a - b)) > 0.5
+    with pytest.raises(ActError, match="mode must be 'train' or 'eval'"):
+        kfac_spectrum(model, x, mode="inference")

@@ -10,6 +10,7 @@ name to the implementations.
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -112,6 +113,27 @@ def kind_of_call(op: str, target: object, kinds: Iterable[Kind] = KINDS.values()
         ):
             return kind.name
     return None
+
+
+def find_activations(model: nn.Module, spec: KindSpec | None,
+                     pattern: str | None = None) -> dict[str, nn.Module]:
+    """The activation modules of the kinds ``spec`` names (None: any module), by every
+    qualified name they are registered under, optionally only names matching the glob
+    ``pattern``."""
+    return {
+        name: module
+        for name, module in model.named_modules(remove_duplicate=False)
+        if name
+        and (spec is None or matches(module, spec))
+        and (pattern is None or fnmatch.fnmatchcase(name, pattern))
+    }
+
+
+def swap_modules(model: nn.Module, modules: dict[str, nn.Module]) -> None:
+    """Put each new module in ``model`` under its qualified name."""
+    for name, module in modules.items():
+        parent, _, attr = name.rpartition(".")
+        model.get_submodule(parent).add_module(attr, module)
 
 
 class Functional(nn.Module):

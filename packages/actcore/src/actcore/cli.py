@@ -47,6 +47,15 @@ def int_at_least(minimum: int):
     return parse
 
 
+def comma_list(text: str) -> list[str]:
+    """An argparse ``type`` for every list option of act: comma-separated names
+    (``relu,tanh,add``). With ``action="extend"`` the option may also be repeated."""
+    items = [item.strip() for item in text.split(",")]
+    if not all(items):
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of names: {text!r}")
+    return items
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="act", description="act: activation-function research toolkit",

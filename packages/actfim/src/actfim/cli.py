@@ -14,12 +14,13 @@ import torch
 from torch import Tensor, nn
 
 from actcore import parse
-from actcore.cli import add_group
+from actcore.activation_kinds import DEFAULT_KINDS
+from actcore.cli import add_group, comma_list
 from actcore.device import resolve_device
 from actcore.errors import ActError
 from actcore.lock import exclusive
-from actcore.plugins import DATASETS, MODELS, registry
-from actcore.versions import install_hint
+from actcore.model_source import build_model
+from actcore.plugins import DATASETS, registry
 from actfim.batch import spectra_for_activations
 from actfim.features import fisher_cdf
 from actfim.spectrum import kfac_spectrum
@@ -32,8 +33,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "spectrum", help="per-layer spectrum of one model and activation"
     )
     _common(spectrum)
-    spectrum.add_argument("--activation", required=True, metavar="EXPR",
-                          help="activation expression, e.g. 'relu(x)'")
+    spectrum.add_argument("--activation", metavar="EXPR",
+                          help="activation expression, e.g. 'relu(x)' (needed for act's zoo; "
+                          "an outside model keeps its own without it)")
     spectrum.add_argument("--plot", type=Path, metavar="FILE.png",
                           help="save a picture of the spectra")
     spectrum.set_defaults(run=run_spectrum)
@@ -54,7 +56,21 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="model name (from actbench)")
+    parser.add_argument(
+        "--model", required=True,
+        help="act's zoo (allcnnc, resnet56, ...), a torchvision model (resnet18), "
+        "timm:NAME, or your own package.module:callable",
+    )
+    parser.add_argument(
+        "--replace", type=comma_list, default=list(DEFAULT_KINDS), metavar="KIND,...",
+        help="which activations of an outside model --activation replaces (default: "
+        f"{','.join(DEFAULT_KINDS)}; 'hidden' for all)",
+    )
+    parser.add_argument(
+        "--mode", choices=["train", "eval"], default="train",
+        help="train: batch statistics in BatchNorm (as in training; default); eval: running "
+        "statistics. The model's state is restored either way",
+    )
     parser.add_argument("--dataset", help="dataset name (from actbench) for the batch")
     parser.add_argument("--data-root", type=Path, help="where the dataset lives")
     parser.add_argument("--download", action="store_true", help="download the dataset")
@@ -78,17 +94,6 @@ def _shape(text: str) -> tuple[int, ...]:
     if not shape or min(shape) <= 0:
         raise argparse.ArgumentTypeError(f"not a shape: {text!r} (use e.g. 3,32,32)")
     return shape
-
-
-def model_builder(name: str):
-    """The registered model ``name``; says to install actbench when there is none."""
-    models = registry(MODELS)
-    if len(models) == 0:
-        raise ActError(
-            f"no models are registered: {install_hint('actbench')}, "
-            "or another plugin that provides act_models"
-        )
-    return models.get(name)
 
 
 def load_batch(args: argparse.Namespace) -> tuple[Tensor, Tensor | None, tuple, int]:
@@ -129,22 +134,24 @@ def _options(args: argparse.Namespace) -> dict:
         "fisher": args.fisher,
         "mc_samples": args.mc_samples,
         "dtype": torch.float64 if args.float64 else torch.float32,
+        "mode": args.mode,
     }
 
 
 def run_spectrum(args: argparse.Namespace) -> int:
-    activation = str(parse(args.activation))
-    builder = model_builder(args.model)
+    activation = None if args.activation is None else str(parse(args.activation))
     inputs, targets, shape, classes = load_batch(args)
     options = _options(args)
     device = _device(args)
     with torch.random.fork_rng():
         torch.manual_seed(args.seed)
-        model: nn.Module = builder.build(activation, shape, classes).to(device)
+        model: nn.Module = build_model(args.model, activation, shape, classes,
+                                       replace=args.replace).to(device)
     spectrum = kfac_spectrum(model, inputs.to(device), _to(targets, device),
-                             seed=args.seed, **options)
-    print(f"{args.model} with {activation}: {args.fisher} Fisher, batch {len(inputs)}, "
-          f"{spectrum.seconds:.2f} s")
+                             seed=args.seed, progress=True, **options)
+    own = activation or "its own activations"
+    print(f"{args.model} with {own}: {args.fisher} Fisher, {args.mode} mode, batch "
+          f"{len(inputs)}, {spectrum.seconds:.2f} s")
     header = ("layer", "kind", "weights", "#eig", "min", "median", "max", "clamped")
     rows = []
     for layer in spectrum.layers:
@@ -156,8 +163,13 @@ def run_spectrum(args: argparse.Namespace) -> int:
     for row in [header, *rows]:
         print("  ".join(c.ljust(w) if i < 2 else c.rjust(w)
                         for i, (c, w) in enumerate(zip(row, widths))))
-    if spectrum.skipped:
-        print(f"skipped (unsupported layers with weights): {', '.join(spectrum.skipped)}")
+    kinds: dict[str, list] = {}
+    for module in spectrum.skipped:
+        kinds.setdefault(module.kind, []).append(module)
+    for kind, modules in kinds.items():
+        names = ", ".join(m.name for m in modules[:6]) + (", ..." if len(modules) > 6 else "")
+        print(f"not in the spectrum: {len(modules)} {kind} module(s), "
+              f"{sum(m.parameters for m in modules):,} parameters ({names})")
     if spectrum.valid:
         print(f"Fisher CDF feature length: {fisher_cdf(spectrum).size}")
     else:
@@ -165,7 +177,7 @@ def run_spectrum(args: argparse.Namespace) -> int:
     if args.plot is not None:
         from actfim.plot import plot_spectrum
 
-        plot_spectrum(spectrum, args.plot, title=f"{args.model}, {activation}")
+        plot_spectrum(spectrum, args.plot, title=f"{args.model}, {own} ({args.mode} mode)")
         print(f"plot: {args.plot}")
     return 0 if spectrum.valid else 1
 
@@ -180,12 +192,12 @@ def run_batch(args: argparse.Namespace) -> int:
         expressions += [line.strip() for line in lines if line.strip()]
     if not expressions:
         raise ActError("give activation expressions or --from-file FILE")
-    builder = model_builder(args.model)
     inputs, targets, shape, classes = load_batch(args)
     device = _device(args)
     with exclusive(args.store, "the spectrum store"):  # one batch job per store at a time
         records = spectra_for_activations(
-            lambda activation: builder.build(lambda: copy.deepcopy(activation), shape, classes),
+            lambda activation: build_model(args.model, lambda: copy.deepcopy(activation),
+                                           shape, classes, replace=args.replace),
             expressions, inputs.to(device), _to(targets, device),
             store=args.store, seed=args.seed, device=device, **_options(args),
         )

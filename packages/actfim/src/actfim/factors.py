@@ -18,11 +18,16 @@ Fisher of the *average* per-sample log-likelihood.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
+from pydantic import BaseModel
 from torch import Tensor, nn
 from torch.autograd.graph import GradientEdge, get_gradient_edge
+from torch.nn.parameter import is_lazy
 
 from actcore.errors import ActError
 from actfim.patches import ConvNd, conv_input_moment, linear_input_moment
@@ -77,15 +82,55 @@ class _Tap:
     g_sum: Tensor | None = None
 
 
-def find_layers(model: nn.Module) -> tuple[list[tuple[str, nn.Module]], list[str]]:
-    """Supported layers, and the names of other modules that hold parameters."""
+class SkippedModule(BaseModel):
+    """A module holding parameters of a kind K-FAC does not cover (BatchNorm, LayerNorm,
+    embeddings...): its parameters are not in the spectrum."""
+
+    name: str
+    kind: str
+    parameters: int
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind}, {self.parameters:,} parameters)"
+
+
+def find_layers(model: nn.Module) -> tuple[list[tuple[str, nn.Module]], list[SkippedModule]]:
+    """Supported layers, and the other modules that hold parameters."""
     layers, skipped = [], []
     for name, module in model.named_modules():
         if isinstance(module, SUPPORTED):
             layers.append((name or type(module).__name__, module))
-        elif any(True for _ in module.parameters(recurse=False)):
-            skipped.append(name or type(module).__name__)
+            continue
+        own = sum(0 if is_lazy(p) else p.numel() for p in module.parameters(recurse=False))
+        if own:
+            skipped.append(SkippedModule(name=name or type(module).__name__,
+                                         kind=type(module).__name__, parameters=own))
     return layers, skipped
+
+
+Mode = Literal["train", "eval"]
+
+
+@contextmanager
+def model_mode(model: nn.Module, mode: Mode) -> Iterator[None]:
+    """Run ``model`` in ``mode`` and give it back exactly as it was: every module's
+    training flag and every buffer (BatchNorm's running statistics and batch counter,
+    which a train-mode forward pass updates)."""
+    if mode not in ("train", "eval"):
+        raise ActError(f"mode must be 'train' or 'eval', got {mode!r}")
+    flags = {module: module.training for module in model.modules()}
+    buffers = {name: buffer.detach().clone() for name, buffer in model.named_buffers()
+               if not is_lazy(buffer)}
+    model.train(mode == "train")
+    try:
+        yield
+    finally:
+        for module, flag in flags.items():
+            module.training = flag
+        with torch.no_grad():
+            for name, buffer in model.named_buffers():
+                if name in buffers and buffer.shape == buffers[name].shape:
+                    buffer.copy_(buffers[name])
 
 
 def kfac_factors(
@@ -98,11 +143,12 @@ def kfac_factors(
     mc_samples: int = 1,
     dtype: torch.dtype = torch.float32,
     seed: int = 0,
-) -> tuple[list[LayerFactors], list[str], Tensor]:
+    mode: Mode = "train",
+) -> tuple[list[LayerFactors], list[SkippedModule], Tensor]:
     """K-FAC factors of every supported layer that ``model(inputs)`` uses.
 
-    Returns the factors, the names of skipped parameter-holding modules, and the model
-    output. See :func:`actfim.kfac_spectrum` for the arguments.
+    Returns the factors, the skipped parameter-holding modules, and the model output.
+    See :func:`actfim.kfac_spectrum` for the arguments.
     """
     if not isinstance(model, nn.Module):
         raise ActError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -121,7 +167,7 @@ def kfac_factors(
     try:
         for p in frozen:
             p.requires_grad_(True)
-        with torch.enable_grad():
+        with torch.enable_grad(), model_mode(model, mode):
             output = model(inputs)
             used = [tap for tap in taps.values() if tap.edges]
             if not torch.isfinite(output).all():

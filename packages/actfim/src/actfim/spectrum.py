@@ -13,18 +13,22 @@ spectrum invalid, as does a model whose output is not finite.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 from actcore.errors import ActError
 from actfim.factors import (
     FisherType,
     LayerFactors,
     Likelihood,
+    Mode,
     NonFiniteError,
+    SkippedModule,
     kfac_factors,
 )
 
@@ -78,7 +82,10 @@ class Spectrum(BaseModel):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     layers: list[LayerSpectrum]
-    skipped: list[str] = []  # parameter-holding modules of unsupported kinds
+    #: parameter-holding modules of unsupported kinds (BatchNorm, embeddings, ...):
+    #: their parameters are not in the spectrum
+    skipped: list[SkippedModule] = []
+    mode: str = "train"
     valid: bool = True
     reason: str | None = None
     fisher: str = FisherType.MC.value
@@ -103,6 +110,8 @@ def kfac_spectrum(
     mc_samples: int = 1,
     dtype: torch.dtype = torch.float32,
     seed: int = 0,
+    mode: Mode = "train",
+    progress: bool = False,
 ) -> Spectrum:
     """The K-FAC Fisher spectrum of ``model`` on a batch, one entry per layer.
 
@@ -120,30 +129,40 @@ def kfac_spectrum(
             (Gaussian, unit variance: half squared error).
         dtype: precision of the factors and their decomposition (float32 or float64).
         seed: seed of the label draws.
+        mode: ``"train"`` (the default: normalisation layers use the batch's statistics,
+            as in training and as the Act-Bench features were computed) or ``"eval"``
+            (BatchNorm uses its running statistics, dropout is off). The model is put in
+            this mode for the computation and then given back unchanged: training flags
+            and buffers (BatchNorm's running statistics) are restored.
+        progress: show a progress bar (the factors' passes, then each decomposition).
 
     Bad arguments raise :class:`ActError`; a non-finite or failed computation returns
     a spectrum with ``valid=False`` and the reason.
     """
     if dtype not in (torch.float32, torch.float64):
         raise ActError(f"dtype must be torch.float32 or torch.float64, not {dtype}")
+    if mode not in ("train", "eval"):
+        raise ActError(f"mode must be 'train' or 'eval', got {mode!r}")
     start = time.perf_counter()
     fisher_name = FisherType(fisher).value if fisher in set(FisherType) else str(fisher)
-    try:
-        factors, skipped, _ = kfac_factors(
+    with tqdm(desc="K-FAC factors (forward, backward)", unit="factor", leave=False,
+              disable=not progress) as bar:
+        factors, skipped, failure = _factors(
             model, inputs, targets, fisher=fisher, likelihood=likelihood,
-            mc_samples=mc_samples, dtype=dtype, seed=seed,
+            mc_samples=mc_samples, dtype=dtype, seed=seed, mode=mode,
         )
-    except ActError:
-        raise
-    except Exception as err:  # a bad activation function must not stop a batch job
-        return Spectrum(layers=[], valid=False, reason=_describe(err), fisher=fisher_name,
-                        seconds=time.perf_counter() - start)
+        if failure is None:
+            bar.set_description("eigenvalues of the factors")
+            bar.reset(total=2 * len(factors))
+            try:
+                eigenvalues = _eigvalsh_all(
+                    [m for layer in factors for m in (layer.a, layer.g)], done=bar.update)
+            except Exception as err:  # e.g. LAPACK failing to converge on a degenerate factor
+                failure = _describe(err)
+    if failure is not None:
+        return Spectrum(layers=[], skipped=skipped, valid=False, reason=failure,
+                        fisher=fisher_name, mode=mode, seconds=time.perf_counter() - start)
     layers, problems = [], []
-    try:
-        eigenvalues = _eigvalsh_all([m for layer in factors for m in (layer.a, layer.g)])
-    except Exception as err:  # e.g. LAPACK failing to converge on a degenerate factor
-        return Spectrum(layers=[], skipped=skipped, valid=False, reason=_describe(err),
-                        fisher=fisher_name, seconds=time.perf_counter() - start)
     for i, layer in enumerate(factors):
         spectrum, problem = layer_spectrum(layer, eigenvalues[2 * i : 2 * i + 2])
         layers.append(spectrum)
@@ -155,8 +174,21 @@ def kfac_spectrum(
         valid=not problems,
         reason="; ".join(problems) or None,
         fisher=fisher_name,
+        mode=mode,
         seconds=time.perf_counter() - start,
     )
+
+
+def _factors(model: nn.Module, inputs: Tensor, targets: Tensor | None, **options):
+    """The factors and skipped modules, or the reason the computation failed (user errors
+    are raised: a bad activation function must not stop a batch job, a bad call must)."""
+    try:
+        factors, skipped, _ = kfac_factors(model, inputs, targets, **options)
+    except ActError:
+        raise
+    except Exception as err:
+        return [], [], _describe(err)
+    return factors, skipped, None
 
 
 def _describe(err: Exception) -> str:
@@ -165,7 +197,8 @@ def _describe(err: Exception) -> str:
     return f"{type(err).__name__}: {err}"
 
 
-def _eigvalsh_all(factors: list[Tensor]) -> list[Tensor | None]:
+def _eigvalsh_all(factors: list[Tensor],
+                  done: Callable[[int], object] = lambda n: None) -> list[Tensor | None]:
     """Eigenvalues of each (finite) factor; None for a non-finite one.
 
     On the CPU the decompositions run side by side, one thread each: LAPACK's
@@ -175,11 +208,13 @@ def _eigvalsh_all(factors: list[Tensor]) -> list[Tensor | None]:
     finite = [bool(torch.isfinite(f).all()) for f in factors]
     work = [i for i in range(len(factors)) if finite[i]]
     out: list[Tensor | None] = [None] * len(factors)
+    done(len(factors) - len(work))
     if not work:
         return out
     if factors[work[0]].device.type != "cpu":
         for i in work:
             out[i] = torch.linalg.eigvalsh(factors[i])
+            done(1)
         return out
     threads = torch.get_num_threads()
     work.sort(key=lambda i: -factors[i].shape[-1])  # largest first, for balance
@@ -195,6 +230,7 @@ def _eigvalsh_all(factors: list[Tensor]) -> list[Tensor | None]:
         with ThreadPoolExecutor(max_workers=threads) as pool:
             for i, values in zip(work, pool.map(one_thread_eigvalsh, work)):
                 out[i] = values
+                done(1)
     finally:
         torch.set_num_threads(threads)
     return out

@@ -8,7 +8,6 @@ torch.fx, returning a traced copy where every call site has its own activation.
 
 from __future__ import annotations
 
-import fnmatch
 import warnings
 from collections.abc import Callable
 
@@ -16,7 +15,14 @@ import torch
 from torch import fx, nn
 
 import actcore
-from actcore.activation_kinds import DEFAULT_KINDS, HIDDEN_KINDS, KindSpec, describe_found, matches
+from actcore.activation_kinds import (
+    DEFAULT_KINDS,
+    HIDDEN_KINDS,
+    KindSpec,
+    describe_found,
+    find_activations,
+    swap_modules,
+)
 from actcore.call_sites import functional_calls, separate_call_sites
 from actcore.errors import ActError
 from acthull.bases import expression
@@ -64,13 +70,7 @@ def replace_activations(
     if types is None and pattern is None:
         raise ActError("give the module types or a name pattern to replace (or both)")
     factory = _factory(spec)  # fail early on a bad spec, before touching the model
-    targets = {
-        name: module
-        for name, module in model.named_modules(remove_duplicate=False)
-        if name
-        and (types is None or matches(module, types))
-        and (pattern is None or fnmatch.fnmatchcase(name, pattern))
-    }
+    targets = find_activations(model, types, pattern)
     if not targets:
         what = "any type" if types is None else (
             types if isinstance(types, str) else ", ".join(
@@ -81,10 +81,7 @@ def replace_activations(
             f"{describe_found(model)}); choose with types=, e.g. types='hidden'"
         )
     channels = _channels(model, targets, spec, example_input)
-    built = {name: factory(channels.get(name)) for name in targets}  # all, then swap
-    for name, module in built.items():
-        parent_name, _, attr = name.rpartition(".")
-        model.get_submodule(parent_name).add_module(attr, module)
+    swap_modules(model, {name: factory(channels.get(name)) for name in targets})
     if types is not None and pattern is None:
         _warn_functional(model, types)
     return targets

@@ -1,0 +1,44 @@
+"""act fim spectrum on a torchvision model by name, as a researcher would first try it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from actcore.cli import main
+
+torchvision = pytest.importorskip("torchvision")
+
+
+def test_fim_spectrum_on_torchvision_resnet18_with_a_swapped_activation(tmp_path, capsys):
+    png = tmp_path / "r18.png"
+    assert main(["fim", "spectrum", "--model", "resnet18", "--activation", "swish",
+                 "--input-shape", "3,32,32", "--classes", "10", "--batch-size", "8",
+                 "--plot", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "resnet18 with swish(x): mc Fisher, train mode, batch 8" in out
+    assert "layer4.1.conv2" in out and "fc " in out
+    assert "not in the spectrum: 20 BatchNorm2d module(s), 9,600 parameters" in out
+    assert png.stat().st_size > 20_000
+    assert main(["fim", "spectrum", "--model", "resnet19", "--input-shape", "3,32,32",
+                 "--classes", "10"]) == 2
+    assert "did you mean 'resnet18'" in capsys.readouterr().err
+
+
+def test_kfac_spectrum_leaves_resnet18_as_it_was():
+    from actfim import kfac_spectrum
+
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(num_classes=10)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(32, 3, 32, 32)
+    train = kfac_spectrum(model, x, mode="train")
+    assert model.training and model.bn1.num_batches_tracked.item() == 0
+    model.eval()
+    evaluated = kfac_spectrum(model, x, mode="eval")
+    assert not model.training
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+    assert train.valid and evaluated.valid, (train.reason, evaluated.reason)
+    medians = [(a.log_eigenvalues.median(), b.log_eigenvalues.median())
+               for a, b in zip(train.layers, evaluated.layers)]
+    assert max(abs(float(a - b)) for a, b in medians) > 1.0  # the modes differ, and say so
