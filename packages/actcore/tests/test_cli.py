@@ -75,7 +75,7 @@ def test_fn_plot_writes_a_png(capsys, tmp_path):
         (["space", "count", "unary(x)", "--operators", "rel"], "did you mean 'relu'"),
         (["space", "list", "unary(x)", "--limit", "-1"], "--limit must be at least 0"),
         (["fn", "plot", "rleu(x)", "-o", "f.png"], "did you mean 'relu'"),
-        (["fn", "plot", "relu(x)", "-o", "/nonexistent/dir/f.png"], "does not exist"),
+        (["fn", "plot", "relu(x)", "-o", "README.md/f.png"], "cannot create the folder"),
         (["space", "count", "unary(x)", "--operators", "sum_n"], "placeholder 'unary'"),
         (["fn", "plot", "relu(x)", "-o", "f.txt"], "a figure file ends in .png, .pdf, .svg"),
         (["--disable", "nope", "ops"], "unknown plugin to disable 'nope'"),
@@ -117,3 +117,14 @@ def test_a_missing_command_group_names_its_package(capsys):
         plugins.enable_all()
     status, _, err = run(capsys, "hulll")
     assert status == 2 and "invalid choice" in err
+
+
+def test_outputs_go_to_act_out_by_default_and_folders_are_created(tmp_path, monkeypatch,
+                                                                 capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["fn", "plot", "relu"]) == 0
+    assert (tmp_path / "act-out" / "functions.png").stat().st_size > 0
+    assert main(["fn", "plot", "silu", "-o", "new/folder/f.png"]) == 0
+    assert (tmp_path / "new" / "folder" / "f.png").stat().st_size > 0
+    assert main(["fn", "plot", "--help"]) == 0
+    assert "default: act-out/functions.png" in capsys.readouterr().out

@@ -51,6 +51,7 @@ from actbench.train import Result, _recipe, train
 from actbench.workstore import FISHER_SEED, UnitKey, UnitResult, WorkStore
 from actcore import ActError, Space, equivalence_classes
 from actcore.atomic import remove_stale_temporaries
+from actcore.cli import add_operators, add_output, output_path
 from actcore.lock import exclusive
 from actcore.plugins import DATASETS, MODELS, registry
 
@@ -472,10 +473,9 @@ def add_command(commands: Any) -> None:
     cmd.add_argument("--task", "-t", required=True, help="task name (act bench tasks)")
     cmd.add_argument("--space", action="append", required=True, metavar="SCHEMA",
                      help="schema, e.g. 'binary(unary(x),unary(x))' (repeat for a union)")
-    cmd.add_argument("--operators", nargs="+", metavar="OP",
-                     help="operators the placeholders range over (default: the core set)")
+    add_operators(cmd)
     cmd.add_argument("--seeds", type=int, default=3, help="train seeds 0..N-1 (default 3)")
-    cmd.add_argument("--out", "-o", required=True, metavar="TABLE.json[.gz]")
+    add_output(cmd, "bench-build-{task}.json.gz", "the table, TABLE.json[.gz]")
     cmd.add_argument("--workers", type=int,
                      help="parallel worker processes (default: all cores; 0: in process)")
     cmd.add_argument("--scheduler", metavar="ADDRESS",
@@ -511,8 +511,8 @@ def run_build(args: Any) -> int:
     )  # fmt: skip
     previous = signal.signal(signal.SIGTERM, _interrupt)  # kill: stop workers, keep work
     try:
-        summary = build(config, args.out, workers=args.workers, scheduler=args.scheduler,
-                        per_task=args.per_task)  # fmt: skip
+        summary = build(config, output_path(args, task=args.task), workers=args.workers,
+                        scheduler=args.scheduler, per_task=args.per_task)
     finally:
         signal.signal(signal.SIGTERM, previous)
     print(f"{summary.computed} units computed, {summary.reused} reused of {summary.units} "

@@ -15,7 +15,7 @@ from actbench.models import parameter_count
 from actbench.recipes import parse_overrides
 from actbench.train import Result, train
 from actcore import ActError
-from actcore.cli import add_group
+from actcore.cli import add_device, add_group, add_output, output_path
 from actcore.plugins import DATASETS, MODELS, TASKS, registry
 
 
@@ -42,7 +42,7 @@ def add_bench(subparsers: argparse._SubParsersAction) -> None:
     _common(many)
     many.add_argument("--activation", "-a", action="append", required=True,
                       help="an activation expression (repeat for each)")
-    many.add_argument("--output", "-o", metavar="PLOT.png", help="write a box plot here")
+    add_output(many, None, "box plot PNG")
     many.add_argument("--results", metavar="FILE.jsonl",
                       help="save runs here as they finish; runs already there are reused")
     many.add_argument("--markdown", action="store_true", help="print a Markdown table")
@@ -61,7 +61,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="override any recipe field, e.g. --set lr=0.01")
     parser.add_argument("--data-root", help="data folder (default $ACT_DATA)")
     parser.add_argument("--download", action="store_true", help="download missing data")
-    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    add_device(parser)
 
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -148,7 +148,8 @@ def run_compare(args: argparse.Namespace) -> int:
     bar.close()
     print(f"{args.task}: {args.seeds} seed(s) per activation, accuracies in %")
     print(table(summarise(results), markdown=args.markdown))
-    if args.output:
-        plot(results, args.output, title=f"{args.task}, {args.seeds} seeds")
-        print(f"plot written to {args.output}")
+    out = output_path(args)
+    if out is not None:
+        plot(results, out, title=f"{args.task}, {args.seeds} seeds")
+        print(f"plot written to {out}")
     return 0

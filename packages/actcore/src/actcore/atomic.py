@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from actcore.errors import ActError
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
@@ -19,7 +21,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     it (``savefig``, ``np.save``) behave as for ``path`` itself.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_parent(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_prefix(path), suffix=path.suffix)
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give what open() would
@@ -29,6 +31,17 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def make_parent(path: str | os.PathLike[str]) -> None:
+    """Create the folder ``path`` goes in (every act output may name a new folder); an
+    error names the folder when that is impossible."""
+    parent = Path(path).parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ActError(f"cannot write {str(path)!r}: cannot create the folder {str(parent)!r} "
+                       f"({err.strerror or err})") from None
 
 
 def _prefix(path: Path) -> str:

@@ -8,12 +8,15 @@ exit with status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from pydantic import ValidationError
 
 from actcore import plugins
+from actcore.atomic import make_parent
 from actcore.errors import ActError
 from actcore.versions import install_hint
 
@@ -45,6 +48,49 @@ def int_at_least(minimum: int):
 
     parse.__name__ = f"integer >= {minimum}"
     return parse
+
+
+#: Where commands write when not told: one folder under the working directory.
+OUTPUT_ROOT = "act-out"
+
+
+def add_output(parser: argparse.ArgumentParser, default: str | None, what: str) -> None:
+    """The one output option of act's commands: ``-o/--out PATH``. ``default`` (a name
+    under ``act-out/`` that may hold ``{fields}`` filled in by :func:`output_path`; None:
+    nothing is written unless asked) is shown in ``--help``. Missing folders are created."""
+    shown = f"default: {OUTPUT_ROOT}/{default}" if default else "optional"
+    parser.add_argument("-o", "--out", type=Path, default=None, metavar="PATH",
+                        help=f"{what} ({shown})")
+    parser.set_defaults(out_default=default)
+
+
+def output_path(args: argparse.Namespace, **fields: object) -> Path | None:
+    """The command's output: ``--out`` as given, else its default under ``act-out/``
+    with ``fields`` filled in (file-name safe); None when there is neither. The parent
+    folder exists afterwards."""
+    path = args.out
+    if path is None and args.out_default is not None:
+        safe = {k: re.sub(r"[^A-Za-z0-9_.+-]+", "_", str(v)).strip("_") for k, v in fields.items()}
+        path = Path(OUTPUT_ROOT, args.out_default.format(**safe))
+    if path is not None:
+        make_parent(path)
+    return path
+
+
+def add_device(parser: argparse.ArgumentParser) -> None:
+    """The one device rule of act's commands: ``--device`` defaults to CUDA when this
+    machine has it, else the CPU (see :func:`actcore.device.resolve_device`)."""
+    parser.add_argument("--device", default=None, metavar="DEVICE",
+                        help="cpu, cuda or cuda:N (default: cuda when available, else cpu)")
+
+
+def add_operators(parser: argparse.ArgumentParser) -> None:
+    """The one list syntax: ``--operators relu,tanh,add`` (comma-separated; may be
+    repeated, the lists add up)."""
+    parser.add_argument("--operators", type=comma_list, action="extend", default=None,
+                        metavar="OP,OP,...",
+                        help="operators the placeholders range over, comma-separated "
+                        "(default: the core set of 27 unary, 7 binary, 4 n-ary)")
 
 
 def comma_list(text: str) -> list[str]:

@@ -7,7 +7,7 @@ import itertools
 import sys
 from collections.abc import Iterable
 
-from actcore.cli import add_group
+from actcore.cli import add_group, add_operators, add_output, output_path
 from actcore.equivalence import equivalence_classes
 from actcore.errors import ActError
 from actcore.operators import N_ARY
@@ -34,12 +34,7 @@ def run_ops(args: argparse.Namespace) -> int:
 
 
 def _operator_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--operators",
-        metavar="NAMES",
-        help="comma-separated operators the placeholders range over "
-        "(default: SPEC.md's core set of 27 unary, 7 binary, 4 n-ary)",
-    )
+    add_operators(parser)
     parser.add_argument(
         "--extended",
         action="store_true",
@@ -48,10 +43,7 @@ def _operator_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _space(args: argparse.Namespace, schemas: list[str]) -> Space:
-    operators = None
-    if args.operators is not None:
-        operators = [name.strip() for name in args.operators.split(",") if name.strip()]
-    return Space(*schemas, operators=operators, extended=args.extended)
+    return Space(*schemas, operators=args.operators, extended=args.extended)
 
 
 def _progress() -> bool:
@@ -137,13 +129,14 @@ def add_fn(subparsers: argparse._SubParsersAction) -> None:
         description="Plot the functions on [-5, 5] in one PNG figure.",
     )
     plot.add_argument("functions", nargs="+", metavar="EXPR")
-    plot.add_argument("-o", "--output", required=True, metavar="FILE.png")
+    add_output(plot, "functions.png", "PNG file")
     plot.set_defaults(run=run_fn_plot)
 
 
 def run_fn_plot(args: argparse.Namespace) -> int:
     from actcore.plot import plot_functions
 
-    plot_functions(args.functions, args.output)
-    print(f"wrote {args.output}")
+    out = output_path(args)
+    plot_functions(args.functions, out)
+    print(f"wrote {out}")
     return 0

@@ -23,7 +23,8 @@ def save_figure(fig, path: str | os.PathLike[str], **savefig) -> Path:
     """Write ``fig`` atomically in the format its suffix names, then close it.
 
     Every act command that draws saves through here, so ``-o f.txt`` is refused (not
-    PNG bytes in a text file) and a killed run never leaves half a picture.
+    PNG bytes in a text file), missing folders are created, and a killed run never leaves
+    half a picture.
     """
     import matplotlib.pyplot as plt
 
@@ -54,8 +55,6 @@ def plot_functions(
     if not exprs:
         raise ActError("nothing to plot: give at least one function")
     path = Path(path)
-    if not path.parent.is_dir():
-        raise ActError(f"cannot write {path}: directory {path.parent} does not exist")
     x = torch.linspace(lo, hi, 1001)
     y = evaluate(exprs, x).numpy()
     finite = y[np.isfinite(y)]

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from actcore import parse
 from actcore.activation_kinds import DEFAULT_KINDS
-from actcore.cli import add_group, comma_list
+from actcore.cli import add_device, add_group, comma_list
 from actcore.device import resolve_device
 from actcore.errors import ActError
 from actcore.lock import exclusive
@@ -82,8 +82,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mc-samples", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0, help="weights, batch and labels")
     parser.add_argument("--float64", action="store_true", help="float64 factors")
-    parser.add_argument("--device", default=None,
-                        help="cpu or cuda (default: cuda when available)")
+    add_device(parser)
 
 
 def _shape(text: str) -> tuple[int, ...]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from actcore.cli import add_group
+from actcore.cli import add_group, add_output, output_path
 from actcore.errors import ActError
 from acthull.checkpoint import load_layers
 from acthull.inspection import HULL_TYPES, coefficients, is_monotonic, plot_functions
@@ -23,7 +23,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         description="CHECKPOINT is written by acthull.save_checkpoint(path, model).",
     )
     show.add_argument("checkpoint", type=Path)
-    show.add_argument("-o", "--output", type=Path, help="PNG of the learned functions")
+    add_output(show, None, "PNG of the learned functions")
     show.add_argument("--range", nargs=2, type=float, default=(-5.0, 5.0), metavar=("LO", "HI"))
     show.set_defaults(run=run_show)
 
@@ -31,7 +31,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "trajectory", help="plot coefficient trajectories saved by a CoefficientRecorder"
     )
     trajectory.add_argument("trajectories", type=Path, help="JSON file")
-    trajectory.add_argument("-o", "--output", type=Path, required=True, help="PNG file")
+    add_output(trajectory, "hull-trajectory.png", "PNG file")
     trajectory.set_defaults(run=run_trajectory)
 
 
@@ -56,12 +56,13 @@ def run_show(args: argparse.Namespace) -> int:
                 else:
                     print(f"    {base:<24} {row.mean().item():+.4f} (mean of {row.numel()} "
                           f"channels, {row.min().item():+.4f} to {row.max().item():+.4f})")
-    if args.output is not None:
-        print(f"wrote {plot_functions(layers, args.output, lo, hi)}")
+    out = output_path(args)
+    if out is not None:
+        print(f"wrote {plot_functions(layers, out, lo, hi)}")
     return 0
 
 
 def run_trajectory(args: argparse.Namespace) -> int:
-    print(f"wrote {Trajectories.load(args.trajectories).plot(args.output)}")
+    print(f"wrote {Trajectories.load(args.trajectories).plot(output_path(args))}")
     return 0
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from actcore.atomic import atomic_path
-from actcore.cli import add_group, int_at_least
+from actcore.cli import add_group, add_output, int_at_least, output_path
 from actcore.errors import ActError
 from actsearch.features import FEATURE_SETS, check_feature_set
 
@@ -32,12 +32,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--budget", type=int_at_least(1), default=100, help="evaluations per trial")
     p.add_argument("--jobs", type=int_at_least(1), default=None,
                    help="processes (default: all cores)")
-    p.add_argument("--out", type=Path, default=None, help="report folder")
+    add_output(p, "search-replay-{table}", "report folder")
     p.set_defaults(run=run_replay)
 
     p = commands.add_parser("embed", help="plot a table's 2-D embeddings by accuracy")
     _table_args(p)
-    p.add_argument("--out", type=Path, default=None, help="PNG path")
+    add_output(p, "search-embed-{table}.png", "PNG file")
     p.set_defaults(run=run_embed)
 
     p = commands.add_parser("regressors", help="list the registered regressors and strategies")
@@ -91,7 +91,7 @@ def run_replay(args: argparse.Namespace) -> int:
                   for r in regressors]
     if not args.no_random:
         algorithms.append(replay.Algorithm("random", regressors[0], feature_sets[0]))
-    out = args.out or Path(f"replay-{Path(str(args.table)).name.split('.')[0]}")
+    out = output_path(args, table=Path(str(args.table)).name.split(".")[0])
     if out.exists() and not out.is_dir():
         raise ActError(f"--out {str(out)!r} is a file; the replay report needs a folder")
     cache = args.cache or True
@@ -147,7 +147,7 @@ def run_embed(args: argparse.Namespace) -> int:
     index = np.cumsum(mask) - 1  # row -> candidate index
     labels = {n: int(index[r]) for n, r in features.rows_like(plots.WELL_KNOWN).items()
               if mask[r]}
-    out = args.out or Path(f"embedding-{Path(str(args.table)).name.split('.')[0]}.png")
+    out = output_path(args, table=Path(str(args.table)).name.split(".")[0])
     plots.plot_embeddings(panels, labels, out, f"{args.table}: {int(mask.sum())} candidates")
     print(f"wrote {out}")
     return 0

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, Field
 
+from actcore.cli import add_operators, add_output, output_path
 from actcore.errors import ActError
 from actcore.lock import exclusive
 from actsearch.features import Features, check_feature_set, output_features
@@ -315,8 +316,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--task", required=True, help="actbench task, e.g. mlp-digits")
     p.add_argument("--space", action="append", required=True,
                    help="schema, e.g. 'binary(unary(x),unary(x))' (repeatable: union)")
-    p.add_argument("--operators", default=None,
-                   help="comma-separated operators the placeholders range over")
+    add_operators(p)
     p.add_argument("--budget", type=int, default=50, help="evaluations in total")
     p.add_argument("--workers", type=int, default=None,
                    help="parallel trainings (default: all cores; 0: in this process)")
@@ -335,7 +335,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
                         "submitted, so identical runs pick identical functions (default: as "
                         "soon as it finishes, which keeps every worker busy but depends on "
                         "which worker is faster)")
-    p.add_argument("--out", type=Path, default=None, help="report folder (and study file)")
+    add_output(p, "search-run-{task}", "report folder (and study file)")
     p.set_defaults(run=run_command)
 
 
@@ -346,7 +346,7 @@ def run_command(args: argparse.Namespace) -> int:
         task=args.task, space=args.space, budget=args.budget, regressor=args.regressor,
         strategy=args.strategy, features=args.features, seed=args.seed, epochs=args.epochs,
         fisher_batch=args.fisher_batch, data_root=args.data_root, in_order=args.in_order,
-        operators=[o.strip() for o in args.operators.split(",")] if args.operators else None,
+        operators=args.operators,
     )
     get_strategy(config.strategy)
     get_regressor(config.regressor)
@@ -354,7 +354,7 @@ def run_command(args: argparse.Namespace) -> int:
     from actbench import get_task
 
     get_task(config.task)
-    out = args.out or Path(f"search-{config.task}")
+    out = output_path(args, task=config.task)
     start = time.perf_counter()
     evaluations = run_search(config, out, args.workers, args.scheduler)
     write_report(evaluations, out, f"{config.task}, {config.strategy} {config.regressor} "
