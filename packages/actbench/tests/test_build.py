@@ -140,8 +140,8 @@ def test_dask_local_cluster_same_table(tmp_path):
 def test_cli_local_processes_and_bad_input(tmp_path, capsys):
     out = tmp_path / "cli.json"
     argv = ["bench", "build", "--task", "mlp-digits", "--space", SCHEMA, "--operators",
-            ",".join(OPERATORS), "--seeds", "1", "--epochs", "1", "--fisher-batch", "32", "--limit", "2",
-            "--workers", "1", "--out", str(out)]  # fmt: skip
+            ",".join(OPERATORS), "--seeds", "1", "--epochs", "1", "--fisher-batch", "32",
+            "--limit", "2", "--workers", "1", "--out", str(out)]
     assert main(argv) == 0
     assert "table written" in capsys.readouterr().out
     data = json.loads(out.read_text())
