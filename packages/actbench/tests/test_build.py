@@ -143,7 +143,7 @@ def test_cli_local_processes_and_bad_input(tmp_path, capsys):
             ",".join(OPERATORS), "--seeds", "1", "--epochs", "1", "--fisher-batch", "32",
             "--limit", "2", "--workers", "1", "--out", str(out)]
     assert main(argv) == 0
-    assert "table written" in capsys.readouterr().out
+    assert "table written" in capsys.readouterr().err
     data = json.loads(out.read_text())
     assert len(data) == 2 and all("Fisher log eigenvalue CDF" in row for row in data.values())
     assert main(["bench", "build", "--task", "nope", "--space", SCHEMA, "--out", "x.json"]) == 2

@@ -62,8 +62,10 @@ def test_space_sample(capsys):
 
 def test_fn_plot_writes_a_png(capsys, tmp_path):
     target = tmp_path / "f.png"
-    status, out, _ = run(capsys, "fn", "plot", "relu(x)", "exp(exp(x))", "-o", str(target))
-    assert status == 0 and str(target) in out
+    status, out, err = run(capsys, "fn", "plot", "relu(x)", "exp(exp(x))", "-o", str(target))
+    assert status == 0 and f"wrote {target}" in err and out == ""  # notes go to stderr
+    status, out, err = run(capsys, "-q", "fn", "plot", "relu(x)", "-o", str(target))
+    assert status == 0 and out == err == ""  # -q: nothing but results
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in tmp_path.iterdir()] == ["f.png"]
 
@@ -128,3 +130,26 @@ def test_outputs_go_to_act_out_by_default_and_folders_are_created(tmp_path, monk
     assert (tmp_path / "new" / "folder" / "f.png").stat().st_size > 0
     assert main(["fn", "plot", "--help"]) == 0
     assert "default: act-out/functions.png" in capsys.readouterr().out
+
+
+def test_progress_bars_in_a_file_never_move_the_cursor(tmp_path):
+    """Output that is not a terminal gets no nested bars (tqdm redraws them with
+    cursor-up escapes) and no bar at all under -q."""
+    from actcore import console
+
+    log = tmp_path / "log.txt"
+    with log.open("w") as stream:
+        with console.Progress(range(3), file=stream) as outer:
+            for _ in outer:
+                for _ in console.Progress(range(50), file=stream, leave=False):
+                    pass
+    text = log.read_text()
+    assert "\x1b[A" not in text and "3/3" in text and "50/50" not in text
+    console.configure(console.QUIET)
+    try:
+        with log.open("w") as stream:
+            for _ in console.Progress(range(3), file=stream):
+                pass
+        assert log.read_text() == ""
+    finally:
+        console.configure(console.NORMAL)

@@ -40,7 +40,6 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
-from tqdm.auto import tqdm
 
 from actbench.card import TableCard, card_path, hardware, versions, write_card
 from actbench.executors import Pool, SerialExecutor, single_thread
@@ -52,6 +51,7 @@ from actbench.workstore import FISHER_SEED, UnitKey, UnitResult, WorkStore
 from actcore import ActError, Space, equivalence_classes
 from actcore.atomic import remove_stale_temporaries
 from actcore.cli import add_operators, add_output, output_path
+from actcore.console import Progress, log
 from actcore.lock import exclusive
 from actcore.plugins import DATASETS, MODELS, registry
 
@@ -318,7 +318,7 @@ def build(
             where = f"dask {scheduler}" if scheduler else label
             try:
                 if todo:
-                    bar = tqdm(
+                    bar = Progress(
                         total=len(keys), initial=len(keys) - len(todo), unit="unit",
                         desc=f"build {task.name}", disable=not progress, smoothing=0.05,
                     )  # fmt: skip
@@ -350,7 +350,7 @@ def build(
 
 def _run_restarting(
     pool: Pool, config: BuildConfig, keys: list[UnitKey], per_task: int, store: WorkStore,
-    bar: tqdm, summary: dict, on_batch: Callable | None,
+    bar: Progress, summary: dict, on_batch: Callable | None,
 ) -> None:  # fmt: skip
     """:func:`_run` on ``pool``, on a new pool after a worker dies (at most
     :data:`MAX_RESTARTS` pools); a broken pool's batches are not results."""
@@ -388,7 +388,7 @@ def _parallelism(pool: Executor) -> int:
 
 def _run(
     pool: Executor, config: BuildConfig, todo: list[UnitKey], per_task: int, parallel: int,
-    store: WorkStore, bar: tqdm, summary: dict, on_batch: Callable | None,
+    store: WorkStore, bar: Progress, summary: dict, on_batch: Callable | None,
 ) -> None:  # fmt: skip
     """Keep ``2 * parallel`` batches in flight (one in process); record each as it
     returns, so an interruption loses only the batches in flight."""
@@ -522,5 +522,5 @@ def run_build(args: Any) -> int:
         print(f"table not written: {summary.units - summary.computed - summary.reused} "
               f"units missing ({summary.lost} lost to failed batches); rerun to finish")
         return 1
-    print(f"table written to {summary.out}, card {summary.card}")
+    log.info(f"table written to {summary.out}, card {summary.card}")
     return 0

@@ -7,8 +7,6 @@ import json
 import sys
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from actbench.activations import activation_name
 from actbench.compare import plot, run_comparison, summarise, table
 from actbench.models import parameter_count
@@ -16,6 +14,7 @@ from actbench.recipes import parse_overrides
 from actbench.train import Result, train
 from actcore import ActError
 from actcore.cli import add_device, add_group, add_output, output_path
+from actcore.console import Progress, log
 from actcore.plugins import DATASETS, MODELS, TASKS, registry
 
 
@@ -116,7 +115,7 @@ def run_train(args: argparse.Namespace) -> int:
     if args.checkpoint and args.seeds != 1:
         raise ActError("--checkpoint works with one seed at a time")
     results = []
-    bar = tqdm(range(args.seeds), desc=args.task, unit="run", file=sys.stderr)
+    bar = Progress(range(args.seeds), desc=args.task, unit="run", file=sys.stderr)
     for seed in bar:
         result = train(args.task, args.activation, seed, checkpoint=args.checkpoint,
                        progress=True, **settings)  # fmt: skip
@@ -134,7 +133,7 @@ def run_train(args: argparse.Namespace) -> int:
 def run_compare(args: argparse.Namespace) -> int:
     settings = _settings(args)
     total = len(args.activation) * args.seeds
-    bar = tqdm(total=total, desc=args.task, unit="run", file=sys.stderr)
+    bar = Progress(total=total, desc=args.task, unit="run", file=sys.stderr)
 
     def one(activation: str, seed: int) -> Result:
         return train(args.task, activation, seed, progress=True, **settings)
@@ -151,5 +150,5 @@ def run_compare(args: argparse.Namespace) -> int:
     out = output_path(args)
     if out is not None:
         plot(results, out, title=f"{args.task}, {args.seeds} seeds")
-        print(f"plot written to {out}")
+        log.info(f"plot written to {out}")
     return 0

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from actcore import ActError
+from actcore.console import log
 from actcore.lifetime import exit_with_parent
 
 
@@ -77,8 +77,7 @@ class Pool:
 
     def restart(self, err: BaseException) -> Executor:
         """Replace the pool ``err`` broke (saying so on stderr); return the new executor."""
-        print(f"a worker died ({type(err).__name__}: {err}); starting a new pool",
-              file=sys.stderr)
+        log.warning(f"a worker died ({type(err).__name__}: {err}); starting a new pool")
         self._stack.close()
         return self.__enter__().executor
 

@@ -24,7 +24,6 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ValidationError
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
 from actbench.activations import ActivationSpec, activation_factory, activation_name
 from actbench.datasets import TensorData
@@ -32,6 +31,7 @@ from actbench.recipes import Recipe
 from actbench.tasks import Task, get_task
 from actcore import ActError
 from actcore.atomic import atomic_path
+from actcore.console import Progress
 from actcore.device import resolve_device
 from actcore.plugins import DATASETS, MODELS, registry
 
@@ -183,7 +183,7 @@ def train(
                     f"checkpoint {path} is not a checkpoint of this run "
                     f"({type(err).__name__}: {err}); delete it to start over"
                 ) from None
-        bar = tqdm(total=recipe.epochs, initial=epoch, desc=f"{task.name} {name} seed {seed}",
+        bar = Progress(total=recipe.epochs, initial=epoch, desc=f"{task.name} {name} seed {seed}",
                    unit="epoch", disable=not progress, leave=False, delay=2)  # fmt: skip
         try:
             while epoch < recipe.epochs:

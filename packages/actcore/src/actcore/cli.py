@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from actcore import plugins
 from actcore.atomic import make_parent
+from actcore.console import NORMAL, QUIET, VERBOSE, configure
 from actcore.errors import ActError
 from actcore.versions import install_hint
 
@@ -116,6 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         help="disable a plugin by name (repeatable; also ACT_DISABLE_PLUGINS=a,b)",
     )
+    talk = parser.add_mutually_exclusive_group()
+    talk.add_argument("-q", "--quiet", action="store_const", dest="verbosity", const=QUIET,
+                      default=NORMAL, help="results only: no progress bars or notes")
+    talk.add_argument("-v", "--verbose", action="store_const", dest="verbosity",
+                      const=VERBOSE, help="also details (debug messages)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     plugins.plugin_manager().hook.act_cli(subparsers=subparsers)
     return parser
@@ -168,6 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = parser.parse_args(argv)
         except SystemExit as done:  # --help, or a usage error argparse has printed
             return int(done.code or 0)
+        configure(args.verbosity)
         run = getattr(args, "run", None)
         if run is None:
             (args.help_parser if hasattr(args, "help_parser") else parser).print_help()

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterable
 
 from actcore.cli import add_group, add_operators, add_output, output_path
+from actcore.console import log
 from actcore.equivalence import equivalence_classes
 from actcore.errors import ActError
 from actcore.operators import N_ARY
@@ -138,5 +139,5 @@ def run_fn_plot(args: argparse.Namespace) -> int:
 
     out = output_path(args)
     plot_functions(args.functions, out)
-    print(f"wrote {out}")
+    log.info(f"wrote {out}")
     return 0

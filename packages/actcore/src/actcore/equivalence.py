@@ -44,8 +44,8 @@ from functools import cached_property
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm import tqdm
 
+from actcore.console import Progress
 from actcore.errors import ActError
 from actcore.evaluate import (
     exact_outputs,
@@ -120,7 +120,7 @@ class _Table:
 class _SpaceEvaluator:
     """Fingerprints every name of a space through tables of distinct sub-results."""
 
-    def __init__(self, x: Tensor, progress: tqdm | None):
+    def __init__(self, x: Tensor, progress: Progress | None):
         self.n = len(x)
         self.x = pad(x.to(torch.float32)).double()
         self.exact = _Fingerprint(2 * self.n)  # float64 rows: two words a value
@@ -352,14 +352,14 @@ def equivalence_classes(
     functions: Iterable[str | Expr] | Space, progress: bool = False
 ) -> EquivalenceClasses:
     """Group functions (names, expressions or a whole :class:`Space`) into classes."""
-    bar = tqdm(desc="equivalence", unit="fn", unit_scale=True, disable=not progress)
+    bar = Progress(desc="equivalence", unit="fn", unit_scale=True, disable=not progress)
     with bar, _one_thread():
         if isinstance(functions, Space):
             return _space_classes(functions, bar if progress else None)
         return _list_classes(functions, bar)
 
 
-def _list_classes(functions: Iterable[str | Expr], bar: tqdm) -> EquivalenceClasses:
+def _list_classes(functions: Iterable[str | Expr], bar: Progress) -> EquivalenceClasses:
     names = list(dict.fromkeys(str(parse(f)) for f in functions))
     if not names:
         raise ActError("no functions to group into classes")
@@ -377,7 +377,7 @@ def _list_classes(functions: Iterable[str | Expr], bar: tqdm) -> EquivalenceClas
     return EquivalenceClasses(names, None, inverse.ravel(), np.concatenate(nonfinite), lengths)
 
 
-def _space_classes(space: Space, bar: tqdm | None) -> EquivalenceClasses:
+def _space_classes(space: Space, bar: Progress | None) -> EquivalenceClasses:
     if space.count() > MAX_FUNCTIONS:
         raise ActError(
             f"{space!r} has {space.count():,} functions; deduplicating more than "

@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 from pydantic import BaseModel
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from actcore import parse, to_module
 from actcore.atomic import write_atomic
+from actcore.console import Progress
 from actcore.errors import ActError
 from actcore.store import open_store
 from actfim.features import fisher_cdf
@@ -168,7 +168,7 @@ def spectra_for_activations(
         todo = [e for e in expressions if db is None or e not in db]
         if db is not None:
             results.update({e: db.get(e) for e in expressions if e in db})
-        bar = tqdm(todo, desc="fisher spectra", unit="fn", disable=not progress)
+        bar = Progress(todo, desc="fisher spectra", unit="fn", disable=not progress)
         for expression in bar:
             record = _one(make_model, expression, reference, inputs, targets, seed, device,
                           spectrum_options)

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from actcore import parse
 from actcore.activation_kinds import DEFAULT_KINDS
 from actcore.cli import add_device, add_group, comma_list
+from actcore.console import log
 from actcore.device import resolve_device
 from actcore.errors import ActError
 from actcore.lock import exclusive
@@ -177,7 +178,7 @@ def run_spectrum(args: argparse.Namespace) -> int:
         from actfim.plot import plot_spectrum
 
         plot_spectrum(spectrum, args.plot, title=f"{args.model}, {own} ({args.mode} mode)")
-        print(f"plot: {args.plot}")
+        log.info(f"plot: {args.plot}")
     return 0 if spectrum.valid else 1
 
 
@@ -208,7 +209,7 @@ def run_batch(args: argparse.Namespace) -> int:
 
         with SpectrumStore(args.store) as store:
             store.export_json(args.export)
-        print(f"exported: {args.export}")
+        log.info(f"exported: {args.export}")
     return 0
 
 

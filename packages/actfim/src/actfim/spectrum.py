@@ -19,8 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
+from actcore.console import Progress
 from actcore.errors import ActError
 from actfim.factors import (
     FisherType,
@@ -145,7 +145,7 @@ def kfac_spectrum(
         raise ActError(f"mode must be 'train' or 'eval', got {mode!r}")
     start = time.perf_counter()
     fisher_name = FisherType(fisher).value if fisher in set(FisherType) else str(fisher)
-    with tqdm(desc="K-FAC factors (forward, backward)", unit="factor", leave=False,
+    with Progress(desc="K-FAC factors (forward, backward)", unit="factor", leave=False,
               disable=not progress) as bar:
         factors, skipped, failure = _factors(
             model, inputs, targets, fisher=fisher, likelihood=likelihood,

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from actcore.cli import add_group, add_output, output_path
+from actcore.console import log
 from actcore.errors import ActError
 from acthull.checkpoint import load_layers
 from acthull.inspection import HULL_TYPES, coefficients, is_monotonic, plot_functions
@@ -58,11 +59,11 @@ def run_show(args: argparse.Namespace) -> int:
                           f"channels, {row.min().item():+.4f} to {row.max().item():+.4f})")
     out = output_path(args)
     if out is not None:
-        print(f"wrote {plot_functions(layers, out, lo, hi)}")
+        log.info(f"wrote {plot_functions(layers, out, lo, hi)}")
     return 0
 
 
 def run_trajectory(args: argparse.Namespace) -> int:
-    print(f"wrote {Trajectories.load(args.trajectories).plot(output_path(args))}")
+    log.info(f"wrote {Trajectories.load(args.trajectories).plot(output_path(args))}")
     return 0
 

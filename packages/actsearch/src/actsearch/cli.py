@@ -12,6 +12,7 @@ import numpy as np
 
 from actcore.atomic import atomic_path
 from actcore.cli import add_group, add_output, int_at_least, output_path
+from actcore.console import log
 from actcore.errors import ActError
 from actsearch.features import FEATURE_SETS, check_feature_set
 
@@ -115,7 +116,7 @@ def run_replay(args: argparse.Namespace) -> int:
                       float(problem.accuracy.max()),
                       f"{args.table}: {args.trials} trials")
     _print_summary(summaries, problem)
-    print(f"wrote {out}/replay.csv, summary.csv, replay.png")
+    log.info(f"wrote {out}/replay.csv, summary.csv, replay.png")
     return 0
 
 
@@ -149,7 +150,7 @@ def run_embed(args: argparse.Namespace) -> int:
               if mask[r]}
     out = output_path(args, table=Path(str(args.table)).name.split(".")[0])
     plots.plot_embeddings(panels, labels, out, f"{args.table}: {int(mask.sum())} candidates")
-    print(f"wrote {out}")
+    log.info(f"wrote {out}")
     return 0
 
 

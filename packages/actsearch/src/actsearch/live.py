@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Future, as_completed, wait
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from actcore.cli import add_operators, add_output, output_path
+from actcore.console import log
 from actcore.errors import ActError
 from actcore.lock import exclusive
 from actsearch.features import Features, check_feature_set, output_features
@@ -116,8 +116,7 @@ def fisher_cdfs(config: SearchConfig, names: list[str], store: str) -> list[list
 def _fisher_rows(config: SearchConfig, names: list[str], out: Path, executor,
                  progress: bool) -> np.ndarray:
     """Fisher CDF rows (NaN for invalid spectra), in parallel chunks stored under ``out``."""
-    from tqdm import tqdm
-
+    from actcore.console import Progress
     from actsearch.features import fisher_matrix
 
     chunks = [names[i : i + FISHER_CHUNK] for i in range(0, len(names), FISHER_CHUNK)]
@@ -127,7 +126,7 @@ def _fisher_rows(config: SearchConfig, names: list[str], out: Path, executor,
         for i, chunk in enumerate(chunks)
     }
     cdfs: list[list[list[float]]] = [[] for _ in chunks]
-    with tqdm(total=len(names), desc="fisher spectra", unit="fn", disable=not progress) as bar:
+    with Progress(total=len(names), desc="fisher spectra", unit="fn", disable=not progress) as bar:
         for future in as_completed(futures):
             i = futures[future]
             cdfs[i] = future.result()
@@ -168,9 +167,8 @@ def train_one(task: str, function: str, seed: int, overrides: dict) -> dict:
 def run_search(config: SearchConfig, out: Path, workers: int | None = None,
                scheduler: str | None = None, progress: bool = True) -> list[Evaluation]:
     """Search until ``config.budget`` evaluations are in the study; return them all."""
-    from tqdm import tqdm
-
     from actbench.executors import Pool, default_workers
+    from actcore.console import Progress
 
     strategy = get_strategy(config.strategy)
     regressor = get_regressor(config.regressor)
@@ -178,8 +176,8 @@ def run_search(config: SearchConfig, out: Path, workers: int | None = None,
     with exclusive(out / "study.sqlite", "the study"):  # one search of a study at a time
         study = Study(out / "study.sqlite", config.settings())
         if study.dropped:
-            print(f"{study.dropped} training(s) that dead workers broke off in an earlier run "
-                  "will run again", file=sys.stderr)
+            log.warning(f"{study.dropped} training(s) that dead workers broke off in an "
+                        "earlier run will run again")
         slots = max(1, default_workers() if workers is None else workers)
         try:
             with Pool(workers, scheduler) as pool:
@@ -206,7 +204,7 @@ def run_search(config: SearchConfig, out: Path, workers: int | None = None,
                 overrides = {} if config.epochs is None else {"epochs": config.epochs}
                 if config.data_root:
                     overrides["root"] = config.data_root
-                bar = tqdm(total=config.budget, initial=min(len(done), config.budget),
+                bar = Progress(total=config.budget, initial=min(len(done), config.budget),
                            desc="search", unit="eval", disable=not progress)
                 _show(bar, done)
                 pending: dict[Future, int] = {}
@@ -364,5 +362,5 @@ def run_command(args: argparse.Namespace) -> int:
           f"({time.perf_counter() - start:.0f} s this run); top functions:")
     for e in ranked[:5]:
         print(f"  {e.val_accuracy:.4f}  {e.function}")
-    print(f"wrote {out}/leaderboard.csv, best_so_far.png, top_functions.png")
+    log.info(f"wrote {out}/leaderboard.csv, best_so_far.png, top_functions.png")
     return 0

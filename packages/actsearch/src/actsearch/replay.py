@@ -234,7 +234,7 @@ def replay(
     ``jobs`` processes (default: all cores; 1 runs in this process). With
     ``checkpoint``, each finished chunk is saved there and skipped when run again.
     """
-    from tqdm import tqdm
+    from actcore.console import Progress
 
     if trials < 1 or budget < 1:
         raise ActError("--trials and --budget must be at least 1")
@@ -265,7 +265,7 @@ def replay(
         else:
             todo.append((algorithm, seeds))
     done = sum(len(seeds) for (a, seeds) in work if (a, seeds[0]) in results)
-    bar = tqdm(total=len(algorithms) * trials, initial=done, unit="trial", desc="replay",
+    bar = Progress(total=len(algorithms) * trials, initial=done, unit="trial", desc="replay",
                disable=not progress)
 
     def finish(algorithm: Algorithm, seeds: list[int], trials: list[Trial]) -> None:
