@@ -138,11 +138,10 @@ def test_progress_bars_in_a_file_never_move_the_cursor(tmp_path):
     from actcore import console
 
     log = tmp_path / "log.txt"
-    with log.open("w") as stream:
-        with console.Progress(range(3), file=stream) as outer:
-            for _ in outer:
-                for _ in console.Progress(range(50), file=stream, leave=False):
-                    pass
+    with log.open("w") as stream, console.Progress(range(3), file=stream) as outer:
+        for _ in outer:
+            for _ in console.Progress(range(50), file=stream, leave=False):
+                pass
     text = log.read_text()
     assert "\x1b[A" not in text and "3/3" in text and "50/50" not in text
     console.configure(console.QUIET)
