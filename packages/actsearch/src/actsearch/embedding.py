@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from actcore.atomic import atomic_path
+from actcore.console import Progress
 from actsearch.features import Features, check_feature_set
 
 CACHE_ENV = "ACT_CACHE_DIR"
@@ -52,29 +53,46 @@ def _fuzzy_model(rows: np.ndarray, kind: str, seed: int, graph_only: bool):
     return model
 
 
-def compute_embedding(rows_by_kind: dict[str, np.ndarray], feature_set: str, seed: int):
-    """Embed rows (all candidates) into 2-D; ``rows_by_kind`` has outputs and/or fisher."""
+def compute_embedding(rows_by_kind: dict[str, np.ndarray], feature_set: str, seed: int,
+                      progress: bool = False):
+    """Embed rows (all candidates) into 2-D; ``rows_by_kind`` has outputs and/or fisher.
+    ``progress`` shows a bar over the steps (each kind's graph, then the layout)."""
     check_feature_set(feature_set)
     n = len(next(iter(rows_by_kind.values())))
     if n < 4:
         # UMAP needs a few neighbours; so few functions are better searched exhaustively.
         rng = np.random.default_rng(seed)
         return rng.normal(size=(n, 2))
-    if feature_set != "union":
-        return _fuzzy_model(rows_by_kind[feature_set], feature_set, seed, False).embedding_
-    a = _fuzzy_model(rows_by_kind["outputs"], "outputs", seed, True)
-    b = _fuzzy_model(rows_by_kind["fisher"], "fisher", seed, True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # disconnected union: umap falls back to random init
-        return (a + b).embedding_
+    kinds = [feature_set] if feature_set != "union" else ["outputs", "fisher"]
+    steps = len(kinds) + (feature_set == "union")
+    with Progress(total=steps, desc=f"UMAP {feature_set} embedding of {n:,}", unit="step",
+                  disable=not progress) as bar:
+        if feature_set != "union":
+            bar.set_postfix_str(f"{feature_set}: distances, graph and layout")
+            coords = _fuzzy_model(rows_by_kind[feature_set], feature_set, seed, False).embedding_
+            bar.update()
+            return coords
+        models = []
+        for kind in kinds:
+            bar.set_postfix_str(f"{kind}: distances and fuzzy graph")
+            models.append(_fuzzy_model(rows_by_kind[kind], kind, seed, True))
+            bar.update()
+        bar.set_postfix_str("layout of the union graph")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # disconnected union: random init; fine
+            coords = (models[0] + models[1]).embedding_
+        bar.update()
+        return coords
 
 
 def embed(
-    features: Features, feature_set: str, seed: int = 0, cache: Path | bool | None = True
+    features: Features, feature_set: str, seed: int = 0, cache: Path | bool | None = True,
+    progress: bool = True,
 ) -> np.ndarray:
     """2-D coordinates of ``features.candidates`` (in order) for ``feature_set``.
 
     ``cache``: True for :func:`cache_dir`, a folder, or False/None for no caching.
+    ``progress``: a bar while an embedding is computed (not when it comes from the cache).
     """
     features.require(feature_set)
     mask = features.candidates
@@ -94,7 +112,7 @@ def embed(
         rows["outputs"] = features.outputs[mask]
     if feature_set in ("fisher", "union"):
         rows["fisher"] = features.fisher[mask]
-    coords = np.asarray(compute_embedding(rows, feature_set, seed), dtype=np.float64)
+    coords = np.asarray(compute_embedding(rows, feature_set, seed, progress), dtype=np.float64)
     if path is not None:
         _save_atomic(path, coords)
     return coords
