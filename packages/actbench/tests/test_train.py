@@ -136,3 +136,11 @@ def test_recipes_follow_the_papers_schedules():
     assert isinstance(rms, torch.optim.RMSprop) and rms.defaults["lr"] == 1e-4
     with pytest.raises(ValueError):
         Recipe(optimizer="adagrad", lr=1, epochs=1, batch_size=1)
+
+
+def test_normalize_trains_the_normalised_activation():
+    plain = train("mlp-digits", "exp", 0, epochs=1)
+    normalised = train("mlp-digits", "exp", 0, epochs=1, normalize=True)
+    assert normalised.status == "ok" and normalised.val_accuracy != plain.val_accuracy
+    with pytest.raises(ActError, match="variance 0"):
+        train("mlp-digits", "zero", 0, epochs=1, normalize=True)

@@ -81,3 +81,19 @@ def test_bad_expression_is_rejected_before_any_work():
         spectra_for_activations(factory, ["relu(x)", "relu(x"], torch.randn(4, 2, 5, 5),
                                 progress=False)
     assert factory.models == []
+
+
+def test_normalised_batch_records_functions_without_moments_as_invalid():
+    from torch import nn
+
+    from actfim.batch import spectra_for_activations
+
+    def make(activation):
+        return nn.Sequential(nn.Linear(4, 128), activation, nn.Linear(128, 10))
+
+    inputs = torch.randn(16, 4, generator=torch.Generator().manual_seed(0))
+    plain = spectra_for_activations(make, ["exp(x)"], inputs, progress=False)
+    records = spectra_for_activations(make, ["exp(x)", "zero(x)"], inputs, progress=False,
+                                      normalize=True)
+    assert records["exp(x)"].valid and records["exp(x)"].cdf != plain["exp(x)"].cdf
+    assert not records["zero(x)"].valid and "variance 0" in records["zero(x)"].reason

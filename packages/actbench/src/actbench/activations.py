@@ -25,15 +25,18 @@ def expression_of(activation: str | Expr) -> Expr:
     return parse(activation.strip() if isinstance(activation, str) else activation)
 
 
-def activation_factory(activation: ActivationSpec) -> ActivationFactory:
+def activation_factory(activation: ActivationSpec, normalize: bool = False) -> ActivationFactory:
     """A zero-argument callable returning a new activation module on every call.
 
     Text is parsed (and its operators looked up) here, once, so a bad expression raises
-    :class:`actcore.ActError` before any model is built.
+    :class:`actcore.ActError` before any model is built. ``normalize`` compiles
+    expressions normalised to mean 0, variance 1 under N(0, 1) (a factory is used as is).
     """
     if isinstance(activation, str | Expr):
         expr = expression_of(activation)
-        return lambda: to_module(expr)
+        if normalize:
+            to_module(expr, normalize=True)  # a function without moments fails here, once
+        return lambda: to_module(expr, normalize=normalize)
     if callable(activation):
         return _checked(activation)
     raise ActError(

@@ -50,7 +50,7 @@ from actbench.train import Result, _recipe, train
 from actbench.workstore import FISHER_SEED, UnitKey, UnitResult, WorkStore
 from actcore import ActError, Space, equivalence_classes
 from actcore.atomic import remove_stale_temporaries
-from actcore.cli import add_operators, add_output, output_path
+from actcore.cli import add_normalize, add_operators, add_output, output_path
 from actcore.console import Progress, log
 from actcore.lock import exclusive
 from actcore.plugins import DATASETS, MODELS, registry
@@ -486,6 +486,7 @@ def add_command(commands: Any) -> None:
     cmd.add_argument("--epochs", type=int, help="override the recipe's epochs")
     cmd.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                      help="override a recipe field, e.g. --set lr=0.01")
+    add_normalize(cmd)
     cmd.add_argument("--fisher", choices=["mc", "empirical", "type2"], default="mc")
     cmd.add_argument("--fisher-batch", type=int, default=128, help="examples for the Fisher")
     cmd.add_argument("--data-root", help="data folder (default $ACT_DATA)")
@@ -497,7 +498,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def run_build(args: Any) -> int:
-    overrides = parse_overrides(args.set, args.epochs)
+    overrides = parse_overrides(args.set, args.epochs, args.normalize)
     if args.seeds < 1:
         raise ActError(f"--seeds must be at least 1, got {args.seeds}")
     if args.limit is not None and args.limit < 1:

@@ -13,7 +13,7 @@ from actbench.models import parameter_count
 from actbench.recipes import parse_overrides
 from actbench.train import Result, train
 from actcore import ActError
-from actcore.cli import add_device, add_group, add_output, output_path
+from actcore.cli import add_device, add_group, add_normalize, add_output, output_path
 from actcore.console import Progress, log
 from actcore.plugins import DATASETS, MODELS, TASKS, registry
 
@@ -58,6 +58,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, help="override the recipe's epochs")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override any recipe field, e.g. --set lr=0.01")
+    add_normalize(parser)
     parser.add_argument("--data-root", help="data folder (default $ACT_DATA)")
     parser.add_argument("--download", action="store_true", help="download missing data")
     add_device(parser)
@@ -66,7 +67,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
     if args.seeds < 1:
         raise ActError(f"--seeds must be at least 1, got {args.seeds}")
-    overrides = parse_overrides(args.set, args.epochs)
+    overrides = parse_overrides(args.set, args.epochs, args.normalize)
     registry(TASKS).get(args.task)  # bad input fails before anything is trained
     for activation in args.activation if isinstance(args.activation, list) else [args.activation]:
         activation_name(activation)

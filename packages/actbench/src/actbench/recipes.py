@@ -33,6 +33,9 @@ class Recipe(BaseModel):
     step_epochs: int | None = Field(None, ge=1, description="step decay period (epochs)")
     step_gamma: float = Field(0.1, gt=0, le=1)
     augment: bool = False
+    normalize: bool = Field(
+        False, description="normalise the activation: output mean 0, variance 1 under N(0,1)"
+    )
     eval_batch_size: int = Field(1000, ge=1)
     workers: int = Field(0, ge=0, description="DataLoader workers for file-backed datasets")
     threads: int | None = Field(
@@ -82,8 +85,11 @@ SGD_CIFAR = Recipe(
 )  # fmt: skip
 
 
-def parse_overrides(items: Iterable[str], epochs: int | None = None) -> dict[str, Any]:
-    """Recipe overrides from ``FIELD=VALUE`` strings (values read as JSON when they are)."""
+def parse_overrides(
+    items: Iterable[str], epochs: int | None = None, normalize: bool = False
+) -> dict[str, Any]:
+    """Recipe overrides from ``FIELD=VALUE`` strings (values read as JSON when they are),
+    ``--epochs`` and ``--normalize``."""
     overrides: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -95,5 +101,7 @@ def parse_overrides(items: Iterable[str], epochs: int | None = None) -> dict[str
             overrides[key] = value
     if epochs is not None:
         overrides["epochs"] = epochs
+    if normalize:
+        overrides["normalize"] = True
     return overrides
 

@@ -133,7 +133,7 @@ def train(
     device = resolve_device(device)
     task = get_task(task)
     recipe = _recipe(task, overrides)
-    make_activation = activation_factory(activation)
+    make_activation = activation_factory(activation, normalize=recipe.normalize)
     name = activation_name(activation)
     source = registry(DATASETS).get(task.dataset)
     architecture = registry(MODELS).get(task.model)

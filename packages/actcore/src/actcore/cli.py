@@ -85,6 +85,13 @@ def add_device(parser: argparse.ArgumentParser) -> None:
                         help="cpu, cuda or cuda:N (default: cuda when available, else cpu)")
 
 
+def add_normalize(parser: argparse.ArgumentParser) -> None:
+    """``--normalize``: every activation as (f(x) - mean) / std under x ~ N(0, 1)."""
+    parser.add_argument("--normalize", action="store_true",
+                        help="normalise each activation to output mean 0, variance 1 for "
+                        "x ~ N(0,1) (Gaussian moments by quadrature)")
+
+
 def add_operators(parser: argparse.ArgumentParser) -> None:
     """The one list syntax: ``--operators relu,tanh,add`` (comma-separated; may be
     repeated, the lists add up)."""

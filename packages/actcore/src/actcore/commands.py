@@ -7,7 +7,7 @@ import itertools
 import sys
 from collections.abc import Iterable
 
-from actcore.cli import add_group, add_operators, add_output, output_path
+from actcore.cli import add_group, add_normalize, add_operators, add_output, output_path
 from actcore.console import log
 from actcore.equivalence import equivalence_classes
 from actcore.errors import ActError
@@ -131,6 +131,7 @@ def add_fn(subparsers: argparse._SubParsersAction) -> None:
     )
     plot.add_argument("functions", nargs="+", metavar="EXPR")
     add_output(plot, "functions.png", "PNG file")
+    add_normalize(plot)
     plot.set_defaults(run=run_fn_plot)
 
 
@@ -138,6 +139,6 @@ def run_fn_plot(args: argparse.Namespace) -> int:
     from actcore.plot import plot_functions
 
     out = output_path(args)
-    plot_functions(args.functions, out)
+    plot_functions(args.functions, out, normalize=args.normalize)
     log.info(f"wrote {out}")
     return 0

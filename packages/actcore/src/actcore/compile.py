@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
+from actcore.errors import ActError
 from actcore.expr import Expr, get_operator, parse
 
 
@@ -48,19 +50,36 @@ class Apply(nn.Module):
 
 
 class Activation(nn.Module):
-    """An activation function compiled from an expression; ``str()`` gives its name."""
+    """An activation function compiled from an expression; ``str()`` gives its name.
 
-    def __init__(self, expr: str | Expr):
+    With ``normalize=True`` it computes ``(f(x) - m) / s``, where ``m`` and ``s`` are the
+    mean and standard deviation of ``f(x)`` for ``x ~ N(0, 1)`` (see
+    :mod:`actcore.normalize`): output mean 0 and variance 1 for a standard normal input.
+    """
+
+    def __init__(self, expr: str | Expr, normalize: bool = False):
         super().__init__()
         expr = parse(expr)
         self.expression = str(expr)
         self.root = build(expr)
+        self.normalized = bool(normalize)
+        if self.normalized:
+            from actcore.normalize import normalization
+
+            if any(get_operator(node.op).learnable for node in expr.nodes() if node.args):
+                raise ActError(f"{self.expression} has learnable parameters: its moments "
+                               "change while it trains, so it cannot be normalised once")
+            mean, std = normalization(expr)
+            self.register_buffer("shift", torch.tensor(mean))
+            self.register_buffer("scale", torch.tensor(1.0 / std))
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.normalized:
+            return (self.root(x) - self.shift.to(x.dtype)) * self.scale.to(x.dtype)
         return self.root(x)
 
     def extra_repr(self) -> str:
-        return self.expression
+        return f"{self.expression}, normalized" if self.normalized else self.expression
 
     def __str__(self) -> str:
         return self.expression
@@ -77,6 +96,7 @@ def build(expr: Expr) -> nn.Module:
     return Apply(expr.op, args)
 
 
-def to_module(expr: str | Expr) -> Activation:
-    """Compile an expression (text or :class:`Expr`) to an activation module."""
-    return Activation(expr)
+def to_module(expr: str | Expr, normalize: bool = False) -> Activation:
+    """Compile an expression (text or :class:`Expr`) to an activation module; with
+    ``normalize``, one whose output has mean 0 and variance 1 under x ~ N(0, 1)."""
+    return Activation(expr, normalize=normalize)

@@ -43,9 +43,11 @@ def save_figure(fig, path: str | os.PathLike[str], **savefig) -> Path:
 
 
 def plot_functions(
-    functions: Sequence[str | Expr], path: str | os.PathLike, lo: float = -5.0, hi: float = 5.0
+    functions: Sequence[str | Expr], path: str | os.PathLike, lo: float = -5.0, hi: float = 5.0,
+    normalize: bool = False,
 ) -> Path:
-    """Draw the functions on [lo, hi] in one figure and write it atomically as PNG."""
+    """Draw the functions on [lo, hi] in one figure and write it atomically as PNG;
+    ``normalize`` draws (f - mean) / std under x ~ N(0, 1) instead of f."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -57,6 +59,12 @@ def plot_functions(
     path = Path(path)
     x = torch.linspace(lo, hi, 1001)
     y = evaluate(exprs, x).numpy()
+    if normalize:
+        from actcore.normalize import normalization
+
+        for i, expr in enumerate(exprs):
+            mean, std = normalization(expr)
+            y[i] = (y[i] - mean) / std
     finite = y[np.isfinite(y)]
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     for expr, row in zip(exprs, y):
@@ -69,7 +77,8 @@ def plot_functions(
     ax.axhline(0, color="0.7", linewidth=0.8, zorder=0)
     ax.axvline(0, color="0.7", linewidth=0.8, zorder=0)
     ax.set_xlabel("x")
-    ax.set_title("activation functions")
+    ax.set_title("activation functions" + (", normalised: mean 0, variance 1 under N(0,1)"
+                                           if normalize else ""))
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     return save_figure(fig, path)

@@ -137,6 +137,7 @@ def spectra_for_activations(
     seed: int = 0,
     device: str | torch.device | None = None,
     progress: bool = True,
+    normalize: bool = False,
     **spectrum_options,
 ) -> dict[str, SpectrumRecord]:
     """Spectra of ``make_model(activation)`` for every expression, same weights each.
@@ -148,6 +149,8 @@ def spectra_for_activations(
         store: a SQLite file (or open store) to save to and resume from.
         seed: seed of the initial weights and of the label draws.
         device: where to build the model (default: the inputs' device).
+        normalize: the normalised activations (mean 0, variance 1 under N(0, 1)); a
+            function that cannot be normalised is recorded invalid.
         spectrum_options: passed to :func:`actfim.kfac_spectrum` (fisher, ...).
 
     A function whose model cannot be built or whose spectrum is not finite is recorded
@@ -158,6 +161,7 @@ def spectra_for_activations(
     settings = {
         "seed": seed,
         "batch": list(inputs.shape),
+        **({"normalize": True} if normalize else {}),
         **{k: str(v) for k, v in sorted(spectrum_options.items())},
     }
     opened = not isinstance(store, SpectrumStore) and store is not None
@@ -171,7 +175,7 @@ def spectra_for_activations(
         bar = Progress(todo, desc="fisher spectra", unit="fn", disable=not progress)
         for expression in bar:
             record = _one(make_model, expression, reference, inputs, targets, seed, device,
-                          spectrum_options)
+                          normalize, spectrum_options)
             if db is not None:
                 db.add(record)
             results[expression] = record
@@ -182,10 +186,16 @@ def spectra_for_activations(
             db.close()
 
 
-def _one(make_model, expression, reference, inputs, targets, seed, device, options):
+def _one(make_model, expression, reference, inputs, targets, seed, device, normalize,
+         options):
     start = time.perf_counter()
     try:
-        model = _build(make_model, to_module(expression), seed, device)
+        activation = to_module(expression, normalize=normalize)
+    except ActError as err:  # parsed already: only normalising can fail here
+        return SpectrumRecord(expression=expression, valid=False, reason=str(err),
+                              seconds=time.perf_counter() - start)
+    try:
+        model = _build(make_model, activation, seed, device)
         _copy_weights(reference, model)
     except ActError:
         raise

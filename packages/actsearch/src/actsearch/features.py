@@ -28,12 +28,24 @@ def check_feature_set(name: str) -> str:
     return name
 
 
-def output_features(names: Sequence[str]) -> np.ndarray:
-    """Each function's outputs on actcore's fixed sample, as float64 rows."""
+def output_features(names: Sequence[str], normalize: bool = False) -> np.ndarray:
+    """Each function's outputs on actcore's fixed sample, as float64 rows; ``normalize``
+    gives the normalised functions' outputs, (f - mean) / std under N(0, 1), and a row of
+    NaN for a function that cannot be normalised (no moments, or constant)."""
     import actcore
+    from actcore.normalize import normalization
 
     out = actcore.evaluate(list(names), actcore.sample_points())
-    return out.cpu().numpy().astype(np.float64).reshape(len(names), -1)
+    rows = out.cpu().numpy().astype(np.float64).reshape(len(names), -1)
+    if normalize:
+        for i, name in enumerate(names):
+            try:
+                mean, std = normalization(name)
+            except ActError:
+                rows[i] = np.nan
+                continue
+            rows[i] = (rows[i] - mean) / std
+    return rows
 
 
 def fisher_matrix(cdfs: Sequence[Sequence[float]]) -> np.ndarray:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, Field
 
-from actcore.cli import add_operators, add_output, output_path
+from actcore.cli import add_normalize, add_operators, add_output, output_path
 from actcore.console import log
 from actcore.errors import ActError
 from actcore.lock import exclusive
@@ -52,6 +52,7 @@ class SearchConfig(BaseModel):
     fisher_batch: int = Field(32, ge=1)
     data_root: str | None = None
     in_order: bool = Field(False, description="take results in submission order")
+    normalize: bool = Field(False, description="search normalised activation functions")
 
     def settings(self) -> dict:
         """What must match for a study file to be resumed (not budget: it may grow)."""
@@ -95,6 +96,7 @@ def fisher_cdfs(config: SearchConfig, names: list[str], store: str) -> list[list
     def spectra(batch: list[str]) -> list[list[float]]:
         records = spectra_for_activations(
             make_model, batch, inputs, targets, store=store, seed=config.seed, progress=False,
+            normalize=config.normalize,
         )
         return [records[n].cdf or [] for n in batch]
 
@@ -140,7 +142,7 @@ def prepare(config: SearchConfig, out: Path, executor,
     from actsearch.embedding import embed
 
     names = unique_functions(config, progress)
-    outputs = output_features(names)
+    outputs = output_features(names, normalize=config.normalize)
     fisher = None
     if config.features in ("fisher", "union"):
         finite = np.isfinite(outputs).all(axis=1)
@@ -202,6 +204,8 @@ def run_search(config: SearchConfig, out: Path, workers: int | None = None,
                     state.observed[row_of[e.function]] = e.val_accuracy
                 baselines = [row_of[n] for n in BASELINES]
                 overrides = {} if config.epochs is None else {"epochs": config.epochs}
+                if config.normalize:
+                    overrides["normalize"] = True
                 if config.data_root:
                     overrides["root"] = config.data_root
                 bar = Progress(total=config.budget, initial=min(len(done), config.budget),
@@ -325,6 +329,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--features", default="union")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=None, help="override the task's epochs")
+    add_normalize(p)
     p.add_argument("--fisher-batch", type=int, default=32,
                    help="training examples in the Fisher batch (default 32)")
     p.add_argument("--data-root", default=None)
@@ -344,6 +349,7 @@ def run_command(args: argparse.Namespace) -> int:
         task=args.task, space=args.space, budget=args.budget, regressor=args.regressor,
         strategy=args.strategy, features=args.features, seed=args.seed, epochs=args.epochs,
         fisher_batch=args.fisher_batch, data_root=args.data_root, in_order=args.in_order,
+        normalize=args.normalize,
         operators=args.operators,
     )
     get_strategy(config.strategy)
