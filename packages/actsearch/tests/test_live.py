@@ -97,7 +97,7 @@ def test_command_writes_the_report(tmp_path, capsys):
                  "fisher/chunk-00000.sqlite"):
         assert (out / name).is_file(), name
     lines = (out / "leaderboard.csv").read_text().splitlines()
-    assert len(lines) == 11 and lines[0].startswith("rank,function,val_accuracy")
+    assert len(lines) == 11 and lines[0].startswith("rank,function,readable,val_accuracy")
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,7 @@ from actcore.cli import add_normalize, add_operators, add_output, output_path
 from actcore.console import log
 from actcore.errors import ActError
 from actcore.lock import exclusive
+from actcore.readable import readable
 from actsearch.features import Features, check_feature_set, output_features
 from actsearch.regressors import get_regressor
 from actsearch.strategies import SearchState, get_strategy
@@ -302,9 +303,10 @@ def write_report(evaluations: list[Evaluation], out: Path, title: str, top: int 
 
     ranked = sorted(evaluations, key=lambda e: -_accuracy(e.model_dump()))
     write_csv(out / "leaderboard.csv",
-              ["rank", "function", "val_accuracy", "test_accuracy", "status", "seconds", "order"],
-              ([i + 1, e.function, e.val_accuracy, e.test_accuracy, e.status,
-                round(e.seconds, 3), e.order] for i, e in enumerate(ranked)))
+              ["rank", "function", "readable", "val_accuracy", "test_accuracy", "status",
+               "seconds", "order"],
+              ([i + 1, e.function, readable(e.function), e.val_accuracy, e.test_accuracy,
+                e.status, round(e.seconds, 3), e.order] for i, e in enumerate(ranked)))
     if evaluations:
         plots.plot_best_so_far([_accuracy(e.model_dump()) for e in evaluations],
                                out / "best_so_far.png", title)
@@ -367,6 +369,8 @@ def run_command(args: argparse.Namespace) -> int:
     print(f"{len(evaluations)} evaluations in {out}/study.sqlite "
           f"({time.perf_counter() - start:.0f} s this run); top functions:")
     for e in ranked[:5]:
-        print(f"  {e.val_accuracy:.4f}  {e.function}")
+        shown = readable(e.function)
+        print(f"  {e.val_accuracy:.4f}  {shown}" + (f"  (as {e.function})"
+                                                   if shown != e.function else ""))
     log.info(f"wrote {out}/leaderboard.csv, best_so_far.png, top_functions.png")
     return 0

@@ -127,13 +127,14 @@ def plot_functions(names: Sequence[str], path: Path, title: str) -> Path:
     import torch
 
     import actcore
+    from actcore.readable import readable
 
     fig, ax = _figure(figsize=(7, 4.5))
     x = torch.linspace(-5, 5, 401)
     with torch.no_grad():
         for name in names:
             y = actcore.to_module(name)(x)
-            ax.plot(x.numpy(), y.numpy(), label=name)
+            ax.plot(x.numpy(), y.numpy(), label=readable(name))
     ax.set_ylim(-5, 5)
     ax.axhline(0, color="black", linewidth=0.5)
     ax.axvline(0, color="black", linewidth=0.5)
