@@ -2,7 +2,7 @@
 
 Every builder receives an activation *factory* and calls it once per activation site, so
 learnable activations get independent parameters in every layer. Layer sizes follow the
-published descriptions (SPEC.md); parameter counts are asserted in the tests.
+published descriptions; parameter counts are asserted in the tests.
 """
 
 from __future__ import annotations

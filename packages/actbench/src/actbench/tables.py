@@ -2,9 +2,9 @@
 
 A table is a JSON object keyed by function name (``.json`` or gzip-compressed
 ``.json.gz``); each value holds the accuracies and losses of one *unique* function, the
-names of the functions equivalent to it and its Fisher log-eigenvalue CDF (SPEC.md,
-"Benchmark tables"). The public Act-Bench files and act's own tables share the schema,
-so search replay works on either. Packages ship named tables through the ``act_tables``
+names of the functions equivalent to it and its Fisher log-eigenvalue CDF (the
+Act-Bench benchmark-table format). The public Act-Bench files and act's own tables share
+the schema, so search replay works on either. Packages ship named tables through the ``act_tables``
 hook; :func:`load_table` accepts a path or such a name.
 """
 

@@ -1,4 +1,4 @@
-"""actcore's own plugin: SPEC.md's operators and the core command groups.
+"""actcore's own plugin: the published operators and the core command groups.
 
 It is loaded through the ``act`` entry-point group like any third-party plugin.
 """

@@ -37,7 +37,7 @@ def sample_points(
 ) -> Tensor:
     """``n`` fixed points x ~ N(0,1) clipped to [-5, 5] (numpy PCG64 stream of ``seed``).
 
-    The default is the sample that defines equivalence (SPEC.md); other ``n`` give the
+    The default is the sample that defines equivalence; other ``n`` give the
     "outputs on n fixed N(0,1) samples" features.
     """
     if n < 1:

@@ -6,7 +6,7 @@ that many tensors. Learnable operators (e.g. acthull's ``convex_n``) instead giv
 ``nn.Module`` mapping the input ``x`` to the output, so they can own parameters and
 recompute their arguments in backward.
 
-The built-in set is SPEC.md's table; its functions are defined at module level so
+The built-in set is the published operator table; its functions are defined at module level so
 compiled activations pickle.
 """
 
@@ -46,7 +46,7 @@ class Operator:
 
 
 
-# --- unary (SPEC.md: 27) ---------------------------------------------------------------
+# --- unary (27) -----------------------------------------------------------------------
 
 
 def zero(x: Tensor) -> Tensor:
@@ -156,7 +156,7 @@ _NARY: list[tuple[str, Callable[..., Tensor], str]] = [
 
 
 def builtin_operators() -> list[Operator]:
-    """SPEC.md's operator table: 27 unary + 4 extended unary, 7 binary, 4 n-ary."""
+    """The published operator table: 27 unary + 4 extended unary, 7 binary, 4 n-ary."""
     ops = [Operator(n, 1, f, description=d) for n, f, d in _UNARY]
     ops += [Operator(n, 1, f, description=d, extended=True) for n, f, d in _EXTENDED]
     ops += [Operator(n, 2, f, description=d) for n, f, d in _BINARY]

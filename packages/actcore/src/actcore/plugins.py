@@ -25,7 +25,7 @@ from actcore.errors import PluginError, UnknownNameError
 
 ENTRY_POINT_GROUP = "act"
 DISABLE_ENV = "ACT_DISABLE_PLUGINS"
-CORE = "core"  # entry-point name of actcore's own plugin (SPEC.md's operators)
+CORE = "core"  # entry-point name of actcore's own plugin (the published operator table)
 
 T = TypeVar("T")
 

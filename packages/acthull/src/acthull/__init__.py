@@ -2,7 +2,7 @@
 
 g(x) = Σ c_i f_i(x) over base functions f_i from actcore's registry, with the
 coefficients kept exactly on the convex hull (c ≥ 0, Σ c = 1) or the affine hull
-(Σ c = 1) by reparameterisation. See SPEC.md, "Method A".
+(Σ c = 1) by reparameterisation.
 """
 
 from actcore.versions import package_version

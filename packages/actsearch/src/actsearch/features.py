@@ -1,6 +1,6 @@
 """Features that predict how well an activation function trains, without training it.
 
-Two kinds (SPEC.md, "Features"): the function's outputs on actcore's fixed N(0,1) sample,
+Two kinds, as published: the function's outputs on actcore's fixed N(0,1) sample,
 and the Fisher log-eigenvalue CDFs of a network using it (from actfim or a benchmark
 table's column). :class:`Features` holds both for a list of functions together with the
 validity masks the search uses to filter out functions likely to fail.

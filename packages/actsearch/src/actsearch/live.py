@@ -1,7 +1,7 @@
 """Live search on a task: features, embedding, then training the surrogate's picks.
 
 ``act search run --task mlp-digits --space 'binary(unary(x),unary(x))' --budget 50``:
-every unique function of the space (one per equivalence class, SPEC.md's eight baseline
+every unique function of the space (one per equivalence class, the eight published baseline
 functions added) gets output features; candidates with finite outputs get Fisher
 features from actfim (in parallel chunks, each resumable in its SQLite file); the union
 embedding is computed once; then the baselines and the strategy's suggestions are trained through
@@ -104,7 +104,7 @@ def fisher_cdfs(config: SearchConfig, names: list[str], store: str) -> list[list
     try:
         return spectra(names)
     except Exception:
-        # A failed spectrum computation marks its function invalid (SPEC.md); one that
+        # A failed spectrum computation marks its function invalid; one that
         # raises (e.g. eigh not converging) must not sink the chunk: redo it one by one,
         # the finished ones coming back from the store.
         cdfs = []

@@ -2,7 +2,7 @@
 
 A :class:`Regressor` is a named factory of scikit-learn-style estimators (``fit``,
 ``predict``), registered through the ``act_regressors`` hook; third-party packages add
-their own the same way. Built-ins follow SPEC.md: scikit-learn defaults, except KNR's
+their own the same way. Built-ins follow the published method: scikit-learn defaults, except KNR's
 k=3 with distance weights.
 """
 

@@ -1,6 +1,6 @@
 """Replay searches on a benchmark table, where evaluating a function is a lookup.
 
-SPEC.md's protocol: evaluate ReLU and 7 random functions, then repeatedly fit the
+The published protocol: evaluate ReLU and 7 random functions, then repeatedly fit the
 regressor on what was evaluated and evaluate the top prediction, up to the budget.
 Trials run in parallel processes; each finished chunk of trials is saved at once, so an
 interrupted replay resumes where it stopped.

@@ -1,7 +1,7 @@
 """Search strategies: which function(s) to evaluate next.
 
 A :class:`Strategy` maps the search state to a :class:`Suggestion`; strategies are
-registered through the ``act_strategies`` hook. Built-ins (SPEC.md, "Search"):
+registered through the ``act_strategies`` hook. Built-ins (the published search):
 ``random`` searches every function (no Fisher filtering); ``surrogate`` fits the
 regressor on the evaluated functions and suggests the top prediction; ``surrogate-batch``
 suggests the top k predictions from k distinct equivalence classes, for k parallel workers.
