@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 import actbench
-from actcore.plugins import MODELS, OPERATORS, registry
+from actbench.hookspecs import MODELS
+from actcore.plugins import OPERATORS, registry
 
 pytestmark = pytest.mark.skipif(
     "convex_n" not in registry(OPERATORS), reason="acthull is not installed"

@@ -2,9 +2,11 @@
 
 import pytest
 
+from actbench import hookspecs as bench_kinds
 from actcore import plugins
 from actcore.cli import main
 from actcore.versions import DISTRIBUTIONS
+from actsearch import hookspecs as search_kinds
 
 PACKAGES = ["core", "acthull", "actfim", "actbench", "actsearch"]
 
@@ -18,12 +20,13 @@ def test_every_package_plugin_is_discovered():
     "kind",
     [
         plugins.OPERATORS,
-        plugins.REGRESSORS,
-        plugins.STRATEGIES,
-        plugins.DATASETS,
-        plugins.MODELS,
-        plugins.TASKS,
-        plugins.TABLES,
+        search_kinds.REGRESSORS,
+        search_kinds.STRATEGIES,
+        bench_kinds.DATASETS,
+        bench_kinds.MODELS,
+        bench_kinds.TASKS,
+        bench_kinds.TABLES,
+        bench_kinds.OPTIMIZERS,
     ],
     ids=lambda kind: kind.name,
 )

@@ -3,8 +3,9 @@
 import torch
 
 import actfim
+from actbench.hookspecs import MODELS
 from actcore.cli import main
-from actcore.plugins import MODELS, registry
+from actcore.plugins import registry
 
 
 def test_all_cnn_c_from_actbench_has_the_act_bench_feature_layout():
@@ -34,7 +35,8 @@ def test_a_shape_that_contradicts_the_dataset_is_refused(capsys):
 IDENTICAL_RUNS = """
 import hashlib, torch
 from actcore import Space, to_module
-from actcore.plugins import DATASETS, MODELS, registry
+from actbench.hookspecs import DATASETS, MODELS
+from actcore.plugins import registry
 from actfim import kfac_spectrum
 torch.set_num_threads(2)
 source = registry(DATASETS).get("digits")

@@ -8,8 +8,9 @@ from torch import nn
 
 pytest.importorskip("actbench")
 import acthull
+from actbench.hookspecs import MODELS
 from actcore.cli import main
-from actcore.plugins import MODELS, registry
+from actcore.plugins import registry
 
 
 def test_lenet5_relu_to_per_channel_hulls_end_to_end(tmp_path):

@@ -6,9 +6,10 @@ import numpy as np
 from act_idw import InverseDistance
 
 from actbench.tables import Table, TableRecord
-from actcore.plugins import REGRESSORS, registry
+from actcore.plugins import registry
 from actsearch import replay
 from actsearch.features import table_features
+from actsearch.hookspecs import REGRESSORS
 
 
 def test_entry_point_registers_idw():

@@ -16,8 +16,9 @@ from PIL import Image
 from actbench import TensorData, data_root, image_folder
 from actbench.augment import flip_and_shift
 from actbench.datasets import TorchvisionImages
+from actbench.hookspecs import DATASETS
 from actcore import ActError
-from actcore.plugins import DATASETS, registry
+from actcore.plugins import registry
 
 
 def source(name: str):

@@ -7,8 +7,9 @@ import torch
 from torch import nn
 
 from actbench import parameter_count
+from actbench.hookspecs import MODELS
 from actcore import ActError, ParseError
-from actcore.plugins import MODELS, registry
+from actcore.plugins import registry
 
 FASHION = ((1, 28, 28), 10)
 CIFAR10 = ((3, 32, 32), 10)

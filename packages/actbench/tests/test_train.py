@@ -9,9 +9,10 @@ from sklearn.metrics import accuracy_score, log_loss
 from torch import nn
 
 from actbench import Recipe, Result, train
+from actbench.hookspecs import DATASETS, MODELS
 from actbench.recipes import KERAS_RMSPROP, SGD_STEP
 from actcore import ActError, ParseError, UnknownNameError
-from actcore.plugins import DATASETS, MODELS, registry
+from actcore.plugins import registry
 
 FAST = {"epochs": 3}
 
@@ -144,3 +145,29 @@ def test_normalize_trains_the_normalised_activation():
     assert normalised.status == "ok" and normalised.val_accuracy != plain.val_accuracy
     with pytest.raises(ActError, match="variance 0"):
         train("mlp-digits", "zero", 0, epochs=1, normalize=True)
+
+
+def test_an_optimizer_kind_from_a_plugin_trains(monkeypatch):
+    """Optimizers are actbench's plugin kind: a package adds one without touching actcore."""
+    from actbench.optimizers import Optimizer
+    from actcore import hookimpl, plugins
+
+    used = []
+
+    def plain_sgd(params, recipe):
+        used.append(recipe.lr)
+        return torch.optim.SGD(params, lr=recipe.lr)
+
+    class Plugin:
+        @hookimpl
+        def act_optimizers(self):
+            return [Optimizer("plain-sgd", "SGD without momentum", plain_sgd)]
+
+    with pytest.raises(ActError, match="unknown optimizer 'plain-sgd'"):
+        train("mlp-digits", "relu", 0, epochs=1, optimizer="plain-sgd")
+    plugins.register(Plugin(), name="plain-sgd-plugin")
+    try:
+        result = train("mlp-digits", "relu", 0, epochs=1, optimizer="plain-sgd", lr=0.05)
+    finally:
+        plugins.unregister("plain-sgd-plugin")
+    assert result.status == "ok" and used == [0.05]

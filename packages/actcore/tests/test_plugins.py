@@ -12,6 +12,7 @@ from actcore import (
     plugins,
     to_module,
 )
+from actcore.hookspecs import hookspec
 
 
 @pytest.fixture(autouse=True)
@@ -100,11 +101,60 @@ def test_disabling_an_unknown_plugin_is_an_error(monkeypatch, capsys):
     assert "core" in plugins.plugin_names()
 
 
-def test_adding_a_kind_is_one_hook():
-    class Regressors:
-        @hookimpl
-        def act_regressors(self):
-            return [type("R", (), {"name": "test-regressor"})()]
+class GadgetSpecs:
+    """A package's own kind, declared where it is used (as actbench and actsearch do)."""
 
-    plugins.register(Regressors(), name="twice")
-    assert plugins.registry(plugins.REGRESSORS).provider("test-regressor") == "twice"
+    @hookspec
+    def act_gadgets(self):
+        """Return gadgets."""
+
+
+GADGETS = plugins.Kind("gadget", "act_gadgets")
+
+
+class GadgetPackage:
+    @hookimpl
+    def act_addhooks(self, pluginmanager):
+        pluginmanager.add_hookspecs(GadgetSpecs)
+
+    @hookimpl
+    def act_gadgets(self):
+        return [type("G", (), {"name": name})() for name in ("spanner", "hammer")]
+
+
+def test_a_package_adds_its_own_kind_through_act_addhooks():
+    try:
+        plugins.register(GadgetPackage(), name="gadgets")
+        assert plugins.registry(GADGETS).provider("spanner") == "gadgets"
+    finally:
+        plugins.unregister("gadgets")
+    assert len(plugins.registry(GADGETS)) == 0  # nobody declares the kind now
+
+
+def test_a_misspelt_hook_is_an_error_at_load():
+    class Typo:
+        @hookimpl
+        def act_operator(self):
+            return []
+
+    with pytest.raises(PluginError, match="plugin 'typo' implements 'act_operator', a hook "
+                       "that no installed act package declares; did you mean 'act_operators'"):
+        plugins.register(Typo(), name="typo")
+    assert "typo" not in plugins.plugin_names()
+
+
+def test_items_come_through_pluggy_so_wrappers_apply():
+    class NoSpanners:
+        @hookimpl(wrapper=True)
+        def act_gadgets(self):
+            results = yield
+            return [[g for g in items if g.name != "spanner"] for items in results]
+
+    try:
+        plugins.register(GadgetPackage(), name="gadgets")
+        assert plugins.registry(GADGETS).names() == ["spanner", "hammer"]
+        plugins.register(NoSpanners(), name="no-spanners")
+        assert plugins.registry(GADGETS).names() == ["hammer"]
+    finally:
+        plugins.unregister("no-spanners")
+        plugins.unregister("gadgets")

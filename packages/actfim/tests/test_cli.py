@@ -1,44 +1,34 @@
 """``act fim`` with a model plugin registered at run time."""
 
-from dataclasses import dataclass
 from importlib.metadata import entry_points
 
 import pytest
 import torch
+
+from actcore import plugins
+from actcore.cli import main
+
+TINY = """
 from torch import nn
 
-import actcore
-from actcore import plugins, to_module
-from actcore.cli import main
-from actcore.plugins import MODELS, registry
-
-
-@dataclass
-class TinyModel:
-    name: str = "tinyfim"
-
-    def build(self, activation, input_shape, num_classes):
-        act = (lambda: to_module(activation)) if isinstance(activation, str) else activation
-        return nn.Sequential(nn.Conv2d(input_shape[0], 4, 3, padding=1), act(), nn.Flatten(),
-                             nn.Linear(4 * input_shape[1] * input_shape[2], num_classes))
-
-
-class TinyPlugin:
-    @actcore.hookimpl
-    def act_models(self):
-        return [TinyModel()]
+def tiny(num_classes, input_shape):
+    c, h, w = input_shape
+    return nn.Sequential(nn.Conv2d(c, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(4 * h * w, num_classes))
+"""
 
 
 @pytest.fixture
-def tiny():
-    plugins.register(TinyPlugin(), "tinyfim-test")
-    yield
-    plugins.unregister("tinyfim-test")
+def tiny(tmp_path, monkeypatch):
+    """A model of the user's own code, named as ``module:callable``."""
+    (tmp_path / "tinyfim_nets.py").write_text(TINY)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
 
 
 def test_spectrum_command_prints_a_table_and_plots(tiny, tmp_path, capsys):
     png = tmp_path / "spectrum.png"
-    status = main(["fim", "spectrum", "--model", "tinyfim", "--activation", "tanh(x)",
+    status = main(["fim", "spectrum", "--model", "tinyfim_nets:tiny", "--activation", "tanh",
                    "--input-shape", "2,5,5", "--classes", "3", "--batch-size", "16",
                    "--plot", str(png)])
     out = capsys.readouterr().out
@@ -53,14 +43,14 @@ def test_spectrum_command_prints_a_table_and_plots(tiny, tmp_path, capsys):
 
 
 def test_invalid_function_exits_1(tiny, capsys):
-    status = main(["fim", "spectrum", "--model", "tinyfim", "--activation", "zero(x)",
+    status = main(["fim", "spectrum", "--model", "tinyfim_nets:tiny", "--activation", "zero",
                    "--input-shape", "2,5,5", "--classes", "3", "--batch-size", "4"])
     assert status == 1 and "INVALID spectrum" in capsys.readouterr().out
 
 
 def test_batch_command_resumes_and_exports(tiny, tmp_path, capsys):
     store, table = tmp_path / "s.sqlite", tmp_path / "t.json"
-    args = ["--model", "tinyfim", "--input-shape",
+    args = ["--model", "tinyfim_nets:tiny", "--input-shape",
             "2,5,5", "--classes", "3", "--batch-size", "8", "--store", str(store)]
     assert main(["fim", "batch", "relu(x)", "tanh(x)", *args]) == 0
     assert main(["fim", "batch", "relu(x)", "tanh(x)", "sigmoid(x)", *args,
@@ -74,7 +64,7 @@ def test_a_second_batch_on_the_same_store_is_refused(tiny, tmp_path, capsys):
 
     store = tmp_path / "s.sqlite"
     with exclusive(store, "the spectrum store"):
-        status = main(["fim", "batch", "relu(x)", "--model", "tinyfim", "--input-shape",
+        status = main(["fim", "batch", "relu(x)", "--model", "tinyfim_nets:tiny", "--input-shape",
                        "2,5,5", "--classes", "3", "--batch-size", "8", "--store", str(store)])
     assert status == 2 and "is in use by pid" in capsys.readouterr().err
 
@@ -88,16 +78,16 @@ def test_a_second_batch_on_the_same_store_is_refused(tiny, tmp_path, capsys):
       "--fisher", "empirical"], "needs true labels"),
 ])
 def test_user_errors_are_one_line(tiny, capsys, args, message):
-    assert main(["fim", "spectrum", "--model", "tinyfim", *args]) == 2
+    assert main(["fim", "spectrum", "--model", "tinyfim_nets:tiny", *args]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
 
 
-def test_without_any_model_plugin_the_error_says_install_actbench(capsys):
+def test_without_actbench_the_zoo_error_says_install_actbench(capsys):
+    """actfim alone (as in its own nox session), or with actbench disabled."""
     installed = {ep.name for ep in entry_points(group=plugins.ENTRY_POINT_GROUP)}
-    providers = {entry.plugin for entry in registry(MODELS).entries()} & installed
     try:
-        plugins.disable(*providers)
+        plugins.disable(*({"actbench"} & installed))
         status = main(["fim", "spectrum", "--model", "allcnnc", "--activation", "relu(x)",
                        "--input-shape", "3,8,8", "--classes", "10"])
     finally:
@@ -107,7 +97,7 @@ def test_without_any_model_plugin_the_error_says_install_actbench(capsys):
 
 
 def test_random_inputs_are_seeded(tiny, capsys):
-    base = ["fim", "spectrum", "--model", "tinyfim", "--activation", "tanh(x)",
+    base = ["fim", "spectrum", "--model", "tinyfim_nets:tiny", "--activation", "tanh(x)",
             "--input-shape", "2,5,5", "--classes", "3", "--batch-size", "8"]
     main(base)
     first = capsys.readouterr().out.splitlines()[2:]

@@ -43,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from actbench.card import TableCard, card_path, hardware, versions, write_card
 from actbench.executors import Pool, SerialExecutor, single_thread
+from actbench.hookspecs import DATASETS, MODELS
 from actbench.recipes import parse_overrides
 from actbench.tables import TableRecord, write_table
 from actbench.tasks import get_task
@@ -53,7 +54,7 @@ from actcore.atomic import remove_stale_temporaries
 from actcore.cli import add_normalize, add_operators, add_output, output_path
 from actcore.console import Progress, log
 from actcore.lock import exclusive
-from actcore.plugins import DATASETS, MODELS, registry
+from actcore.plugins import registry
 
 MAX_RESTARTS = 3  # pools started for one build call when workers keep dying
 

@@ -9,13 +9,14 @@ from typing import Any
 
 from actbench.activations import activation_name
 from actbench.compare import plot, run_comparison, summarise, table
+from actbench.hookspecs import DATASETS, MODELS, TASKS
 from actbench.models import parameter_count
 from actbench.recipes import parse_overrides
 from actbench.train import Result, train
 from actcore import ActError
 from actcore.cli import add_device, add_group, add_normalize, add_output, output_path
 from actcore.console import Progress, log
-from actcore.plugins import DATASETS, MODELS, TASKS, registry
+from actcore.plugins import registry
 
 
 def add_bench(subparsers: argparse._SubParsersAction) -> None:

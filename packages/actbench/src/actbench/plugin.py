@@ -1,4 +1,5 @@
-"""actbench's act plugin: datasets, models, tasks and the ``act bench`` commands."""
+"""actbench's act plugin: its plugin kinds, the built-in datasets, models, tasks,
+optimizers and tables, and the ``act bench`` commands."""
 
 from __future__ import annotations
 
@@ -8,6 +9,20 @@ from actbench.datasets import DataSource, builtin_datasets
 from actbench.models import Model, builtin_models
 from actbench.tasks import Task, builtin_tasks
 from actcore import hookimpl
+
+
+@hookimpl
+def act_addhooks(pluginmanager) -> None:
+    from actbench import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+@hookimpl
+def act_optimizers() -> list:
+    from actbench.optimizers import builtin_optimizers
+
+    return builtin_optimizers()
 
 
 @hookimpl

@@ -183,7 +183,8 @@ def read_table(path: str | os.PathLike[str], chance: float = CHANCE) -> Table:
 
 def named_tables() -> dict[str, NamedTable]:
     """The tables registered by installed packages, by name."""
-    from actcore.plugins import TABLES, registry
+    from actbench.hookspecs import TABLES
+    from actcore.plugins import registry
 
     return {t.name: t for t in registry(TABLES)}
 
@@ -193,7 +194,8 @@ def load_table(source: str | os.PathLike[str]) -> Table:
     path = Path(source)
     if path.exists() or str(source).endswith((".json", ".json.gz")):
         return read_table(path)
-    from actcore.plugins import TABLES, registry
+    from actbench.hookspecs import TABLES
+    from actcore.plugins import registry
 
     tables = registry(TABLES)
     if str(source) not in tables:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from actbench.hookspecs import TASKS
 from actbench.recipes import DIGITS, KERAS_RMSPROP, SGD_CIFAR, SGD_STEP, Recipe
-from actcore.plugins import TASKS, registry
+from actcore.plugins import registry
 
 
 @dataclass(frozen=True)

@@ -27,13 +27,14 @@ from torch.utils.data import DataLoader, Dataset
 
 from actbench.activations import ActivationSpec, activation_factory, activation_name
 from actbench.datasets import TensorData
+from actbench.hookspecs import DATASETS, MODELS
 from actbench.recipes import Recipe
 from actbench.tasks import Task, get_task
 from actcore import ActError
 from actcore.atomic import atomic_path
 from actcore.console import Progress
 from actcore.device import resolve_device
-from actcore.plugins import DATASETS, MODELS, registry
+from actcore.plugins import registry
 
 
 class Result(BaseModel):
@@ -89,12 +90,13 @@ def evaluate(
 
 def _recipe(task: Task, overrides: dict[str, Any]) -> Recipe:
     try:
-        return Recipe.model_validate({**task.recipe.model_dump(), **overrides})
+        recipe = Recipe.model_validate({**task.recipe.model_dump(), **overrides})
     except ValidationError as err:
         problems = "; ".join(
             f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors()
         )
         raise ActError(f"bad training setting for task {task.name!r}: {problems}") from None
+    return recipe
 
 
 def _save(path: Path, state: dict[str, Any]) -> None:

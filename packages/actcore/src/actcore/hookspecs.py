@@ -1,15 +1,18 @@
-"""Hook specifications of act: every kind of plugin in one place.
+"""actcore's hook specifications: operators, command groups, and the hook that lets
+every other package add its own kinds.
 
-A plugin is any object or module with functions marked ``@hookimpl`` whose names match
-the specifications below. Third-party packages expose one through the ``act`` entry-point
-group, exactly like act's own packages do::
+A plugin is any object or module with functions marked ``@hookimpl`` whose names match a
+specification. Third-party packages expose one through the ``act`` entry-point group,
+exactly like act's own packages do::
 
     [project.entry-points.act]
     mything = "mypackage.act_plugin"
 
-Each ``act_<kind>`` hook returns an iterable of items that have a ``name`` attribute; the
-:mod:`actcore.plugins` registry collects them per kind and rejects name clashes. Adding a
-kind is one hook here plus one :class:`actcore.plugins.Kind` where it is consumed.
+actcore owns two kinds (``act_operators``, ``act_cli``). A package that consumes a kind
+of its own declares the hookspecs in its own ``hookspecs`` module and adds them from its
+plugin's ``act_addhooks`` (as pytest plugins do with ``pytest_addhooks``): actbench adds
+datasets, models, tasks, tables and optimizers, actsearch regressors and strategies. An
+implementation of a hook nobody declared is an error when the plugins load.
 """
 
 from __future__ import annotations
@@ -25,6 +28,14 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
+@hookspec(historic=True)
+def act_addhooks(pluginmanager: pluggy.PluginManager) -> None:
+    """Add a package's own hook specifications: ``pluginmanager.add_hookspecs(module)``.
+
+    Called for every plugin as it is registered (historic), before its hooks are used.
+    """
+
+
 @hookspec
 def act_operators() -> Iterable[Any]:
     """Return :class:`actcore.operators.Operator` objects (fixed or learnable)."""
@@ -37,33 +48,3 @@ def act_cli(subparsers: argparse._SubParsersAction) -> None:
     Add parsers with ``subparsers.add_parser(...)`` and give each runnable command
     ``set_defaults(run=callable)``; ``callable(args)`` returns an exit status or None.
     """
-
-
-@hookspec
-def act_regressors() -> Iterable[Any]:
-    """Return surrogate regressors (see actsearch) that predict accuracy from embeddings."""
-
-
-@hookspec
-def act_strategies() -> Iterable[Any]:
-    """Return search strategies (see actsearch) that choose what to evaluate next."""
-
-
-@hookspec
-def act_datasets() -> Iterable[Any]:
-    """Return datasets (see actbench)."""
-
-
-@hookspec
-def act_models() -> Iterable[Any]:
-    """Return model builders (see actbench) that take the activation as a parameter."""
-
-
-@hookspec
-def act_tasks() -> Iterable[Any]:
-    """Return tasks (see actbench): a dataset, a model and a training recipe."""
-
-
-@hookspec
-def act_tables() -> Iterable[Any]:
-    """Return named benchmark tables (see actbench) shipped by a package."""

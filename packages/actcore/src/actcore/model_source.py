@@ -6,8 +6,8 @@
   the activation at every site;
 - a torchvision classification model, ``resnet18`` or ``torchvision:resnet18``;
 - a timm model, ``timm:convnext_atto`` (timm installed);
-- ``package.module:callable``: the user's own factory, called with ``num_classes=`` when
-  it takes that argument, else with no argument.
+- ``package.module:callable``: the user's own factory, called with ``num_classes=`` and
+  ``input_shape=`` when it takes those arguments.
 
 Outside models are built untrained (no downloaded weights) and keep their own activations
 unless one is given: then every activation of the kinds ``replace`` names (ReLU by default)
@@ -34,7 +34,7 @@ from actcore.activation_kinds import (
 from actcore.compile import to_module
 from actcore.errors import ActError, UnknownNameError
 from actcore.expr import parse
-from actcore.plugins import MODELS, registry
+from actcore.plugins import Kind, Registry, registry
 from actcore.versions import install_hint
 
 
@@ -48,7 +48,7 @@ def build_model(
 ) -> nn.Module:
     """A fresh model named ``name`` (see the module doc) with ``activation`` (an expression
     or a factory of modules) in it."""
-    models = registry(MODELS)
+    models = _zoo()
     if ":" not in name and name in models:
         if activation is None:
             raise ActError(f"model {name!r} is built around an activation: give one")
@@ -64,6 +64,16 @@ def build_model(
                            f"(it has {describe_found(model)})")
         swap_modules(model, {site: activation() for site in sites})
     return model
+
+
+def _zoo():
+    """act's model zoo: the ``act_models`` kind, which actbench declares (when it is
+    installed and enabled; otherwise there is no zoo)."""
+    try:
+        from actbench.hookspecs import MODELS
+    except ImportError:
+        return Registry(Kind("model", "act_models"), {})
+    return registry(MODELS)
 
 
 def _outside_model(name: str, input_shape: tuple[int, ...], num_classes: int,
@@ -95,18 +105,19 @@ def _outside_model(name: str, input_shape: tuple[int, ...], num_classes: int,
     factory = getattr(module, what, None)
     if not callable(factory):
         raise ActError(f"{source!r} has no callable {what!r} (--model {name})")
-    model = _call(factory, num_classes)
+    model = _call(factory, num_classes, input_shape)
     if not isinstance(model, nn.Module):
         raise ActError(f"{name} returned {type(model).__name__}, not a torch.nn.Module")
     return model
 
 
-def _call(factory: Callable, num_classes: int) -> object:
+def _call(factory: Callable, num_classes: int, input_shape: tuple[int, ...]) -> object:
     try:
-        takes = "num_classes" in inspect.signature(factory).parameters
+        takes = inspect.signature(factory).parameters
     except (TypeError, ValueError):
-        takes = False
-    return factory(num_classes=num_classes) if takes else factory()
+        takes = {}
+    given = {"num_classes": num_classes, "input_shape": tuple(input_shape)}
+    return factory(**{k: v for k, v in given.items() if k in takes})
 
 
 def _import(module: str, why: str):

@@ -38,13 +38,9 @@ class Kind(Generic[T]):
     hook: str
 
 
+#: actcore's own kind; other packages declare theirs next to their hookspecs
+#: (``actbench.hookspecs.MODELS``, ``actsearch.hookspecs.REGRESSORS``...).
 OPERATORS: Kind[Any] = Kind("operator", "act_operators")
-REGRESSORS: Kind[Any] = Kind("regressor", "act_regressors")
-STRATEGIES: Kind[Any] = Kind("strategy", "act_strategies")
-DATASETS: Kind[Any] = Kind("dataset", "act_datasets")
-MODELS: Kind[Any] = Kind("model", "act_models")
-TASKS: Kind[Any] = Kind("task", "act_tasks")
-TABLES: Kind[Any] = Kind("table", "act_tables")
 
 
 @dataclass(frozen=True)
@@ -107,9 +103,35 @@ def plugin_manager() -> pluggy.PluginManager:
     if _manager is None:
         manager = pluggy.PluginManager(hookspecs.PROJECT)
         manager.add_hookspecs(hookspecs)
+        # historic: every plugin registered from now on gets to add its hookspecs
+        manager.hook.act_addhooks.call_historic(kwargs={"pluginmanager": manager})
         _load_entry_points(manager, _disabled_names())
+        _check_pending(manager)
         _manager = manager
     return _manager
+
+
+def _check_pending(manager: pluggy.PluginManager) -> None:
+    """An implementation of a hook that no package declares is a misspelt hook (or one
+    of a package that is not installed): pluggy's ``check_pending`` turns it into an error
+    here, naming the plugin and the closest declared hook, instead of silence."""
+    try:
+        manager.check_pending()
+    except pluggy.PluginValidationError:
+        import difflib
+
+        declared = [n for n, h in vars(manager.hook).items() if h.has_spec()]
+        for name, hook in vars(manager.hook).items():
+            impls = [] if hook.has_spec() else [i for i in hook.get_hookimpls()
+                                                 if not i.optionalhook]
+            if impls:
+                close = difflib.get_close_matches(name, declared, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise PluginError(
+                    f"plugin {impls[0].plugin_name!r} implements {name!r}, a hook that no "
+                    f"installed act package declares{hint}"
+                ) from None
+        raise
 
 
 def _load_entry_points(manager: pluggy.PluginManager, disabled: set[str]) -> None:
@@ -143,26 +165,37 @@ def registry(kind: Kind[T]) -> Registry[T]:
 
 def _collect(kind: Kind[T]) -> Registry[T]:
     manager = plugin_manager()
-    caller = getattr(manager.hook, kind.hook)
+    caller = getattr(manager.hook, kind.hook, None)
     entries: dict[str, Entry[T]] = {}
-    # get_hookimpls() lists plugins in registration order (pluggy *calls* them in
-    # reverse), so built-ins come first and a clash blames the later plugin.
-    for impl in caller.get_hookimpls():
-        for item in impl.function() or ():
-            name = item.name
-            if name in entries:
-                raise PluginError(
-                    f"{kind.name} {name!r} is provided by both plugin "
-                    f"{entries[name].plugin!r} and plugin {impl.plugin_name!r}; "
-                    f"disable one of them ({DISABLE_ENV}={impl.plugin_name})"
-                )
-            entries[name] = Entry(name, item, impl.plugin_name)
+    if caller is None or not caller.has_spec():
+        return Registry(kind, entries)  # the package declaring the kind is not installed
+    impls = [i for i in caller.get_hookimpls() if not (i.hookwrapper or i.wrapper)]
+    # One call per plugin, through pluggy (wrappers apply), in registration order:
+    # built-ins come first and a clash blames the later plugin.
+    for impl in impls:
+        others = [other.plugin for other in impls if other is not impl]
+        for result in manager.subset_hook_caller(kind.hook, others)():
+            for item in result or ():
+                name = item.name
+                if name in entries:
+                    raise PluginError(
+                        f"{kind.name} {name!r} is provided by both plugin "
+                        f"{entries[name].plugin!r} and plugin {impl.plugin_name!r}; "
+                        f"disable one of them ({DISABLE_ENV}={impl.plugin_name})"
+                    )
+                entries[name] = Entry(name, item, impl.plugin_name)
     return Registry(kind, entries)
 
 
 def register(plugin: object, name: str) -> None:
     """Register a plugin object at run time (in addition to entry points)."""
-    plugin_manager().register(plugin, name=name)
+    manager = plugin_manager()
+    manager.register(plugin, name=name)
+    try:
+        _check_pending(manager)
+    except PluginError:
+        manager.unregister(plugin)
+        raise
     _registries.clear()
 
 

@@ -21,7 +21,8 @@ from actcore.device import resolve_device
 from actcore.errors import ActError
 from actcore.lock import exclusive
 from actcore.model_source import build_model
-from actcore.plugins import DATASETS, registry
+from actcore.plugins import registry
+from actcore.versions import install_hint
 from actfim.batch import spectra_for_activations
 from actfim.features import fisher_cdf
 from actfim.spectrum import kfac_spectrum
@@ -107,6 +108,11 @@ def load_batch(args: argparse.Namespace) -> tuple[Tensor, Tensor | None, tuple, 
                            "random inputs")
         inputs = torch.randn(args.batch_size, *args.input_shape, generator=generator)
         return inputs, None, args.input_shape, args.classes
+    try:  # datasets are actbench's kind: an optional dependency, named where it is used
+        from actbench.hookspecs import DATASETS
+    except ImportError:
+        raise ActError(f"--dataset needs actbench's datasets: {install_hint('actbench')}; "
+                       "or give --input-shape and --classes for random inputs") from None
     dataset = registry(DATASETS).get(args.dataset)
     for given, own, option in ((args.input_shape, tuple(dataset.input_shape), "--input-shape"),
                                (args.classes, int(dataset.num_classes), "--classes")):

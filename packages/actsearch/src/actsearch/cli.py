@@ -155,7 +155,8 @@ def run_embed(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from actcore.plugins import REGRESSORS, STRATEGIES, registry
+    from actcore.plugins import registry
+    from actsearch.hookspecs import REGRESSORS, STRATEGIES
 
     for kind, heading in ((REGRESSORS, "regressors"), (STRATEGIES, "strategies")):
         print(f"{heading}:")

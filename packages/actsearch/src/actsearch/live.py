@@ -78,7 +78,8 @@ def fisher_cdfs(config: SearchConfig, names: list[str], store: str) -> list[list
     import torch
 
     from actbench import get_task
-    from actcore.plugins import DATASETS, MODELS, registry
+    from actbench.hookspecs import DATASETS, MODELS
+    from actcore.plugins import registry
     from actfim.batch import spectra_for_activations
 
     task = get_task(config.task)

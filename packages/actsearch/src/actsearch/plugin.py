@@ -10,6 +10,13 @@ from actsearch.strategies import Strategy, builtin_strategies
 
 
 @hookimpl
+def act_addhooks(pluginmanager) -> None:
+    from actsearch import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+@hookimpl
 def act_regressors() -> list[Regressor]:
     return builtin_regressors()
 

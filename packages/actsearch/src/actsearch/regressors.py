@@ -78,6 +78,7 @@ def builtin_regressors() -> list[Regressor]:
 
 def get_regressor(name: str) -> Regressor:
     """The registered regressor ``name`` (an error lists close names)."""
-    from actcore.plugins import REGRESSORS, registry
+    from actcore.plugins import registry
+    from actsearch.hookspecs import REGRESSORS
 
     return registry(REGRESSORS).get(name)

@@ -138,6 +138,7 @@ def builtin_strategies() -> list[Strategy]:
 
 def get_strategy(name: str) -> Strategy:
     """The registered strategy ``name`` (an error lists close names)."""
-    from actcore.plugins import STRATEGIES, registry
+    from actcore.plugins import registry
+    from actsearch.hookspecs import STRATEGIES
 
     return registry(STRATEGIES).get(name)
