@@ -11,7 +11,6 @@ a run saves its state after every epoch and resumes from it when restarted.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import time
@@ -35,6 +34,7 @@ from actcore.atomic import atomic_path
 from actcore.console import Progress
 from actcore.device import resolve_device
 from actcore.plugins import registry
+from actcore.threads import torch_threads
 
 
 class Result(BaseModel):
@@ -104,18 +104,6 @@ def _save(path: Path, state: dict[str, Any]) -> None:
         torch.save(state, tmp)
 
 
-@contextlib.contextmanager
-def _threads(count: int | None) -> Iterator[None]:
-    """Run with ``count`` torch threads, restoring the previous number afterwards."""
-    previous = torch.get_num_threads()
-    if count is not None:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def train(
     task: str | Task,
     activation: ActivationSpec,
@@ -154,7 +142,7 @@ def train(
             runtime_s=time.perf_counter() - start, epochs=epochs,
         )  # fmt: skip
 
-    with torch.random.fork_rng(devices=[]), _threads(recipe.threads):
+    with torch.random.fork_rng(devices=[]), torch_threads(recipe.threads):
         torch.manual_seed(seed)
         try:
             model = architecture.build(make_activation, source.input_shape, source.num_classes)

@@ -37,7 +37,6 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -56,6 +55,7 @@ from actcore.evaluate import (
 )
 from actcore.expr import Expr, parse
 from actcore.space import Pattern, Space
+from actcore.threads import torch_threads
 
 CHUNK_ROWS = 512
 MAX_FUNCTIONS = 100_000_000  # per-name arrays must fit in memory
@@ -336,24 +336,12 @@ class EquivalenceClasses:
         return h.hexdigest()[:16]
 
 
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """Run torch single-threaded: the work comes in cache-sized blocks, where a second
-    thread costs more in synchronisation than it gains (and far more on a busy machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def equivalence_classes(
     functions: Iterable[str | Expr] | Space, progress: bool = False
 ) -> EquivalenceClasses:
     """Group functions (names, expressions or a whole :class:`Space`) into classes."""
     bar = Progress(desc="equivalence", unit="fn", unit_scale=True, disable=not progress)
-    with bar, _one_thread():
+    with bar, torch_threads(1):
         if isinstance(functions, Space):
             return _space_classes(functions, bar if progress else None)
         return _list_classes(functions, bar)

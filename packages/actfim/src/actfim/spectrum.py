@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from actcore.console import Progress
 from actcore.errors import ActError
+from actcore.threads import torch_threads
 from actfim.factors import (
     FisherType,
     LayerFactors,
@@ -225,14 +226,10 @@ def _eigvalsh_all(factors: list[Tensor],
         torch.set_num_threads(1)
         return torch.linalg.eigvalsh(factors[i])
 
-    torch.set_num_threads(1)
-    try:
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            for i, values in zip(work, pool.map(one_thread_eigvalsh, work)):
-                out[i] = values
-                done(1)
-    finally:
-        torch.set_num_threads(threads)
+    with torch_threads(1), ThreadPoolExecutor(max_workers=threads) as pool:
+        for i, values in zip(work, pool.map(one_thread_eigvalsh, work)):
+            out[i] = values
+            done(1)
     return out
 
 
