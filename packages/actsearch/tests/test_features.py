@@ -12,3 +12,11 @@ def test_normalised_output_features():
     mean, std = normalization("relu(x)")
     np.testing.assert_allclose(rows[0], (plain[0] - mean) / std)
     assert np.isnan(rows[1]).all()  # no moments: not a candidate
+
+
+def test_the_public_api_resolves():
+    import actsearch
+
+    assert len(actsearch.__all__) >= 10
+    for name in actsearch.__all__:
+        assert getattr(actsearch, name) is not None, name

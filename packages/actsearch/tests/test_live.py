@@ -10,7 +10,8 @@ from actcore import equivalence_classes
 from actcore.cli import main
 from actcore.errors import ActError
 from actsearch import live
-from actsearch.live import BASELINES, SearchConfig, run_search
+from actsearch.features import BASELINES
+from actsearch.live import SearchConfig, run_search
 
 OPS = ["relu", "tanh", "sigmoid", "elu", "identity", "abs", "swish", "softplus", "negative"]
 

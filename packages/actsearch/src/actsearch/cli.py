@@ -14,7 +14,7 @@ from actcore.atomic import atomic_path
 from actcore.cli import add_group, add_output, int_at_least, output_path
 from actcore.console import log
 from actcore.errors import ActError
-from actsearch.features import FEATURE_SETS, check_feature_set
+from actsearch.features import BASELINES, FEATURE_SETS, check_feature_set
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -146,7 +146,7 @@ def run_embed(args: argparse.Namespace) -> int:
             coords = embed(features, fs, seed=args.seed, cache=args.cache or True)
             panels[fs] = (coords, np.nan_to_num(acc, nan=table.chance))
     index = np.cumsum(mask) - 1  # row -> candidate index
-    labels = {n: int(index[r]) for n, r in features.rows_like(plots.WELL_KNOWN).items()
+    labels = {n: int(index[r]) for n, r in features.rows_like(BASELINES).items()
               if mask[r]}
     out = output_path(args, table=Path(str(args.table)).name.split(".")[0])
     plots.plot_embeddings(panels, labels, out, f"{args.table}: {int(mask.sum())} candidates")

@@ -19,6 +19,13 @@ from actcore.errors import ActError
 FEATURE_SETS = ("outputs", "fisher", "union")
 
 
+
+#: The eight well-known functions a search starts from, as published; plots label them.
+BASELINES = (
+    "elu(x)", "relu(x)", "selu(x)", "sigmoid(x)", "softplus(x)", "softsign(x)", "swish(x)",
+    "tanh(x)",
+)
+
 def check_feature_set(name: str) -> str:
     """``name`` if it is a known feature set; else an error listing them."""
     if name not in FEATURE_SETS:

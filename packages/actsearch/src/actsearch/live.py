@@ -27,15 +27,10 @@ from actcore.console import log
 from actcore.errors import ActError
 from actcore.lock import exclusive
 from actcore.readable import readable
-from actsearch.features import Features, check_feature_set, output_features
+from actsearch.features import BASELINES, Features, check_feature_set, output_features
 from actsearch.regressors import get_regressor
 from actsearch.strategies import SearchState, get_strategy
 from actsearch.study import Evaluation, Study
-
-BASELINES = (
-    "elu(x)", "relu(x)", "selu(x)", "sigmoid(x)", "softplus(x)", "softsign(x)", "swish(x)",
-    "tanh(x)",
-)
 
 
 class SearchConfig(BaseModel):

@@ -12,11 +12,6 @@ import numpy as np
 
 from actcore.plot import save_figure
 
-WELL_KNOWN = (
-    "relu(x)", "elu(x)", "selu(x)", "sigmoid(x)", "softplus(x)", "softsign(x)", "swish(x)",
-    "tanh(x)",
-)
-
 
 def _figure(*args, **kwargs):
     import matplotlib
