@@ -158,3 +158,19 @@ def test_items_come_through_pluggy_so_wrappers_apply():
     finally:
         plugins.unregister("no-spanners")
         plugins.unregister("gadgets")
+
+
+def test_a_kind_implementation_that_returns_nothing_is_named():
+    class Forgetful:
+        @hookimpl
+        def act_gadgets(self):
+            return None
+
+    try:
+        plugins.register(GadgetPackage(), name="gadgets")
+        plugins.register(Forgetful(), name="forgetful")
+        with pytest.raises(PluginError, match="act_gadgets of plugin 'forgetful' returned"):
+            plugins.registry(GADGETS)
+    finally:
+        plugins.unregister("forgetful")
+        plugins.unregister("gadgets")

@@ -45,9 +45,9 @@ from actbench.card import TableCard, card_path, hardware, versions, write_card
 from actbench.executors import Pool, SerialExecutor, single_thread
 from actbench.hookspecs import DATASETS, MODELS
 from actbench.recipes import parse_overrides
-from actbench.tables import TableRecord, write_table
+from actbench.tables import TableRecord, chance_accuracy, is_failed, write_table
 from actbench.tasks import get_task
-from actbench.train import Result, _recipe, train
+from actbench.train import Result, recipe_for, train
 from actbench.workstore import FISHER_SEED, UnitKey, UnitResult, WorkStore
 from actcore import ActError, Space, equivalence_classes
 from actcore.atomic import remove_stale_temporaries
@@ -182,7 +182,7 @@ def _failed_record(config: BuildConfig, key: UnitKey, reason: str, seconds: floa
         return {"expression": key.function, "valid": False, "reason": reason, "cdf": None,
                 "seconds": seconds}  # fmt: skip
     task = get_task(config.task)
-    chance = 1.0 / registry(DATASETS).get(task.dataset).num_classes
+    chance = chance_accuracy(registry(DATASETS).get(task.dataset).num_classes)
     return Result(
         task=task.name, activation=key.function, seed=key.seed, status="failed",
         reason=reason, train_accuracy=chance, val_accuracy=chance, test_accuracy=chance,
@@ -300,7 +300,7 @@ def build(
     if per_task < 1:
         raise ActError(f"functions per task must be at least 1, got {per_task}")
     task = get_task(config.task)
-    recipe = _recipe(task, config.overrides)  # bad overrides fail before any work
+    recipe = recipe_for(task, config.overrides)  # bad overrides fail before any work
     _preflight(config, task.dataset)
     with exclusive(store_path(out), "the work store"):  # one build of ``out`` at a time
         for finished in (out, card_path(out)):  # what a killed writer left half-written
@@ -445,10 +445,8 @@ def _run(
 
 def _card(config, plan, task, recipe, rows, results, wall_total, where, out) -> TableCard:
     fisher_invalid = sum(not r.fisher_cdf for r in rows.values())
-    chance = 1.0 / registry(DATASETS).get(task.dataset).num_classes
-    failed = sum(
-        (not math.isfinite(r.val_loss)) or r.val_accuracy <= chance + 1e-9 for r in rows.values()
-    )
+    chance = chance_accuracy(registry(DATASETS).get(task.dataset).num_classes)
+    failed = sum(is_failed(r.val_accuracy, chance, r.val_loss) for r in rows.values())
     return TableCard(
         table=Path(out).name, task=task.name, dataset=task.dataset, model=task.model,
         recipe=recipe, seeds=list(range(config.seeds)), schemas=list(config.schemas),

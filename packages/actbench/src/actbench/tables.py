@@ -24,6 +24,23 @@ from actcore.atomic import write_atomic
 from actcore.errors import ActError, UnknownNameError
 
 CHANCE = 0.1  # CIFAR-10 and the other ten-class tasks of the published tables
+#: A run within this of chance accuracy learned nothing: it counts as failed.
+FAILED_MARGIN = 1e-3
+
+
+def chance_accuracy(num_classes: int) -> float:
+    """The accuracy of guessing among ``num_classes`` balanced classes; a failed run
+    (an activation that crashes or diverges) is recorded at this accuracy."""
+    return 1.0 / num_classes
+
+
+def is_failed(val_accuracy: float, chance: float, *others: float) -> bool:
+    """The one definition of a failed training: a validation accuracy (or any of
+    ``others``: losses, other accuracies) that is not finite, or an accuracy within
+    :data:`FAILED_MARGIN` of chance. Tables, builds and searches all use it."""
+    if not all(math.isfinite(v) for v in (val_accuracy, *others)):
+        return True
+    return val_accuracy <= chance + FAILED_MARGIN
 
 
 class TableRecord(BaseModel):
@@ -115,10 +132,8 @@ class Table(Mapping[str, TableRecord]):
     def failed(self, name: str) -> bool:
         """Training failed: a non-finite number or validation accuracy at chance."""
         r = self[name]
-        values = (r.train_accuracy, r.val_accuracy, r.val_loss, r.test_accuracy)
-        if not all(math.isfinite(v) for v in values):
-            return True
-        return r.val_accuracy <= self.chance + 1e-3
+        return is_failed(r.val_accuracy, self.chance, r.train_accuracy, r.val_loss,
+                         r.test_accuracy)
 
     def successful(self) -> Table:
         """The table without failed functions."""

@@ -28,6 +28,7 @@ from actbench.activations import ActivationSpec, activation_factory, activation_
 from actbench.datasets import TensorData
 from actbench.hookspecs import DATASETS, MODELS
 from actbench.recipes import Recipe
+from actbench.tables import chance_accuracy
 from actbench.tasks import Task, get_task
 from actcore import ActError
 from actcore.atomic import atomic_path
@@ -88,7 +89,8 @@ def evaluate(
     return loss.item() / max(count, 1), correct.item() / max(count, 1)
 
 
-def _recipe(task: Task, overrides: dict[str, Any]) -> Recipe:
+def recipe_for(task: Task, overrides: dict[str, Any]) -> Recipe:
+    """``task``'s recipe with ``overrides``; a bad value is an error naming the field."""
     try:
         recipe = Recipe.model_validate({**task.recipe.model_dump(), **overrides})
     except ValidationError as err:
@@ -122,7 +124,7 @@ def train(
         raise ActError(f"seed must be a non-negative integer, got {seed!r}")
     device = resolve_device(device)
     task = get_task(task)
-    recipe = _recipe(task, overrides)
+    recipe = recipe_for(task, overrides)
     make_activation = activation_factory(activation, normalize=recipe.normalize)
     name = activation_name(activation)
     source = registry(DATASETS).get(task.dataset)
@@ -132,7 +134,7 @@ def train(
         for split in ("train", "val", "test")
     }
     start = time.perf_counter()
-    chance = 1.0 / source.num_classes
+    chance = chance_accuracy(source.num_classes)
 
     def failed(reason: str, epochs: int) -> Result:
         return Result(

@@ -169,21 +169,26 @@ def _collect(kind: Kind[T]) -> Registry[T]:
     entries: dict[str, Entry[T]] = {}
     if caller is None or not caller.has_spec():
         return Registry(kind, entries)  # the package declaring the kind is not installed
+    # One call through pluggy (tryfirst/trylast and wrappers apply). pluggy calls the
+    # implementations last-registered first and keeps one result per implementation; read
+    # back in registration order, built-ins come first and a clash blames the later plugin.
     impls = [i for i in caller.get_hookimpls() if not (i.hookwrapper or i.wrapper)]
-    # One call per plugin, through pluggy (wrappers apply), in registration order:
-    # built-ins come first and a clash blames the later plugin.
-    for impl in impls:
-        others = [other.plugin for other in impls if other is not impl]
-        for result in manager.subset_hook_caller(kind.hook, others)():
-            for item in result or ():
-                name = item.name
-                if name in entries:
-                    raise PluginError(
-                        f"{kind.name} {name!r} is provided by both plugin "
-                        f"{entries[name].plugin!r} and plugin {impl.plugin_name!r}; "
-                        f"disable one of them ({DISABLE_ENV}={impl.plugin_name})"
-                    )
-                entries[name] = Entry(name, item, impl.plugin_name)
+    results = caller()
+    if len(results) != len(impls):
+        empty = [i.plugin_name for i in impls if i.function() is None]
+        raise PluginError(f"{kind.hook} of plugin {(empty or ['?'])[0]!r} returned nothing: "
+                          f"an implementation returns a list of {kind.name}s (or a hook "
+                          "wrapper dropped a result)")
+    for impl, items in zip(impls, reversed(results), strict=True):
+        for item in items or ():
+            name = item.name
+            if name in entries:
+                raise PluginError(
+                    f"{kind.name} {name!r} is provided by both plugin "
+                    f"{entries[name].plugin!r} and plugin {impl.plugin_name!r}; "
+                    f"disable one of them ({DISABLE_ENV}={impl.plugin_name})"
+                )
+            entries[name] = Entry(name, item, impl.plugin_name)
     return Registry(kind, entries)
 
 
