@@ -7,7 +7,9 @@
 from actbench.activations import activation_factory
 from actbench.datasets import DataSource, TensorData, data_root, image_folder
 from actbench.models import Model, parameter_count
+from actbench.optimizers import Optimizer
 from actbench.recipes import Recipe
+from actbench.tables import Table, chance_accuracy, is_failed, load_table, read_table
 from actbench.tasks import Task, get_task
 from actbench.train import Result, evaluate, train
 from actcore.versions import package_version
@@ -17,15 +19,21 @@ __version__ = package_version("actbench")
 __all__ = [
     "DataSource",
     "Model",
+    "Optimizer",
     "Recipe",
     "Result",
+    "Table",
     "Task",
     "TensorData",
     "activation_factory",
+    "chance_accuracy",
     "data_root",
     "evaluate",
     "get_task",
     "image_folder",
+    "is_failed",
+    "load_table",
     "parameter_count",
+    "read_table",
     "train",
 ]
