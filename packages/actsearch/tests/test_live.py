@@ -9,7 +9,7 @@ import pytest
 from actcore import equivalence_classes
 from actcore.cli import main
 from actcore.errors import ActError
-from actsearch import live
+from actsearch import candidates, live
 from actsearch.features import BASELINES
 from actsearch.live import SearchConfig, run_search
 
@@ -76,7 +76,7 @@ def test_a_second_search_on_the_same_study_is_refused(tmp_path, counted):
 
 
 def test_candidates_are_class_representatives():
-    names = live.unique_functions(config())
+    names = candidates.unique_functions(config())
     assert len(equivalence_classes(names)) == len(names)  # one per class
     assert "relu(x)" in names and "max(relu(x),relu(x))" not in names
     assert set(BASELINES) <= set(names)

@@ -16,7 +16,7 @@ _HOMES = {
     "Features": "features",
     "output_features": "features",
     "embed": "embedding",
-    "SearchConfig": "live",
+    "SearchConfig": "config",
     "run_search": "live",
     "Regressor": "regressors",
     "get_regressor": "regressors",

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import math
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from actcore.atomic import atomic_path
-from actcore.cli import add_group, add_output, int_at_least, output_path
+from actcore.cli import (
+    add_group,
+    add_normalize,
+    add_operators,
+    add_output,
+    int_at_least,
+    output_path,
+)
 from actcore.console import log
 from actcore.errors import ActError
 from actsearch.features import BASELINES, FEATURE_SETS, check_feature_set
+from actsearch.report import write_csv
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -44,9 +51,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p = commands.add_parser("regressors", help="list the registered regressors and strategies")
     p.set_defaults(run=run_list)
 
-    from actsearch import live
-
-    live.add_command(commands)
+    add_run(commands)
 
 
 def _table_args(p: argparse.ArgumentParser) -> None:
@@ -165,10 +170,64 @@ def run_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_csv(path: Path, header: Sequence[str], rows) -> Path:
-    """Write a CSV atomically."""
-    with atomic_path(path) as tmp, tmp.open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
+def add_run(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("run", help="search a task live: train the surrogate's picks")
+    p.add_argument("--task", required=True, help="actbench task, e.g. mlp-digits")
+    p.add_argument("--space", action="append", required=True,
+                   help="schema, e.g. 'binary(unary(x),unary(x))' (repeatable: union)")
+    add_operators(p)
+    p.add_argument("--budget", type=int, default=50, help="evaluations in total")
+    p.add_argument("--workers", type=int, default=None,
+                   help="parallel trainings (default: all cores; 0: in this process)")
+    p.add_argument("--scheduler", default=None,
+                   help="Dask scheduler address ('local' starts a local cluster)")
+    p.add_argument("--regressor", default="knr")
+    p.add_argument("--strategy", default="surrogate")
+    p.add_argument("--features", default="union")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=None, help="override the task's epochs")
+    add_normalize(p)
+    p.add_argument("--fisher-batch", type=int, default=32,
+                   help="training examples in the Fisher batch (default 32)")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--in-order", action="store_true",
+                   help="reproducible: use each training's result in the order it was "
+                        "submitted, so identical runs pick identical functions (default: as "
+                        "soon as it finishes, which keeps every worker busy but depends on "
+                        "which worker is faster)")
+    add_output(p, "search-run-{task}", "report folder (and study file)")
+    p.set_defaults(run=run_live)
+
+
+def run_live(args: argparse.Namespace) -> int:
+    from actsearch.config import SearchConfig
+    from actsearch.live import run_search
+    from actsearch.regressors import get_regressor
+    from actsearch.report import top_lines, write_report
+    from actsearch.strategies import get_strategy
+
+    if args.budget < 1:
+        raise ActError("--budget must be at least 1")
+    config = SearchConfig(
+        task=args.task, space=args.space, budget=args.budget, regressor=args.regressor,
+        strategy=args.strategy, features=args.features, seed=args.seed, epochs=args.epochs,
+        fisher_batch=args.fisher_batch, data_root=args.data_root, in_order=args.in_order,
+        normalize=args.normalize,
+        operators=args.operators,
+    )
+    get_strategy(config.strategy)
+    get_regressor(config.regressor)
+    check_feature_set(config.features)
+    from actbench import get_task
+
+    get_task(config.task)
+    out = output_path(args, task=config.task)
+    start = time.perf_counter()
+    evaluations = run_search(config, out, args.workers, args.scheduler)
+    write_report(evaluations, out, f"{config.task}, {config.strategy} {config.regressor} "
+                 f"({config.features})")
+    print(f"{len(evaluations)} evaluations in {out}/study.sqlite "
+          f"({time.perf_counter() - start:.0f} s this run); top functions:")
+    print("\n".join(top_lines(evaluations)))
+    log.info(f"wrote {out}/leaderboard.csv, best_so_far.png, top_functions.png")
+    return 0

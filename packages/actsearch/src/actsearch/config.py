@@ -1,0 +1,27 @@
+"""The settings of a live search (stored in its study file, so a resumed run matches)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class SearchConfig(BaseModel):
+    """Everything that defines a live search (stored in the study file)."""
+
+    task: str
+    space: list[str]
+    operators: list[str] | None = None
+    budget: int = Field(50, ge=1)
+    regressor: str = "knr"
+    strategy: str = "surrogate"
+    features: str = "union"
+    seed: int = Field(0, ge=0)
+    epochs: int | None = Field(None, ge=1)
+    fisher_batch: int = Field(32, ge=1)
+    data_root: str | None = None
+    in_order: bool = Field(False, description="take results in submission order")
+    normalize: bool = Field(False, description="search normalised activation functions")
+
+    def settings(self) -> dict:
+        """What must match for a study file to be resumed (not budget: it may grow)."""
+        return self.model_dump(exclude={"budget", "data_root", "in_order"})

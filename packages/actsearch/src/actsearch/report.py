@@ -1,0 +1,56 @@
+"""A live search's report: leaderboard CSV, best-so-far curve, top functions plotted."""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+from actcore.atomic import atomic_path
+from actcore.readable import readable
+from actsearch.study import Evaluation
+
+
+def write_csv(path: Path, header: Sequence[str], rows) -> Path:
+    """Write a CSV atomically."""
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def ranking_accuracy(result: dict) -> float:
+    """Validation accuracy for ranking; a value that is not a number ranks last."""
+    value = float(result["val_accuracy"])
+    return value if math.isfinite(value) else 0.0
+
+
+def write_report(evaluations: list[Evaluation], out: Path, title: str, top: int = 5) -> Path:
+    """Leaderboard CSV, best-so-far curve and plots of the top functions in ``out``."""
+    from actsearch import plots
+
+    ranked = sorted(evaluations, key=lambda e: -ranking_accuracy(e.model_dump()))
+    write_csv(out / "leaderboard.csv",
+              ["rank", "function", "readable", "val_accuracy", "test_accuracy", "status",
+               "seconds", "order"],
+              ([i + 1, e.function, readable(e.function), e.val_accuracy, e.test_accuracy,
+                e.status, round(e.seconds, 3), e.order] for i, e in enumerate(ranked)))
+    if evaluations:
+        plots.plot_best_so_far([ranking_accuracy(e.model_dump()) for e in evaluations],
+                               out / "best_so_far.png", title)
+        plots.plot_functions([e.function for e in ranked[:top]], out / "top_functions.png",
+                             f"top {min(top, len(ranked))}: {title}")
+    return out
+
+
+def top_lines(evaluations: list[Evaluation], top: int = 5) -> list[str]:
+    """The best functions as a person writes them (and as the space names them)."""
+    ranked = sorted(evaluations, key=lambda e: -ranking_accuracy(e.model_dump()))
+    lines = []
+    for e in ranked[:top]:
+        shown = readable(e.function)
+        lines.append(f"  {e.val_accuracy:.4f}  {shown}"
+                     + (f"  (as {e.function})" if shown != e.function else ""))
+    return lines
