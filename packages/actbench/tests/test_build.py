@@ -8,7 +8,8 @@ import math
 
 import pytest
 
-import actbench.build as build_module
+import actbench.build as build_loop
+import actbench.build_units as build_module
 from actbench.build import BuildConfig, build, make_plan, store_path
 from actbench.card import card_path, read_card
 from actbench.tables import read_table
@@ -199,7 +200,7 @@ def test_no_table_without_its_card_and_no_stale_temporaries(tmp_path, monkeypatc
     def killed(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(build_module, "write_card", killed)
+    monkeypatch.setattr(build_loop, "write_card", killed)
     with pytest.raises(KeyboardInterrupt):
         build(config(limit=2), out, workers=0, progress=False)
     assert not out.exists()  # the card is written first: no table without it

@@ -48,7 +48,7 @@ def add_bench(subparsers: argparse._SubParsersAction) -> None:
     many.add_argument("--markdown", action="store_true", help="print a Markdown table")
     many.set_defaults(run=run_compare)
 
-    from actbench.build import add_command as add_build
+    from actbench.build_command import add_command as add_build
 
     add_build(commands)
 

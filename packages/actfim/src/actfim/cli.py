@@ -109,6 +109,7 @@ def load_batch(args: argparse.Namespace) -> tuple[Tensor, Tensor | None, tuple, 
         inputs = torch.randn(args.batch_size, *args.input_shape, generator=generator)
         return inputs, None, args.input_shape, args.classes
     try:  # datasets are actbench's kind: an optional dependency, named where it is used
+        from actbench.fisher import fisher_batch
         from actbench.hookspecs import DATASETS
     except ImportError:
         raise ActError(f"--dataset needs actbench's datasets: {install_hint('actbench')}; "
@@ -119,13 +120,8 @@ def load_batch(args: argparse.Namespace) -> tuple[Tensor, Tensor | None, tuple, 
         if given is not None and given != own:
             raise ActError(f"{option} {given} contradicts --dataset {args.dataset} ({own}); "
                            f"leave {option} out with a dataset")
-    data = dataset.load(split="train", root=args.data_root, download=args.download)
-    if len(data) < args.batch_size:
-        raise ActError(f"{args.dataset} has {len(data)} samples, fewer than --batch-size")
-    order = torch.randperm(len(data), generator=generator)[: args.batch_size]
-    pairs = [data[int(i)] for i in order]
-    inputs = torch.stack([torch.as_tensor(x, dtype=torch.float32) for x, _ in pairs])
-    targets = torch.as_tensor([int(y) for _, y in pairs])
+    inputs, targets = fisher_batch(args.dataset, args.batch_size, args.seed, args.data_root,
+                                   args.download)
     return inputs, targets, tuple(dataset.input_shape), int(dataset.num_classes)
 
 

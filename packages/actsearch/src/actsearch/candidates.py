@@ -28,25 +28,14 @@ FISHER_CHUNK = 64  # functions per Fisher job (and per resumable store file)
 
 def fisher_cdfs(config: SearchConfig, names: list[str], store: str) -> list[list[float]]:
     """A worker's job: Fisher CDFs of ``names`` ([] if invalid), resumable in ``store``."""
-    import torch
-
     from actbench import get_task
-    from actbench.hookspecs import DATASETS, MODELS
-    from actcore.plugins import registry
+    from actbench.fisher import fisher_batch, model_factory
     from actfim.batch import spectra_for_activations
 
     task = get_task(config.task)
-    source = registry(DATASETS).get(task.dataset)
-    architecture = registry(MODELS).get(task.model)
-    data = source.load("train", config.data_root, False, augment=False)
-    size = min(config.fisher_batch, len(data))
-    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(config.seed))
-    pairs = [data[int(i)] for i in order[:size]]
-    inputs = torch.stack([torch.as_tensor(x, dtype=torch.float32) for x, _ in pairs])
-    targets = torch.as_tensor([int(y) for _, y in pairs])
-
-    def make_model(activation: torch.nn.Module) -> torch.nn.Module:
-        return architecture.build(lambda: activation, source.input_shape, source.num_classes)
+    inputs, targets = fisher_batch(task.dataset, config.fisher_batch, config.seed,
+                                   config.data_root)
+    make_model = model_factory(task.name)
 
     def spectra(batch: list[str]) -> list[list[float]]:
         records = spectra_for_activations(

@@ -1,0 +1,75 @@
+"""``act bench build``: the command line of :func:`actbench.build.build`."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+
+from actbench.build import build
+from actbench.build_plan import BuildConfig
+from actbench.recipes import parse_overrides
+from actcore import ActError
+from actcore.cli import add_normalize, add_operators, add_output, output_path
+from actcore.console import log
+
+
+def add_command(commands: argparse._SubParsersAction) -> None:
+    """Register ``act bench build`` on the ``act bench`` subcommands."""
+    cmd = commands.add_parser(
+        "build", help="build an Act-Bench table: train every class of a space (resumable)"
+    )
+    cmd.add_argument("--task", "-t", required=True, help="task name (act bench tasks)")
+    cmd.add_argument("--space", action="append", required=True, metavar="SCHEMA",
+                     help="schema, e.g. 'binary(unary(x),unary(x))' (repeat for a union)")
+    add_operators(cmd)
+    cmd.add_argument("--seeds", type=int, default=3, help="train seeds 0..N-1 (default 3)")
+    add_output(cmd, "bench-build-{task}.json.gz", "the table, TABLE.json[.gz]")
+    cmd.add_argument("--workers", type=int,
+                     help="parallel worker processes (default: all cores; 0: in process)")
+    cmd.add_argument("--scheduler", metavar="ADDRESS",
+                     help="run on a Dask cluster (tcp://host:8786, or 'local' to start one)")
+    cmd.add_argument("--limit", type=int, help="only the first N classes (a smoke run)")
+    cmd.add_argument("--per-task", type=int, default=2,
+                     help="functions per submitted task (default 2)")
+    cmd.add_argument("--epochs", type=int, help="override the recipe's epochs")
+    cmd.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                     help="override a recipe field, e.g. --set lr=0.01")
+    add_normalize(cmd)
+    cmd.add_argument("--fisher", choices=["mc", "empirical", "type2"], default="mc")
+    cmd.add_argument("--fisher-batch", type=int, default=128, help="examples for the Fisher")
+    cmd.add_argument("--data-root", help="data folder (default $ACT_DATA)")
+    cmd.set_defaults(run=run_build)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def run_build(args: argparse.Namespace) -> int:
+    overrides = parse_overrides(args.set, args.epochs, args.normalize)
+    if args.seeds < 1:
+        raise ActError(f"--seeds must be at least 1, got {args.seeds}")
+    if args.limit is not None and args.limit < 1:
+        raise ActError(f"--limit must be at least 1, got {args.limit}")
+    if args.fisher_batch < 1:
+        raise ActError(f"--fisher-batch must be at least 1, got {args.fisher_batch}")
+    config = BuildConfig(
+        task=args.task, schemas=args.space, operators=args.operators, seeds=args.seeds,
+        overrides=overrides, fisher=args.fisher, fisher_batch=args.fisher_batch,
+        limit=args.limit, data_root=args.data_root,
+    )  # fmt: skip
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # kill: stop workers, keep work
+    try:
+        summary = build(config, output_path(args, task=args.task), workers=args.workers,
+                        scheduler=args.scheduler, per_task=args.per_task)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print(f"{summary.computed} units computed, {summary.reused} reused of {summary.units} "
+          f"({summary.trainings} trainings) in {summary.wall_s:.0f}s; "
+          f"work store {summary.store}")  # fmt: skip
+    if summary.out is None:
+        print(f"table not written: {summary.units - summary.computed - summary.reused} "
+              f"units missing ({summary.lost} lost to failed batches); rerun to finish")
+        return 1
+    log.info(f"table written to {summary.out}, card {summary.card}")
+    return 0

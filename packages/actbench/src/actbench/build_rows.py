@@ -1,0 +1,60 @@
+"""Table rows from finished work units: medians over seeds, members, the Fisher CDF."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from actbench.build_plan import BuildConfig, Plan, make_plan, store_path
+from actbench.tables import TableRecord
+from actbench.workstore import FISHER_SEED, UnitKey, UnitResult, WorkStore
+
+
+def _median(values: Iterable[float | None]) -> float:
+    """Median with None/NaN ordered above every number; NaN when the median is one."""
+    array = np.array([math.inf if v is None or math.isnan(v) else v for v in values])
+    value = float(np.median(array))
+    return value if math.isfinite(value) else math.nan
+
+
+def table_row(members: list[str], runs: list[dict], spectrum: dict | None) -> TableRecord:
+    """One class's row: medians of its runs, its members, its CDF (empty if invalid)."""
+    cdf = spectrum.get("cdf") if spectrum and spectrum.get("valid") else None
+    return TableRecord.model_validate({
+        "Train Accuracy": _median(r["train_accuracy"] for r in runs),
+        "Validation Accuracy": _median(r["val_accuracy"] for r in runs),
+        "Test Accuracy": _median(r["test_accuracy"] for r in runs),
+        "Train Loss": _median(r["train_loss"] for r in runs),
+        "Validation Loss": _median(r["val_loss"] for r in runs),
+        "Test Loss": _median(r["test_loss"] for r in runs),
+        "Equivalent Activation Functions": members,
+        "Fisher log eigenvalue CDF": list(cdf) if cdf else [],
+        "Runtime (s)": _median(r["runtime_s"] for r in runs),
+    })  # fmt: skip
+
+
+def assemble(
+    plan: Plan, seeds: int, results: dict[UnitKey, UnitResult]
+) -> dict[str, TableRecord]:
+    """Rows of every planned class whose units are all done, in class order."""
+    rows = {}
+    for rep, members in zip(plan.representatives, plan.members):
+        runs = [results.get(UnitKey(function=rep, kind="train", seed=s)) for s in range(seeds)]
+        fisher = results.get(UnitKey(function=rep, kind="fisher", seed=FISHER_SEED))
+        if fisher is None or any(r is None for r in runs):
+            continue
+        rows[rep] = table_row(members, [r.record for r in runs], fisher.record)
+    return rows
+
+
+def snapshot(out: str | Path) -> tuple[BuildConfig, Plan, dict[str, TableRecord]]:
+    """The rows finished so far by the build of ``out`` (running or interrupted), read
+    from its work store: a preview, or the figures of a build still under way."""
+    config = BuildConfig.model_validate(WorkStore.settings_of(store_path(out)))
+    plan = make_plan(config)
+    with WorkStore(store_path(out), config.settings()) as store:
+        results = {r.key: r for r in store.results()}
+    return config, plan, assemble(plan, config.seeds, results)
