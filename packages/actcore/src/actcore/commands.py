@@ -54,40 +54,35 @@ def _progress() -> bool:
 def add_space(subparsers: argparse._SubParsersAction) -> None:
     commands = add_group(subparsers, "space", "count and list search spaces")
 
-    count = commands.add_parser(
-        "count",
-        help="number of functions (or equivalence classes) in the union of schemas",
-        description="Print the number of functions in the union of the schemas (the "
-        "number is the last line); with --unique, the number of equivalence classes.",
-    )
-    count.add_argument("schemas", nargs="+", metavar="SCHEMA")
-    count.add_argument("--unique", action="store_true", help="count equivalence classes")
-    _operator_options(count)
-    count.set_defaults(run=run_space_count)
+    def command(name: str, run, help: str, description: str) -> argparse.ArgumentParser:
+        """A space command: schemas, then the operator options."""
+        parser = commands.add_parser(name, help=help, description=description)
+        parser.add_argument("schemas", nargs="+", metavar="SCHEMA")
+        _operator_options(parser)
+        parser.set_defaults(run=run)
+        return parser
 
-    listing = commands.add_parser(
-        "list",
-        help="list the functions of a schema",
-        description="Print the functions of the schema(s), one per line, in space order; "
-        "with --unique, one representative per equivalence class.",
+    count = command(
+        "count", run_space_count,
+        "number of functions (or equivalence classes) in the union of schemas",
+        "Print the number of functions in the union of the schemas (the number is the "
+        "last line); with --unique, the number of equivalence classes.",
     )
-    listing.add_argument("schemas", nargs="+", metavar="SCHEMA")
+    count.add_argument("--unique", action="store_true", help="count equivalence classes")
+    listing = command(
+        "list", run_space_list, "list the functions of a schema",
+        "Print the functions of the schema(s), one per line, in space order; with "
+        "--unique, one representative per equivalence class.",
+    )
     listing.add_argument("--unique", action="store_true", help="only class representatives")
     listing.add_argument("--limit", type=int, metavar="N", help="print at most N lines")
-    _operator_options(listing)
-    listing.set_defaults(run=run_space_list)
-
-    sample = commands.add_parser(
-        "sample",
-        help="draw functions uniformly at random without replacement",
-        description="Print N distinct functions of the union of the schemas, drawn "
-        "uniformly at random (the same for the same --seed).",
+    sample = command(
+        "sample", run_space_sample, "draw functions uniformly at random without replacement",
+        "Print N distinct functions of the union of the schemas, drawn uniformly at random "
+        "(the same for the same --seed).",
     )
-    sample.add_argument("schemas", nargs="+", metavar="SCHEMA")
     sample.add_argument("-n", type=int, default=10, metavar="N", help="how many (default 10)")
     sample.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    _operator_options(sample)
-    sample.set_defaults(run=run_space_sample)
 
 
 def run_space_sample(args: argparse.Namespace) -> int:
