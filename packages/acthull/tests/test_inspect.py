@@ -15,8 +15,8 @@ from acthull import (
     Trajectories,
     activation_layers,
     coefficients,
-    evaluate,
     freeze,
+    function_values,
     is_monotonic,
     load_coefficients,
     load_layers,
@@ -53,11 +53,11 @@ def test_layers_and_coefficients():
 
 def test_evaluate_matches_direct_formula():
     model = _model()
-    x, y = evaluate(model[3], -4, 4, 101)
+    x, y = function_values(model[3], -4, 4, 101)
     c = torch.softmax(torch.tensor([0.3, -0.2], dtype=torch.float64), 0)
     expected = c[0] * x + c[1] * torch.relu(x) + torch.tanh(x)
     torch.testing.assert_close(y, expected, atol=1e-6, rtol=1e-6)
-    x, y = evaluate(model[1], -4, 4, 101)
+    x, y = function_values(model[1], -4, 4, 101)
     assert y.shape == (101, 4)
     c = model[1].coefficients().detach().double()
     expected = c[0] * x[:, None] + c[1] * torch.relu(x)[:, None] + c[2] * torch.tanh(x)[:, None]
@@ -76,7 +76,7 @@ def test_monotonicity_check():
         decreasing.raw.copy_(torch.tensor([-0.5, 0.5]))  # c = (0, 1): g = -x
     assert is_monotonic(decreasing)
     with pytest.raises(ActError, match="lo < hi"):
-        evaluate(hull, 1, -1)
+        function_values(hull, 1, -1)
 
 
 def test_plots_are_pngs(tmp_path):

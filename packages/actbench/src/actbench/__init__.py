@@ -11,7 +11,7 @@ from actbench.optimizers import Optimizer
 from actbench.recipes import Recipe
 from actbench.tables import Table, chance_accuracy, is_failed, load_table, read_table
 from actbench.tasks import Task, get_task
-from actbench.train import Result, evaluate, train
+from actbench.train import Result, evaluate_model, train
 from actcore.versions import package_version
 
 __version__ = package_version("actbench")
@@ -28,7 +28,7 @@ __all__ = [
     "activation_factory",
     "chance_accuracy",
     "data_root",
-    "evaluate",
+    "evaluate_model",
     "get_task",
     "image_folder",
     "is_failed",

@@ -72,7 +72,7 @@ def _batches(
 
 
 @torch.no_grad()
-def evaluate(
+def evaluate_model(
     model: nn.Module, data: Dataset, batch_size: int, device: torch.device, workers: int = 0
 ) -> tuple[float, float]:
     """Mean cross-entropy loss and accuracy of ``model`` on ``data``."""
@@ -204,7 +204,7 @@ def train(
                     })  # fmt: skip
             metrics = {}
             for split, data in splits.items():
-                loss, accuracy = evaluate(model, data, recipe.eval_batch_size, device,
+                loss, accuracy = evaluate_model(model, data, recipe.eval_batch_size, device,
                                           recipe.workers)  # fmt: skip
                 if not math.isfinite(loss):
                     raise _Failed(f"{split} loss is non-finite after training")

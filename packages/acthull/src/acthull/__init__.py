@@ -12,7 +12,7 @@ from acthull.hull import AffineHull, ConvexHull, Hull, HullSpec
 from acthull.inspection import (
     activation_layers,
     coefficients,
-    evaluate,
+    function_values,
     hulls,
     is_monotonic,
     plot_functions,
@@ -41,8 +41,8 @@ __all__ = [
     "UnreplacedActivationWarning",
     "activation_layers",
     "coefficients",
-    "evaluate",
     "freeze",
+    "function_values",
     "hulls",
     "is_monotonic",
     "load_coefficients",

@@ -73,7 +73,7 @@ def _channels(layer: nn.Module) -> tuple[int | None, int]:
     return None, 1
 
 
-def evaluate(
+def function_values(
     layer: nn.Module, lo: float = -5.0, hi: float = 5.0, points: int = 1001
 ) -> tuple[Tensor, Tensor]:
     """The learned function on a grid: ``(x, y)`` with y of shape (points,) or (points, C)."""
@@ -114,7 +114,7 @@ def is_monotonic(
     layer: nn.Module, lo: float = -5.0, hi: float = 5.0, points: int = 1001, tol: float = 1e-6
 ) -> bool:
     """Whether the learned function is monotonic on [lo, hi] (every channel, either way)."""
-    _, y = evaluate(layer, lo, hi, points)
+    _, y = function_values(layer, lo, hi, points)
     steps = torch.diff(y.reshape(points, -1), dim=0)
     scale = tol * (1.0 + y.abs().max())
     increasing = (steps >= -scale).all(dim=0)
@@ -133,16 +133,16 @@ def plot_functions(
 
     ``model`` is a model (its :func:`activation_layers` are plotted) or layers by name.
     """
-    from acthull.plotting import save_figure, subplots
+    from acthull.plot import save_figure, subplots
 
     layers = dict(model) if isinstance(model, Mapping) else activation_layers(model)
     if not layers:
         raise ActError("no hull activation to plot")
     fig, axes = subplots(len(layers))
     for ax, (name, layer) in zip(axes, layers.items()):
-        x, y = evaluate(layer, lo, hi, points)
+        x, y = function_values(layer, lo, hi, points)
         for base, label in _bases(layer):
-            _, yb = evaluate(base, lo, hi, points)
+            _, yb = function_values(base, lo, hi, points)
             ax.plot(x, yb, "--", lw=0.8, alpha=0.6, label=label)
         if y.dim() == 2:
             ax.plot(x, y, color="black", lw=0.6, alpha=max(0.05, 1.0 / y.shape[1] ** 0.5))

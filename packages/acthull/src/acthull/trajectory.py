@@ -51,7 +51,7 @@ class Trajectories(BaseModel):
 
     def plot(self, path: str | Path) -> Path:
         """One panel per hull, one line per base (per channel: mean and min–max band)."""
-        from acthull.plotting import save_figure, subplots
+        from acthull.plot import save_figure, subplots
 
         if not self.layers:
             raise ActError("no trajectories to plot")

@@ -80,7 +80,7 @@ def _load(args: argparse.Namespace):
 
 
 def run_replay(args: argparse.Namespace) -> int:
-    from actsearch import plots, replay
+    from actsearch import plot, replay
     from actsearch.regressors import get_regressor
     from actsearch.strategies import get_strategy
 
@@ -117,7 +117,7 @@ def run_replay(args: argparse.Namespace) -> int:
                ([getattr(s, f) for f in fields] for s in summaries))
     curves = {a.label: replay.best_curves(trials) for a, trials in results.items()}
     spearman = {a.label: replay.spearman_curves(trials) for a, trials in results.items()}
-    plots.plot_replay(curves, spearman, out / "replay.png", problem.start_accuracy,
+    plot.plot_replay(curves, spearman, out / "replay.png", problem.start_accuracy,
                       float(problem.accuracy.max()),
                       f"{args.table}: {args.trials} trials")
     _print_summary(summaries, problem)
@@ -139,7 +139,7 @@ def _print_summary(summaries: Sequence, problem) -> None:
 
 
 def run_embed(args: argparse.Namespace) -> int:
-    from actsearch import plots
+    from actsearch import plot
     from actsearch.embedding import embed
 
     table, features = _load(args)
@@ -154,7 +154,7 @@ def run_embed(args: argparse.Namespace) -> int:
     labels = {n: int(index[r]) for n, r in features.rows_like(BASELINES).items()
               if mask[r]}
     out = output_path(args, table=Path(str(args.table)).name.split(".")[0])
-    plots.plot_embeddings(panels, labels, out, f"{args.table}: {int(mask.sum())} candidates")
+    plot.plot_embeddings(panels, labels, out, f"{args.table}: {int(mask.sum())} candidates")
     log.info(f"wrote {out}")
     return 0
 

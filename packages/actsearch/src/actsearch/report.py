@@ -29,7 +29,7 @@ def ranking_accuracy(result: dict) -> float:
 
 def write_report(evaluations: list[Evaluation], out: Path, title: str, top: int = 5) -> Path:
     """Leaderboard CSV, best-so-far curve and plots of the top functions in ``out``."""
-    from actsearch import plots
+    from actsearch import plot
 
     ranked = sorted(evaluations, key=lambda e: -ranking_accuracy(e.model_dump()))
     write_csv(out / "leaderboard.csv",
@@ -38,9 +38,9 @@ def write_report(evaluations: list[Evaluation], out: Path, title: str, top: int 
               ([i + 1, e.function, readable(e.function), e.val_accuracy, e.test_accuracy,
                 e.status, round(e.seconds, 3), e.order] for i, e in enumerate(ranked)))
     if evaluations:
-        plots.plot_best_so_far([ranking_accuracy(e.model_dump()) for e in evaluations],
+        plot.plot_best_so_far([ranking_accuracy(e.model_dump()) for e in evaluations],
                                out / "best_so_far.png", title)
-        plots.plot_functions([e.function for e in ranked[:top]], out / "top_functions.png",
+        plot.plot_functions([e.function for e in ranked[:top]], out / "top_functions.png",
                              f"top {min(top, len(ranked))}: {title}")
     return out
 
