@@ -20,7 +20,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from actcore import ActError
-from actcore.store import open_store
+from actcore.store import Store
 
 UnitKind = Literal["train", "fisher"]
 FISHER_SEED = -1  # the seed column of a Fisher unit (its own seed is in the settings)
@@ -46,21 +46,18 @@ class UnitResult(BaseModel):
     wall_s: float
 
 
-class WorkStore:
+class WorkStore(Store):
     """Finished units of one build, in a SQLite file (one transaction per batch)."""
 
+    TABLES = (
+        "CREATE TABLE IF NOT EXISTS units (function TEXT, kind TEXT, seed INTEGER,"
+        " ok INTEGER, result TEXT, PRIMARY KEY (function, kind, seed))",
+    )
+    WHAT = "work store"
+    HINT = "rerun with the same settings, or remove the store to start afresh"
+
     def __init__(self, path: str | os.PathLike[str], settings: dict):
-        self.path = Path(path)
-        self._db = open_store(
-            self.path,
-            settings,
-            [
-                "CREATE TABLE IF NOT EXISTS units (function TEXT, kind TEXT, seed INTEGER,"
-                " ok INTEGER, result TEXT, PRIMARY KEY (function, kind, seed))"
-            ],
-            what="work store",
-            hint="rerun with the same settings, or remove the store to start afresh",
-        )
+        super().__init__(path, settings)
         with self._db:
             self._db.execute("PRAGMA journal_mode=WAL")  # readers (snapshot) never block
 
@@ -115,11 +112,3 @@ class WorkStore:
     def __len__(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM units").fetchone()[0]
 
-    def close(self) -> None:
-        self._db.close()
-
-    def __enter__(self) -> WorkStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -64,3 +64,33 @@ def _check_settings(
         if old.get(key) != settings.get(key)
     )
     raise ActError(f"{what} {path} holds work done with other settings ({diff}); {hint}")
+
+
+class Store:
+    """Base of act's work files: a subclass names its tables (``TABLES``), what it is
+    (``WHAT``, for errors) and what to do on a settings clash (``HINT``); the opening,
+    settings check, closing and ``with`` support live here once."""
+
+    TABLES: tuple[str, ...] = ()
+    WHAT = "work file"
+    HINT = "use another file, or the original settings"
+
+    def __init__(self, path: str | os.PathLike[str], settings: dict[str, Any] | None):
+        self.path = Path(path)
+        self._db = open_store(self.path, settings, self.TABLES, what=self.WHAT,
+                              hint=self.HINT)
+
+    @property
+    def settings(self) -> dict[str, Any] | None:
+        """The settings the file was made with (None: made without)."""
+        row = self._db.execute("SELECT value FROM meta WHERE key='settings'").fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -23,7 +23,7 @@ from actcore import parse, to_module
 from actcore.atomic import write_atomic
 from actcore.console import Progress
 from actcore.errors import ActError
-from actcore.store import open_store
+from actcore.store import Store
 from actfim.features import fisher_cdf
 from actfim.spectrum import Spectrum, kfac_spectrum
 
@@ -55,27 +55,19 @@ class SpectrumRecord(BaseModel):
         )
 
 
-class SpectrumStore:
+class SpectrumStore(Store):
     """A SQLite file of :class:`SpectrumRecord` s, tagged with the run's settings.
 
     Opening an existing store with different settings is an error, so results of
     different runs never mix.
     """
 
-    def __init__(self, path: str | os.PathLike, settings: dict | None = None):
-        self.path = Path(path)
-        self._db = open_store(
-            self.path,
-            settings,
-            ["CREATE TABLE IF NOT EXISTS spectra (expression TEXT PRIMARY KEY, record TEXT)"],
-            what="spectrum store",
-            hint="use another file or remove it",
-        )
+    TABLES = ("CREATE TABLE IF NOT EXISTS spectra (expression TEXT PRIMARY KEY, record TEXT)",)
+    WHAT = "spectrum store"
+    HINT = "use another file or remove it"
 
-    @property
-    def settings(self) -> dict | None:
-        row = self._db.execute("SELECT value FROM meta WHERE key='settings'").fetchone()
-        return None if row is None else json.loads(row[0])
+    def __init__(self, path: str | os.PathLike, settings: dict | None = None):
+        super().__init__(path, settings)
 
     def __contains__(self, expression: str) -> bool:
         query = "SELECT 1 FROM spectra WHERE expression=?"
@@ -117,14 +109,6 @@ class SpectrumStore:
         }
         write_atomic(Path(path), json.dumps(table))
 
-    def close(self) -> None:
-        self._db.close()
-
-    def __enter__(self) -> SpectrumStore:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def spectra_for_activations(

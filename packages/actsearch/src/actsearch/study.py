@@ -11,12 +11,11 @@ import json
 import math
 import os
 import time
-from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
 from actcore.errors import ActError
-from actcore.store import open_store
+from actcore.store import Store
 
 
 class Evaluation(BaseModel):
@@ -31,22 +30,19 @@ class Evaluation(BaseModel):
     result: dict
 
 
-class Study:
+class Study(Store):
     """Settings plus finished evaluations; opening with other settings is an error."""
 
+    TABLES = (
+        "CREATE TABLE IF NOT EXISTS evaluations (function TEXT PRIMARY KEY,"
+        " ord INTEGER, val_accuracy REAL, test_accuracy REAL, status TEXT,"
+        " seconds REAL, finished REAL, result TEXT)",
+    )
+    WHAT = "study file"
+    HINT = "use another --out folder or the original settings"
+
     def __init__(self, path: str | os.PathLike[str], settings: dict):
-        self.path = Path(path)
-        self._db = open_store(
-            self.path,
-            settings,
-            [
-                "CREATE TABLE IF NOT EXISTS evaluations (function TEXT PRIMARY KEY,"
-                " ord INTEGER, val_accuracy REAL, test_accuracy REAL, status TEXT,"
-                " seconds REAL, finished REAL, result TEXT)"
-            ],
-            what="study file",
-            hint="use another --out folder or the original settings",
-        )
+        super().__init__(path, settings)
         with self._db:  # trainings a dead worker broke off (earlier act stored them as
             # rows without accuracy): not results; the search runs them again
             self.dropped = self._db.execute(
@@ -93,5 +89,3 @@ class Study:
             )
         return evaluation
 
-    def close(self) -> None:
-        self._db.close()
