@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from actbench.train import Result
 from actcore import equivalence_classes
 from actcore.cli import main
 from actcore.errors import ActError
@@ -142,7 +143,9 @@ def test_parallel_workers_are_all_busy_and_never_share_a_class(tmp_path, monkeyp
         with lock:
             running.discard(function)
         acc = 0.1 + (hash(function) % 80) / 100
-        return {"val_accuracy": acc, "test_accuracy": acc, "status": "ok", "runtime_s": 0.05}
+        return Result(task=task, activation=function, seed=seed, status="ok",
+                      train_accuracy=acc, val_accuracy=acc, test_accuracy=acc, train_loss=0.1,
+                      val_loss=0.1, test_loss=0.1, runtime_s=0.05, epochs=1)
 
     @contextlib.contextmanager
     def threads(workers, scheduler):

@@ -10,7 +10,9 @@ import numpy as np
 
 from actbench.build_plan import BuildConfig, Plan, make_plan, store_path
 from actbench.tables import TableRecord
+from actbench.train import Result
 from actbench.workstore import FISHER_SEED, UnitKey, UnitResult, WorkStore
+from actfim.batch import SpectrumRecord
 
 
 def _median(values: Iterable[float | None]) -> float:
@@ -20,20 +22,21 @@ def _median(values: Iterable[float | None]) -> float:
     return value if math.isfinite(value) else math.nan
 
 
-def table_row(members: list[str], runs: list[dict], spectrum: dict | None) -> TableRecord:
+def table_row(members: list[str], runs: list[Result],
+              spectrum: SpectrumRecord | None) -> TableRecord:
     """One class's row: medians of its runs, its members, its CDF (empty if invalid)."""
-    cdf = spectrum.get("cdf") if spectrum and spectrum.get("valid") else None
-    return TableRecord.model_validate({
-        "Train Accuracy": _median(r["train_accuracy"] for r in runs),
-        "Validation Accuracy": _median(r["val_accuracy"] for r in runs),
-        "Test Accuracy": _median(r["test_accuracy"] for r in runs),
-        "Train Loss": _median(r["train_loss"] for r in runs),
-        "Validation Loss": _median(r["val_loss"] for r in runs),
-        "Test Loss": _median(r["test_loss"] for r in runs),
-        "Equivalent Activation Functions": members,
-        "Fisher log eigenvalue CDF": list(cdf) if cdf else [],
-        "Runtime (s)": _median(r["runtime_s"] for r in runs),
-    })  # fmt: skip
+    cdf = spectrum.cdf if spectrum is not None and spectrum.valid else None
+    return TableRecord(
+        train_accuracy=_median(r.train_accuracy for r in runs),
+        val_accuracy=_median(r.val_accuracy for r in runs),
+        test_accuracy=_median(r.test_accuracy for r in runs),
+        train_loss=_median(r.train_loss for r in runs),
+        val_loss=_median(r.val_loss for r in runs),
+        test_loss=_median(r.test_loss for r in runs),
+        equivalent=members,
+        fisher_cdf=list(cdf) if cdf else [],
+        runtime=_median(r.runtime_s for r in runs),
+    )
 
 
 def assemble(

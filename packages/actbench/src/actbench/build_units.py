@@ -16,6 +16,7 @@ from actbench.train import Result, train
 from actbench.workstore import UnitKey, UnitResult
 from actcore import ActError
 from actcore.plugins import registry
+from actfim.batch import SpectrumRecord
 
 
 def _fisher_unit(config: BuildConfig, function: str) -> tuple[bool, str, dict]:
@@ -28,25 +29,26 @@ def _fisher_unit(config: BuildConfig, function: str) -> tuple[bool, str, dict]:
         model_factory(task.name), [function], inputs, targets, seed=config.fisher_seed,
         progress=False, fisher=config.fisher,
     )[function]
-    return record.valid, record.reason or "", record.model_dump()
+    return record.valid, record.reason or "", record
 
 
 def _train_unit(config: BuildConfig, function: str, seed: int) -> tuple[bool, str, dict]:
     result = train(config.task, function, seed, root=config.data_root, **config.overrides)
-    return result.status == "ok", result.reason, result.model_dump()
+    return result.status == "ok", result.reason, result
 
 
-def _failed_record(config: BuildConfig, key: UnitKey, reason: str, seconds: float) -> dict:
+def _failed_record(config: BuildConfig, key: UnitKey, reason: str,
+                   seconds: float) -> Result | SpectrumRecord:
     if key.kind == "fisher":
-        return {"expression": key.function, "valid": False, "reason": reason, "cdf": None,
-                "seconds": seconds}  # fmt: skip
+        return SpectrumRecord(expression=key.function, valid=False, reason=reason,
+                              seconds=seconds)
     task = get_task(config.task)
     chance = chance_accuracy(registry(DATASETS).get(task.dataset).num_classes)
     return Result(
         task=task.name, activation=key.function, seed=key.seed, status="failed",
         reason=reason, train_accuracy=chance, val_accuracy=chance, test_accuracy=chance,
         train_loss=None, val_loss=None, test_loss=None, runtime_s=seconds, epochs=0,
-    ).model_dump()  # fmt: skip
+    )
 
 
 def run_unit(config: BuildConfig, key: UnitKey) -> UnitResult:

@@ -19,8 +19,10 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from actbench.train import Result
 from actcore import ActError
 from actcore.store import Store
+from actfim.batch import SpectrumRecord
 
 UnitKind = Literal["train", "fisher"]
 FISHER_SEED = -1  # the seed column of a Fisher unit (its own seed is in the settings)
@@ -35,13 +37,14 @@ class UnitKey(BaseModel, frozen=True):
 
 
 class UnitResult(BaseModel):
-    """A finished unit; ``record`` is the training :class:`actbench.Result` or the
-    :class:`actfim.batch.SpectrumRecord` as a dict, ``cpu_s`` the worker CPU time."""
+    """A finished unit: the training's :class:`actbench.Result` or the function's
+    :class:`actfim.batch.SpectrumRecord`, typed from the worker to the file; ``cpu_s`` is
+    the worker's CPU time."""
 
     key: UnitKey
     ok: bool
     reason: str = ""
-    record: dict
+    record: Result | SpectrumRecord
     cpu_s: float
     wall_s: float
 

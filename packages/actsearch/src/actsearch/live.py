@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from actbench.train import Result
 from actcore.console import log
 from actcore.errors import ActError
 from actcore.lock import exclusive
@@ -30,11 +31,11 @@ from actsearch.study import Evaluation, Study
 __all__ = ["SearchConfig", "run_search", "train_one"]
 
 
-def train_one(task: str, function: str, seed: int, overrides: dict) -> dict:
-    """A worker's job: one training run through actbench, as a plain dict."""
+def train_one(task: str, function: str, seed: int, overrides: dict) -> Result:
+    """A worker's job: one training run through actbench."""
     from actbench import train
 
-    return train(task, function, seed, **overrides).model_dump()
+    return train(task, function, seed, **overrides)
 
 
 def run_search(config: SearchConfig, out: Path, workers: int | None = None,
@@ -157,5 +158,5 @@ def _lost(lost: dict[int, int], function: str, row: int, err: Exception, bar) ->
 
 def _show(bar, done: list[Evaluation]) -> None:
     if done:
-        best = max(done, key=lambda e: ranking_accuracy(e.model_dump()))
+        best = max(done, key=lambda e: ranking_accuracy(e))
         bar.set_postfix_str(f"best {best.val_accuracy:.4f} {best.function}")

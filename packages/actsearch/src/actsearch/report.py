@@ -7,6 +7,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+from actbench.train import Result
 from actcore.atomic import atomic_path
 from actcore.readable import readable
 from actsearch.study import Evaluation
@@ -21,24 +22,23 @@ def write_csv(path: Path, header: Sequence[str], rows) -> Path:
     return path
 
 
-def ranking_accuracy(result: dict) -> float:
+def ranking_accuracy(run: Evaluation | Result) -> float:
     """Validation accuracy for ranking; a value that is not a number ranks last."""
-    value = float(result["val_accuracy"])
-    return value if math.isfinite(value) else 0.0
+    return run.val_accuracy if math.isfinite(run.val_accuracy) else 0.0
 
 
 def write_report(evaluations: list[Evaluation], out: Path, title: str, top: int = 5) -> Path:
     """Leaderboard CSV, best-so-far curve and plots of the top functions in ``out``."""
     from actsearch import plot
 
-    ranked = sorted(evaluations, key=lambda e: -ranking_accuracy(e.model_dump()))
+    ranked = sorted(evaluations, key=lambda e: -ranking_accuracy(e))
     write_csv(out / "leaderboard.csv",
               ["rank", "function", "readable", "val_accuracy", "test_accuracy", "status",
                "seconds", "order"],
               ([i + 1, e.function, readable(e.function), e.val_accuracy, e.test_accuracy,
                 e.status, round(e.seconds, 3), e.order] for i, e in enumerate(ranked)))
     if evaluations:
-        plot.plot_best_so_far([ranking_accuracy(e.model_dump()) for e in evaluations],
+        plot.plot_best_so_far([ranking_accuracy(e) for e in evaluations],
                                out / "best_so_far.png", title)
         plot.plot_functions([e.function for e in ranked[:top]], out / "top_functions.png",
                              f"top {min(top, len(ranked))}: {title}")
@@ -47,7 +47,7 @@ def write_report(evaluations: list[Evaluation], out: Path, title: str, top: int 
 
 def top_lines(evaluations: list[Evaluation], top: int = 5) -> list[str]:
     """The best functions as a person writes them (and as the space names them)."""
-    ranked = sorted(evaluations, key=lambda e: -ranking_accuracy(e.model_dump()))
+    ranked = sorted(evaluations, key=lambda e: -ranking_accuracy(e))
     lines = []
     for e in ranked[:top]:
         shown = readable(e.function)

@@ -14,6 +14,7 @@ import time
 
 from pydantic import BaseModel, ValidationError
 
+from actbench.train import Result
 from actcore.errors import ActError
 from actcore.store import Store
 
@@ -27,7 +28,7 @@ class Evaluation(BaseModel):
     status: str
     seconds: float
     order: int
-    result: dict
+    result: Result
 
 
 class Study(Store):
@@ -60,7 +61,7 @@ class Study(Store):
             try:
                 evaluations.append(Evaluation(function=f, val_accuracy=v, test_accuracy=t,
                                               status=s, seconds=sec, order=o,
-                                              result=json.loads(r)))
+                                              result=Result.model_validate(json.loads(r))))
             except (ValidationError, TypeError, ValueError) as err:
                 raise ActError(
                     f"study file {self.path}: the row of {f!r} cannot be read ({err}); "
@@ -71,21 +72,21 @@ class Study(Store):
     def __len__(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
 
-    def add(self, function: str, result: dict) -> Evaluation:
+    def add(self, function: str, result: Result) -> Evaluation:
         """Record a finished training (its own transaction)."""
-        if not all(math.isfinite(float(result[k])) for k in ("val_accuracy", "test_accuracy")):
+        if not all(math.isfinite(v) for v in (result.val_accuracy, result.test_accuracy)):
             raise ValueError(f"{function}: a result without finite accuracies is no result")
         evaluation = Evaluation(
-            function=function, val_accuracy=float(result["val_accuracy"]),
-            test_accuracy=float(result["test_accuracy"]), status=str(result["status"]),
-            seconds=float(result.get("runtime_s", 0.0)), order=len(self), result=result,
+            function=function, val_accuracy=result.val_accuracy,
+            test_accuracy=result.test_accuracy, status=result.status,
+            seconds=result.runtime_s, order=len(self), result=result,
         )
         with self._db:
             self._db.execute(
                 "INSERT INTO evaluations VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (function, evaluation.order, evaluation.val_accuracy,
                  evaluation.test_accuracy, evaluation.status, evaluation.seconds, time.time(),
-                 json.dumps(result)),
+                 json.dumps(result.model_dump())),
             )
         return evaluation
 
