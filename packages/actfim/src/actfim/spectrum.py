@@ -23,15 +23,8 @@ from torch import Tensor, nn
 from actcore.console import Progress
 from actcore.errors import ActError
 from actcore.threads import torch_threads
-from actfim.factors import (
-    FisherType,
-    LayerFactors,
-    Likelihood,
-    Mode,
-    NonFiniteError,
-    SkippedModule,
-    kfac_factors,
-)
+from actfim.factors import FisherType, LayerFactors, Likelihood, NonFiniteError, kfac_factors
+from actfim.layers import Mode, SkippedModule
 
 ROUNDOFF = 32
 
