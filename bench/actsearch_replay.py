@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=os.cpu_count())
     args = parser.parse_args()
 
-    from actsearch import replay
+    from actsearch import replay, replay_summary
     from actsearch.features import table_features
     from actsearch.regressors import get_regressor
     from actsearch.strategies import SearchState, get_strategy
@@ -100,7 +100,7 @@ def main() -> None:
     results = replay.replay({"union": problem}, [algorithm], args.trials, args.budget,
                             jobs=args.jobs, progress=False)
     elapsed = time.perf_counter() - t
-    summary = replay.summarise(problem, algorithm, results[algorithm])
+    summary = replay_summary.summarise(problem, algorithm, results[algorithm])
     print(f"replay KNR (union): {args.trials} trials x {args.budget} evaluations on "
           f"{args.jobs} processes: {elapsed:.1f} s  [target <= 600 s]")
     print(f"  final best {summary.final_best_mean:.4f}, beat ReLU after "

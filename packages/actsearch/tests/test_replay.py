@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from actsearch import replay
+from actsearch import replay, replay_summary
 from actsearch.features import table_features
 
 
@@ -57,7 +57,7 @@ def test_trial_follows_the_protocol(problem, smooth):
 def test_summary_counts_evaluations_like_a_plain_loop(problem):
     algorithm = replay.Algorithm("surrogate", "knr", "union")
     trials = [replay.run_trial(problem, algorithm, 25, seed=s) for s in range(4)]
-    summary = replay.summarise(problem, algorithm, trials)
+    summary = replay_summary.summarise(problem, algorithm, trials)
     relu = problem.accuracy[problem.start]
     firsts = []
     for t in trials:

@@ -80,7 +80,7 @@ def _load(args: argparse.Namespace):
 
 
 def run_replay(args: argparse.Namespace) -> int:
-    from actsearch import plot, replay
+    from actsearch import plot, replay, replay_summary
     from actsearch.regressors import get_regressor
     from actsearch.strategies import get_strategy
 
@@ -111,12 +111,12 @@ def run_replay(args: argparse.Namespace) -> int:
                  f"{t.best[j]:.6g}", "" if np.isnan(t.spearman[j]) else f"{t.spearman[j]:.4f}"]
                 for a, trials in results.items() for i, t in enumerate(trials)
                 for j, row in enumerate(t.rows)))
-    summaries = [replay.summarise(problem, a, trials) for a, trials in results.items()]
-    fields = list(replay.Summary.model_fields)
+    summaries = [replay_summary.summarise(problem, a, trials) for a, trials in results.items()]
+    fields = list(replay_summary.Summary.model_fields)
     write_csv(out / "summary.csv", fields,
                ([getattr(s, f) for f in fields] for s in summaries))
-    curves = {a.label: replay.best_curves(trials) for a, trials in results.items()}
-    spearman = {a.label: replay.spearman_curves(trials) for a, trials in results.items()}
+    curves = {a.label: replay_summary.best_curves(trials) for a, trials in results.items()}
+    spearman = {a.label: replay_summary.spearman_curves(trials) for a, trials in results.items()}
     plot.plot_replay(curves, spearman, out / "replay.png", problem.start_accuracy,
                       float(problem.accuracy.max()),
                       f"{args.table}: {args.trials} trials")
