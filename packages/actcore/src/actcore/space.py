@@ -23,147 +23,20 @@ import itertools
 import random
 import sys
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 
 from actcore.errors import ActError
-from actcore.expr import INPUT, PLACEHOLDERS, Expr, get_operator, parse, parse_schema
+from actcore.expr import PLACEHOLDERS, Expr, get_operator, parse, parse_schema
 from actcore.operators import builtin_operators
+from actcore.pattern import Pattern
 from actcore.plugins import OPERATORS, registry
 
 
 def core_operators(extended: bool = False) -> list[str]:
     """The published core set (27 unary, 7 binary, 4 n-ary); with ``extended`` its 4 extra unary."""
     return [op.name for op in builtin_operators() if extended or not op.extended]
-
-
-@dataclass(frozen=True)
-class Pattern:
-    """A schema resolved against an operator subset: each node ranges over ``choices``."""
-
-    choices: tuple[str, ...]
-    args: tuple[Pattern, ...] = ()
-
-    @property
-    def is_input(self) -> bool:
-        return not self.args and self.choices == (INPUT,)
-
-    @cached_property
-    def size(self) -> int:
-        size = len(self.choices)
-        for arg in self.args:
-            size *= arg.size
-        return size
-
-    @cached_property
-    def shape(self) -> tuple:
-        """The tree shape; only patterns of equal shape can share a name."""
-        return (self.is_input, tuple(arg.shape for arg in self.args))
-
-    def intersect(self, other: Pattern) -> Pattern | None:
-        """The pattern of the names both generate, or None when they share none."""
-        if self.shape != other.shape:
-            return None
-        theirs = set(other.choices)
-        choices = tuple(c for c in self.choices if c in theirs)
-        if not choices:
-            return None
-        args = []
-        for mine, their in zip(self.args, other.args):
-            common = mine.intersect(their)
-            if common is None:
-                return None
-            args.append(common)
-        return Pattern(choices, tuple(args))
-
-    def contains(self, expr: Expr) -> bool:
-        return self.index(expr) is not None
-
-    def index(self, expr: Expr) -> int | None:
-        """Position of ``expr`` in this pattern's order, or None if it is not generated."""
-        if len(expr.args) != len(self.args) or expr.is_input != self.is_input:
-            return None
-        try:
-            position = self.choices.index(expr.op)
-        except ValueError:
-            return None
-        for pattern, arg in zip(self.args, expr.args):
-            sub = pattern.index(arg)
-            if sub is None:
-                return None
-            position = position * pattern.size + sub
-        return position
-
-    def expr(self, position: int) -> Expr:
-        """The expression at ``position`` (0 <= position < size)."""
-        args = []
-        for pattern in reversed(self.args):
-            position, sub = divmod(position, pattern.size)
-            args.append(pattern.expr(sub))
-        if self.is_input:
-            return Expr(INPUT)
-        return Expr(self.choices[position], tuple(reversed(args)))
-
-    def __iter__(self) -> Iterator[Expr]:
-        """Every name in order, lazily: the first comes at once, whatever the size."""
-        if self.is_input:
-            yield Expr(INPUT)
-            return
-        # small children are listed once; large ones are walked again for each prefix
-        children = [list(arg) if arg.size <= _LISTED else arg for arg in self.args]
-        for op in self.choices:
-            for combo in _product(children):
-                yield Expr(op, combo)
-
-    def names(self, positions: np.ndarray) -> np.ndarray:
-        """The names at many positions at once, as a numpy string array (vectorised)."""
-        positions = np.asarray(positions, dtype=np.int64)
-        if self.is_input:
-            return np.full(positions.shape, INPUT, dtype=object)
-        parts = []
-        for pattern in reversed(self.args):
-            sub = positions % pattern.size
-            positions = positions // pattern.size
-            parts.append(pattern.names(sub))
-        ops = np.array(self.choices, dtype=object)[positions]
-        name = ops + "("
-        for i, part in enumerate(reversed(parts)):
-            name = name + ("," if i else "") + part
-        return name + ")"
-
-    def name_lengths(self) -> np.ndarray:
-        """Length of every name in order (for choosing the shortest name of a class)."""
-        if self.is_input:
-            return np.array([len(INPUT)], dtype=np.int32)
-        total = np.array([len(c) + 2 + len(self.args) - 1 for c in self.choices], np.int32)
-        for arg in self.args:
-            total = np.add.outer(total, arg.name_lengths()).ravel()
-        return total
-
-    def membership(self, other: Pattern) -> np.ndarray:
-        """Boolean mask over this pattern's order: is the name generated by ``other`` too?"""
-        if self.shape != other.shape:
-            return np.zeros(self.size, dtype=bool)
-        mask = np.isin(np.array(self.choices), np.array(other.choices))
-        for mine, their in zip(self.args, other.args):
-            mask = np.logical_and.outer(mask, mine.membership(their)).ravel()
-        return mask
-
-
-_LISTED = 100_000  # children up to this size are kept as lists while iterating
-
-
-def _product(children: Sequence[Iterable[Expr]]) -> Iterator[tuple[Expr, ...]]:
-    """``itertools.product`` without materialising its arguments (each is re-iterable)."""
-    if not children:
-        yield ()
-        return
-    first, *rest = children
-    for head in first:
-        for tail in _product(rest):
-            yield (head, *tail)
 
 
 @functools.lru_cache(maxsize=4096)
