@@ -24,9 +24,10 @@ import torch.nn.functional as F
 import actbench
 from actbench import DataSource, Task, TensorData
 from actbench.augment import flip_and_shift
+from actbench.hookspecs import MODELS
 from actbench.recipes import KERAS_RMSPROP
 from actcore import hookimpl
-from actcore.plugins import MODELS, register, registry
+from actcore.plugins import register, registry
 
 N_TRAIN, N_EVAL = 4096, 512
 
