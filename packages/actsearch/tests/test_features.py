@@ -20,3 +20,32 @@ def test_the_public_api_resolves():
     assert len(actsearch.__all__) >= 10
     for name in actsearch.__all__:
         assert getattr(actsearch, name) is not None, name
+
+
+def test_the_scalable_embedding_path_never_builds_a_distance_matrix(monkeypatch):
+    """Nearest-neighbour descent, forced on 3,000 points (where exact distances would be
+    used): same metrics and neighbours, no n x n matrix, and clusters stay apart."""
+    import sklearn.metrics
+
+    from actsearch.embedding import EXACT_UP_TO, compute_embedding, scalable
+
+    assert not scalable(EXACT_UP_TO) and scalable(EXACT_UP_TO + 1)
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 1000)
+    centres = rng.normal(scale=8.0, size=(3, 40))
+    outputs = centres[labels] + rng.normal(size=(3000, 40))
+    fisher = np.clip(np.sort(rng.random((3000, 30)), axis=1) + 0.3 * labels[:, None], 0, 1)
+
+    def no_matrix(*args, **kwargs):
+        raise AssertionError("an n x n distance matrix was computed")
+
+    monkeypatch.setattr(sklearn.metrics, "pairwise_distances", no_matrix)
+    coords = compute_embedding({"outputs": outputs, "fisher": fisher}, "union", seed=0,
+                               approximate=True)
+    assert coords.shape == (3000, 2) and np.isfinite(coords).all()
+    # each point's 10 nearest neighbours in the plane share its cluster
+    from sklearn.neighbors import NearestNeighbors
+
+    _, near = NearestNeighbors(n_neighbors=11).fit(coords).kneighbors(coords)
+    purity = (labels[near[:, 1:]] == labels[:, None]).mean()
+    assert purity > 0.95, purity

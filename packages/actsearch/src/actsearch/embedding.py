@@ -27,6 +27,10 @@ CACHE_ENV = "ACT_CACHE_DIR"
 CACHE_VERSION = "1"
 NEIGHBOURS = {"outputs": 15, "fisher": 3}
 METRICS = {"outputs": "euclidean", "fisher": "manhattan"}
+#: Up to this many candidates the exact distance matrix (n^2 float64: 200 MB here) is
+#: cheaper than approximate neighbours; above it, umap-learn's nearest-neighbour descent
+#: finds the neighbours without any n x n matrix (the four-node space has ~400,000).
+EXACT_UP_TO = 5_000
 
 
 def cache_dir() -> Path:
@@ -34,31 +38,43 @@ def cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "act")) / "embeddings"
 
 
-def _fuzzy_model(rows: np.ndarray, kind: str, seed: int, graph_only: bool):
-    """A fitted UMAP model of one feature kind (``graph_only`` skips the layout)."""
-    import umap
-    from sklearn.metrics import pairwise_distances
+def scalable(rows: int) -> bool:
+    """Whether ``rows`` candidates take the approximate-neighbour path."""
+    return rows > EXACT_UP_TO
 
-    distances = pairwise_distances(rows, metric=METRICS[kind], n_jobs=1)
+
+def _fuzzy_model(rows: np.ndarray, kind: str, seed: int, graph_only: bool,
+                 approximate: bool):
+    """A fitted UMAP model of one feature kind (``graph_only`` skips the layout): from exact
+    distances, or (``approximate``) from nearest-neighbour descent, same metric and
+    neighbour count either way."""
+    import umap
+
     n_neighbors = min(NEIGHBOURS[kind], len(rows) - 1)
-    model = umap.UMAP(
-        n_neighbors=n_neighbors,
-        metric="precomputed",
-        random_state=seed,
-        transform_mode="graph" if graph_only else "embedding",
-    )
+    mode = "graph" if graph_only else "embedding"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # precomputed metric: no inverse_transform; fine
-        model.fit(distances)
-    return model
+        if approximate:
+            model = umap.UMAP(n_neighbors=n_neighbors, metric=METRICS[kind], random_state=seed,
+                              transform_mode=mode, force_approximation_algorithm=True,
+                              low_memory=True)
+            return model.fit(rows)
+        from sklearn.metrics import pairwise_distances
+
+        model = umap.UMAP(n_neighbors=n_neighbors, metric="precomputed", random_state=seed,
+                          transform_mode=mode)
+        return model.fit(pairwise_distances(rows, metric=METRICS[kind], n_jobs=1))
 
 
 def compute_embedding(rows_by_kind: dict[str, np.ndarray], feature_set: str, seed: int,
-                      progress: bool = False):
+                      progress: bool = False, approximate: bool | None = None):
     """Embed rows (all candidates) into 2-D; ``rows_by_kind`` has outputs and/or fisher.
-    ``progress`` shows a bar over the steps (each kind's graph, then the layout)."""
+    ``progress`` shows a bar over the steps (each kind's graph, then the layout);
+    ``approximate`` forces (or forbids) nearest-neighbour descent, by default used above
+    :data:`EXACT_UP_TO` rows."""
     check_feature_set(feature_set)
     n = len(next(iter(rows_by_kind.values())))
+    approximate = scalable(n) if approximate is None else approximate
     if n < 4:
         # UMAP needs a few neighbours; so few functions are better searched exhaustively.
         rng = np.random.default_rng(seed)
@@ -69,13 +85,14 @@ def compute_embedding(rows_by_kind: dict[str, np.ndarray], feature_set: str, see
                   disable=not progress) as bar:
         if feature_set != "union":
             bar.set_postfix_str(f"{feature_set}: distances, graph and layout")
-            coords = _fuzzy_model(rows_by_kind[feature_set], feature_set, seed, False).embedding_
+            coords = _fuzzy_model(rows_by_kind[feature_set], feature_set, seed, False,
+                                  approximate).embedding_
             bar.update()
             return coords
         models = []
         for kind in kinds:
             bar.set_postfix_str(f"{kind}: distances and fuzzy graph")
-            models.append(_fuzzy_model(rows_by_kind[kind], kind, seed, True))
+            models.append(_fuzzy_model(rows_by_kind[kind], kind, seed, True, approximate))
             bar.update()
         bar.set_postfix_str("layout of the union graph")
         with warnings.catch_warnings():
