@@ -107,7 +107,8 @@ def make_executor(workers: int | None = None, scheduler: str | None = None) -> I
         from distributed import Client, LocalCluster
     except ImportError:
         raise ActError(
-            "--scheduler needs Dask distributed: pip install 'dask[distributed]'"
+            "--scheduler needs Dask distributed: ./dev install 'actbench[distributed]' in the act "
+            "repository adds it"
         ) from None
     cluster = None
     if scheduler == "local":

@@ -80,7 +80,7 @@ def _outside_model(name: str, input_shape: tuple[int, ...], num_classes: int,
                    known: list[str]) -> nn.Module:
     source, _, what = name.rpartition(":")
     if source == "timm":
-        timm = _import("timm", "timm models need timm (pip install timm)")
+        timm = _import("timm", "timm models need the timm package installed")
         try:
             return timm.create_model(what, pretrained=False, num_classes=num_classes,
                                      in_chans=input_shape[0])
