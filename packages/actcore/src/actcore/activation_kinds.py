@@ -11,7 +11,7 @@ name to the implementations.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
@@ -99,10 +99,11 @@ def kind_of_module(module: nn.Module, kinds: Iterable[Kind] = KINDS.values()) ->
     return None
 
 
-def matches(module: nn.Module, spec: KindSpec) -> bool:
-    """Whether ``module`` is an activation of the kinds (or classes) ``spec`` names."""
+def selector(spec: KindSpec) -> Callable[[nn.Module], bool]:
+    """Whether a module is an activation of the kinds (or classes) ``spec`` names; the
+    spec is read once (an unknown kind is an error here), then applied to every module."""
     kinds, classes = kinds_of(spec)
-    return isinstance(module, classes) or kind_of_module(module, kinds) is not None
+    return lambda module: isinstance(module, classes) or kind_of_module(module, kinds) is not None
 
 
 def kind_of_call(op: str, target: object, kinds: Iterable[Kind] = KINDS.values()) -> str | None:
@@ -120,11 +121,12 @@ def find_activations(model: nn.Module, spec: KindSpec | None,
     """The activation modules of the kinds ``spec`` names (None: any module), by every
     qualified name they are registered under, optionally only names matching the glob
     ``pattern``."""
+    chosen = None if spec is None else selector(spec)
     return {
         name: module
         for name, module in model.named_modules(remove_duplicate=False)
         if name
-        and (spec is None or matches(module, spec))
+        and (chosen is None or chosen(module))
         and (pattern is None or fnmatch.fnmatchcase(name, pattern))
     }
 

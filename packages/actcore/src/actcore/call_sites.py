@@ -19,6 +19,7 @@ from actcore.activation_kinds import (
     kind_of_call,
     kind_of_module,
     kinds_of,
+    selector,
 )
 from actcore.errors import ActError
 
@@ -55,8 +56,8 @@ def functional_calls(model: nn.Module, spec: KindSpec = tuple(KINDS),
     F.relu inside ``layer1``), or None when the model cannot be traced."""
     kinds, _ = kinds_of(spec)
     try:
-        graph = _Tracer(leaves).trace(model)
-    except Exception:
+        graph = trace(model, leaves).graph
+    except ActError:
         return None
     return [f"{_scope(node) + '.' if _scope(node) else ''}{node.name}"
             for node in graph.nodes if kind_of_call(node.op, node.target, kinds)]
@@ -68,13 +69,14 @@ def separate_call_sites(model: nn.Module, spec: KindSpec,
     ``spec`` names is its own module: a module called at k places becomes k modules (the
     first keeps its name, the others get ``_1``, ``_2``...), a functional call becomes a
     :class:`Functional` module named after its call in the enclosing module."""
-    kinds, classes = kinds_of(spec)
+    kinds, _ = kinds_of(spec)
+    chosen = selector(spec)
     traced = trace(model, leaves)
     seen: set[str] = set()
     for node in list(traced.graph.nodes):
         if node.op == "call_module":
             module = traced.get_submodule(node.target)
-            if not (isinstance(module, classes) or kind_of_module(module, kinds)):
+            if not chosen(module):
                 continue
             if node.target in seen:
                 _call_own_module(traced, node, node.target, copy.deepcopy(module))
