@@ -33,7 +33,7 @@ FUNCTIONS = ["relu(x)", "tanh(x)", "zero(x)", "reciprocal(zero(x))"]
 def test_same_initial_weights_and_validity():
     factory = Counting()
     records = spectra_for_activations(factory, FUNCTIONS, torch.randn(16, 2, 5, 5),
-                                      progress=False)
+                                      progress=False, stack=1)
     assert list(records) == FUNCTIONS
     first = factory.models[0][0].weight  # the reference build
     assert len(factory.models) == 1 + len(FUNCTIONS)
@@ -48,15 +48,16 @@ def test_store_resumes_after_a_kill(tmp_path):
     x = torch.randn(8, 2, 5, 5)
     with pytest.raises(KeyboardInterrupt):
         spectra_for_activations(Counting(fail_on="zero(x)"), FUNCTIONS, x, store=path,
-                                progress=False)
+                                progress=False, stack=1)
     with SpectrumStore(path) as store:
         assert len(store) == 2 and "tanh(x)" in store
         kept = store.get("relu(x)")
     factory = Counting()
-    records = spectra_for_activations(factory, FUNCTIONS, x, store=path, progress=False)
+    records = spectra_for_activations(factory, FUNCTIONS, x, store=path, progress=False,
+                                      stack=1)
     assert len(factory.models) == 1 + 2  # the reference build and the two missing ones
     assert records["relu(x)"] == kept
-    again = spectra_for_activations(Counting(), ["relu(x)"], x, progress=False)
+    again = spectra_for_activations(Counting(), ["relu(x)"], x, progress=False, stack=1)
     assert again["relu(x)"].cdf == kept.cdf  # same seed, same result without the store
     with pytest.raises(ActError, match="other settings"):
         spectra_for_activations(Counting(), FUNCTIONS, x, store=path, fisher="type2",

@@ -70,8 +70,9 @@ class Activation(nn.Module):
                 raise ActError(f"{self.expression} has learnable parameters: its moments "
                                "change while it trains, so it cannot be normalised once")
             mean, std = normalization(expr)
-            self.register_buffer("shift", torch.tensor(mean))
-            self.register_buffer("scale", torch.tensor(1.0 / std))
+            # float64: a float64 network gets the moments to full precision
+            self.register_buffer("shift", torch.tensor(mean, dtype=torch.float64))
+            self.register_buffer("scale", torch.tensor(1.0 / std, dtype=torch.float64))
 
     def forward(self, x: Tensor) -> Tensor:
         if self.normalized:

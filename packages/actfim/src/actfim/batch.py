@@ -23,9 +23,13 @@ from actcore import parse, to_module
 from actcore.atomic import write_atomic
 from actcore.console import Progress
 from actcore.errors import ActError
+from actcore.normalize import normalization
+from actcore.stacked import StackedActivation
 from actcore.store import Store
+from actfim.factors import mixing_module
 from actfim.features import fisher_cdf
 from actfim.spectrum import Spectrum, kfac_spectrum
+from actfim.stacked import StackedSpectra, stack_size, stacked_spectra
 
 ModelFactory = Callable[[nn.Module], nn.Module]
 
@@ -54,6 +58,19 @@ class SpectrumRecord(BaseModel):
             seconds=spectrum.seconds,
         )
 
+    @classmethod
+    def from_stacked(cls, expressions: list[str], spectra: StackedSpectra) -> list[SpectrumRecord]:
+        """The records of stacked spectra, stack ``s`` being ``expressions[s]``."""
+        cdfs = spectra.cdfs()
+        return [
+            cls(expression=e, valid=spectra.valid[s], reason=spectra.reasons[s],
+                num_weights=spectra.num_weights if not spectra.failed[s] else [],
+                cdf=cdfs[s].tolist() if spectra.valid[s] else None,
+                clamped=spectra.clamped(s) if not spectra.failed[s] else 0,
+                seconds=spectra.seconds)
+            for s, e in enumerate(expressions)
+        ]
+
 
 class SpectrumStore(Store):
     """A SQLite file of :class:`SpectrumRecord` s, tagged with the run's settings.
@@ -78,10 +95,14 @@ class SpectrumStore(Store):
 
     def add(self, record: SpectrumRecord) -> None:
         """Store one record (its own transaction)."""
+        self.add_many([record])
+
+    def add_many(self, records: Iterable[SpectrumRecord]) -> None:
+        """Store records in one transaction: all or none survive a kill."""
         with self._db:
-            self._db.execute(
+            self._db.executemany(
                 "INSERT OR REPLACE INTO spectra VALUES (?, ?)",
-                (record.expression, record.model_dump_json()),
+                [(r.expression, r.model_dump_json()) for r in records],
             )
 
     def get(self, expression: str) -> SpectrumRecord:
@@ -122,6 +143,7 @@ def spectra_for_activations(
     device: str | torch.device | None = None,
     progress: bool = True,
     normalize: bool = False,
+    stack: int | None = None,
     **spectrum_options,
 ) -> dict[str, SpectrumRecord]:
     """Spectra of ``make_model(activation)`` for every expression, same weights each.
@@ -135,6 +157,9 @@ def spectra_for_activations(
         device: where to build the model (default: the inputs' device).
         normalize: the normalised activations (mean 0, variance 1 under N(0, 1)); a
             function that cannot be normalised is recorded invalid.
+        stack: functions computed together in one pass (:mod:`actfim.stacked`); None
+            chooses by the model's size, 1 computes one at a time. Models whose samples
+            interact (BatchNorm or dropout in train mode) are always done one at a time.
         spectrum_options: passed to :func:`actfim.kfac_spectrum` (fisher, ...).
 
     A function whose model cannot be built or whose spectrum is not finite is recorded
@@ -152,45 +177,93 @@ def spectra_for_activations(
     db = SpectrumStore(store, settings) if opened else store
     try:
         reference = _build(make_model, nn.Identity(), seed, device)
+        size = _stack(reference, inputs.to(device), stack, spectrum_options.get("mode", "train"))
         results = {}
         todo = [e for e in expressions if db is None or e not in db]
         if db is not None:
             results.update({e: db.get(e) for e in expressions if e in db})
-        bar = Progress(todo, desc="fisher spectra", unit="fn", disable=not progress)
-        for expression in bar:
-            record = _one(make_model, expression, reference, inputs, targets, seed, device,
-                          normalize, spectrum_options)
-            if db is not None:
-                db.add(record)
-            results[expression] = record
-            bar.set_postfix_str(f"{expression} {'ok' if record.valid else 'invalid'}")
+        job = _Job(make_model, reference, inputs, targets, seed, device, normalize,
+                   spectrum_options)
+        with Progress(total=len(todo), desc="fisher spectra", unit="fn",
+                      disable=not progress) as bar:
+            for start in range(0, len(todo), size):
+                records = job.run(todo[start : start + size])
+                if db is not None:
+                    db.add_many(records)
+                results.update((r.expression, r) for r in records)
+                bar.update(len(records))
         return {e: results[e] for e in expressions}
     finally:
         if opened:
             db.close()
 
 
-def _one(make_model, expression, reference, inputs, targets, seed, device, normalize,
-         options):
-    start = time.perf_counter()
-    try:
-        activation = to_module(expression, normalize=normalize)
-    except ActError as err:  # parsed already: only normalising can fail here
-        return SpectrumRecord(expression=expression, valid=False, reason=str(err),
-                              seconds=time.perf_counter() - start)
-    try:
-        model = _build(make_model, activation, seed, device)
-        _copy_weights(reference, model)
-    except ActError:
-        raise
-    except Exception as err:
-        return SpectrumRecord(expression=expression, valid=False,
-                              reason=f"building the model failed: {type(err).__name__}: {err}",
-                              seconds=time.perf_counter() - start)
-    spectrum = kfac_spectrum(model, inputs, targets, seed=seed, **options)
-    record = SpectrumRecord.from_spectrum(expression, spectrum)
-    record.seconds = time.perf_counter() - start
-    return record
+def _stack(reference: nn.Module, inputs: Tensor, stack: int | None, mode: str) -> int:
+    if stack is not None and stack < 1:
+        raise ActError(f"stack must be at least 1, got {stack}")
+    if stack == 1 or mixing_module(reference, mode) is not None:
+        return 1
+    return stack or stack_size(reference, inputs)
+
+
+class _Job:
+    """Spectra of a group of functions: stacked in one pass when there are several,
+    one at a time when alone or when the stacked model cannot be built."""
+
+    def __init__(self, make_model, reference, inputs, targets, seed, device, normalize,
+                 options):
+        self.make_model, self.reference = make_model, reference
+        self.inputs, self.targets = inputs, targets
+        self.seed, self.device = seed, device
+        self.normalize, self.options = normalize, options
+
+    def run(self, names: list[str]) -> list[SpectrumRecord]:
+        records = {}
+        if self.normalize:
+            for name in names:
+                try:
+                    normalization(name)
+                except ActError as err:
+                    records[name] = SpectrumRecord(expression=name, valid=False,
+                                                   reason=str(err))
+        group = [n for n in names if n not in records]
+        if len(group) == 1:
+            records[group[0]] = self.one(group[0])
+        elif group:
+            try:
+                model = self.build(StackedActivation(group, normalize=self.normalize))
+            except ActError:
+                raise
+            except Exception:
+                records.update((n, self.one(n)) for n in group)
+            else:
+                spectra = stacked_spectra(model, self.inputs, self.targets,
+                                          stacks=len(group), seed=self.seed, **self.options)
+                records.update(zip(group, SpectrumRecord.from_stacked(group, spectra)))
+        return [records[n] for n in names]
+
+    def build(self, activation: nn.Module) -> nn.Module:
+        model = _build(self.make_model, activation, self.seed, self.device)
+        _copy_weights(self.reference, model)
+        return model
+
+    def one(self, expression: str) -> SpectrumRecord:
+        start = time.perf_counter()
+        try:
+            activation = to_module(expression, normalize=self.normalize)
+            model = self.build(activation)
+        except ActError:
+            raise
+        except Exception as err:
+            return SpectrumRecord(
+                expression=expression, valid=False,
+                reason=f"building the model failed: {type(err).__name__}: {err}",
+                seconds=time.perf_counter() - start)
+        spectrum = kfac_spectrum(model, self.inputs, self.targets, seed=self.seed,
+                                 **self.options)
+        record = SpectrumRecord.from_spectrum(expression, spectrum)
+        record.seconds = time.perf_counter() - start
+        return record
 
 
 def _build(make_model: ModelFactory, activation: nn.Module, seed: int, device) -> nn.Module:

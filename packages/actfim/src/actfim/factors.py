@@ -17,7 +17,6 @@ Fisher of the *average* per-sample log-likelihood.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 
 import torch
@@ -25,27 +24,13 @@ from torch import Tensor, nn
 from torch.autograd.graph import GradientEdge, get_gradient_edge
 
 from actcore.errors import ActError
+from actfim.labels import FisherType, Likelihood, output_gradients
 from actfim.layers import Mode, SkippedModule, find_layers, model_mode, shape_check
 from actfim.patches import ConvNd, conv_input_moment, linear_input_moment
 
 
 class NonFiniteError(ArithmeticError):
     """The model's output or a factor is NaN or infinite (the function is likely bad)."""
-
-
-class FisherType(enum.StrEnum):
-    """Which labels the gradients are taken at."""
-
-    MC = "mc"  # labels drawn from the model's predictive distribution
-    EMPIRICAL = "empirical"  # the given targets
-    TYPE2 = "type2"  # exact expectation over labels (one backward pass per output)
-
-
-class Likelihood(enum.StrEnum):
-    """The model's predictive distribution p(y | x)."""
-
-    CLASSIFICATION = "classification"  # softmax over the output (cross-entropy)
-    REGRESSION = "regression"  # Gaussian with unit variance (half squared error)
 
 
 @dataclass
@@ -65,8 +50,20 @@ class LayerFactors:
 
 
 @dataclass
+class StackedFactors:
+    """The factors of ``stacks`` networks sharing one model's weights (see
+    :func:`stacked_factors`): each layer's ``a`` and ``g`` get a leading stack dimension.
+    ``failed[s]`` says why stack ``s`` has no usable factors (None when it has)."""
+
+    layers: list[LayerFactors]
+    failed: list[str | None]
+    skipped: list[SkippedModule]
+    output: Tensor
+
+
+@dataclass
 class _Tap:
-    """What the hooks collect for one layer."""
+    """What the hooks collect for one layer (sums with a leading stack dimension)."""
 
     name: str
     module: nn.Module
@@ -93,50 +90,131 @@ def kfac_factors(
     Returns the factors, the skipped parameter-holding modules, and the model output.
     See :func:`actfim.kfac_spectrum` for the arguments.
     """
+    stacked = stacked_factors(model, inputs, targets, stacks=1, fisher=fisher,
+                              likelihood=likelihood, mc_samples=mc_samples, dtype=dtype,
+                              seed=seed, mode=mode)
+    if stacked.failed[0]:
+        raise NonFiniteError(stacked.failed[0])
+    layers = [LayerFactors(f.name, f.kind, f.num_weights, f.a[0], f.g[0])
+              for f in stacked.layers]
+    return layers, stacked.skipped, stacked.output
+
+
+def stacked_factors(
+    model: nn.Module,
+    inputs: Tensor,
+    targets: Tensor | None = None,
+    *,
+    stacks: int,
+    fisher: FisherType | str = FisherType.MC,
+    likelihood: Likelihood | str = Likelihood.CLASSIFICATION,
+    mc_samples: int = 1,
+    dtype: torch.dtype = torch.float32,
+    seed: int = 0,
+    mode: Mode = "train",
+) -> StackedFactors:
+    """K-FAC factors of ``stacks`` networks with ``model``'s weights, in one pass.
+
+    The model runs once on ``stacks`` copies of ``inputs``; its activations are meant to
+    treat copy ``s`` differently (an :class:`actcore.stacked.StackedActivation`), and its
+    samples must not interact (no batch statistics, no dropout in the chosen mode), so
+    that stack ``s`` gets exactly the factors, label draws included, that the model
+    with function ``s`` alone gets from :func:`kfac_factors`. A stack whose output is not
+    finite is marked failed without disturbing the others.
+    """
     if not isinstance(model, nn.Module):
         raise ActError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     fisher, likelihood = _check(fisher, likelihood, targets, inputs, mc_samples)
+    if stacks < 1:
+        raise ActError(f"stacks must be at least 1, got {stacks}")
+    if stacks > 1 and (problem := mixing_module(model, mode)):
+        raise ActError(f"{problem}, so stacked functions would not be computed as "
+                       "separate networks; compute them one at a time, or use mode='eval'")
     layers, skipped = find_layers(model)
     if not layers:
         raise ActError("the model has no nn.Linear, nn.Conv1d or nn.Conv2d layer")
     device = _device(model, inputs)
-    inputs = inputs.to(device)
+    batch = inputs.to(device)
+    inputs = batch.repeat(stacks, *([1] * (batch.ndim - 1))) if stacks > 1 else batch
     taps = {name: _Tap(name, module) for name, module in layers}
     handles = [
-        module.register_forward_hook(_forward_hook(taps[name], dtype))
+        module.register_forward_hook(_forward_hook(taps[name], dtype, stacks))
         for name, module in layers
     ] + [module.register_forward_pre_hook(shape_check(name)) for name, module in layers]
     frozen = [p for p in model.parameters() if not p.requires_grad]
+    failed: list[str | None] = [None] * stacks
+    draws = 0
     try:
         for p in frozen:
             p.requires_grad_(True)
         with torch.enable_grad(), model_mode(model, mode):
             output = model(inputs)
             used = [tap for tap in taps.values() if tap.edges]
-            if not torch.isfinite(output).all():
-                raise NonFiniteError("the model output is not finite")
-            vectors = _output_gradients(output.detach(), targets, fisher, likelihood,
-                                        mc_samples, seed)
+            vectors = _stack_gradients(output.detach(), stacks, failed, targets, fisher,
+                                       likelihood, mc_samples, seed)
+            draws = len(vectors)
             edges = [edge for tap in used for edge in tap.edges]
             for i, vector in enumerate(vectors):
                 grads = torch.autograd.grad(
                     output, edges, grad_outputs=vector,
                     retain_graph=i < len(vectors) - 1, allow_unused=True,
                 )
-                _accumulate_g(used, grads, dtype)
+                _accumulate_g(used, grads, dtype, stacks)
     finally:
         for handle in handles:
             handle.remove()
         for p in frozen:
             p.requires_grad_(False)
-    per_draw = inputs.shape[0] * (len(vectors) if fisher == FisherType.MC else 1)
+    per_draw = batch.shape[0] * (draws if fisher == FisherType.MC else 1)
     factors = []
     for tap in used:
-        g = tap.g_sum / per_draw if tap.g_sum is not None else _zero_g(tap.module, dtype)
+        g = (tap.g_sum / per_draw if tap.g_sum is not None
+             else _zero_g(tap.module, dtype, stacks))
         weights = sum(p.numel() for p in tap.module.parameters(recurse=False))
         kind = type(tap.module).__name__
         factors.append(LayerFactors(tap.name, kind, weights, tap.a_sum / tap.a_count, g))
-    return factors, skipped, output.detach()
+    return StackedFactors(factors, failed, skipped, output.detach())
+
+
+def mixing_module(model: nn.Module, mode: Mode = "train") -> str | None:
+    """Why stacked functions would not be separate networks in ``model`` (batch
+    statistics mix them; dropout draws other masks than a one-function pass), or None."""
+    if mode != "train":
+        return None
+    for name, module in model.named_modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            what = "batch statistics"
+        elif isinstance(module, nn.modules.dropout._DropoutNd) and module.p > 0:
+            what = "dropout"
+        else:
+            continue
+        return f"{name or 'the model'} ({type(module).__name__}) uses {what} in train mode"
+    return None
+
+
+def _stack_gradients(output: Tensor, stacks: int, failed: list[str | None],
+                     targets, fisher, likelihood, mc_samples, seed) -> list[Tensor]:
+    """The output gradients of every stack, each drawn as a lone network draws them;
+    stacks with a non-finite output get zeros (and a failure reason)."""
+    if output.ndim != 2 or output.shape[0] % stacks:
+        raise ActError(
+            f"the model output has shape {tuple(output.shape)}; expected (batch, outputs)"
+        )
+    blocks = output.reshape(stacks, -1, output.shape[1])
+    finite = torch.isfinite(blocks.flatten(1)).all(1).tolist()
+    per_stack: list[list[Tensor] | None] = []
+    for s, block in enumerate(blocks):
+        if not finite[s]:
+            failed[s] = "the model output is not finite"
+            per_stack.append(None)
+        else:
+            per_stack.append(output_gradients(block, targets, fisher, likelihood,
+                                              mc_samples, seed))
+    done = next((v for v in per_stack if v is not None), None)
+    if done is None:
+        return []
+    zeros = [torch.zeros_like(v) for v in done]
+    return [torch.cat([(v or zeros)[i] for v in per_stack]) for i in range(len(done))]
 
 
 def _check(fisher, likelihood, targets, inputs, mc_samples):
@@ -174,15 +252,17 @@ def _device(model: nn.Module, inputs: Tensor) -> torch.device:
     return inputs.device
 
 
-def _forward_hook(tap: _Tap, dtype: torch.dtype):
+def _forward_hook(tap: _Tap, dtype: torch.dtype, stacks: int):
     def hook(module: nn.Module, args: tuple, output: Tensor) -> None:
         x = args[0].detach().to(dtype)
         with torch.no_grad():
             if isinstance(module, nn.Linear):
-                moment, count = linear_input_moment(x, module.bias is not None)
-                moment = moment[None]
+                moment, count = linear_input_moment(x, module.bias is not None, stacks)
+                moment = moment[:, None]
             else:
-                moment, count = conv_input_moment(x, module)
+                pairs = [conv_input_moment(block, module)
+                         for block in x.reshape(stacks, -1, *x.shape[1:])]
+                moment, count = torch.stack([m for m, _ in pairs]), pairs[0][1]
         tap.a_sum = moment if tap.a_sum is None else tap.a_sum + moment
         tap.a_count += count
         tap.edges.append(get_gradient_edge(output))
@@ -190,95 +270,32 @@ def _forward_hook(tap: _Tap, dtype: torch.dtype):
     return hook
 
 
-def _zero_g(module: nn.Module, dtype: torch.dtype) -> Tensor:
+def _zero_g(module: nn.Module, dtype: torch.dtype, stacks: int) -> Tensor:
     """G of a layer that no gradient reaches."""
     groups = getattr(module, "groups", 1)
     width = module.weight.shape[0] // groups
-    return module.weight.new_zeros(groups, width, width, dtype=dtype)
+    return module.weight.new_zeros(stacks, groups, width, width, dtype=dtype)
 
 
-def _accumulate_g(taps: list[_Tap], grads: tuple[Tensor | None, ...], dtype) -> None:
+def _accumulate_g(taps: list[_Tap], grads: tuple[Tensor | None, ...], dtype,
+                  stacks: int) -> None:
     it = iter(grads)
     for tap in taps:
         for _ in tap.edges:
             grad = next(it)
             if grad is None:
                 continue
-            moment = _output_moment(grad.detach().to(dtype), tap.module)
+            moment = _output_moment(grad.detach().to(dtype), tap.module, stacks)
             tap.g_sum = moment if tap.g_sum is None else tap.g_sum + moment
 
 
-def _output_moment(grad: Tensor, module: nn.Module) -> Tensor:
-    """Σ over samples and locations of g gᵀ, per channel group."""
+def _output_moment(grad: Tensor, module: nn.Module, stacks: int) -> Tensor:
+    """Σ over samples and locations of g gᵀ, per stack and channel group."""
     if isinstance(module, nn.Linear):
-        g = grad.reshape(-1, grad.shape[-1])
-        return (g.T @ g)[None]
+        g = grad.reshape(stacks, -1, grad.shape[-1])
+        return (g.transpose(1, 2) @ g)[:, None]
     conv: ConvNd = module  # type: ignore[assignment]
     groups = conv.groups
-    g = grad.transpose(0, 1).reshape(groups, grad.shape[1] // groups, -1)
-    return g @ g.transpose(1, 2)
-
-
-def _output_gradients(
-    output: Tensor,
-    targets: Tensor | None,
-    fisher: FisherType,
-    likelihood: Likelihood,
-    mc_samples: int,
-    seed: int,
-) -> list[Tensor]:
-    """Gradients of the per-sample negative log-likelihood w.r.t. the model output,
-    one tensor per backward pass."""
-    if output.ndim != 2:
-        raise ActError(
-            f"the model output has shape {tuple(output.shape)}; expected (batch, outputs)"
-        )
-    dtype = output.dtype
-    output = output.to(torch.float64)
-    generator = torch.Generator(device=output.device).manual_seed(seed)
-    if likelihood == Likelihood.CLASSIFICATION:
-        probs = torch.softmax(output, dim=1)
-        if fisher == FisherType.TYPE2:
-            # Columns of a square root of diag(p) − ppᵀ: √p_c (e_c − p).
-            eye = torch.eye(output.shape[1], dtype=output.dtype, device=output.device)
-            return [
-                (probs[:, c, None].sqrt() * (eye[c] - probs)).to(dtype)
-                for c in range(output.shape[1])
-            ]
-        if fisher == FisherType.EMPIRICAL:
-            labels = [_class_labels(targets, output)]
-        else:
-            draws = torch.multinomial(probs, mc_samples, replacement=True,
-                                      generator=generator)
-            labels = list(draws.T)
-        return [
-            (probs - nn.functional.one_hot(y, output.shape[1])).to(dtype)
-            for y in labels
-        ]
-    if fisher == FisherType.TYPE2:
-        eye = torch.eye(output.shape[1], dtype=dtype, device=output.device)
-        return [eye[c].expand(output.shape[0], -1) for c in range(output.shape[1])]
-    if fisher == FisherType.EMPIRICAL:
-        if targets.shape != output.shape:
-            raise ActError(
-                f"regression targets have shape {tuple(targets.shape)}, "
-                f"the model output {tuple(output.shape)}"
-            )
-        return [(output - targets.to(output)).to(dtype)]
-    return [
-        -torch.randn(output.shape, generator=generator, dtype=output.dtype,
-                     device=output.device).to(dtype)
-        for _ in range(mc_samples)
-    ]
-
-
-def _class_labels(targets: Tensor, output: Tensor) -> Tensor:
-    targets = targets.to(output.device)
-    if targets.ndim != 1 or targets.is_floating_point():
-        raise ActError("classification targets must be a 1-D tensor of class indices")
-    if targets.min() < 0 or targets.max() >= output.shape[1]:
-        raise ActError(
-            f"class indices must lie in [0, {output.shape[1]}); "
-            f"got {int(targets.min())}..{int(targets.max())}"
-        )
-    return targets
+    blocks = grad.reshape(stacks, -1, *grad.shape[1:]).transpose(1, 2)
+    g = blocks.reshape(stacks, groups, grad.shape[1] // groups, -1)
+    return g @ g.transpose(2, 3)

@@ -78,15 +78,27 @@ def layout_of(length: int, num_weights: list[int]) -> CdfLayout:
 
 def layer_cdf(log_eigenvalues: torch.Tensor | np.ndarray, bins: int) -> np.ndarray:
     """Normalised cumulative histogram of log-eigenvalues over :data:`LOG_RANGE`."""
-    if bins == 0:
-        return np.zeros(0)
     values = torch.as_tensor(log_eigenvalues, dtype=torch.float64).flatten()
+    return layer_cdfs(values[None], bins)[0]
+
+
+def layer_cdfs(log_eigenvalues: torch.Tensor, bins: int) -> np.ndarray:
+    """:func:`layer_cdf` of each row of ``(rows, values)``, in one pass.
+
+    Values outside the range fall in the end bins; a value lands in bin
+    ⌊(v − lo)·bins/(hi − lo)⌋, ``torch.histc``'s rule to the last bit.
+    """
+    values = torch.as_tensor(log_eigenvalues, dtype=torch.float64)
+    rows, count = values.shape
+    if bins == 0:
+        return np.zeros((rows, 0))
     if not torch.isfinite(values).all():
         raise ActError("log-eigenvalues are not finite; the spectrum is invalid")
     lo, hi = LOG_RANGE
-    values = values.clamp(lo, hi)
-    counts = torch.histc(values, bins=bins, min=lo, max=hi)
-    return (counts.cumsum(0) / values.numel()).numpy()
+    index = ((values.clamp(lo, hi) - lo) * bins / (hi - lo)).floor().long().clamp_(0, bins - 1)
+    index += torch.arange(rows)[:, None] * bins
+    counts = torch.bincount(index.flatten(), minlength=rows * bins).reshape(rows, bins)
+    return (counts.cumsum(1).double() / count).numpy()
 
 
 def fisher_cdf(spectrum: Spectrum) -> np.ndarray:

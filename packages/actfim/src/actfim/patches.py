@@ -31,18 +31,18 @@ ConvNd = nn.Conv1d | nn.Conv2d
 _CHUNK_ELEMENTS = 1 << 26
 
 
-def linear_input_moment(x: Tensor, bias: bool) -> tuple[Tensor, int]:
-    """Σ of x̃x̃ᵀ over samples and extra (sequence) dimensions, and the count of terms.
+def linear_input_moment(x: Tensor, bias: bool, stacks: int = 1) -> tuple[Tensor, int]:
+    """Σ of x̃x̃ᵀ over samples and extra (sequence) dimensions, per stack of the batch
+    (shape ``(stacks, d, d)``), and the count of terms in each.
 
     ``x̃`` is ``x`` with a trailing 1 when the layer has a bias.
     """
-    x = x.reshape(-1, x.shape[-1])
-    count = x.shape[0]
-    xtx = x.T @ x
+    x = x.reshape(stacks, -1, x.shape[-1])
+    count = x.shape[1]
+    xtx = x.transpose(1, 2) @ x
     if not bias:
         return xtx, count
-    total = x.sum(0)
-    return _augment(xtx[None], total[None], count)[0], count
+    return _augment(xtx, x.sum(1), count), count
 
 
 def conv_input_moment(x: Tensor, conv: ConvNd) -> tuple[Tensor, int]:

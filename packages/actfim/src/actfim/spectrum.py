@@ -149,10 +149,10 @@ def kfac_spectrum(
             bar.set_description("eigenvalues of the factors")
             bar.reset(total=2 * len(factors))
             try:
-                eigenvalues = _eigvalsh_all(
+                eigenvalues = eigvalsh_all(
                     [m for layer in factors for m in (layer.a, layer.g)], done=bar.update)
             except Exception as err:  # e.g. LAPACK failing to converge on a degenerate factor
-                failure = _describe(err)
+                failure = describe_failure(err)
     if failure is not None:
         return Spectrum(layers=[], skipped=skipped, valid=False, reason=failure,
                         fisher=fisher_name, mode=mode, seconds=time.perf_counter() - start)
@@ -181,24 +181,28 @@ def _factors(model: nn.Module, inputs: Tensor, targets: Tensor | None, **options
     except ActError:
         raise
     except Exception as err:
-        return [], [], _describe(err)
+        return [], [], describe_failure(err)
     return factors, skipped, None
 
 
-def _describe(err: Exception) -> str:
+def describe_failure(err: Exception) -> str:
     if isinstance(err, NonFiniteError):
         return str(err)
     return f"{type(err).__name__}: {err}"
 
 
-def _eigvalsh_all(factors: list[Tensor],
-                  done: Callable[[int], object] = lambda n: None) -> list[Tensor | None]:
-    """Eigenvalues of each (finite) factor; None for a non-finite one.
+def eigvalsh_all(factors: list[Tensor],
+                  done: Callable[[int], object] = lambda n: None,
+                  decompose: Callable[[Tensor], Tensor] | None = None,
+                  ) -> list[Tensor | None]:
+    """Eigenvalues of each (finite) factor by ``decompose`` (default
+    ``torch.linalg.eigvalsh``); None for a non-finite one.
 
     On the CPU the decompositions run side by side, one thread each: LAPACK's
     tridiagonalisation synchronises its threads once per column, and on a busy
     machine two-thread ``eigvalsh`` was measured 15× slower than one thread.
     """
+    decompose = decompose or torch.linalg.eigvalsh
     finite = [bool(torch.isfinite(f).all()) for f in factors]
     work = [i for i in range(len(factors)) if finite[i]]
     out: list[Tensor | None] = [None] * len(factors)
@@ -207,7 +211,7 @@ def _eigvalsh_all(factors: list[Tensor],
         return out
     if factors[work[0]].device.type != "cpu":
         for i in work:
-            out[i] = torch.linalg.eigvalsh(factors[i])
+            out[i] = decompose(factors[i])
             done(1)
         return out
     threads = torch.get_num_threads()
@@ -217,7 +221,7 @@ def _eigvalsh_all(factors: list[Tensor],
         # the thread count is per thread (OpenMP, MKL): set it where LAPACK runs, or a
         # decomposition may go multi-threaded and sum in a run-dependent order
         torch.set_num_threads(1)
-        return torch.linalg.eigvalsh(factors[i])
+        return decompose(factors[i])
 
     with torch_threads(1), ThreadPoolExecutor(max_workers=threads) as pool:
         for i, values in zip(work, pool.map(one_thread_eigvalsh, work)):
@@ -234,18 +238,16 @@ def layer_spectrum(
     ``eigenvalues`` of A and G may be given when already computed.
     """
     if eigenvalues is None:
-        eigenvalues = _eigvalsh_all([layer.a, layer.g])
-    log_a, clamped_a, bad_a = _log_eigenvalues(layer.a, eigenvalues[0])
-    log_g, clamped_g, bad_g = _log_eigenvalues(layer.g, eigenvalues[1])
-    pairs = log_a.to(torch.float64)[:, :, None] + log_g.to(torch.float64)[:, None, :]
-    problem = None
-    if bad_a or bad_g:
-        which = " and ".join(
-            f"{name} ({bad})" for name, bad in (("A", bad_a), ("G", bad_g)) if bad
-        )
-        problem = f"layer {layer.name!r}: factor {which}"
-    elif not torch.isfinite(pairs).all():  # e.g. a floor that underflowed to zero
-        problem = f"layer {layer.name!r}: log-eigenvalues are not finite"
+        eigenvalues = eigvalsh_all([layer.a, layer.g])
+    logs = []
+    for factor, values in zip((layer.a, layer.g), eigenvalues):
+        finite = torch.tensor([values is not None])
+        if values is None:
+            values = torch.full(factor.shape[:2], float("nan"), dtype=factor.dtype,
+                                device=factor.device)
+        logs.append(log_eigenvalues(values[None], finite))
+    (log_a, clamped_a, bad_a), (log_g, clamped_g, bad_g) = logs
+    pairs = kronecker_logs(log_a, log_g)[0]
     spectrum = LayerSpectrum(
         name=layer.name,
         kind=layer.kind,
@@ -253,24 +255,49 @@ def layer_spectrum(
         groups=layer.a.shape[0],
         a_size=layer.a.shape[1],
         g_size=layer.g.shape[1],
-        log_eigenvalues=pairs.flatten().cpu(),
-        clamped_a=clamped_a,
-        clamped_g=clamped_g,
+        log_eigenvalues=pairs.cpu(),
+        clamped_a=int(clamped_a[0]),
+        clamped_g=int(clamped_g[0]),
     )
-    return spectrum, problem
+    finite = bool(torch.isfinite(pairs).all())
+    return spectrum, layer_problem(layer.name, bad_a[0], bad_g[0], finite)
 
 
-def _log_eigenvalues(
-    factor: Tensor, values: Tensor | None
-) -> tuple[Tensor, int, str | None]:
-    """Log-eigenvalues of a batch of symmetric PSD matrices, clamped at round-off."""
-    if values is None:
-        nan = torch.full(factor.shape[:2], float("nan"), dtype=factor.dtype,
-                         device=factor.device)
-        return nan, 0, "is not finite"
-    top = values.amax(dim=1, keepdim=True)
-    if (top <= 0).any():
-        return torch.log(values.clamp(min=0)), 0, "is zero"
-    floor = top * (ROUNDOFF * torch.finfo(factor.dtype).eps)
+def log_eigenvalues(values: Tensor, finite: Tensor) -> tuple[Tensor, Tensor, list[str | None]]:
+    """Log-eigenvalues of stacks of symmetric PSD factors, clamped at round-off.
+
+    ``values`` (stacks, groups, d) are the eigenvalues of each stack's factors (anything
+    for a stack whose factor was not ``finite``). Returns the logs, how many were raised
+    to the floor per stack, and per stack what is wrong with its factor (or None).
+    """
+    top = values.amax(dim=2, keepdim=True)
+    zero = (top <= 0).flatten(1).any(1) & finite
+    floor = top * (ROUNDOFF * torch.finfo(values.dtype).eps)
     low = values < floor
-    return torch.log(torch.maximum(values, floor)), int(low.sum()), None
+    logs = torch.where(zero[:, None, None], torch.log(values.clamp(min=0)),
+                       torch.log(torch.maximum(values, floor)))
+    logs[~finite] = float("nan")
+    good = finite & ~zero
+    clamped = low.flatten(1).sum(1) * good
+    bad = [None if ok else ("is zero" if z else "is not finite")
+           for ok, z in zip(good.tolist(), zero.tolist())]
+    return logs, clamped, bad
+
+
+def kronecker_logs(log_a: Tensor, log_g: Tensor) -> Tensor:
+    """All log λ_i(A) + log μ_j(G) per stack, group by group: (stacks, eigenvalues)."""
+    pairs = log_a.to(torch.float64)[:, :, :, None] + log_g.to(torch.float64)[:, :, None, :]
+    return pairs.flatten(1)
+
+
+def layer_problem(name: str, bad_a: str | None, bad_g: str | None,
+                  finite: bool) -> str | None:
+    """What makes a layer's spectrum invalid, or None."""
+    if bad_a or bad_g:
+        which = " and ".join(
+            f"{factor} ({bad})" for factor, bad in (("A", bad_a), ("G", bad_g)) if bad
+        )
+        return f"layer {name!r}: factor {which}"
+    if not finite:  # e.g. a floor that underflowed to zero
+        return f"layer {name!r}: log-eigenvalues are not finite"
+    return None
