@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from actbench.train import Result
@@ -11,7 +12,7 @@ from actcore import equivalence_classes
 from actcore.cli import main
 from actcore.errors import ActError
 from actsearch import candidates, live
-from actsearch.features import BASELINES
+from actsearch.features import BASELINES, output_features
 from actsearch.live import SearchConfig, run_search
 
 OPS = ["relu", "tanh", "sigmoid", "elu", "identity", "abs", "swish", "softplus", "negative"]
@@ -76,11 +77,15 @@ def test_a_second_search_on_the_same_study_is_refused(tmp_path, counted):
     assert calls == []
 
 
-def test_candidates_are_class_representatives():
-    names = candidates.unique_functions(config())
+def test_candidates_are_class_representatives_with_their_outputs(tmp_path):
+    names, rows = candidates.candidate_functions(config(), tmp_path)
     assert len(equivalence_classes(names)) == len(names)  # one per class
     assert "relu(x)" in names and "max(relu(x),relu(x))" not in names
-    assert set(BASELINES) <= set(names)
+    assert names[:8] == list(BASELINES)  # under their own names, first
+    assert rows.dtype == np.float32 and rows.shape == (len(names), 1000)
+    np.testing.assert_array_equal(rows, output_features(names))  # one evaluation, reused
+    again = candidates.candidate_functions(config(), tmp_path)  # read back, not redone
+    assert again[0] == names and np.array_equal(again[1], rows)
 
 
 def test_dask_local_cluster_path(tmp_path):
@@ -95,9 +100,9 @@ def test_command_writes_the_report(tmp_path, capsys):
     assert main(["search", "run", "--task", "mlp-digits", "--space", "max(unary(x),unary(x))",
                  "--operators", ",".join(OPS), "--budget", "10", "--workers", "2",
                  "--epochs", "1", "--out", str(out)]) == 0
-    for name in ("leaderboard.csv", "best_so_far.png", "top_functions.png", "study.sqlite",
-                 "fisher/chunk-00000.sqlite"):
+    for name in ("leaderboard.csv", "best_so_far.png", "top_functions.png", "study.sqlite"):
         assert (out / name).is_file(), name
+    assert len(list((out / "fisher").glob("chunk-00000-*.npy"))) == 1
     lines = (out / "leaderboard.csv").read_text().splitlines()
     assert len(lines) == 11 and lines[0].startswith("rank,function,readable,val_accuracy")
 

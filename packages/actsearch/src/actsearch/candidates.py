@@ -1,33 +1,80 @@
-"""The candidates of a live search: one function per equivalence class of the space (the
-eight published baselines added), their output features, their Fisher features (computed
-by workers in resumable chunks) and the embedding the surrogate works in."""
+"""The candidates of a live search and their features, phase by phase, each resumable.
+
+1. **Classes**: the space's equivalence classes, one name each; the eight published
+   baselines keep their own names (and come first). Every candidate's outputs are
+   computed once, here, and serve as its output features and to place the baselines.
+2. **Fisher**: the CDF of every candidate with finite outputs, many functions per pass
+   (:mod:`actfim.stacked`), in chunks that workers (local processes or Dask) compute and
+   save as they finish.
+3. **Embedding**: the UMAP embedding the surrogate works in (:mod:`actsearch.embedding`).
+
+Each phase saves its result under the search's folder, so a search killed anywhere
+resumes from the last finished chunk of the phase it was in.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import time
 from concurrent.futures import as_completed
 from pathlib import Path
 
 import numpy as np
 
+from actcore.atomic import atomic_path, write_atomic
+from actcore.console import Progress, log
 from actsearch.config import SearchConfig
-from actsearch.features import BASELINES, Features, output_features
+from actsearch.features import BASELINES, Features, match_rows, normalized, output_features
+
+FISHER_CHUNK = 1024  # functions per Fisher job and per saved chunk file
 
 
-def unique_functions(config: SearchConfig, progress: bool = False) -> list[str]:
-    """One name per equivalence class of the space plus the baselines, baselines first."""
+def _digest(*parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _save_array(path: Path, array: np.ndarray) -> None:
+    with atomic_path(path) as tmp, tmp.open("wb") as fh:
+        np.save(fh, array)
+
+
+def candidate_functions(config: SearchConfig, folder: Path | None = None,
+                        progress: bool = False) -> tuple[list[str], np.ndarray]:
+    """One name per equivalence class of the space plus the baselines (baselines first,
+    under their own names), and each one's outputs (float32 rows; see
+    :func:`actsearch.features.output_features`). Saved in ``folder`` when given."""
     from actcore import Space, equivalence_classes
 
+    key = _digest("candidates", config.space, config.operators)
+    names_path = folder / f"candidates-{key}.json" if folder else None
+    rows_path = folder / f"candidates-{key}.npy" if folder else None
+    if names_path and names_path.is_file() and rows_path.is_file():
+        try:
+            names, rows = json.loads(names_path.read_text()), np.load(rows_path)
+            if len(names) == len(rows):
+                return names, rows
+        except (OSError, ValueError):
+            pass  # damaged: computed again
     space = Space(*config.space, operators=config.operators)
-    classes = equivalence_classes(space, progress=progress)
-    names = [*BASELINES, *classes.representatives]
-    return equivalence_classes(names).representatives
+    representatives = equivalence_classes(space, progress=progress).representatives
+    rows = output_features(representatives, progress=progress)
+    base = output_features(BASELINES)
+    found = {i for i in match_rows(rows, base) if i is not None}
+    keep = np.ones(len(rows), dtype=bool)
+    keep[list(found)] = False
+    names = [*BASELINES, *(n for n, k in zip(representatives, keep) if k)]
+    rows = np.concatenate([base, rows[keep]])
+    if names_path is not None:
+        _save_array(rows_path, rows)
+        write_atomic(names_path, json.dumps(names))
+    return names, rows
 
 
-FISHER_CHUNK = 64  # functions per Fisher job (and per resumable store file)
-
-
-def fisher_cdfs(config: SearchConfig, names: list[str], store: str) -> list[list[float]]:
-    """A worker's job: Fisher CDFs of ``names`` ([] if invalid), resumable in ``store``."""
+def fisher_cdfs(config: SearchConfig, names: list[str], path: str) -> np.ndarray:
+    """A worker's job: Fisher CDF rows of ``names`` (NaN rows for invalid spectra),
+    saved to ``path`` before they are returned."""
     from actbench import get_task
     from actbench.fisher import fisher_batch, model_factory
     from actfim.batch import spectra_for_activations
@@ -35,69 +82,88 @@ def fisher_cdfs(config: SearchConfig, names: list[str], store: str) -> list[list
     task = get_task(config.task)
     inputs, targets = fisher_batch(task.dataset, config.fisher_batch, config.seed,
                                    config.data_root)
-    make_model = model_factory(task.name)
-
-    def spectra(batch: list[str]) -> list[list[float]]:
-        records = spectra_for_activations(
-            make_model, batch, inputs, targets, store=store, seed=config.seed, progress=False,
-            normalize=config.normalize,
-        )
-        return [records[n].cdf or [] for n in batch]
-
-    try:
-        return spectra(names)
-    except Exception:
-        # A failed spectrum computation marks its function invalid; one that
-        # raises (e.g. eigh not converging) must not sink the chunk: redo it one by one,
-        # the finished ones coming back from the store.
-        cdfs = []
-        for name in names:
-            try:
-                cdfs += spectra([name])
-            except Exception:
-                cdfs.append([])
-        return cdfs
+    records = spectra_for_activations(
+        model_factory(task.name), names, inputs, targets, seed=config.seed, progress=False,
+        normalize=config.normalize,
+    )
+    length = max((len(r.cdf) for r in records.values() if r.cdf), default=0)
+    rows = np.full((len(names), length), np.nan)
+    for i, name in enumerate(names):
+        if records[name].cdf:
+            rows[i] = records[name].cdf
+    _save_array(Path(path), rows)
+    return rows
 
 
-def _fisher_rows(config: SearchConfig, names: list[str], out: Path, executor,
-                 progress: bool) -> np.ndarray:
-    """Fisher CDF rows (NaN for invalid spectra), in parallel chunks stored under ``out``."""
-    from actcore.console import Progress
-    from actsearch.features import fisher_matrix
-
+def fisher_rows(config: SearchConfig, names: list[str], folder: Path, executor,
+                progress: bool) -> np.ndarray:
+    """Fisher CDF rows of ``names`` (NaN for invalid spectra): chunks saved in ``folder``
+    are read back, the others computed in parallel, each saved as it finishes."""
+    folder.mkdir(parents=True, exist_ok=True)
     chunks = [names[i : i + FISHER_CHUNK] for i in range(0, len(names), FISHER_CHUNK)]
-    futures = {
-        executor.submit(fisher_cdfs, config, chunk,
-                        str(out / "fisher" / f"chunk-{i:05d}.sqlite")): i
-        for i, chunk in enumerate(chunks)
-    }
-    cdfs: list[list[list[float]]] = [[] for _ in chunks]
-    with Progress(total=len(names), desc="fisher spectra", unit="fn", disable=not progress) as bar:
+    settings = config.model_dump(include={"task", "seed", "fisher_batch", "normalize"})
+    paths = [folder / f"chunk-{i:05d}-{_digest(settings, chunk)}.npy"
+             for i, chunk in enumerate(chunks)]
+    results: list[np.ndarray | None] = [None] * len(chunks)
+    for i, path in enumerate(paths):
+        if path.is_file():
+            with contextlib.suppress(OSError, ValueError):  # damaged: computed again
+                results[i] = np.load(path)
+    done = sum(len(chunks[i]) for i, r in enumerate(results) if r is not None)
+    if done:
+        log.info(f"fisher spectra: {done:,} of {len(names):,} read from {folder}")
+    futures = {executor.submit(fisher_cdfs, config, chunks[i], str(paths[i])): i
+               for i, r in enumerate(results) if r is None}
+    with Progress(total=len(names), initial=done, desc="fisher spectra", unit="fn",
+                  disable=not progress) as bar:
         for future in as_completed(futures):
             i = futures[future]
-            cdfs[i] = future.result()
+            results[i] = future.result()
             bar.update(len(chunks[i]))
-    return fisher_matrix([cdf for chunk in cdfs for cdf in chunk])
+    length = max(r.shape[1] for r in results) if results else 0
+    if length == 0:
+        from actcore.errors import ActError
+
+        raise ActError("no function has Fisher features (an empty spectrum for every one)")
+    return np.concatenate([r if r.shape[1] else np.full((len(r), length), np.nan)
+                           for r in results])
 
 
 def prepare(config: SearchConfig, out: Path, executor,
             progress: bool = True) -> tuple[Features, np.ndarray]:
-    """The functions' features and the embedding of the candidates (NaN elsewhere)."""
+    """The functions' features and the embedding of the candidates (NaN elsewhere);
+    each phase's wall time is logged."""
     from actsearch.embedding import embed
 
-    names = unique_functions(config, progress)
-    outputs = output_features(names, normalize=config.normalize)
+    with _phase("classes and outputs") as note:
+        names, outputs = candidate_functions(config, out / "cache", progress)
+        if config.normalize:
+            outputs = normalized(names, outputs)
+        note(f"{len(names):,} candidates")
     fisher = None
     if config.features in ("fisher", "union"):
         finite = np.isfinite(outputs).all(axis=1)
         fisher = np.full((len(names), 1), np.nan)
         if finite.any():
-            rows = _fisher_rows(config, [n for n, ok in zip(names, finite) if ok], out,
-                                executor, progress)
-            fisher = np.full((len(names), rows.shape[1]), np.nan)
-            fisher[finite] = rows
+            with _phase("fisher spectra") as note:
+                rows = fisher_rows(config, [n for n, ok in zip(names, finite) if ok],
+                                   out / "fisher", executor, progress)
+                fisher = np.full((len(names), rows.shape[1]), np.nan)
+                fisher[finite] = rows
+                note(f"{int(finite.sum()):,} functions with finite outputs")
     features = Features(names, outputs, fisher)
     coords = np.full((len(names), 2), np.nan)
-    coords[features.candidates] = embed(features, config.features, config.seed,
-                                        cache=out / "cache")
+    with _phase(f"{config.features} embedding") as note:
+        coords[features.candidates] = embed(features, config.features, config.seed,
+                                            cache=out / "cache")
+        note(f"{int(features.candidates.sum()):,} candidates")
     return features, coords
+
+
+@contextlib.contextmanager
+def _phase(name: str):
+    """Log how long a phase took (read back from files or computed)."""
+    start = time.perf_counter()
+    notes: list[str] = []
+    yield notes.append
+    log.info(f"{name}: {time.perf_counter() - start:.1f} s ({', '.join(notes)})")

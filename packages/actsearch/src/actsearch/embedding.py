@@ -63,7 +63,9 @@ def _fuzzy_model(rows: np.ndarray, kind: str, seed: int, graph_only: bool,
 
         model = umap.UMAP(n_neighbors=n_neighbors, metric="precomputed", random_state=seed,
                           transform_mode=mode)
-        return model.fit(pairwise_distances(rows, metric=METRICS[kind], n_jobs=1))
+        distances = pairwise_distances(np.asarray(rows, dtype=np.float64), metric=METRICS[kind],
+                                       n_jobs=1)
+        return model.fit(distances)
 
 
 def compute_embedding(rows_by_kind: dict[str, np.ndarray], feature_set: str, seed: int,

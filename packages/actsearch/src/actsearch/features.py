@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from actcore.console import Progress
 from actcore.errors import ActError
 
 FEATURE_SETS = ("outputs", "fisher", "union")
@@ -35,24 +36,59 @@ def check_feature_set(name: str) -> str:
     return name
 
 
-def output_features(names: Sequence[str], normalize: bool = False) -> np.ndarray:
-    """Each function's outputs on actcore's fixed sample, as float64 rows; ``normalize``
-    gives the normalised functions' outputs, (f - mean) / std under N(0, 1), and a row of
+OUTPUT_CHUNK = 512  # functions evaluated together (their sub-expressions are shared)
+
+
+def output_features(names: Sequence[str], normalize: bool = False,
+                    progress: bool = False) -> np.ndarray:
+    """Each function's outputs on actcore's fixed sample, as float32 rows: the values
+    equivalence compares (:func:`actcore.exact_outputs`: computed in float64 and rounded
+    once), so every machine gets the same features. ``normalize`` gives the normalised
+    functions' outputs (see :func:`normalized`)."""
+    from actcore.evaluate import exact_outputs, sample_points
+
+    x = sample_points()
+    rows = np.empty((len(names), len(x)), dtype=np.float32)
+    with Progress(total=len(names), desc="outputs", unit="fn", unit_scale=True,
+                  disable=not progress) as bar:
+        for start in range(0, len(names), OUTPUT_CHUNK):
+            chunk = list(names[start : start + OUTPUT_CHUNK])
+            rows[start : start + len(chunk)] = exact_outputs(chunk, x)[0].numpy()
+            bar.update(len(chunk))
+    return normalized(names, rows) if normalize else rows
+
+
+def normalized(names: Sequence[str], rows: np.ndarray) -> np.ndarray:
+    """Output rows of the normalised functions, (f - mean) / std under N(0, 1); a row of
     NaN for a function that cannot be normalised (no moments, or constant)."""
-    import actcore
     from actcore.normalize import normalization
 
-    out = actcore.evaluate(list(names), actcore.sample_points())
-    rows = out.cpu().numpy().astype(np.float64).reshape(len(names), -1)
-    if normalize:
-        for i, name in enumerate(names):
-            try:
-                mean, std = normalization(name)
-            except ActError:
-                rows[i] = np.nan
-                continue
-            rows[i] = (rows[i] - mean) / std
+    rows = rows.copy()
+    for i, name in enumerate(names):
+        try:
+            mean, std = normalization(name)
+        except ActError:
+            rows[i] = np.nan
+            continue
+        rows[i] = (rows[i] - mean) / std
     return rows
+
+
+def match_rows(rows: np.ndarray, targets: np.ndarray) -> list[int | None]:
+    """For each target row, a row of ``rows`` with exactly the same values (the same
+    function, whatever its name), or None; by 88-bit fingerprints, in linear time."""
+    import torch
+
+    from actcore.space_outputs import Fingerprint, as_bytes, canonical
+
+    fingerprint = Fingerprint(rows.shape[1])
+
+    def keys(values: np.ndarray) -> np.ndarray:
+        tensor = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32)) + 0.0
+        return as_bytes(fingerprint(canonical(tensor)[0]))
+
+    index = {key: i for i, key in reversed(list(enumerate(keys(rows).tolist())))}
+    return [index.get(key) for key in keys(targets).tolist()]
 
 
 def fisher_matrix(cdfs: Sequence[Sequence[float]]) -> np.ndarray:
@@ -124,13 +160,8 @@ class Features:
         """Rows whose outputs equal those of ``names`` exactly (same function, any name)."""
         if self.outputs is None:
             return {}
-        targets = output_features(names)
-        found = {}
-        for name, target in zip(names, targets):
-            match = np.flatnonzero((self.outputs == target).all(axis=1))
-            if len(match):
-                found[name] = int(match[0])
-        return found
+        found = match_rows(self.outputs, output_features(names))
+        return {name: row for name, row in zip(names, found) if row is not None}
 
     def key(self) -> str:
         """A digest of the names and feature values: the embedding cache key."""
