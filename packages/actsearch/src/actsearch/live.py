@@ -24,7 +24,7 @@ from actsearch.candidates import prepare
 from actsearch.config import SearchConfig
 from actsearch.features import BASELINES, check_feature_set
 from actsearch.regressors import get_regressor
-from actsearch.report import ranking_accuracy
+from actsearch.report import ranking_accuracy, write_search_map
 from actsearch.strategies import SearchState, get_strategy
 from actsearch.study import Evaluation, Study
 
@@ -124,6 +124,9 @@ def run_search(config: SearchConfig, out: Path, workers: int | None = None,
                     if broken is not None:  # a dead process broke the whole pool
                         executor = pool.restart(broken)
             bar.close()
+            write_search_map(state, names, done, out,
+                             f"{config.task}: {int(features.candidates.sum()):,} candidates, "
+                             f"{len(done)} evaluations ({config.features} embedding)")
             return done
         finally:
             study.close()

@@ -103,17 +103,66 @@ def plot_embeddings(
     return save(fig, path)
 
 
-def plot_best_so_far(values: Sequence[float], path: Path, title: str) -> Path:
-    """A live search's accuracy per evaluation and the best so far."""
-    fig, ax = _figure(figsize=(7, 4))
+def plot_best_so_far(values: Sequence[float], path: Path, title: str,
+                     marked: Mapping[int, str] | None = None) -> Path:
+    """A live search's accuracy per evaluation (points) and the best so far (line);
+    ``marked`` maps evaluation indices to names drawn as labelled diamonds (the
+    baselines), with the best of them as a dashed line."""
+    fig, ax = _figure(figsize=(8, 4.5))
+    values = np.asarray(values, float)
     x = np.arange(1, len(values) + 1)
     ax.plot(x, values, ".", color="grey", label="evaluated")
-    ax.plot(x, np.fmax.accumulate(np.asarray(values, float)), label="best so far")
+    ax.plot(x, np.fmax.accumulate(values), color="C0", label="best so far")
+    marked = {i: n for i, n in (marked or {}).items() if i < len(values)}
+    if marked:
+        rows = np.array(sorted(marked))
+        ax.plot(x[rows], values[rows], "D", color="C1", markersize=5, label="baselines")
+        for i in rows:
+            ax.annotate(marked[i].removesuffix("(x)"), (x[i], values[i]), fontsize=7,
+                        color="C1", xytext=(4, -3), textcoords="offset points")
+        ax.axhline(np.nanmax(values[rows]), color="C1", linestyle="--", linewidth=1,
+                   label="best baseline")
+    finite = values[np.isfinite(values)]
+    if len(finite):  # failed runs sit at the bottom; keep the contest (and baselines) readable
+        top = finite.max()
+        low = max(finite.min(), top - 4 * (top - np.median(finite)))
+        if marked:
+            low = min(low, np.nanmin(values[rows]))
+        ax.set_ylim(low - 0.02, top + 0.01)
     ax.set_xlabel("evaluations (in completion order)")
     ax.set_ylabel("validation accuracy")
     ax.set_title(title)
-    ax.legend()
+    ax.legend(loc="lower right", fontsize=8)
     ax.grid(alpha=0.3)
+    return save(fig, path)
+
+
+def plot_search_map(coords: np.ndarray, predicted: np.ndarray, evaluated: Sequence[int],
+                    labels: Mapping[str, int], path: Path, title: str) -> Path:
+    """The whole space's 2-D embedding coloured by the surrogate's predicted accuracy,
+    with the evaluated rows on top, coloured by evaluation order; ``labels`` names rows
+    (the baselines and the best function)."""
+    fig, ax = _figure(figsize=(9, 7))
+    shown = np.isfinite(coords).all(1)
+    order = np.flatnonzero(shown)[np.argsort(np.nan_to_num(predicted[shown], nan=-np.inf))]
+    size = float(np.clip(20_000 / max(len(order), 1), 0.5, 25))
+    background = ax.scatter(coords[order, 0], coords[order, 1], c=predicted[order], s=size,
+                            cmap="viridis", linewidths=0, rasterized=True)
+    fig.colorbar(background, ax=ax, label="predicted validation accuracy", shrink=0.8)
+    evaluated = [r for r in evaluated if shown[r]]
+    if evaluated:
+        steps = ax.scatter(coords[evaluated, 0], coords[evaluated, 1],
+                           c=np.arange(1, len(evaluated) + 1), cmap="autumn", s=28,
+                           edgecolors="black", linewidths=0.6, zorder=3)
+        fig.colorbar(steps, ax=ax, label="evaluation number", shrink=0.8)
+    for name, row in labels.items():
+        if shown[row]:
+            ax.annotate(name, coords[row], fontsize=8, xytext=(5, 5),
+                        textcoords="offset points", zorder=4,
+                        bbox=dict(boxstyle="round,pad=0.15", fc="white", alpha=0.7, lw=0))
+    ax.set_title(title)
+    ax.set_xticks([])
+    ax.set_yticks([])
     return save(fig, path)
 
 

@@ -1,4 +1,5 @@
-"""A live search's report: leaderboard CSV, best-so-far curve, top functions plotted."""
+"""A live search's report: leaderboard CSV, best-so-far curve with the baselines, top
+functions plotted, and the map of the whole space by predicted accuracy."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from pathlib import Path
 from actbench.train import Result
 from actcore.atomic import atomic_path
 from actcore.readable import readable
+from actsearch.features import BASELINES
+from actsearch.strategies import SearchState, predicted_accuracy
 from actsearch.study import Evaluation
 
 
@@ -38,11 +41,29 @@ def write_report(evaluations: list[Evaluation], out: Path, title: str, top: int 
               ([i + 1, e.function, readable(e.function), e.val_accuracy, e.test_accuracy,
                 e.status, round(e.seconds, 3), e.order] for i, e in enumerate(ranked)))
     if evaluations:
+        baselines = {i: e.function for i, e in enumerate(evaluations)
+                     if e.function in BASELINES}
         plot.plot_best_so_far([ranking_accuracy(e) for e in evaluations],
-                               out / "best_so_far.png", title)
+                              out / "best_so_far.png", title, baselines)
         plot.plot_functions([e.function for e in ranked[:top]], out / "top_functions.png",
                              f"top {min(top, len(ranked))}: {title}")
     return out
+
+
+def write_search_map(state: SearchState, names: list[str], evaluations: list[Evaluation],
+                     out: Path, title: str) -> Path:
+    """``search_map.png``: every candidate where the embedding puts it, coloured by the
+    regressor's prediction from all evaluations, the evaluations on top in order."""
+    from actsearch import plot
+
+    row_of = {n: i for i, n in enumerate(names)}
+    rows = [row_of[e.function] for e in evaluations]
+    labels = {n.removesuffix("(x)"): row_of[n] for n in BASELINES if n in row_of}
+    if evaluations:
+        best = max(evaluations, key=ranking_accuracy)
+        labels[f"best: {readable(best.function)}"] = row_of[best.function]
+    return plot.plot_search_map(state.coords, predicted_accuracy(state), rows, labels,
+                                out / "search_map.png", title)
 
 
 def top_lines(evaluations: list[Evaluation], top: int = 5) -> list[str]:

@@ -90,23 +90,49 @@ def random_suggest(state: SearchState, k: int) -> Suggestion:
 
 
 def predict_free(state: SearchState) -> tuple[np.ndarray, np.ndarray]:
-    """Fit the regressor on observed candidates; predict on free candidates."""
+    """Fit the regressor on observed candidates; predict on free candidates (z-scored)."""
     free = np.flatnonzero(state.free(restrict=True))
-    seen = np.array([r for r in state.observed if state.candidates[r]], dtype=np.intp)
     if len(free) == 0:
         return free, np.empty(0)
-    if len(seen) == 0:  # nothing to learn from yet: every candidate looks alike
+    fitted = _fit(state)
+    if fitted is None:  # nothing to learn from yet: every candidate looks alike
         return free, np.zeros(len(free))
+    return free, fitted[0](state.coords[free])
+
+
+def predicted_accuracy(state: SearchState) -> np.ndarray:
+    """The regressor's accuracy for every candidate (NaN elsewhere, or before any
+    candidate has been observed), fitted on all observations."""
+    out = np.full(len(state.coords), np.nan)
+    fitted = _fit(state)
+    if fitted is not None:
+        predict, mean, std = fitted
+        rows = np.flatnonzero(state.candidates)
+        out[rows] = predict(state.coords[rows]) * std + mean
+    return out
+
+
+def _fit(state: SearchState):
+    """The regressor fitted on the observed candidates: (predict, mean, std), where
+    ``predict`` gives z-scored accuracies; None before any observation."""
+    seen = np.array([r for r in state.observed if state.candidates[r]], dtype=np.intp)
+    if len(seen) == 0:
+        return None
     y = np.array([state.observed[r] for r in seen], dtype=np.float64)
     # z-scored targets: rankings of KNR/RFR are unchanged, while SVR's epsilon tube and
     # GPR's unit-amplitude prior kernel meet accuracies on the scale they assume.
-    y = (y - y.mean()) / (y.std() or 1.0)
+    mean, std = y.mean(), (y.std() or 1.0)
     model = state.regressor.make(state.seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # GPR/SVR on few points
-        model.fit(state.coords[seen], y)
-        pred = model.predict(state.coords[free])
-    return free, np.asarray(pred, dtype=np.float64).ravel()
+        model.fit(state.coords[seen], (y - mean) / std)
+
+    def predict(coords: np.ndarray) -> np.ndarray:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return np.asarray(model.predict(coords), dtype=np.float64).ravel()
+
+    return predict, mean, std
 
 
 def _ranked(state: SearchState, free: np.ndarray, pred: np.ndarray) -> np.ndarray:
