@@ -72,9 +72,8 @@ def candidate_functions(config: SearchConfig, folder: Path | None = None,
     return names, rows
 
 
-def fisher_cdfs(config: SearchConfig, names: list[str], path: str) -> np.ndarray:
-    """A worker's job: Fisher CDF rows of ``names`` (NaN rows for invalid spectra),
-    saved to ``path`` before they are returned."""
+def fisher_cdfs(config: SearchConfig, names: list[str]) -> np.ndarray:
+    """A worker's job: Fisher CDF rows of ``names`` (NaN rows for invalid spectra)."""
     from actbench import get_task
     from actbench.fisher import fisher_batch, model_factory
     from actfim.batch import spectra_for_activations
@@ -91,14 +90,14 @@ def fisher_cdfs(config: SearchConfig, names: list[str], path: str) -> np.ndarray
     for i, name in enumerate(names):
         if records[name].cdf:
             rows[i] = records[name].cdf
-    _save_array(Path(path), rows)
     return rows
 
 
 def fisher_rows(config: SearchConfig, names: list[str], folder: Path, executor,
                 progress: bool) -> np.ndarray:
     """Fisher CDF rows of ``names`` (NaN for invalid spectra): chunks saved in ``folder``
-    are read back, the others computed in parallel, each saved as it finishes."""
+    are read back, the others computed in parallel and saved here as each arrives (so
+    workers on other machines need no shared disk)."""
     folder.mkdir(parents=True, exist_ok=True)
     chunks = [names[i : i + FISHER_CHUNK] for i in range(0, len(names), FISHER_CHUNK)]
     settings = config.model_dump(include={"task", "seed", "fisher_batch", "normalize"})
@@ -112,14 +111,23 @@ def fisher_rows(config: SearchConfig, names: list[str], folder: Path, executor,
     done = sum(len(chunks[i]) for i, r in enumerate(results) if r is not None)
     if done:
         log.info(f"fisher spectra: {done:,} of {len(names):,} read from {folder}")
-    futures = {executor.submit(fisher_cdfs, config, chunks[i], str(paths[i])): i
-               for i, r in enumerate(results) if r is None}
     with Progress(total=len(names), initial=done, desc="fisher spectra", unit="fn",
                   disable=not progress) as bar:
-        for future in as_completed(futures):
-            i = futures[future]
+
+        def collect(i: int, future) -> None:
             results[i] = future.result()
+            _save_array(paths[i], results[i])
             bar.update(len(chunks[i]))
+
+        futures = {}
+        for i in [i for i, r in enumerate(results) if r is None]:
+            future = executor.submit(fisher_cdfs, config, chunks[i])
+            if future.done():  # an in-process executor: keep it before the next one
+                collect(i, future)
+            else:
+                futures[future] = i
+        for future in as_completed(futures):
+            collect(futures[future], future)
     length = max(r.shape[1] for r in results) if results else 0
     if length == 0:
         from actcore.errors import ActError

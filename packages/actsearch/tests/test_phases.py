@@ -1,0 +1,85 @@
+"""A live search killed in any phase resumes from what that phase had finished."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from actsearch import candidates, embedding, live
+from actsearch.live import SearchConfig, run_search
+
+OPS = ["relu", "tanh", "sigmoid", "elu", "identity", "abs", "swish", "softplus", "negative"]
+
+
+def config(**changes) -> SearchConfig:
+    base = dict(task="mlp-digits", space=["max(unary(x),unary(x))"], operators=OPS,
+                budget=9, features="union", epochs=1)
+    return SearchConfig(**{**base, **changes})
+
+
+class Killer:
+    """Wraps a function; raises KeyboardInterrupt (a kill) on call number ``at``."""
+
+    def __init__(self, fn, at: int | None = None):
+        self.fn, self.at, self.calls = fn, at, 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        if self.at is not None and self.calls == self.at:
+            raise KeyboardInterrupt
+        return self.fn(*args, **kwargs)
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    monkeypatch.setattr(candidates, "FISHER_CHUNK", 4)
+
+
+def test_killed_while_computing_fisher_chunks(tmp_path, monkeypatch, small_chunks):
+    fisher = Killer(candidates.fisher_cdfs, at=3)
+    monkeypatch.setattr(candidates, "fisher_cdfs", fisher)
+    with pytest.raises(KeyboardInterrupt):
+        run_search(config(), tmp_path, workers=0, progress=False)
+    saved = sorted((tmp_path / "fisher").glob("chunk-*.npy"))
+    assert len(saved) == 2  # the two finished chunks, nothing half-written
+    outputs = Killer(candidates.output_features)
+    monkeypatch.setattr(candidates, "output_features", outputs)
+    fisher.at, fisher.calls = None, 0
+    run_search(config(), tmp_path, workers=0, progress=False)
+    names, _ = candidates.candidate_functions(config(), tmp_path / "cache")
+    chunks = -(-(len(names) - 1) // 4)  # every function but one has finite outputs
+    assert fisher.calls == chunks - 2  # only the missing chunks
+    assert outputs.calls == 0  # classes and outputs came back from their file
+
+
+def test_killed_while_embedding(tmp_path, monkeypatch, small_chunks):
+    umap = Killer(embedding.compute_embedding, at=1)
+    monkeypatch.setattr(embedding, "compute_embedding", umap)
+    with pytest.raises(KeyboardInterrupt):
+        run_search(config(), tmp_path, workers=0, progress=False)
+    fisher = Killer(candidates.fisher_cdfs)
+    monkeypatch.setattr(candidates, "fisher_cdfs", fisher)
+    umap.at = None
+    run_search(config(), tmp_path, workers=0, progress=False)
+    assert fisher.calls == 0 and umap.calls == 2  # features kept; the embedding redone
+    again = Killer(embedding.compute_embedding)
+    monkeypatch.setattr(embedding, "compute_embedding", again)
+    run_search(config(budget=10), tmp_path, workers=0, progress=False)
+    assert again.calls == 0  # and now cached
+
+
+def test_killed_while_training(tmp_path, monkeypatch, small_chunks):
+    train = Killer(live.train_one, at=5)
+    monkeypatch.setattr(live, "train_one", train)
+    with pytest.raises(KeyboardInterrupt):
+        run_search(config(), tmp_path, workers=0, progress=False)
+    fisher = Killer(candidates.fisher_cdfs)
+    umap = Killer(embedding.compute_embedding)
+    monkeypatch.setattr(candidates, "fisher_cdfs", fisher)
+    monkeypatch.setattr(embedding, "compute_embedding", umap)
+    train.at, train.calls = None, 0
+    done = run_search(config(), tmp_path, workers=0, progress=False)
+    assert len(done) == 9 and train.calls == 5  # 4 kept, 5 more
+    assert fisher.calls == umap.calls == 0
+    assert (tmp_path / "search_map.png").is_file()
+    assert np.isfinite([e.val_accuracy for e in done]).all()
