@@ -89,9 +89,11 @@ def test_candidates_are_class_representatives_with_their_outputs(tmp_path):
 
 
 def test_dask_local_cluster_path(tmp_path):
-    evaluations = run_search(config(budget=3), tmp_path, workers=2, scheduler="local",
-                             progress=False)
+    """Fisher chunks and trainings both go to the Dask workers (the same code path)."""
+    evaluations = run_search(config(budget=3, features="union"), tmp_path, workers=2,
+                             scheduler="local", progress=False)
     assert [e.function for e in evaluations] and len(evaluations) == 3
+    assert list((tmp_path / "fisher").glob("chunk-*.npy"))
     assert all(e.status == "ok" and 0 <= e.val_accuracy <= 1 for e in evaluations)
 
 

@@ -11,6 +11,7 @@ again resumes.
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Future, wait
 from pathlib import Path
 
@@ -53,6 +54,7 @@ def run_search(config: SearchConfig, out: Path, workers: int | None = None,
             log.warning(f"{study.dropped} training(s) that dead workers broke off in an "
                         "earlier run will run again")
         slots = max(1, default_workers() if workers is None else workers)
+        started = time.perf_counter()
         try:
             with Pool(workers, scheduler) as pool:
                 executor = pool.executor
@@ -84,12 +86,19 @@ def run_search(config: SearchConfig, out: Path, workers: int | None = None,
                            desc="search", unit="eval", disable=not progress)
                 _show(bar, done)
                 pending: dict[Future, int] = {}
+                suggest_seconds: list[float] = []
+                first_suggestion: list[float] = []
                 lost: dict[int, int] = {}  # per row: trainings lost to dead workers
                 while len(done) < config.budget:
                     # fill every free worker; "surrogate" suggests one function per call
                     while free := min(slots - len(pending),
                                       config.budget - len(done) - len(pending)):
-                        rows = _next_rows(state, strategy, baselines, free)
+                        rows = _next_rows(state, strategy, baselines, free, suggest_seconds)
+                        if len(suggest_seconds) == 1 and not first_suggestion:
+                            first_suggestion.append(time.perf_counter() - started)
+                            log.info(f"first suggestion {first_suggestion[0]:.1f} s after "
+                                     f"the search started ({suggest_seconds[0]:.2f} s to "
+                                     "suggest)")
                         if not rows:
                             break
                         for row in rows:
@@ -124,6 +133,9 @@ def run_search(config: SearchConfig, out: Path, workers: int | None = None,
                     if broken is not None:  # a dead process broke the whole pool
                         executor = pool.restart(broken)
             bar.close()
+            if suggest_seconds:
+                log.info(f"{len(suggest_seconds)} suggestions: median "
+                         f"{np.median(suggest_seconds):.2f} s, max {max(suggest_seconds):.2f} s")
             write_search_map(state, names, done, out,
                              f"{config.task}: {int(features.candidates.sum()):,} candidates, "
                              f"{len(done)} evaluations ({config.features} embedding)")
@@ -132,15 +144,19 @@ def run_search(config: SearchConfig, out: Path, workers: int | None = None,
             study.close()
 
 
-def _next_rows(state: SearchState, strategy, baselines: list[int], free: int) -> list[int]:
+def _next_rows(state: SearchState, strategy, baselines: list[int], free: int,
+               seconds: list[float]) -> list[int]:
+    """Baselines first, then the strategy's suggestions (each one's time in ``seconds``)."""
     rows = [r for r in baselines if r not in state.observed and r not in state.pending][:free]
     if len(rows) < free:
         if rows:
             state.pending.update(rows)
+        start = time.perf_counter()
         try:
             rows += strategy.suggest(state, free - len(rows)).rows
         finally:
             state.pending.difference_update(rows)
+        seconds.append(time.perf_counter() - start)
     return rows[:free]
 
 
