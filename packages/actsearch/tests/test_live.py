@@ -81,7 +81,7 @@ def test_candidates_are_class_representatives_with_their_outputs(tmp_path):
     names, rows = candidates.candidate_functions(config(), tmp_path)
     assert len(equivalence_classes(names)) == len(names)  # one per class
     assert "relu(x)" in names and "max(relu(x),relu(x))" not in names
-    assert names[:8] == list(BASELINES)  # under their own names, first
+    assert set(BASELINES) <= set(names)  # under their own names
     assert rows.dtype == np.float32 and rows.shape == (len(names), 1000)
     np.testing.assert_array_equal(rows, output_features(names))  # one evaluation, reused
     again = candidates.candidate_functions(config(), tmp_path)  # read back, not redone
@@ -284,11 +284,11 @@ def test_a_dead_worker_while_computing_features_restarts_the_pool(tmp_path, monk
     real = live.prepare
     calls = []
 
-    def prepare(config, out, executor, progress=True):
+    def prepare(config, out, executor, progress=True, **options):
         calls.append(executor)
         if len(calls) == 1:
             raise BrokenProcessPool("a worker died")
-        return real(config, out, executor, progress)
+        return real(config, out, executor, progress, **options)
 
     monkeypatch.setattr(live, "prepare", prepare)
     evaluations = run_search(config(budget=9), tmp_path, workers=0, progress=False)

@@ -83,3 +83,20 @@ def test_killed_while_training(tmp_path, monkeypatch, small_chunks):
     assert fisher.calls == umap.calls == 0
     assert (tmp_path / "search_map.png").is_file()
     assert np.isfinite([e.val_accuracy for e in done]).all()
+
+
+def test_workers_are_stopped_while_a_large_embedding_runs(tmp_path, monkeypatch):
+    """Nearest-neighbour descent is the run's memory peak: the idle workers go, and
+    come back for the trainings."""
+    from actbench.executors import Pool
+
+    monkeypatch.setattr(embedding, "EXACT_UP_TO", 5)  # this small space takes that path
+    events = []
+    pause, resume = Pool.pause, Pool.resume
+    monkeypatch.setattr(Pool, "pause", lambda self: (events.append("pause"), pause(self))[1])
+    monkeypatch.setattr(Pool, "resume", lambda self: (events.append("resume"), resume(self))[1])
+    umap = Killer(embedding.compute_embedding)
+    monkeypatch.setattr(embedding, "compute_embedding",
+                        lambda *a, **k: (events.append("embed"), umap(*a, **k))[1])
+    done = run_search(config(budget=10), tmp_path, workers=1, progress=False)
+    assert events == ["pause", "embed", "resume"] and len(done) == 10

@@ -67,13 +67,24 @@ class Pool:
         self._args = (workers, scheduler)
         self._stack = ExitStack()
         self.executor: Executor
+        self.paused = False
 
     def __enter__(self) -> Pool:
         self.executor = self._stack.enter_context(make_executor(*self._args))
+        self.paused = False
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
+
+    def pause(self) -> None:
+        """Stop the workers (and free their memory) until :meth:`resume`."""
+        self._stack.close()
+        self.paused = True
+
+    def resume(self) -> Executor:
+        """Start workers again after :meth:`pause`; return the new executor."""
+        return self.__enter__().executor
 
     def restart(self, err: BaseException) -> Executor:
         """Replace the pool ``err`` broke (saying so on stderr); return the new executor."""

@@ -1,7 +1,7 @@
 """The candidates of a live search and their features, phase by phase, each resumable.
 
 1. **Classes**: the space's equivalence classes, one name each; the eight published
-   baselines keep their own names (and come first). Every candidate's outputs are
+   baselines keep their own names. Every candidate's outputs are
    computed once, here, and serve as its output features and to place the baselines.
 2. **Fisher**: the CDF of every candidate with finite outputs, many functions per pass
    (:mod:`actfim.stacked`), in chunks that workers (local processes or Dask) compute and
@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from concurrent.futures import as_completed
 from pathlib import Path
 
@@ -42,9 +43,9 @@ def _save_array(path: Path, array: np.ndarray) -> None:
 
 def candidate_functions(config: SearchConfig, folder: Path | None = None,
                         progress: bool = False) -> tuple[list[str], np.ndarray]:
-    """One name per equivalence class of the space plus the baselines (baselines first,
-    under their own names), and each one's outputs (float32 rows; see
-    :func:`actsearch.features.output_features`). Saved in ``folder`` when given."""
+    """One name per equivalence class of the space, the baselines under their own names
+    (a baseline outside the space added at the end), and each one's outputs (float32 rows;
+    see :func:`actsearch.features.output_features`). Saved in ``folder`` when given."""
     from actcore import Space, equivalence_classes
 
     key = _digest("candidates", config.space, config.operators)
@@ -61,11 +62,16 @@ def candidate_functions(config: SearchConfig, folder: Path | None = None,
     representatives = equivalence_classes(space, progress=progress).representatives
     rows = output_features(representatives, progress=progress)
     base = output_features(BASELINES)
-    found = {i for i in match_rows(rows, base) if i is not None}
-    keep = np.ones(len(rows), dtype=bool)
-    keep[list(found)] = False
-    names = [*BASELINES, *(n for n, k in zip(representatives, keep) if k)]
-    rows = np.concatenate([base, rows[keep]])
+    names = list(representatives)
+    missing = []
+    for i, (baseline, row) in enumerate(zip(BASELINES, match_rows(rows, base))):
+        if row is None:
+            missing.append(i)
+        else:  # the same outputs: only the class's name changes (no copy of the rows)
+            names[row] = baseline
+    if missing:
+        names += [BASELINES[i] for i in missing]
+        rows = np.concatenate([rows, base[missing]])
     if names_path is not None:
         _save_array(rows_path, rows)
         write_atomic(names_path, json.dumps(names))
@@ -137,11 +143,14 @@ def fisher_rows(config: SearchConfig, names: list[str], folder: Path, executor,
                            for r in results])
 
 
-def prepare(config: SearchConfig, out: Path, executor,
-            progress: bool = True) -> tuple[Features, np.ndarray]:
+def prepare(config: SearchConfig, out: Path, executor, progress: bool = True,
+            before_large_embedding: Callable[[], None] | None = None,
+            ) -> tuple[Features, np.ndarray]:
     """The functions' features and the embedding of the candidates (NaN elsewhere);
-    each phase's wall time is logged."""
-    from actsearch.embedding import embed
+    each phase's wall time is logged. ``before_large_embedding`` is called before an
+    embedding by nearest-neighbour descent (the search stops its idle workers there: the
+    embedding is the run's memory peak)."""
+    from actsearch.embedding import embed, scalable
 
     with _phase("classes and outputs") as note:
         names, outputs = candidate_functions(config, out / "cache", progress)
@@ -161,6 +170,8 @@ def prepare(config: SearchConfig, out: Path, executor,
                 note(f"{int(finite.sum()):,} functions with finite outputs")
     features = Features(names, outputs, fisher)
     coords = np.full((len(names), 2), np.nan)
+    if before_large_embedding is not None and scalable(int(features.candidates.sum())):
+        before_large_embedding()
     with _phase(f"{config.features} embedding") as note:
         coords[features.candidates] = embed(features, config.features, config.seed,
                                             cache=out / "cache")

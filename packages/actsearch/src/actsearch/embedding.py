@@ -33,6 +33,12 @@ METRICS = {"outputs": "euclidean", "fisher": "manhattan"}
 EXACT_UP_TO = 5_000
 
 
+#: what a fitted umap-learn model keeps to transform new points: the union of two graphs
+#: needs none of it (gigabytes for the four-node space's outputs)
+_SEARCH_STATE = ("_raw_data", "_knn_search_index", "_knn_indices", "_knn_dists",
+                 "_rp_forest", "_search_graph")
+
+
 def cache_dir() -> Path:
     """Where embeddings are cached: ``$ACT_CACHE_DIR`` or ``~/.cache/act``."""
     return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "act")) / "embeddings"
@@ -58,7 +64,12 @@ def _fuzzy_model(rows: np.ndarray, kind: str, seed: int, graph_only: bool,
             model = umap.UMAP(n_neighbors=n_neighbors, metric=METRICS[kind], random_state=seed,
                               transform_mode=mode, force_approximation_algorithm=True,
                               low_memory=True)
-            return model.fit(rows)
+            model.fit(np.asarray(rows, dtype=np.float32))
+            if graph_only:  # the union needs the graph alone: free the data and the index
+                for name in _SEARCH_STATE:
+                    if hasattr(model, name):
+                        setattr(model, name, None)
+            return model
         from sklearn.metrics import pairwise_distances
 
         model = umap.UMAP(n_neighbors=n_neighbors, metric="precomputed", random_state=seed,
@@ -126,15 +137,29 @@ def embed(
                     return coords
             except (OSError, ValueError):
                 pass  # a damaged cache file is recomputed and replaced
+    # the approximate path works in float32 (umap-learn's own precision): mask and convert
+    # in one copy, not two
+    dtype = np.float32 if scalable(int(mask.sum())) else None
     rows = {}
     if feature_set in ("outputs", "union"):
-        rows["outputs"] = features.outputs[mask]
+        rows["outputs"] = _compress(features.outputs, mask, dtype)
     if feature_set in ("fisher", "union"):
-        rows["fisher"] = features.fisher[mask]
+        rows["fisher"] = _compress(features.fisher, mask, dtype)
     coords = np.asarray(compute_embedding(rows, feature_set, seed, progress), dtype=np.float64)
     if path is not None:
         _save_atomic(path, coords)
     return coords
+
+
+def _compress(rows: np.ndarray, mask: np.ndarray, dtype) -> np.ndarray:
+    """``rows[mask]`` as ``dtype`` (None: unchanged), converted block by block."""
+    if dtype is None:
+        return rows[mask]
+    index = np.flatnonzero(mask)
+    out = np.empty((len(index), rows.shape[1]), dtype=dtype)
+    for start in range(0, len(index), 65_536):
+        out[start : start + 65_536] = rows[index[start : start + 65_536]]
+    return out
 
 
 def _save_atomic(path: Path, array: np.ndarray) -> None:

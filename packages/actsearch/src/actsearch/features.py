@@ -169,7 +169,8 @@ class Features:
             digest = hashlib.sha256()
             digest.update("\n".join(self.names).encode())
             for rows in (self.outputs, self.fisher):
-                digest.update(b"|" if rows is None else np.ascontiguousarray(rows).tobytes())
+                # a view, not a copy: the four-node space's outputs are 1.5 GB
+                digest.update(b"|" if rows is None else memoryview(np.ascontiguousarray(rows)))
             self._key = digest.hexdigest()[:24]
         return self._key
 

@@ -60,7 +60,9 @@ def run_search(config: SearchConfig, out: Path, workers: int | None = None,
                 executor = pool.executor
                 for attempt in range(1, MAX_LOST + 1):  # finished feature chunks are kept
                     try:
-                        features, coords = prepare(config, out, executor, progress)
+                        features, coords = prepare(config, out, executor, progress,
+                                                   before_large_embedding=pool.pause)
+                        executor = pool.resume() if pool.paused else executor
                         break
                     except BrokenExecutor as err:
                         if attempt == MAX_LOST:
