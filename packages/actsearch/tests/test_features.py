@@ -26,8 +26,11 @@ def test_the_scalable_embedding_path_never_builds_a_distance_matrix(monkeypatch)
     """Nearest-neighbour descent, forced on 3,000 points (where exact distances would be
     used): same metrics and neighbours, no n x n matrix, and clusters stay apart."""
     import sklearn.metrics
+    import umap  # imported before the patch: its own binding stays real for later tests
 
     from actsearch.embedding import EXACT_UP_TO, compute_embedding, scalable
+
+    assert umap.UMAP
 
     assert not scalable(EXACT_UP_TO) and scalable(EXACT_UP_TO + 1)
     rng = np.random.default_rng(0)

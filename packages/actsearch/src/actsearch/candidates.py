@@ -167,6 +167,7 @@ def prepare(config: SearchConfig, out: Path, executor, progress: bool = True,
                                    out / "fisher", executor, progress)
                 fisher = np.full((len(names), rows.shape[1]), np.nan)
                 fisher[finite] = rows
+                del rows  # 0.7 GB for the four-node space, before the embedding's peak
                 note(f"{int(finite.sum()):,} functions with finite outputs")
     features = Features(names, outputs, fisher)
     coords = np.full((len(names), 2), np.nan)

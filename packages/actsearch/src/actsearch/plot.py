@@ -117,11 +117,14 @@ def plot_best_so_far(values: Sequence[float], path: Path, title: str,
     if marked:
         rows = np.array(sorted(marked))
         ax.plot(x[rows], values[rows], "D", color="C1", markersize=5, label="baselines")
-        for i in rows:
-            ax.annotate(marked[i].removesuffix("(x)"), (x[i], values[i]), fontsize=7,
-                        color="C1", xytext=(4, -3), textcoords="offset points")
         ax.axhline(np.nanmax(values[rows]), color="C1", linestyle="--", linewidth=1,
                    label="best baseline")
+        ranked = sorted(rows, key=lambda i: -np.nan_to_num(values[i], nan=-1))
+        listing = "\n".join(f"{marked[i].removesuffix('(x)'):<9} {values[i]:.4f}"
+                             for i in ranked)
+        ax.text(0.5, 0.04, f"baselines\n{listing}", transform=ax.transAxes, fontsize=7,
+                family="monospace", color="C1", va="bottom", ha="center",
+                bbox=dict(boxstyle="round", fc="white", ec="C1", alpha=0.9))
     finite = values[np.isfinite(values)]
     if len(finite):  # failed runs sit at the bottom; keep the contest (and baselines) readable
         top = finite.max()
