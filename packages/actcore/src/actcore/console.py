@@ -51,6 +51,14 @@ class Progress(tqdm):
     _open = 0
 
     def __init__(self, *args, **kwargs):
+        super().__init__(*args, **self.options(**kwargs))
+        self._counted = not self.disable
+        Progress._open += self._counted
+
+    @staticmethod
+    def options(**kwargs) -> dict:
+        """tqdm keyword arguments that follow act's rules, for bars that libraries draw
+        themselves (umap-learn's layout epochs)."""
         stream = kwargs.setdefault("file", sys.stderr)
         terminal = hasattr(stream, "isatty") and stream.isatty()
         if _verbosity <= QUIET or (Progress._open and not terminal):
@@ -58,9 +66,7 @@ class Progress(tqdm):
         if not terminal:
             kwargs.setdefault("mininterval", 10.0)
             kwargs["leave"] = True  # a closed bar that clears itself moves the cursor
-        super().__init__(*args, **kwargs)
-        self._counted = not self.disable
-        Progress._open += self._counted
+        return kwargs
 
     def close(self) -> None:
         if getattr(self, "_counted", False):

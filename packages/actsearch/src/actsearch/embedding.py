@@ -50,33 +50,35 @@ def scalable(rows: int) -> bool:
     return rows > EXACT_UP_TO
 
 
-def _fuzzy_model(rows: np.ndarray, kind: str, seed: int, graph_only: bool,
-                 approximate: bool):
-    """A fitted UMAP model of one feature kind (``graph_only`` skips the layout): from exact
-    distances, or (``approximate``) from nearest-neighbour descent, same metric and
-    neighbour count either way."""
+def _fuzzy_model(rows: np.ndarray, kind: str, seed: int, approximate: bool,
+                 layout: dict | None):
+    """A fitted UMAP model of one feature kind: its fuzzy graph, and its layout unless
+    ``layout`` (tqdm options for the epochs' bar) is None. From exact distances, or
+    (``approximate``) from nearest-neighbour descent, same metric and neighbour count
+    either way."""
     import umap
 
     n_neighbors = min(NEIGHBOURS[kind], len(rows) - 1)
-    mode = "graph" if graph_only else "embedding"
+    options = dict(n_neighbors=n_neighbors, random_state=seed,
+                   transform_mode="graph" if layout is None else "embedding",
+                   tqdm_kwds=layout)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # precomputed metric: no inverse_transform; fine
         if approximate:
             rows = np.asarray(rows, dtype=np.float32)
-            model = umap.UMAP(n_neighbors=n_neighbors, metric=METRICS[kind], random_state=seed,
-                              transform_mode=mode, force_approximation_algorithm=True,
+            model = umap.UMAP(metric=METRICS[kind], force_approximation_algorithm=True,
                               low_memory=True,
-                              precomputed_knn=_neighbours(rows, kind, n_neighbors, seed))
+                              precomputed_knn=_neighbours(rows, kind, n_neighbors, seed),
+                              **options)
             model.fit(rows)
-            if graph_only:  # the union needs the graph alone: free the data and the index
+            if layout is None:  # the union needs the graph alone: free the data and index
                 for name in _SEARCH_STATE:
                     if hasattr(model, name):
                         setattr(model, name, None)
             return model
         from sklearn.metrics import pairwise_distances
 
-        model = umap.UMAP(n_neighbors=n_neighbors, metric="precomputed", random_state=seed,
-                          transform_mode=mode)
+        model = umap.UMAP(metric="precomputed", **options)
         distances = pairwise_distances(np.asarray(rows, dtype=np.float64), metric=METRICS[kind],
                                        n_jobs=1)
         return model.fit(distances)
@@ -100,7 +102,8 @@ def _neighbours(rows: np.ndarray, kind: str, n_neighbors: int,
 def compute_embedding(rows_by_kind: dict[str, np.ndarray], feature_set: str, seed: int,
                       progress: bool = False, approximate: bool | None = None):
     """Embed rows (all candidates) into 2-D; ``rows_by_kind`` has outputs and/or fisher.
-    ``progress`` shows a bar over the steps (each kind's graph, then the layout);
+    ``progress`` shows a bar over the union's two graphs, then one over the layout's
+    epochs;
     ``approximate`` forces (or forbids) nearest-neighbour descent, by default used above
     :data:`EXACT_UP_TO` rows."""
     check_feature_set(feature_set)
@@ -110,27 +113,22 @@ def compute_embedding(rows_by_kind: dict[str, np.ndarray], feature_set: str, see
         # UMAP needs a few neighbours; so few functions are better searched exhaustively.
         rng = np.random.default_rng(seed)
         return rng.normal(size=(n, 2))
-    kinds = [feature_set] if feature_set != "union" else ["outputs", "fisher"]
-    steps = len(kinds) + (feature_set == "union")
-    with Progress(total=steps, desc=f"UMAP {feature_set} embedding of {n:,}", unit="step",
+    layout = Progress.options(disable=not progress, desc=f"UMAP layout of {n:,}",
+                              unit="epoch")
+    if feature_set != "union":
+        rows = rows_by_kind[feature_set]
+        return _fuzzy_model(rows, feature_set, seed, approximate, layout).embedding_
+    with Progress(total=2, desc=f"UMAP graphs of {n:,}", unit="graph",
                   disable=not progress) as bar:
-        if feature_set != "union":
-            bar.set_postfix_str(f"{feature_set}: distances, graph and layout")
-            coords = _fuzzy_model(rows_by_kind[feature_set], feature_set, seed, False,
-                                  approximate).embedding_
-            bar.update()
-            return coords
         models = []
-        for kind in kinds:
-            bar.set_postfix_str(f"{kind}: distances and fuzzy graph")
-            models.append(_fuzzy_model(rows_by_kind[kind], kind, seed, True, approximate))
+        for kind in ("outputs", "fisher"):
+            bar.set_postfix_str(f"{kind}: neighbours and fuzzy graph")
+            models.append(_fuzzy_model(rows_by_kind[kind], kind, seed, approximate, None))
             bar.update()
-        bar.set_postfix_str("layout of the union graph")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # disconnected union: random init; fine
-            coords = (models[0] + models[1]).embedding_
-        bar.update()
-        return coords
+    models[0].tqdm_kwds = layout  # the union's layout draws its epochs with these
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # disconnected union: random init; fine
+        return (models[0] + models[1]).embedding_
 
 
 def embed(
