@@ -114,7 +114,7 @@ def compute_embedding(rows_by_kind: dict[str, np.ndarray], feature_set: str, see
         rng = np.random.default_rng(seed)
         return rng.normal(size=(n, 2))
     layout = Progress.options(disable=not progress, desc=f"UMAP layout of {n:,}",
-                              unit="epoch")
+                              unit="epoch", bar_format=None)  # None: tqdm's, not umap-learn's
     if feature_set != "union":
         rows = rows_by_kind[feature_set]
         return _fuzzy_model(rows, feature_set, seed, approximate, layout).embedding_
