@@ -55,5 +55,22 @@ def test_bad_input_is_named():
         StackedActivation([])
     with pytest.raises(ActError, match="does not split into 2 equal blocks"):
         StackedActivation(["relu(x)", "tanh(x)"])(torch.randn(5, 3))
-    with pytest.raises(ActError, match="learnable"):
-        StackedActivation(["convex_n(relu(x),tanh(x))"])
+
+
+
+def test_learnable_operators_are_refused():
+    from torch import nn
+
+    from actcore import Operator, hookimpl, plugins
+
+    class Learnable:
+        @hookimpl
+        def act_operators(self):
+            return [Operator("scaled", 1, module=lambda args: nn.Sequential(*args))]
+
+    plugins.register(Learnable(), name="learnable-stacked-test")
+    try:
+        with pytest.raises(ActError, match="'scaled' is learnable"):
+            StackedActivation(["relu(x)", "scaled(tanh(x))"])
+    finally:
+        plugins.unregister("learnable-stacked-test")
