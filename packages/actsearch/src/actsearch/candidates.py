@@ -27,7 +27,14 @@ import numpy as np
 from actcore.atomic import atomic_path, write_atomic
 from actcore.console import Progress, log
 from actsearch.config import SearchConfig
-from actsearch.features import BASELINES, Features, match_rows, normalized, output_features
+from actsearch.features import (
+    BASELINES,
+    Features,
+    fisher_matrix,
+    match_rows,
+    normalized,
+    output_features,
+)
 
 FISHER_CHUNK = 1024  # functions per Fisher job and per saved chunk file
 
@@ -91,12 +98,8 @@ def fisher_cdfs(config: SearchConfig, names: list[str]) -> np.ndarray:
         model_factory(task.name), names, inputs, targets, seed=config.seed, progress=False,
         normalize=config.normalize,
     )
-    length = max((len(r.cdf) for r in records.values() if r.cdf), default=0)
-    rows = np.full((len(names), length), np.nan)
-    for i, name in enumerate(names):
-        if records[name].cdf:
-            rows[i] = records[name].cdf
-    return rows
+    cdfs = [records[n].cdf or [] for n in names]
+    return fisher_matrix(cdfs) if any(cdfs) else np.full((len(names), 0), np.nan)
 
 
 def fisher_rows(config: SearchConfig, names: list[str], folder: Path, executor,
@@ -134,13 +137,7 @@ def fisher_rows(config: SearchConfig, names: list[str], folder: Path, executor,
                 futures[future] = i
         for future in as_completed(futures):
             collect(futures[future], future)
-    length = max(r.shape[1] for r in results) if results else 0
-    if length == 0:
-        from actcore.errors import ActError
-
-        raise ActError("no function has Fisher features (an empty spectrum for every one)")
-    return np.concatenate([r if r.shape[1] else np.full((len(r), length), np.nan)
-                           for r in results])
+    return fisher_matrix([row for rows in results for row in rows])
 
 
 def prepare(config: SearchConfig, out: Path, executor, progress: bool = True,
