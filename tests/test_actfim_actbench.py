@@ -9,9 +9,9 @@ from actcore.plugins import registry
 
 
 def test_all_cnn_c_from_actbench_has_the_act_bench_feature_layout():
-    # seeded: about 1 random initialisation in 13 makes the last layer's spectrum invalid
-    # (its log-eigenvalues are not finite), which is not what this test is about
-    torch.manual_seed(0)
+    # seeds 1, 5 and 36 made LAPACK's float32 solver return NaN for a 1x1 layer's G
+    # (redone in float64 now); seeded so that this test checks the layout, not luck
+    torch.manual_seed(1)
     model = registry(MODELS).get("allcnnc").build("relu(x)", (3, 32, 32), 10)
     spectrum = actfim.kfac_spectrum(model, torch.randn(2, 3, 32, 32))
     assert spectrum.valid, spectrum.reason

@@ -254,6 +254,27 @@ def test_failed_decomposition_is_invalid_not_raised(monkeypatch):
     assert not spectrum.valid and "LinAlgError: failed to converge" in spectrum.reason
 
 
+def test_nan_from_lapack_in_float32_is_redone_in_float64(monkeypatch):
+    """LAPACK's float32 solver returned NaN without an error on nearly singular factors
+    (All-CNN-C's 1x1 layers at batch 2): such a factor is decomposed in float64."""
+    real = torch.linalg.eigvalsh
+
+    def nan_in_float32(matrix):
+        values = real(matrix)
+        return values.fill_(float("nan")) if matrix.dtype == torch.float32 else values
+
+    x = torch.randn(8, 4)
+    expected = kfac_spectrum(mlp().float(), x)
+    monkeypatch.setattr(torch.linalg, "eigvalsh", nan_in_float32)
+    spectrum = kfac_spectrum(mlp().float(), x)
+    assert spectrum.valid, spectrum.reason
+    for got, want in zip(spectrum.layers, expected.layers, strict=True):
+        top = want.log_eigenvalues.exp().max()
+        torch.testing.assert_close(got.log_eigenvalues.exp().sort().values,
+                                   want.log_eigenvalues.exp().sort().values,
+                                   rtol=0, atol=1e-5 * top)
+
+
 def test_mode_is_explicit_and_the_models_state_is_given_back():
     """BatchNorm in train mode normalises with the batch, in eval mode with its running
     statistics; either way the model leaves as it came (flags, running stats, counter)."""

@@ -211,7 +211,7 @@ def eigvalsh_all(factors: list[Tensor],
         return out
     if factors[work[0]].device.type != "cpu":
         for i in work:
-            out[i] = decompose(factors[i])
+            out[i] = _finite_or_float64(factors[i], decompose)
             done(1)
         return out
     threads = torch.get_num_threads()
@@ -221,13 +221,23 @@ def eigvalsh_all(factors: list[Tensor],
         # the thread count is per thread (OpenMP, MKL): set it where LAPACK runs, or a
         # decomposition may go multi-threaded and sum in a run-dependent order
         torch.set_num_threads(1)
-        return decompose(factors[i])
+        return _finite_or_float64(factors[i], decompose)
 
     with torch_threads(1), ThreadPoolExecutor(max_workers=threads) as pool:
         for i, values in zip(work, pool.map(one_thread_eigvalsh, work)):
             out[i] = values
             done(1)
     return out
+
+
+def _finite_or_float64(factor: Tensor, decompose: Callable[[Tensor], Tensor]) -> Tensor:
+    """Eigenvalues of a finite factor; LAPACK's single-precision solver was seen to return
+    NaN, without an error, for nearly singular float32 factors (All-CNN-C's 1x1 layers at
+    batch 2): those are decomposed again in float64."""
+    values = decompose(factor)
+    if factor.dtype == torch.float32 and not torch.isfinite(values).all():
+        values = decompose(factor.double()).to(factor.dtype)
+    return values
 
 
 def layer_spectrum(
