@@ -24,9 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from actcore.atomic import atomic_path, write_atomic
+from actcore.atomic import write_atomic
 from actcore.console import Progress, log
 from actsearch.config import SearchConfig
+from actsearch.embedding import save_array
 from actsearch.features import (
     BASELINES,
     Features,
@@ -41,11 +42,6 @@ FISHER_CHUNK = 1024  # functions per Fisher job and per saved chunk file
 
 def _digest(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _save_array(path: Path, array: np.ndarray) -> None:
-    with atomic_path(path) as tmp, tmp.open("wb") as fh:
-        np.save(fh, array)
 
 
 def candidate_functions(config: SearchConfig, folder: Path | None = None,
@@ -80,7 +76,7 @@ def candidate_functions(config: SearchConfig, folder: Path | None = None,
         names += [BASELINES[i] for i in missing]
         rows = np.concatenate([rows, base[missing]])
     if names_path is not None:
-        _save_array(rows_path, rows)
+        save_array(rows_path, rows)
         write_atomic(names_path, json.dumps(names))
     return names, rows
 
@@ -125,7 +121,7 @@ def fisher_rows(config: SearchConfig, names: list[str], folder: Path, executor,
 
         def collect(i: int, future) -> None:
             results[i] = future.result()
-            _save_array(paths[i], results[i])
+            save_array(paths[i], results[i])
             bar.update(len(chunks[i]))
 
         futures = {}

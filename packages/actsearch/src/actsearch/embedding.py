@@ -163,7 +163,7 @@ def embed(
         rows["fisher"] = _compress(features.fisher, mask, dtype)
     coords = np.asarray(compute_embedding(rows, feature_set, seed, progress), dtype=np.float64)
     if path is not None:
-        _save_atomic(path, coords)
+        save_array(path, coords)
     return coords
 
 
@@ -178,6 +178,7 @@ def _compress(rows: np.ndarray, mask: np.ndarray, dtype) -> np.ndarray:
     return out
 
 
-def _save_atomic(path: Path, array: np.ndarray) -> None:
+def save_array(path: Path, array: np.ndarray) -> None:
+    """``np.save`` to ``path`` atomically (a kill never leaves half a file)."""
     with atomic_path(path) as tmp, tmp.open("wb") as fh:
         np.save(fh, array)
