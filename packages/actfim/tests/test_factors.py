@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from actfim import kfac_factors
+from actfim import kfac_factors, patches
 from actfim.patches import conv_input_moment
 
 
@@ -66,6 +66,38 @@ def test_conv_input_factor_matches_unfold(name):
     moment, count = conv_input_moment(x, conv)
     assert torch.allclose(moment / count, direct_conv_a(x, conv), atol=1e-12, rtol=1e-10)
     assert count * conv.out_channels == conv(x).numel()  # N·T locations
+
+
+@pytest.mark.parametrize("spectral", [True, False])
+@pytest.mark.parametrize("name", [n for n in CONVS if "stride" not in n and "groups" not in n
+                                  and "depthwise" not in n])
+def test_stride_one_factor_both_ways(name, spectral, monkeypatch):
+    """The lag path's two ways to the lag products (one product per lag, or the
+    cross-power spectrum), each forced, give the unfolded A (odd and even sizes)."""
+    forced = patches._lag_cores
+    monkeypatch.setattr(patches, "_lag_cores",
+                        lambda buf, lags: forced(buf, lags, spectral=spectral))
+    torch.manual_seed(4)
+    conv = CONVS[name]().double()
+    for spatial in [(12,), (7,)] if isinstance(conv, nn.Conv1d) else [(9, 8), (6, 7)]:
+        x = torch.randn(4, conv.in_channels, *spatial, dtype=torch.float64)
+        moment, count = conv_input_moment(x, conv)
+        assert torch.allclose(moment / count, direct_conv_a(x, conv), atol=1e-12, rtol=1e-10)
+
+
+def test_lag_products_spectral_equals_flat():
+    torch.manual_seed(5)
+    for shape in [(3, 2, 7, 9), (3, 2, 8, 6), (4, 3, 11)]:
+        buf = torch.randn(*shape, dtype=torch.float64)
+        # zeros between images at the far end, as the lag path lays them out
+        buf[..., -2:] = 0
+        if buf.ndim == 4:
+            buf[..., -2:, :] = 0
+        lags = [(0, 0), (0, 2), (1, -2), (2, 1)] if buf.ndim == 4 else [(0,), (1,), (2,)]
+        flat = patches._lag_cores(buf, lags, spectral=False)
+        spectral = patches._lag_cores(buf, lags, spectral=True)
+        for lag in lags:
+            assert torch.allclose(spectral[lag], flat[lag], atol=1e-12), (shape, lag)
 
 
 @pytest.mark.parametrize("name", ["stride 2", "padding same", "dilation 2", "depthwise"])

@@ -7,14 +7,17 @@ over samples *and* output locations: ``A = 1/(N·T) Σ_n Σ_t p_nt p_ntᵀ``.
 
 Two algorithms give the same matrix:
 
-* :func:`_conv_blocks_direct` unfolds patches (in batch chunks, to bound memory) and
-  multiplies them; it handles any stride, dilation and groups.
+* :func:`_conv_blocks_direct` gathers the patches (one strided slice per kernel offset,
+  in batch chunks to bound memory) and multiplies them, upper block triangle only; it
+  handles any stride, dilation and groups.
 * :func:`_conv_blocks_lagged` (stride 1, one group) uses translation invariance: the
   block of A for kernel offsets (δ, δ') is the input's cross-channel correlation at lag
-  d·(δ'−δ), summed over a window. Only the distinct lags with δ ≤ δ' are multiplied
-  (13 instead of 81 for 3×3 kernels), each as one zero-copy matrix product over the
-  flattened, zero-separated input; the few boundary rows/columns where a window differs
-  from the full correlation are subtracted. That is ~6× fewer FLOPs than unfolding.
+  d·(δ'−δ), summed over a window. Only the distinct lags with δ ≤ δ' are needed (13
+  instead of 81 blocks for 3×3 kernels). They come either from one zero-copy matrix
+  product per lag over the flattened, zero-separated input, or, where it needs fewer
+  FLOPs, from the images' cross-power spectra (one C×C product per frequency, then the
+  inverse transform at those lags only). The boundary rows/columns where a window
+  differs from the full correlation are subtracted, each slab product computed once.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import itertools
 import math
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -114,7 +118,12 @@ class _Geometry:
 
 
 def _conv_blocks_direct(x: Tensor, geo: _Geometry, groups: int) -> tuple[Tensor, Tensor]:
-    """Patch second moments by explicit unfolding, in batch chunks."""
+    """Patch second moments from explicit patches, in batch chunks.
+
+    The patches are gathered by one strided slice per kernel offset straight into the
+    ``(groups, C/groups·K, n·T)`` layout the product wants (no unfold, no transposed
+    copy), and only the upper block triangle of the symmetric product is multiplied.
+    """
     n, c = x.shape[:2]
     k = math.prod(geo.kernel)
     t = math.prod(geo.out)
@@ -123,23 +132,45 @@ def _conv_blocks_direct(x: Tensor, geo: _Geometry, groups: int) -> tuple[Tensor,
     blocks = x.new_zeros(groups, cg * k, cg * k)
     sums = x.new_zeros(groups, cg * k)
     for start in range(0, n, chunk):
-        patches = _unfold(x[start : start + chunk], geo)  # (n, C·K, T), c-major rows
-        patches = patches.transpose(0, 1).reshape(groups, cg * k, -1)
-        blocks.baddbmm_(patches, patches.transpose(1, 2))
+        patches = _patches(x[start : start + chunk], geo).reshape(groups, cg * k, -1)
+        _add_gram(blocks, patches)
         sums += patches.sum(-1)
     return blocks, sums
 
 
-def _unfold(x: Tensor, geo: _Geometry) -> Tensor:
-    """Patches ``(N, C·K, T)`` of a zero-padded input, for 1-D or 2-D convolutions."""
+def _patches(x: Tensor, geo: _Geometry) -> Tensor:
+    """Patches of the zero-padded input as ``(C, K, N·T)``: rows in ``weight.flatten(1)``
+    order, one strided slice of the input per kernel offset."""
     pads = [p for pair in reversed(geo.padding) for p in pair]
-    x = F.pad(x, pads)
-    if len(geo.kernel) == 1:
-        x = x[:, :, None]
-        kernel, dilation, stride = (1, *geo.kernel), (1, *geo.dilation), (1, *geo.stride)
-    else:
-        kernel, dilation, stride = geo.kernel, geo.dilation, geo.stride
-    return F.unfold(x, kernel, dilation=dilation, stride=stride)
+    x = F.pad(x.transpose(0, 1), pads)  # (C, N, …): each slice below copies runs
+    c, n = x.shape[:2]
+    out = x.new_empty(c, len(geo.offsets), n, *geo.out)
+    phases: dict[tuple[int, ...], Tensor] = {}  # x[..., r::s] per residue r, copied once
+    for i, delta in enumerate(geo.offsets):
+        where = [divmod(d * a, s) for d, a, s in zip(geo.dilation, delta, geo.stride)]
+        residue = tuple(r for _, r in where)
+        if residue not in phases:
+            steps = tuple(slice(r, None, s) for r, s in zip(residue, geo.stride))
+            phases[residue] = x[(slice(None), slice(None), *steps)].contiguous()
+        window = tuple(slice(q, q + o) for (q, _), o in zip(where, geo.out))
+        out[:, i] = phases[residue][(slice(None), slice(None), *window)]
+    return out.reshape(c, len(geo.offsets), -1)
+
+
+def _add_gram(out: Tensor, rows: Tensor) -> None:
+    """``out += rows @ rowsᵀ`` (batched), multiplying only the upper block triangle of
+    the symmetric result: ~40% fewer FLOPs for the large factors."""
+    d = rows.shape[1]
+    parts = min(4, max(1, d // 256))
+    edges = [d * i // parts for i in range(parts + 1)]
+    for i in range(parts):
+        top = slice(edges[i], edges[i + 1])
+        for j in range(i, parts):
+            side = slice(edges[j], edges[j + 1])
+            block = rows[:, top] @ rows[:, side].transpose(1, 2)
+            out[:, top, side] += block
+            if j != i:
+                out[:, side, top] += block.transpose(1, 2)
 
 
 def _conv_blocks_lagged(x: Tensor, geo: _Geometry) -> tuple[Tensor, Tensor]:
@@ -154,23 +185,19 @@ def _conv_blocks_lagged(x: Tensor, geo: _Geometry) -> tuple[Tensor, Tensor]:
     buf = x.new_zeros(c, n, *buf_size)
     real = tuple(slice(pl, pl + s) for (pl, _), s in zip(geo.padding, geo.size))
     buf[(slice(None), slice(None), *real)] = x.transpose(0, 1)
-    flat = buf.reshape(c, -1)
-    strides = [math.prod(buf_size[i + 1 :]) for i in range(dims)]
 
     offsets = geo.offsets
     k = len(offsets)
+    pairs = [(i, j, tuple(d * (b - a) for d, a, b in zip(geo.dilation, delta, offsets[j])))
+             for i, delta in enumerate(offsets) for j in range(i, k)]
+    cores = _lag_cores(buf, list(dict.fromkeys(lag for _, _, lag in pairs)))
     blocks = x.new_empty(c, k, c, k)
-    cores: dict[tuple[int, ...], Tensor] = {}
-    for i, delta in enumerate(offsets):
-        for j in range(i, k):
-            lag = tuple(d * (b - a) for d, a, b in zip(geo.dilation, delta, offsets[j]))
-            if lag not in cores:
-                shift = sum(lg * st for lg, st in zip(lag, strides))
-                cores[lag] = flat[:, : flat.shape[1] - shift] @ flat[:, shift:].T
-            block = cores[lag] - _outside_window(buf, geo, delta, lag)
-            blocks[:, i, :, j] = block
-            if j != i:
-                blocks[:, j, :, i] = block.T
+    memo: dict[tuple, Tensor] = {}
+    for i, j, lag in pairs:
+        block = cores[lag] - _outside_window(buf, geo, offsets[i], lag, memo)
+        blocks[:, i, :, j] = block
+        if j != i:
+            blocks[:, j, :, i] = block.T
 
     # Bias terms: the input summed over the batch, then over each offset's window.
     summed = buf.sum(1)
@@ -183,36 +210,100 @@ def _conv_blocks_lagged(x: Tensor, geo: _Geometry) -> tuple[Tensor, Tensor]:
     return blocks.reshape(c * k, c * k), sums.reshape(c * k)
 
 
-def _outside_window(buf: Tensor, geo: _Geometry, delta, lag) -> Tensor:
+def _lag_cores(buf: Tensor, lags: list[tuple[int, ...]],
+               spectral: bool | None = None) -> dict[tuple[int, ...], Tensor]:
+    """``Σ_u x[u] x[u+lag]ᵀ`` over the buffer's images for each lag: ``(C, C)`` each.
+
+    Either one matrix product per lag over the flattened buffer, or, where the FLOP
+    count says it is cheaper (``spectral=None``), from the images' cross-power spectra.
+    """
+    c = buf.shape[0]
+    spatial = buf.shape[2:]
+    area = math.prod(spatial)
+    freqs = area // spatial[-1] * (spatial[-1] // 2 + 1)
+    if spectral is None:
+        transforms = 20 * c * area * math.log2(max(2, area))
+        spectral = 8 * c * c * freqs + transforms < 2 * len(lags) * c * c * area
+    if spectral:
+        return _lag_cores_spectral(buf, lags)
+    flat = buf.reshape(c, -1)
+    strides = [math.prod(spatial[i + 1 :]) for i in range(len(spatial))]
+    cores = {}
+    for lag in lags:
+        shift = sum(lg * st for lg, st in zip(lag, strides))
+        cores[lag] = flat[:, : flat.shape[1] - shift] @ flat[:, shift:].T
+    return cores
+
+
+def _lag_cores_spectral(buf: Tensor, lags: list[tuple[int, ...]]
+                        ) -> dict[tuple[int, ...], Tensor]:
+    """The lag products from cross-power spectra: S(f) = Σ_n X̄_n(f) X_n(f)ᵀ is one
+    small product per frequency (8·C²·N·F FLOPs instead of 2·C²·N·area per lag), and
+    only the wanted lags of its inverse transform are evaluated. The zeros between
+    images keep the circular correlation equal to the linear one at these lags."""
+    c, n = buf.shape[:2]
+    spatial = tuple(buf.shape[2:])
+    half = spatial[-1] // 2 + 1
+    freqs = math.prod(spatial[:-1]) * half
+    chunk = max(1, _CHUNK_ELEMENTS // 2 // max(1, c * freqs))
+    power = None  # Σ_n X_n X_nᴴ per frequency: the conjugate of S
+    for start in range(0, n, chunk):
+        spectra = torch.fft.rfftn(buf[:, start : start + chunk], dim=tuple(range(2, buf.ndim)))
+        spectra = spectra.reshape(c, -1, freqs).permute(2, 0, 1).contiguous()
+        part = torch.bmm(spectra, spectra.mH)
+        power = part if power is None else power + part
+    # corr(lag) = 1/|grid| Σ over all f of S(f)·e^{iθ}; the half spectrum counts twice
+    # except where the last axis' frequency is its own mirror.
+    axes = [torch.arange(s, dtype=torch.float64) for s in spatial[:-1]]
+    grid = torch.meshgrid(*axes, torch.arange(half, dtype=torch.float64), indexing="ij")
+    shifts = torch.tensor(lags, dtype=torch.float64)
+    theta = sum(2 * math.pi * shifts[:, i, None] * g.reshape(1, -1) / size
+                for i, (g, size) in enumerate(zip(grid, spatial)))
+    last = grid[-1].reshape(-1)
+    weight = (2.0 - ((last == 0) | (2 * last == spatial[-1])).double()) / math.prod(spatial)
+    inverse = torch.cat([weight * theta.cos(), weight * theta.sin()]).to(buf.dtype)
+    parts = inverse @ torch.view_as_real(power).reshape(freqs, -1)
+    parts = parts.reshape(2, len(lags), c, c, 2)
+    cores = parts[0, ..., 0] + parts[1, ..., 1]  # Re S·cos θ − Im S·sin θ, S = conj(power)
+    return {lag: cores[i] for i, lag in enumerate(lags)}
+
+
+def _outside_window(buf: Tensor, geo: _Geometry, delta, lag,
+                    memo: dict[tuple, Tensor]) -> Tensor:
     """Σ x̃[u] x̃[u+lag]ᵀ over the real pixel pairs that lie outside offset δ's window.
 
     Per axis the pairs live in V = [pl+max(0,−lag), pl+S−max(0,lag)) and the window is
-    W = [dδ, dδ+O); the part of V×…×V outside W×…×W is split into slabs:
-    axis j outside W, earlier axes inside W, later axes anywhere in V.
+    W = [dδ, dδ+O). By inclusion–exclusion over the set S of axes on which u leaves W,
+    the sum is Σ_S (−1)^{|S|+1} (u outside W on S, anywhere in V elsewhere). A term
+    depends on δ only through the axes in S, so blocks share most terms: ``memo``
+    keeps each slab product, keyed by its ranges and lag.
     """
     c = buf.shape[0]
     total = buf.new_zeros(c, c)
-    inside: list[tuple[int, int]] = []
     valid: list[tuple[int, int]] = []
+    outside: list[list[tuple[int, int]]] = []
     for (pl, _), s, d, a, o, lg in zip(
         geo.padding, geo.size, geo.dilation, delta, geo.out, lag
     ):
         lo, hi = pl + max(0, -lg), pl + s - max(0, lg)
         ilo = min(max(lo, d * a), hi)
+        ihi = max(ilo, min(hi, d * a + o))
         valid.append((lo, hi))
-        inside.append((ilo, max(ilo, min(hi, d * a + o))))
-    for axis in range(len(valid)):
-        lo, hi = valid[axis]
-        ilo, ihi = inside[axis]
-        for part in ((lo, ilo), (ihi, hi)):
-            if part[1] <= part[0]:
-                continue
-            ranges = [*inside[:axis], part, *valid[axis + 1 :]]
-            if any(r1 <= r0 for r0, r1 in ranges):
-                continue
-            here = tuple(slice(r0, r1) for r0, r1 in ranges)
-            there = tuple(slice(r0 + lg, r1 + lg) for (r0, r1), lg in zip(ranges, lag))
-            left = buf[(slice(None), slice(None), *here)].reshape(c, -1)
-            right = buf[(slice(None), slice(None), *there)].reshape(c, -1)
-            total += left @ right.T
+        outside.append([part for part in ((lo, ilo), (ihi, hi)) if part[1] > part[0]])
+    if any(hi <= lo for lo, hi in valid):
+        return total
+    for size in range(1, len(valid) + 1):
+        for axes in itertools.combinations(range(len(valid)), size):
+            for parts in itertools.product(*(outside[axis] for axis in axes)):
+                ranges = list(valid)
+                for axis, part in zip(axes, parts):
+                    ranges[axis] = part
+                key = (tuple(ranges), lag)
+                if key not in memo:
+                    here = tuple(slice(r0, r1) for r0, r1 in ranges)
+                    there = tuple(slice(r0 + lg, r1 + lg) for (r0, r1), lg in zip(ranges, lag))
+                    left = buf[(slice(None), slice(None), *here)].reshape(c, -1)
+                    right = buf[(slice(None), slice(None), *there)].reshape(c, -1)
+                    memo[key] = left @ right.T
+                total += memo[key] if size % 2 else -memo[key]
     return total
