@@ -172,3 +172,44 @@ def test_skipped_layers_and_residual_structure():
     factors, skipped, _ = kfac_factors(model, torch.randn(3, 2, 6, 6))
     assert [f.name for f in factors] == ["0", "1.conv", "3"]
     assert [str(s) for s in skipped] == ["1.norm (BatchNorm2d, 8 parameters)"]
+
+
+class _ViewNet(nn.Module):
+    """A model whose own forward flattens with ``.view`` (refused by channels-last)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.head = nn.Linear(4 * 6 * 6, 3)
+
+    def forward(self, x):
+        h = torch.tanh(self.conv(x))
+        return self.head(h.view(h.shape[0], -1))
+
+
+def test_channels_last_only_where_safe_and_same_factors(monkeypatch):
+    """Image batches run channels-last through PyTorch/act modules (faster convolutions),
+    with the same factors; a model with its own forward keeps the default layout."""
+    from actfim import factors as factors_module
+
+    torch.manual_seed(6)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Tanh(),
+                          nn.Conv2d(4, 5, 3, stride=2), nn.Flatten(),
+                          nn.LazyLinear(3)).double()
+    x = torch.randn(5, 3, 8, 8, dtype=torch.float64)
+    model(x)
+    assert factors_module._channels_last_safe(model, x)
+    assert not factors_module._channels_last_safe(model, x.flatten(2))
+    fast, _, out_fast = kfac_factors(model, x, dtype=torch.float64)
+    monkeypatch.setattr(factors_module, "_channels_last_safe", lambda model, inputs: False)
+    plain, _, out_plain = kfac_factors(model, x, dtype=torch.float64)
+    assert torch.allclose(out_fast, out_plain, atol=1e-12)
+    for a, b in zip(fast, plain, strict=True):
+        assert torch.allclose(a.a, b.a, atol=1e-12) and torch.allclose(a.g, b.g, atol=1e-12)
+
+    monkeypatch.undo()
+    custom = _ViewNet().double()
+    x = torch.randn(2, 3, 6, 6, dtype=torch.float64)
+    assert not factors_module._channels_last_safe(custom, x)
+    layers, _, _ = kfac_factors(custom, x, dtype=torch.float64)
+    assert [f.name for f in layers] == ["conv", "head"]

@@ -136,6 +136,8 @@ def stacked_factors(
     device = _device(model, inputs)
     batch = inputs.to(device)
     inputs = batch.repeat(stacks, *([1] * (batch.ndim - 1))) if stacks > 1 else batch
+    if _channels_last_safe(model, inputs):
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
     taps = {name: _Tap(name, module) for name, module in layers}
     handles = [
         module.register_forward_hook(_forward_hook(taps[name], dtype, stacks))
@@ -190,6 +192,20 @@ def mixing_module(model: nn.Module, mode: Mode = "train") -> str | None:
             continue
         return f"{name or 'the model'} ({type(module).__name__}) uses {what} in train mode"
     return None
+
+
+# Packages whose modules' forwards take any memory layout (no ``.view`` of a feature map).
+_LAYOUT_AGNOSTIC = ("torch.", "actcore.", "acthull.", "actfim.", "actbench.", "actsearch.")
+
+
+def _channels_last_safe(model: nn.Module, inputs: Tensor) -> bool:
+    """Whether to run an image batch channels-last: oneDNN's CPU convolutions are ~20%
+    faster so (All-CNN-C, forward and backward). Only where every module's forward is
+    PyTorch's or act's own: a model's own forward may ``.view`` a feature map, which a
+    channels-last tensor refuses. The factors are the same up to float rounding."""
+    if inputs.ndim != 4 or inputs.device.type != "cpu":
+        return False
+    return all(type(m).__module__.startswith(_LAYOUT_AGNOSTIC) for m in model.modules())
 
 
 def _stack_gradients(output: Tensor, stacks: int, failed: list[str | None],
@@ -296,6 +312,9 @@ def _output_moment(grad: Tensor, module: nn.Module, stacks: int) -> Tensor:
         return (g.transpose(1, 2) @ g)[:, None]
     conv: ConvNd = module  # type: ignore[assignment]
     groups = conv.groups
+    if groups == 1 and grad.ndim == 4 and grad.is_contiguous(memory_format=torch.channels_last):
+        g = grad.permute(0, 2, 3, 1).reshape(stacks, -1, grad.shape[1])  # no copy
+        return (g.transpose(1, 2) @ g)[:, None]
     blocks = grad.reshape(stacks, -1, *grad.shape[1:]).transpose(1, 2)
     g = blocks.reshape(stacks, groups, grad.shape[1] // groups, -1)
     return g @ g.transpose(2, 3)
