@@ -141,9 +141,11 @@ def _conv_blocks_direct(x: Tensor, geo: _Geometry, groups: int) -> tuple[Tensor,
 def _patches(x: Tensor, geo: _Geometry) -> Tensor:
     """Patches of the zero-padded input as ``(C, K, N·T)``: rows in ``weight.flatten(1)``
     order, one strided slice of the input per kernel offset."""
-    pads = [p for pair in reversed(geo.padding) for p in pair]
-    x = F.pad(x.transpose(0, 1), pads)  # (C, N, …): each slice below copies runs
-    c, n = x.shape[:2]
+    n, c = x.shape[:2]
+    padded = x.new_zeros(c, n, *(s + pl + pr for s, (pl, pr) in zip(geo.size, geo.padding)))
+    real = tuple(slice(pl, pl + s) for (pl, _), s in zip(geo.padding, geo.size))
+    padded[(slice(None), slice(None), *real)] = x.transpose(0, 1)  # (C, N, …), any layout
+    x = padded
     out = x.new_empty(c, len(geo.offsets), n, *geo.out)
     phases: dict[tuple[int, ...], Tensor] = {}  # x[..., r::s] per residue r, copied once
     for i, delta in enumerate(geo.offsets):
