@@ -126,9 +126,11 @@ def test_regression_likelihood_g_is_jacobian_outer_product():
 
 def test_float32_spectrum_close_to_float64():
     torch.manual_seed(5)
-    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Tanh(), nn.Flatten(),
-                          nn.Linear(8 * 36, 4))
-    x = torch.randn(16, 3, 6, 6)
+    # the 32-channel 3x3 layer takes the cross-power-spectrum path for its A
+    model = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.Tanh(),
+                          nn.Conv2d(32, 8, 3, padding=1), nn.Tanh(), nn.Flatten(),
+                          nn.Linear(8 * 144, 4))
+    x = torch.randn(16, 3, 12, 12)
     s32 = kfac_spectrum(model, x, fisher="type2")
     s64 = kfac_spectrum(model.double(), x.double(), fisher="type2", dtype=torch.float64)
     assert s32.valid and s64.valid  # a zip over empty layers would check nothing
@@ -222,9 +224,11 @@ def test_user_errors_are_not_invalid_spectra(model, inputs, message):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_matches_cpu():
-    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Tanh(), nn.Flatten(),
-                          nn.Linear(8 * 36, 4))
-    x = torch.randn(16, 3, 6, 6)
+    # the 32-channel 3x3 layer takes the cross-power-spectrum path for its A
+    model = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.Tanh(),
+                          nn.Conv2d(32, 8, 3, padding=1), nn.Tanh(), nn.Flatten(),
+                          nn.Linear(8 * 144, 4))
+    x = torch.randn(16, 3, 12, 12)
     cpu = kfac_spectrum(model, x, fisher="type2")
     gpu = kfac_spectrum(model.cuda(), x.cuda(), fisher="type2")
     for a, b in zip(cpu.layers, gpu.layers):
