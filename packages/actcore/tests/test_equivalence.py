@@ -268,6 +268,27 @@ def test_progress_bar_does_not_change_results():
     assert np.array_equal(a.class_of, b.class_of)
 
 
+def test_progress_of_a_space_knows_its_total(monkeypatch):
+    """The bar over a space has a total (so an ETA) before the long part starts, and
+    ends exactly there: every root combination is counted once."""
+    bars = []
+
+    class Recorded(actcore.equivalence.Progress):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            bars.append(self)
+
+        def update(self, n=1):
+            assert self.total, "counting before the total is known"
+            return super().update(n)
+
+    monkeypatch.setattr(actcore.equivalence, "Progress", Recorded)
+    space = Space("x", "unary(unary(x))", "binary(unary(x),x)")
+    equivalence_classes(space, progress=True)
+    bar, = bars
+    assert bar.total == bar.n > 0
+
+
 def test_deep_schemas_match_brute_force():
     """Tables of distinct inner rows must not lose information four levels deep."""
     ops = ["zero", "one", "negative", "abs", "reciprocal", "exp", "log_sigmoid", "relu"]

@@ -194,6 +194,8 @@ def _space_classes(space: Space, bar: Progress | None) -> EquivalenceClasses:
             f"{space_outputs.MAX_FUNCTIONS:,} (about 40 bytes each) is not supported"
         )
     runner = space_outputs.SpaceEvaluator(sample_points(), bar)
+    if bar is not None:
+        bar.reset(total=sum(runner.root_size(pattern) for pattern in space.patterns))
     keys, flags, per_name, lengths = [], [], [], []
     offset = 0
     for i, pattern in enumerate(space.patterns):

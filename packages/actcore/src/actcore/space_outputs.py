@@ -114,12 +114,22 @@ class SpaceEvaluator:
                 self.tables[pattern] = _Table(rows, flags[first[order]], index)
         return self.tables[pattern]
 
+    def root_size(self, pattern: Pattern) -> int:
+        """How many combinations :meth:`root` evaluates (building the children's tables,
+        the small part of the work): the total a progress bar needs for its ETA."""
+        if pattern.is_input:
+            return 1
+        children = [self.table(arg) for arg in pattern.args]
+        return len(pattern.choices) * math.prod(len(t.rows) for t in children)
+
     def root(self, pattern: Pattern) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Numeric fingerprints and non-finite flags per distinct combination, and per
         name the combination it is."""
         if pattern.is_input:
             table = self.table(pattern)
             keys, flags = self.keys(table.rows, numeric=True)
+            if self.progress is not None:
+                self.progress.update(len(keys))
             return as_bytes(keys), flags, table.index
         children = [self.table(arg) for arg in pattern.args]
         keys, flags = self.combo_keys(pattern, children, numeric=True)
@@ -144,7 +154,7 @@ class SpaceEvaluator:
             key, flags = self.keys(rows, numeric)
             keys.append(key)
             nonfinite.append(flags)
-            if self.progress is not None:
+            if numeric and self.progress is not None:  # the roots' combinations
                 self.progress.update(len(key))
         inherited = children[0].nonfinite  # OR of the children's flags, combination-wise
         for table in children[1:]:
