@@ -148,7 +148,7 @@ def prepare(config: SearchConfig, out: Path, executor, progress: bool = True,
     with _phase("classes and outputs") as note:
         names, outputs = candidate_functions(config, out / "cache", progress)
         if config.normalize:
-            outputs = normalized(names, outputs)
+            outputs = normalized(names, outputs, progress)
         note(f"{len(names):,} candidates")
     fisher = None
     if config.features in ("fisher", "union"):

@@ -55,22 +55,27 @@ def output_features(names: Sequence[str], normalize: bool = False,
             chunk = list(names[start : start + OUTPUT_CHUNK])
             rows[start : start + len(chunk)] = exact_outputs(chunk, x)[0].numpy()
             bar.update(len(chunk))
-    return normalized(names, rows) if normalize else rows
+    return normalized(names, rows, progress) if normalize else rows
 
 
-def normalized(names: Sequence[str], rows: np.ndarray) -> np.ndarray:
+def normalized(names: Sequence[str], rows: np.ndarray, progress: bool = False) -> np.ndarray:
     """Output rows of the normalised functions, (f - mean) / std under N(0, 1); a row of
-    NaN for a function that cannot be normalised (no moments, or constant)."""
+    NaN for a function that cannot be normalised (no moments, or constant). Each
+    function's moments take a few milliseconds (a 131,073-point quadrature): minutes for a
+    large space, hence the bar."""
     from actcore.normalize import normalization
 
     rows = rows.copy()
-    for i, name in enumerate(names):
-        try:
-            mean, std = normalization(name)
-        except ActError:
-            rows[i] = np.nan
-            continue
-        rows[i] = (rows[i] - mean) / std
+    with Progress(total=len(names), desc="Gaussian moments", unit="fn", unit_scale=True,
+                  disable=not progress) as bar:
+        for i, name in enumerate(names):
+            try:
+                mean, std = normalization(name)
+            except ActError:
+                rows[i] = np.nan
+            else:
+                rows[i] = (rows[i] - mean) / std
+            bar.update()
     return rows
 
 
