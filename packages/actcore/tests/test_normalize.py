@@ -70,3 +70,13 @@ def test_learnable_expressions_are_refused():
         pytest.skip("acthull is not installed")
     with pytest.raises(ActError, match="learnable"):
         actcore.to_module("convex_n(identity(x),relu(x))", normalize=True)
+
+
+def test_remembered_moments_replace_the_quadrature(monkeypatch):
+    from actcore import normalize
+
+    monkeypatch.setattr(normalize, "_REMEMBERED", {})
+    computed = normalize.normalization("tanh(x)")
+    normalize.remember({"tanh(x)": (0.25, 2.0)})
+    assert normalize.normalization("tanh(x)") == (0.25, 2.0) != computed
+    assert normalize.normalization("relu(x)") != (0.25, 2.0)  # others still integrated

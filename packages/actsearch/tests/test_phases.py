@@ -100,3 +100,37 @@ def test_workers_are_stopped_while_a_large_embedding_runs(tmp_path, monkeypatch)
                         lambda *a, **k: (events.append("embed"), umap(*a, **k))[1])
     done = run_search(config(budget=10), tmp_path, workers=1, progress=False)
     assert events == ["pause", "embed", "resume"] and len(done) == 10
+
+
+def test_normalized_search_computes_gaussian_moments_once(tmp_path, monkeypatch,
+                                                          small_chunks):
+    """A normalised search saves its candidates' moments: resuming reads them back, and
+    the Fisher workers are handed them instead of integrating again."""
+    from actcore import normalize
+
+    monkeypatch.setattr(normalize, "_REMEMBERED", {})  # this test's workers start empty
+    fisher = Killer(candidates.fisher_cdfs, at=2)
+    monkeypatch.setattr(candidates, "fisher_cdfs", fisher)
+    with pytest.raises(KeyboardInterrupt):
+        run_search(config(normalize=True), tmp_path, workers=0, progress=False)
+    assert len(list((tmp_path / "cache").glob("moments-*.npy"))) == 1
+    moments = Killer(candidates.gaussian_moments)
+    monkeypatch.setattr(candidates, "gaussian_moments", moments)
+    fisher.at = None
+    run_search(config(normalize=True), tmp_path, workers=0, progress=False)
+    assert moments.calls == 0  # read back from the search's folder
+
+    # a worker given the moments integrates nothing; its rows are what it computes alone
+    names, _ = candidates.candidate_functions(config(), tmp_path / "cache")
+    chunk = [n for n in names if n in ("relu(x)", "tanh(x)", "elu(x)")]
+    assert len(chunk) == 3
+    given = candidates.gaussian_moments(chunk)
+    alone = candidates.fisher_cdfs(config(normalize=True), chunk)
+
+    def no_quadrature(text):
+        raise AssertionError(f"integrated {text} again")
+
+    monkeypatch.setattr(normalize, "_REMEMBERED", {})
+    monkeypatch.setattr(normalize, "_moments", no_quadrature)
+    handed = candidates.fisher_cdfs(config(normalize=True), chunk, given)
+    assert np.array_equal(handed, alone)

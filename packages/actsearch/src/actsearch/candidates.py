@@ -32,6 +32,7 @@ from actsearch.features import (
     BASELINES,
     Features,
     fisher_matrix,
+    gaussian_moments,
     match_rows,
     normalized,
     output_features,
@@ -81,11 +82,33 @@ def candidate_functions(config: SearchConfig, folder: Path | None = None,
     return names, rows
 
 
-def fisher_cdfs(config: SearchConfig, names: list[str]) -> np.ndarray:
-    """A worker's job: Fisher CDF rows of ``names`` (NaN rows for invalid spectra)."""
+def candidate_moments(names: list[str], folder: Path, progress: bool) -> np.ndarray:
+    """The candidates' Gaussian moments for a normalised search (see
+    :func:`actsearch.features.gaussian_moments`), saved in ``folder``: minutes for a large
+    space, so a resumed search reads them back, and its workers are handed them."""
+    path = folder / f"moments-{_digest('moments', names)}.npy"
+    if path.is_file():
+        with contextlib.suppress(OSError, ValueError):  # damaged: computed again
+            moments = np.load(path)
+            if moments.shape == (len(names), 2):
+                return moments
+    moments = gaussian_moments(names, progress)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_array(path, moments)
+    return moments
+
+
+def fisher_cdfs(config: SearchConfig, names: list[str],
+                moments: np.ndarray | None = None) -> np.ndarray:
+    """A worker's job: Fisher CDF rows of ``names`` (NaN rows for invalid spectra);
+    ``moments`` are their Gaussian moments in a normalised search, computed once by it."""
     from actbench import get_task
     from actbench.fisher import fisher_batch, model_factory
+    from actcore.normalize import remember
     from actfim.batch import spectra_for_activations
+
+    if moments is not None:
+        remember({name: tuple(m) for name, m in zip(names, moments) if np.isfinite(m).all()})
 
     task = get_task(config.task)
     inputs, targets = fisher_batch(task.dataset, config.fisher_batch, config.seed,
@@ -99,10 +122,11 @@ def fisher_cdfs(config: SearchConfig, names: list[str]) -> np.ndarray:
 
 
 def fisher_rows(config: SearchConfig, names: list[str], folder: Path, executor,
-                progress: bool) -> np.ndarray:
+                progress: bool, moments: np.ndarray | None = None) -> np.ndarray:
     """Fisher CDF rows of ``names`` (NaN for invalid spectra): chunks saved in ``folder``
     are read back, the others computed in parallel and saved here as each arrives (so
-    workers on other machines need no shared disk)."""
+    workers on other machines need no shared disk). ``moments``: the names' Gaussian
+    moments in a normalised search, handed to the workers with their chunks."""
     folder.mkdir(parents=True, exist_ok=True)
     chunks = [names[i : i + FISHER_CHUNK] for i in range(0, len(names), FISHER_CHUNK)]
     settings = config.model_dump(include={"task", "seed", "fisher_batch", "normalize"})
@@ -126,7 +150,8 @@ def fisher_rows(config: SearchConfig, names: list[str], folder: Path, executor,
 
         futures = {}
         for i in [i for i, r in enumerate(results) if r is None]:
-            future = executor.submit(fisher_cdfs, config, chunks[i])
+            part = None if moments is None else moments[i * FISHER_CHUNK :][: len(chunks[i])]
+            future = executor.submit(fisher_cdfs, config, chunks[i], part)
             if future.done():  # an in-process executor: keep it before the next one
                 collect(i, future)
             else:
@@ -147,8 +172,10 @@ def prepare(config: SearchConfig, out: Path, executor, progress: bool = True,
 
     with _phase("classes and outputs") as note:
         names, outputs = candidate_functions(config, out / "cache", progress)
+        moments = None
         if config.normalize:
-            outputs = normalized(names, outputs, progress)
+            moments = candidate_moments(names, out / "cache", progress)
+            outputs = normalized(names, outputs, moments=moments)
         note(f"{len(names):,} candidates")
     fisher = None
     if config.features in ("fisher", "union"):
@@ -157,7 +184,8 @@ def prepare(config: SearchConfig, out: Path, executor, progress: bool = True,
         if finite.any():
             with _phase("fisher spectra") as note:
                 rows = fisher_rows(config, [n for n, ok in zip(names, finite) if ok],
-                                   out / "fisher", executor, progress)
+                                   out / "fisher", executor, progress,
+                                   None if moments is None else moments[finite])
                 fisher = np.full((len(names), rows.shape[1]), np.nan)
                 fisher[finite] = rows
                 del rows  # 0.7 GB for the four-node space, before the embedding's peak

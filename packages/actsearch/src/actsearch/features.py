@@ -8,6 +8,7 @@ validity masks the search uses to filter out functions likely to fail.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -58,25 +59,33 @@ def output_features(names: Sequence[str], normalize: bool = False,
     return normalized(names, rows, progress) if normalize else rows
 
 
-def normalized(names: Sequence[str], rows: np.ndarray, progress: bool = False) -> np.ndarray:
-    """Output rows of the normalised functions, (f - mean) / std under N(0, 1); a row of
-    NaN for a function that cannot be normalised (no moments, or constant). Each
-    function's moments take a few milliseconds (a 131,073-point quadrature): minutes for a
-    large space, hence the bar."""
+def gaussian_moments(names: Sequence[str], progress: bool = False) -> np.ndarray:
+    """``(mean, std)`` under N(0, 1) of each function, NaN where it cannot be normalised
+    (no moments, or constant). A few milliseconds each (a 131,073-point quadrature):
+    minutes for a large space, hence the bar."""
     from actcore.normalize import normalization
 
-    rows = rows.copy()
+    moments = np.full((len(names), 2), np.nan)
     with Progress(total=len(names), desc="Gaussian moments", unit="fn", unit_scale=True,
                   disable=not progress) as bar:
         for i, name in enumerate(names):
-            try:
-                mean, std = normalization(name)
-            except ActError:
-                rows[i] = np.nan
-            else:
-                rows[i] = (rows[i] - mean) / std
+            with contextlib.suppress(ActError):
+                moments[i] = normalization(name)
             bar.update()
-    return rows
+    return moments
+
+
+def normalized(names: Sequence[str], rows: np.ndarray, progress: bool = False,
+               moments: np.ndarray | None = None) -> np.ndarray:
+    """Output rows of the normalised functions, (f - mean) / std under N(0, 1); a row of
+    NaN for a function that cannot be normalised. ``moments`` (from
+    :func:`gaussian_moments`) saves computing them again."""
+    moments = gaussian_moments(names, progress) if moments is None else moments
+    out = np.empty_like(rows)
+    for start in range(0, len(rows), OUTPUT_CHUNK):  # float64 arithmetic, chunk by chunk
+        part = slice(start, start + OUTPUT_CHUNK)
+        out[part] = (rows[part] - moments[part, :1]) / moments[part, 1:]
+    return out
 
 
 def match_rows(rows: np.ndarray, targets: np.ndarray) -> list[int | None]:
