@@ -113,7 +113,7 @@ def test_normalized_search_computes_gaussian_moments_once(tmp_path, monkeypatch,
     monkeypatch.setattr(candidates, "fisher_cdfs", fisher)
     with pytest.raises(KeyboardInterrupt):
         run_search(config(normalize=True), tmp_path, workers=0, progress=False)
-    assert len(list((tmp_path / "cache").glob("moments-*.npy"))) == 1
+    assert list((tmp_path / "moments").glob("chunk-*.npy"))
     moments = Killer(candidates.gaussian_moments)
     monkeypatch.setattr(candidates, "gaussian_moments", moments)
     fisher.at = None

@@ -3,6 +3,8 @@
 1. **Classes**: the space's equivalence classes, one name each; the eight published
    baselines keep their own names. Every candidate's outputs are
    computed once, here, and serve as its output features and to place the baselines.
+   A normalised search also integrates each candidate's Gaussian moments once, in
+   chunks the workers compute (``moments/``).
 2. **Fisher**: the CDF of every candidate with finite outputs, many functions per pass
    (:mod:`actfim.stacked`), in chunks that workers (local processes or Dask) compute and
    save as they finish.
@@ -82,20 +84,13 @@ def candidate_functions(config: SearchConfig, folder: Path | None = None,
     return names, rows
 
 
-def candidate_moments(names: list[str], folder: Path, progress: bool) -> np.ndarray:
+def candidate_moments(names: list[str], folder: Path, executor,
+                      progress: bool) -> np.ndarray:
     """The candidates' Gaussian moments for a normalised search (see
-    :func:`actsearch.features.gaussian_moments`), saved in ``folder``: minutes for a large
-    space, so a resumed search reads them back, and its workers are handed them."""
-    path = folder / f"moments-{_digest('moments', names)}.npy"
-    if path.is_file():
-        with contextlib.suppress(OSError, ValueError):  # damaged: computed again
-            moments = np.load(path)
-            if moments.shape == (len(names), 2):
-                return moments
-    moments = gaussian_moments(names, progress)
-    folder.mkdir(parents=True, exist_ok=True)
-    save_array(path, moments)
-    return moments
+    :func:`actsearch.features.gaussian_moments`; a few ms each, minutes for a large
+    space), computed by the workers in saved chunks: a resumed search reads them back,
+    and the Fisher workers are handed them."""
+    return _chunked_rows(gaussian_moments, names, folder, "moments", executor, progress)
 
 
 def fisher_cdfs(config: SearchConfig, names: list[str],
@@ -123,13 +118,27 @@ def fisher_cdfs(config: SearchConfig, names: list[str],
 
 def fisher_rows(config: SearchConfig, names: list[str], folder: Path, executor,
                 progress: bool, moments: np.ndarray | None = None) -> np.ndarray:
-    """Fisher CDF rows of ``names`` (NaN for invalid spectra): chunks saved in ``folder``
-    are read back, the others computed in parallel and saved here as each arrives (so
-    workers on other machines need no shared disk). ``moments``: the names' Gaussian
-    moments in a normalised search, handed to the workers with their chunks."""
-    folder.mkdir(parents=True, exist_ok=True)
-    chunks = [names[i : i + FISHER_CHUNK] for i in range(0, len(names), FISHER_CHUNK)]
+    """Fisher CDF rows of ``names`` (NaN for invalid spectra), in saved chunks.
+    ``moments``: the names' Gaussian moments in a normalised search, handed to the
+    workers with their chunks."""
     settings = config.model_dump(include={"task", "seed", "fisher_batch", "normalize"})
+    return _chunked_rows(fisher_cdfs, names, folder, "fisher spectra", executor, progress,
+                         settings=settings, first=(config,), per_chunk=moments,
+                         stack=lambda parts: fisher_matrix([r for part in parts for r in part]))
+
+
+def _chunked_rows(job: Callable[..., np.ndarray], names: list[str], folder: Path,
+                  what: str, executor, progress: bool, settings: object = None,
+                  first: tuple = (), per_chunk: np.ndarray | None = None,
+                  stack: Callable[[list], np.ndarray] = np.concatenate) -> np.ndarray:
+    """``job(*first, chunk[, per_chunk rows])`` over chunks of :data:`FISHER_CHUNK`
+    names, stacked by ``stack`` (a chunk of invalid spectra has no columns). Chunks
+    saved in ``folder`` (named by their names and ``settings``) are read back, the
+    others computed in parallel and saved here as each arrives (so workers on other
+    machines need no shared disk)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    starts = range(0, len(names), FISHER_CHUNK)
+    chunks = [names[i : i + FISHER_CHUNK] for i in starts]
     paths = [folder / f"chunk-{i:05d}-{_digest(settings, chunk)}.npy"
              for i, chunk in enumerate(chunks)]
     results: list[np.ndarray | None] = [None] * len(chunks)
@@ -139,8 +148,8 @@ def fisher_rows(config: SearchConfig, names: list[str], folder: Path, executor,
                 results[i] = np.load(path)
     done = sum(len(chunks[i]) for i, r in enumerate(results) if r is not None)
     if done:
-        log.info(f"fisher spectra: {done:,} of {len(names):,} read from {folder}")
-    with Progress(total=len(names), initial=done, desc="fisher spectra", unit="fn",
+        log.info(f"{what}: {done:,} of {len(names):,} read from {folder}")
+    with Progress(total=len(names), initial=done, desc=what, unit="fn",
                   disable=not progress) as bar:
 
         def collect(i: int, future) -> None:
@@ -150,15 +159,15 @@ def fisher_rows(config: SearchConfig, names: list[str], folder: Path, executor,
 
         futures = {}
         for i in [i for i, r in enumerate(results) if r is None]:
-            part = None if moments is None else moments[i * FISHER_CHUNK :][: len(chunks[i])]
-            future = executor.submit(fisher_cdfs, config, chunks[i], part)
+            extra = () if per_chunk is None else (per_chunk[starts[i] :][: len(chunks[i])],)
+            future = executor.submit(job, *first, chunks[i], *extra)
             if future.done():  # an in-process executor: keep it before the next one
                 collect(i, future)
             else:
                 futures[future] = i
         for future in as_completed(futures):
             collect(futures[future], future)
-    return fisher_matrix([row for rows in results for row in rows])
+    return stack(results)
 
 
 def prepare(config: SearchConfig, out: Path, executor, progress: bool = True,
@@ -174,7 +183,7 @@ def prepare(config: SearchConfig, out: Path, executor, progress: bool = True,
         names, outputs = candidate_functions(config, out / "cache", progress)
         moments = None
         if config.normalize:
-            moments = candidate_moments(names, out / "cache", progress)
+            moments = candidate_moments(names, out / "moments", executor, progress)
             outputs = normalized(names, outputs, moments=moments)
         note(f"{len(names):,} candidates")
     fisher = None
@@ -196,7 +205,7 @@ def prepare(config: SearchConfig, out: Path, executor, progress: bool = True,
         before_large_embedding()
     with _phase(f"{config.features} embedding") as note:
         coords[features.candidates] = embed(features, config.features, config.seed,
-                                            cache=out / "cache")
+                                            cache=out / "cache", progress=progress)
         note(f"{int(features.candidates.sum()):,} candidates")
     return features, coords
 
