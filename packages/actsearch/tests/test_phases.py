@@ -32,7 +32,7 @@ class Killer:
 
 @pytest.fixture
 def small_chunks(monkeypatch):
-    monkeypatch.setattr(candidates, "FISHER_CHUNK", 4)
+    monkeypatch.setattr(candidates, "CHUNK", 4)
 
 
 def test_killed_while_computing_fisher_chunks(tmp_path, monkeypatch, small_chunks):

@@ -40,7 +40,7 @@ from actsearch.features import (
     output_features,
 )
 
-FISHER_CHUNK = 1024  # functions per Fisher job and per saved chunk file
+CHUNK = 1024  # functions per worker job (Fisher spectra, moments) and per saved file
 
 
 def _digest(*parts: object) -> str:
@@ -131,14 +131,14 @@ def _chunked_rows(job: Callable[..., np.ndarray], names: list[str], folder: Path
                   what: str, executor, progress: bool, settings: object = None,
                   first: tuple = (), per_chunk: np.ndarray | None = None,
                   stack: Callable[[list], np.ndarray] = np.concatenate) -> np.ndarray:
-    """``job(*first, chunk[, per_chunk rows])`` over chunks of :data:`FISHER_CHUNK`
+    """``job(*first, chunk[, per_chunk rows])`` over chunks of :data:`CHUNK`
     names, stacked by ``stack`` (a chunk of invalid spectra has no columns). Chunks
     saved in ``folder`` (named by their names and ``settings``) are read back, the
     others computed in parallel and saved here as each arrives (so workers on other
     machines need no shared disk)."""
     folder.mkdir(parents=True, exist_ok=True)
-    starts = range(0, len(names), FISHER_CHUNK)
-    chunks = [names[i : i + FISHER_CHUNK] for i in starts]
+    starts = range(0, len(names), CHUNK)
+    chunks = [names[i : i + CHUNK] for i in starts]
     paths = [folder / f"chunk-{i:05d}-{_digest(settings, chunk)}.npy"
              for i, chunk in enumerate(chunks)]
     results: list[np.ndarray | None] = [None] * len(chunks)
