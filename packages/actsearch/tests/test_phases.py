@@ -114,8 +114,8 @@ def test_normalized_search_computes_gaussian_moments_once(tmp_path, monkeypatch,
     with pytest.raises(KeyboardInterrupt):
         run_search(config(normalize=True), tmp_path, workers=0, progress=False)
     assert list((tmp_path / "moments").glob("chunk-*.npy"))
-    moments = Killer(candidates.gaussian_moments)
-    monkeypatch.setattr(candidates, "gaussian_moments", moments)
+    moments = Killer(candidates.normalizations)
+    monkeypatch.setattr(candidates, "normalizations", moments)
     fisher.at = None
     run_search(config(normalize=True), tmp_path, workers=0, progress=False)
     assert moments.calls == 0  # read back from the search's folder
@@ -124,7 +124,7 @@ def test_normalized_search_computes_gaussian_moments_once(tmp_path, monkeypatch,
     names, _ = candidates.candidate_functions(config(), tmp_path / "cache")
     chunk = [n for n in names if n in ("relu(x)", "tanh(x)", "elu(x)")]
     assert len(chunk) == 3
-    given = candidates.gaussian_moments(chunk)
+    given = candidates.normalizations(chunk)
     alone = candidates.fisher_cdfs(config(normalize=True), chunk)
 
     def no_quadrature(text):

@@ -34,8 +34,8 @@ from actsearch.features import (
     BASELINES,
     Features,
     fisher_matrix,
-    gaussian_moments,
     match_rows,
+    normalizations,
     normalized,
     output_features,
 )
@@ -87,10 +87,10 @@ def candidate_functions(config: SearchConfig, folder: Path | None = None,
 def candidate_moments(names: list[str], folder: Path, executor,
                       progress: bool) -> np.ndarray:
     """The candidates' Gaussian moments for a normalised search (see
-    :func:`actsearch.features.gaussian_moments`; a few ms each, minutes for a large
+    :func:`actsearch.features.normalizations`; a few ms each, minutes for a large
     space), computed by the workers in saved chunks: a resumed search reads them back,
     and the Fisher workers are handed them."""
-    return _chunked_rows(gaussian_moments, names, folder, "moments", executor, progress)
+    return _chunked_rows(normalizations, names, folder, "moments", executor, progress)
 
 
 def fisher_cdfs(config: SearchConfig, names: list[str],

@@ -59,7 +59,7 @@ def output_features(names: Sequence[str], normalize: bool = False,
     return normalized(names, rows, progress) if normalize else rows
 
 
-def gaussian_moments(names: Sequence[str], progress: bool = False) -> np.ndarray:
+def normalizations(names: Sequence[str], progress: bool = False) -> np.ndarray:
     """``(mean, std)`` under N(0, 1) of each function, NaN where it cannot be normalised
     (no moments, or constant). A few milliseconds each (a 131,073-point quadrature):
     minutes for a large space, hence the bar."""
@@ -79,8 +79,8 @@ def normalized(names: Sequence[str], rows: np.ndarray, progress: bool = False,
                moments: np.ndarray | None = None) -> np.ndarray:
     """Output rows of the normalised functions, (f - mean) / std under N(0, 1); a row of
     NaN for a function that cannot be normalised. ``moments`` (from
-    :func:`gaussian_moments`) saves computing them again."""
-    moments = gaussian_moments(names, progress) if moments is None else moments
+    :func:`normalizations`) saves computing them again."""
+    moments = normalizations(names, progress) if moments is None else moments
     out = np.empty_like(rows)
     for start in range(0, len(rows), OUTPUT_CHUNK):  # float64 arithmetic, chunk by chunk
         part = slice(start, start + OUTPUT_CHUNK)
