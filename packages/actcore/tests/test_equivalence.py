@@ -315,28 +315,15 @@ def test_deep_schemas_match_brute_force():
         assert classes.nonfinite_flags()[cls] == all(classes.nonfinite(m) for m in members)
 
 
-def test_input_schema_and_learnable_operators():
+def test_input_schema_and_learnable_operators(learnable_operator):
     classes = equivalence_classes(Space("x", "unary(x)"))
     assert len(classes) == 27 and classes.members("identity(x)") == ["x", "identity(x)"]
 
-    from torch import nn
-
-    from actcore import Operator, hookimpl, plugins
-
-    class Learnable:
-        @hookimpl
-        def act_operators(self):
-            return [Operator("scaled", 1, module=lambda args: nn.Sequential(*args))]
-
-    plugins.register(Learnable(), name="learnable-test")
-    try:
-        with pytest.raises(ActError, match="search spaces range over fixed operators"):
-            Space("unary(x)", operators=["scaled"])
-        assert Space("scaled(unary(x))").count() == 27
-        with pytest.raises(ActError, match="'scaled' is learnable"):
-            equivalence_classes(Space("scaled(unary(x))"))
-    finally:
-        plugins.unregister("learnable-test")
+    with pytest.raises(ActError, match="search spaces range over fixed operators"):
+        Space("unary(x)", operators=["scaled"])
+    assert Space("scaled(unary(x))").count() == 27
+    with pytest.raises(ActError, match="'scaled' is learnable"):
+        equivalence_classes(Space("scaled(unary(x))"))
 
 
 def test_plugin_operator_that_ignores_an_argument():

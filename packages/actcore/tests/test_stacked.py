@@ -57,20 +57,6 @@ def test_bad_input_is_named():
         StackedActivation(["relu(x)", "tanh(x)"])(torch.randn(5, 3))
 
 
-
-def test_learnable_operators_are_refused():
-    from torch import nn
-
-    from actcore import Operator, hookimpl, plugins
-
-    class Learnable:
-        @hookimpl
-        def act_operators(self):
-            return [Operator("scaled", 1, module=lambda args: nn.Sequential(*args))]
-
-    plugins.register(Learnable(), name="learnable-stacked-test")
-    try:
-        with pytest.raises(ActError, match="'scaled' is learnable"):
-            StackedActivation(["relu(x)", "scaled(tanh(x))"])
-    finally:
-        plugins.unregister("learnable-stacked-test")
+def test_learnable_operators_are_refused(learnable_operator):
+    with pytest.raises(ActError, match="'scaled' is learnable"):
+        StackedActivation(["relu(x)", "scaled(tanh(x))"])
