@@ -159,7 +159,7 @@ def _chunked_rows(job: Callable[..., np.ndarray], names: list[str], folder: Path
 
         futures = {}
         for i in [i for i, r in enumerate(results) if r is None]:
-            extra = () if per_chunk is None else (per_chunk[starts[i] :][: len(chunks[i])],)
+            extra = () if per_chunk is None else (per_chunk[starts[i] : starts[i] + CHUNK],)
             future = executor.submit(job, *first, chunks[i], *extra)
             if future.done():  # an in-process executor: keep it before the next one
                 collect(i, future)
