@@ -122,14 +122,16 @@ def test_card_and_settings_guard(tmp_path):
         build(config(seeds=2, limit=3), out, workers=0, progress=False)
 
 
-def test_dask_local_cluster_same_table(tmp_path):
+def test_dask_local_cluster_same_table(tmp_path, caplog):
+    """A worker with two threads runs two units at once in one process: same table."""
     distributed = pytest.importorskip("distributed")
     cfg = config(limit=4)
     local = build(cfg, tmp_path / "local.json", workers=0, progress=False)
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
                                   dashboard_address=":0") as cluster:  # fmt: skip
         summary = build(cfg, tmp_path / "dask.json", scheduler=cluster.scheduler_address,
                         progress=False)  # fmt: skip
+    assert "--nthreads 1" in caplog.text  # told how to use every core
     assert summary.computed == summary.units == local.units
     a, b = read_table(local.out), read_table(summary.out)
     assert list(a) == list(b)

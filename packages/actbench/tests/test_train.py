@@ -65,6 +65,37 @@ def test_runs_are_deterministic_per_seed():
     assert a.val_loss != c.val_loss
 
 
+def test_trainings_in_threads_of_one_process_match_one_at_a_time(monkeypatch):
+    """A Dask worker with several threads trains side by side in one process: each run
+    still draws only from its own seed (torch's default generator is per process)."""
+    import importlib
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from contextlib import suppress
+
+    harness = importlib.import_module("actbench.train")  # the module, not the function
+    real = harness.activation_factory
+    barrier = threading.Barrier(2, timeout=0.5)
+
+    def meeting_factory(*args, **kwargs):
+        make = real(*args, **kwargs)
+
+        def activation():  # between two layers' weights: the builds would interleave here
+            with suppress(threading.BrokenBarrierError):  # kept out: it waits its turn
+                barrier.wait()
+            return make()
+        return activation
+
+    runs = [("relu(x)", 0), ("tanh(x)", 1)]
+    alone = [train("mlp-digits", f, s, epochs=1) for f, s in runs]
+    monkeypatch.setattr(harness, "activation_factory", meeting_factory)
+    with ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(lambda run: train("mlp-digits", *run, epochs=1), runs))
+    fields = {"runtime_s"}
+    assert [r.model_dump(exclude=fields) for r in together] == \
+        [r.model_dump(exclude=fields) for r in alone]
+
+
 def test_non_finite_loss_fails_with_chance_accuracy():
     result = train("mlp-digits", "exp(exp(exp(x)))", seed=0, **FAST)
     assert result.status == "failed" and "non-finite" in result.reason

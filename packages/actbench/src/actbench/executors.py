@@ -138,6 +138,10 @@ def make_executor(workers: int | None = None, scheduler: str | None = None) -> I
         raise ActError(f"cannot reach the Dask scheduler at {scheduler}: {err}") from None
     try:
         client.run(single_thread)
+        if any(n > 1 for n in client.nthreads().values()):
+            log.warning("some Dask workers have several threads: their trainings take turns "
+                        "(torch's generator is one per process); start workers with "
+                        "`--nthreads 1 --nworkers N` to train on every core")
         yield client.get_executor(pure=False)
     finally:
         client.close()

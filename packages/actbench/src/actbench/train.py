@@ -35,7 +35,7 @@ from actcore.atomic import atomic_path
 from actcore.console import Progress
 from actcore.device import resolve_device
 from actcore.plugins import registry
-from actcore.threads import torch_threads
+from actcore.threads import seeded, torch_threads
 
 
 class Result(BaseModel):
@@ -144,8 +144,9 @@ def train(
             runtime_s=time.perf_counter() - start, epochs=epochs,
         )  # fmt: skip
 
-    with torch.random.fork_rng(devices=[]), torch_threads(recipe.threads):
-        torch.manual_seed(seed)
+    # seeded holds torch's process-wide state: a thread beside this one waits its turn
+    cuda = [device] if device.type == "cuda" else []
+    with seeded(seed, cuda), torch_threads(recipe.threads):
         try:
             model = architecture.build(make_activation, source.input_shape, source.num_classes)
         except ActError:

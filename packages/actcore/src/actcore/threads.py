@@ -1,11 +1,22 @@
-"""The one thread-count context manager of act."""
+"""torch's process-wide settings that act changes for a while: the thread count, and the
+default generator, which threads of one process share.
+
+A Dask worker with several threads runs several of act's jobs in one process. A training
+seeds torch's default generator and draws its initial weights (and dropout masks, and
+augmentations) from it; two side by side would draw from each other's stream. So a job
+that seeds it holds :data:`TORCH_RNG` until it is done, and the results are the same
+whoever runs beside it. (The thread count needs no lock: OpenMP keeps it per thread.)
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
+
+TORCH_RNG = threading.RLock()
 
 
 @contextmanager
@@ -23,3 +34,13 @@ def torch_threads(count: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+@contextmanager
+def seeded(seed: int, devices: Sequence[torch.device | int] = ()) -> Iterator[None]:
+    """Run with torch's default generators seeded with ``seed`` (CPU, and the CUDA
+    ``devices``) and no other thread of this process drawing from them; their states
+    are restored afterwards."""
+    with TORCH_RNG, torch.random.fork_rng(devices=list(devices)):
+        torch.manual_seed(seed)
+        yield

@@ -26,6 +26,7 @@ from actcore.errors import ActError
 from actcore.normalize import normalization
 from actcore.stacked import StackedActivation
 from actcore.store import Store
+from actcore.threads import seeded
 from actfim.factors import mixing_module
 from actfim.features import fisher_cdf
 from actfim.spectrum import Spectrum, kfac_spectrum
@@ -268,8 +269,7 @@ class _Job:
 
 def _build(make_model: ModelFactory, activation: nn.Module, seed: int, device) -> nn.Module:
     devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
+    with seeded(seed, devices):
         return make_model(activation).to(device)
 
 

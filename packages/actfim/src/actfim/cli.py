@@ -22,6 +22,7 @@ from actcore.errors import ActError
 from actcore.lock import exclusive
 from actcore.model_source import build_model
 from actcore.plugins import registry
+from actcore.threads import seeded
 from actcore.versions import install_hint
 from actfim.batch import spectra_for_activations
 from actfim.features import fisher_cdf
@@ -145,8 +146,7 @@ def run_spectrum(args: argparse.Namespace) -> int:
     inputs, targets, shape, classes = load_batch(args)
     options = _options(args)
     device = _device(args)
-    with torch.random.fork_rng():
-        torch.manual_seed(args.seed)
+    with seeded(args.seed, [device] if device.type == "cuda" else []):
         model: nn.Module = build_model(args.model, activation, shape, classes,
                                        replace=args.replace).to(device)
     spectrum = kfac_spectrum(model, inputs.to(device), _to(targets, device),
