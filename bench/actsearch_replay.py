@@ -84,7 +84,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     cand = np.flatnonzero(problem.candidates)
     for name in ("knr", "rfr", "svr", "gpr"):
-        state = SearchState(problem.coords, problem.candidates, get_regressor(name), rng)
+        state = SearchState(problem.layouts[0], problem.candidates, get_regressor(name), rng)
         for row in rng.choice(cand, 99, replace=False):
             state.observed[int(row)] = float(problem.accuracy[row])
         suggest = get_strategy("surrogate").suggest

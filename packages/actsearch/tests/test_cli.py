@@ -19,7 +19,7 @@ def test_replay_writes_csv_figure_and_summary(smooth_file, cache, tmp_path, caps
     out = tmp_path / "rep"
     args = ["search", "replay", "--table", str(smooth_file), "--regressor", "knr",
             "--features", "union", "--features", "outputs", "--trials", "4", "--budget", "12",
-            "--jobs", "2", "--cache", str(cache), "--out", str(out)]
+            "--embeddings", "2", "--jobs", "2", "--cache", str(cache), "--out", str(out)]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "KNR (union)" in printed and "random" in printed
@@ -30,8 +30,11 @@ def test_replay_writes_csv_figure_and_summary(smooth_file, cache, tmp_path, caps
     assert np.allclose([float(r["best_so_far"]) for r in one], np.maximum.accumulate(accs),
                        atol=1e-5)
     assert one[0]["function"] == "relu(x)"
+    assert {(r["trial"], r["embedding"]) for r in rows} == {("0", "0"), ("1", "1"), ("2", "0"),
+                                                            ("3", "1")}  # in turn
     summary = list(csv.DictReader((out / "summary.csv").open()))
     assert [s["algorithm"] for s in summary] == ["KNR (union)", "KNR (outputs)", "random"]
+    assert {s["embeddings"] for s in summary} == {"2"}
     assert (out / "replay.png").read_bytes()[:4] == b"\x89PNG"
 
 

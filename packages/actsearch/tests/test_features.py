@@ -54,3 +54,28 @@ def test_the_scalable_embedding_path_never_builds_a_distance_matrix(monkeypatch)
     _, near = NearestNeighbors(n_neighbors=11).fit(coords).kneighbors(coords)
     purity = (labels[near[:, 1:]] == labels[:, None]).mean()
     assert purity > 0.95, purity
+
+
+def test_union_layout_is_umap_learns_at_seed_0_and_follows_the_seed():
+    """umap-learn lays out ``a + b`` from a fixed RandomState(42) whatever the models'
+    seeds (umap-learn 0.5.12); act's union layout is that very layout at seed 0, step by
+    step with umap-learn's functions, and another one at seed 1."""
+    import warnings
+
+    from actsearch.embedding import _fuzzy_model, compute_embedding
+
+    rng = np.random.default_rng(1)
+    labels = np.repeat(np.arange(3), 60)
+    rows = {"outputs": rng.normal(scale=6.0, size=(3, 20))[labels] + rng.normal(size=(180, 20)),
+            "fisher": np.sort(rng.random((180, 12)), axis=1)}
+
+    def umap_learns(seed: int) -> np.ndarray:
+        models = [_fuzzy_model(rows[kind], kind, seed, False, None)
+                  for kind in ("outputs", "fisher")]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return (models[0] + models[1]).embedding_
+
+    zero, one = (compute_embedding(rows, "union", seed) for seed in (0, 1))
+    np.testing.assert_array_equal(zero, umap_learns(0))
+    assert np.abs(one - zero).max() > 1.0

@@ -92,6 +92,30 @@ def test_interrupted_replay_resumes_from_saved_chunks(problem, tmp_path, monkeyp
                       checkpoint=tmp_path, progress=False)
 
 
+def test_trials_take_the_embeddings_in_turn(problem, smooth, cache):
+    """Several embeddings (seeds 0, 1): trial i runs on embedding i mod 2, so the figures
+    do not rest on one layout; the first embedding is the one-embedding problem's."""
+    from actsearch.embedding import embed
+
+    features = table_features(smooth)
+    two = replay.prepare(smooth, features, "union", cache=cache, embeddings=2)
+    assert two.layouts.shape == (2, len(two.names), 2)
+    assert np.array_equal(two.layouts[0], problem.layouts[0], equal_nan=True)
+    assert np.array_equal(two.layouts[1][two.candidates],
+                          embed(features, "union", seed=1, cache=False, progress=False))
+    assert two.key != problem.key  # trials saved for one embedding are not taken for two
+    algorithm = replay.Algorithm("surrogate", "knr", "union")
+    trials = replay.replay({"union": two}, [algorithm], trials=4, budget=16, seed=5, jobs=1,
+                           progress=False)[algorithm]
+    for i, trial in enumerate(trials):
+        own = replay.run_trial(two, algorithm, 16, seed=5 + i, layout=i % 2)
+        assert np.array_equal(trial.rows, own.rows)
+    # the surrogate's picks follow the layout: on embedding 0 the odd trials go elsewhere
+    assert any(not np.array_equal(trials[i].rows,
+                                  replay.run_trial(two, algorithm, 16, 5 + i, layout=0).rows)
+               for i in (1, 3))
+
+
 def test_relu_found_by_its_outputs_when_not_named(tmp_path):
     from synthetic import record
 

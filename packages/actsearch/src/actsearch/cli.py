@@ -38,6 +38,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-random", action="store_true", help="leave out the random baseline")
     p.add_argument("--trials", type=int_at_least(1), default=100)
     p.add_argument("--budget", type=int_at_least(1), default=100, help="evaluations per trial")
+    p.add_argument("--embeddings", type=int_at_least(1), default=EMBEDDINGS,
+                   help="UMAP embeddings per feature set (seeds SEED, SEED+1, ...), taken by "
+                   f"the trials in turn (default {EMBEDDINGS})")
     p.add_argument("--jobs", type=int_at_least(1), default=None,
                    help="processes (default: all cores)")
     add_output(p, "search-replay-{table}", "report folder")
@@ -62,6 +65,7 @@ def _table_args(p: argparse.ArgumentParser) -> None:
 
 
 MIN_FUNCTIONS = 10
+EMBEDDINGS = 5  # a replay's figures should not rest on how one seed laid the points out
 
 
 def _load(args: argparse.Namespace):
@@ -101,14 +105,16 @@ def run_replay(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise ActError(f"--out {str(out)!r} is a file; the replay report needs a folder")
     cache = args.cache or True
-    problems = {fs: replay.prepare(table, features, fs, args.seed, cache) for fs in feature_sets}
+    problems = {fs: replay.prepare(table, features, fs, args.seed, cache, args.embeddings)
+                for fs in feature_sets}
     results = replay.replay(problems, algorithms, args.trials, args.budget, seed=args.seed,
                             jobs=args.jobs, checkpoint=out / "trials")
     problem = problems[feature_sets[0]]
-    write_csv(out / "replay.csv", ["algorithm", "trial", "evaluation", "function",
+    write_csv(out / "replay.csv", ["algorithm", "trial", "embedding", "evaluation", "function",
                                     "accuracy", "best_so_far", "spearman"],
-               ([a.label, i, j + 1, problem.names[row], f"{problem.accuracy[row]:.6g}",
-                 f"{t.best[j]:.6g}", "" if np.isnan(t.spearman[j]) else f"{t.spearman[j]:.4f}"]
+               ([a.label, i, replay.layout_of(problem, i), j + 1, problem.names[row],
+                 f"{problem.accuracy[row]:.6g}", f"{t.best[j]:.6g}",
+                 "" if np.isnan(t.spearman[j]) else f"{t.spearman[j]:.4f}"]
                 for a, trials in results.items() for i, t in enumerate(trials)
                 for j, row in enumerate(t.rows)))
     summaries = [replay_summary.summarise(problem, a, trials) for a, trials in results.items()]
@@ -119,7 +125,8 @@ def run_replay(args: argparse.Namespace) -> int:
     spearman = {a.label: replay_summary.spearman_curves(trials) for a, trials in results.items()}
     plot.plot_replay(curves, spearman, out / "replay.png", problem.start_accuracy,
                       float(problem.accuracy.max()),
-                      f"{args.table}: {args.trials} trials")
+                      f"{args.table}: {args.trials} trials on {args.embeddings} "
+                      f"embedding{'s' if args.embeddings > 1 else ''} per feature set")
     _print_summary(summaries, problem)
     log.info(f"wrote {out}/replay.csv, summary.csv, replay.png")
     return 0
@@ -127,7 +134,8 @@ def run_replay(args: argparse.Namespace) -> int:
 
 def _print_summary(summaries: Sequence, problem) -> None:
     print(f"ReLU {problem.start_accuracy:.4f}, table best {problem.accuracy.max():.4f}; "
-          "evaluations (fraction of trials reaching it):")
+          f"{len(problem.layouts)} embedding(s) per feature set; evaluations (fraction of "
+          "trials reaching it):")
     width = max(len(s.algorithm) for s in summaries)
     print(f"{'algorithm':<{width}}  final best  beat ReLU      top 1%         best"
           "           Spearman")

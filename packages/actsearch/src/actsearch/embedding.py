@@ -2,7 +2,7 @@
 
 Outputs use the Euclidean metric, Fisher CDFs the Manhattan metric (a 1-Wasserstein
 distance on CDFs) with 3 neighbours, and ``union`` embeds the union of the two fuzzy
-graphs (umap-learn's ``model_a + model_b``). Distances are computed once with
+graphs (umap-learn's ``model_a + model_b``, with a seeded layout). Distances are computed once with
 scikit-learn and passed as ``metric="precomputed"``: below 4,096 rows umap-learn would
 otherwise compute all pairs through a slow Python-called metric.
 
@@ -24,7 +24,7 @@ from actcore.console import Progress
 from actsearch.features import Features, check_feature_set
 
 CACHE_ENV = "ACT_CACHE_DIR"
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"  # 2: union layouts follow the seed (see UNION_STATE)
 NEIGHBOURS = {"outputs": 15, "fisher": 3}
 METRICS = {"outputs": "euclidean", "fisher": "manhattan"}
 #: Up to this many candidates the exact distance matrix (n^2 float64: 200 MB here) is
@@ -32,6 +32,10 @@ METRICS = {"outputs": "euclidean", "fisher": "manhattan"}
 #: finds the neighbours without any n x n matrix (the four-node space has ~400,000).
 EXACT_UP_TO = 5_000
 FOREST_TREES = 8  # random-projection trees that start NN-descent (see _neighbours)
+#: umap-learn lays out the union of two models from ``RandomState(42)`` whatever their
+#: seeds (``UMAP.__add__``), so every seed gave one union layout; act draws it from
+#: ``UNION_STATE + seed``: seed 0 is umap-learn's own union, other seeds differ.
+UNION_STATE = 42
 
 
 #: what a fitted umap-learn model keeps to transform new points: the union of two graphs
@@ -125,10 +129,37 @@ def compute_embedding(rows_by_kind: dict[str, np.ndarray], feature_set: str, see
             bar.set_postfix_str(f"{kind}: neighbours and fuzzy graph")
             models.append(_fuzzy_model(rows_by_kind[kind], kind, seed, approximate, None))
             bar.update()
-    models[0].tqdm_kwds = layout  # the union's layout draws its epochs with these
+    return _union_layout(models, seed, layout)
+
+
+def _union_layout(models: list, seed: int, layout: dict) -> np.ndarray:
+    """The 2-D layout of the union of two fitted models' fuzzy graphs: umap-learn's
+    ``models[0] + models[1]`` step by step with its own functions, but drawn from
+    :data:`UNION_STATE` ``+ seed``."""
+    from scipy.sparse.csgraph import connected_components
+    from sklearn.utils import check_random_state
+    from umap.umap_ import (
+        find_ab_params,
+        general_simplicial_set_union,
+        reset_local_connectivity,
+        simplicial_set_embedding,
+    )
+
+    first = models[0]
+    graph = general_simplicial_set_union(models[0].graph_, models[1].graph_)
+    graph = reset_local_connectivity(graph, True)
+    # a disconnected union has no spectral layout: random, as umap-learn falls back to
+    init = "spectral" if connected_components(graph)[0] == 1 else "random"
+    a, b = find_ab_params(first.spread, first.min_dist)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # disconnected union: random init; fine
-        return (models[0] + models[1]).embedding_
+        warnings.simplefilter("ignore")
+        coords, _ = simplicial_set_embedding(
+            None, graph, first.n_components, first.learning_rate, a, b,
+            first.repulsion_strength, first.negative_sample_rate, first.n_epochs, init,
+            check_random_state(UNION_STATE + seed), "euclidean", {}, False, {}, False,
+            parallel=False, tqdm_kwds=layout,
+        )
+    return coords
 
 
 def embed(

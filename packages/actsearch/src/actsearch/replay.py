@@ -2,6 +2,9 @@
 
 The published protocol: evaluate ReLU and 7 random functions, then repeatedly fit the
 regressor on what was evaluated and evaluate the top prediction, up to the budget.
+A surrogate sees the functions through one UMAP embedding, and a different seed lays them
+out differently; so a problem holds several embeddings (layouts) and the trials take them
+in turn, and the statistics are over embeddings as well as starts.
 Trials run in parallel processes; each finished chunk of trials is saved at once, so an
 interrupted replay resumes where it stopped.
 """
@@ -36,13 +39,14 @@ CHUNK = 5  # trials per parallel job and per saved file
 class Problem:
     """A table prepared for replay under one feature set.
 
-    ``coords`` has a row per function (NaN where the function is not a candidate);
-    ``accuracy`` is validation accuracy with failed runs at chance.
+    ``layouts`` holds one embedding per seed, shape (embeddings, functions, 2), with a
+    row per function (NaN where the function is not a candidate); ``accuracy`` is
+    validation accuracy with failed runs at chance.
     """
 
     names: list[str]
     accuracy: np.ndarray
-    coords: np.ndarray
+    layouts: np.ndarray
     candidates: np.ndarray
     start: int | None
 
@@ -50,7 +54,7 @@ class Problem:
     def key(self) -> str:
         """A digest of the problem, so saved trials are never reused for another table."""
         digest = hashlib.sha256("\n".join(self.names).encode())
-        for array in (self.accuracy, self.coords, self.candidates):
+        for array in (self.accuracy, self.layouts, self.candidates):
             digest.update(np.ascontiguousarray(array).tobytes())
         digest.update(str(self.start).encode())
         return digest.hexdigest()[:12]
@@ -85,12 +89,14 @@ class Trial:
     spearman: np.ndarray
 
 
-def run_trial(problem: Problem, algorithm: Algorithm, budget: int, seed: int) -> Trial:
-    """One replay: ReLU + 7 random functions, then the strategy's suggestions."""
+def run_trial(problem: Problem, algorithm: Algorithm, budget: int, seed: int,
+              layout: int = 0) -> Trial:
+    """One replay: ReLU + 7 random functions, then the strategy's suggestions, with the
+    problem's embedding number ``layout``."""
     strategy = get_strategy(algorithm.strategy)
     rng = np.random.default_rng(seed)
     state = SearchState(
-        coords=problem.coords, candidates=problem.candidates,
+        coords=problem.layouts[layout], candidates=problem.candidates,
         regressor=get_regressor(algorithm.regressor), rng=rng, seed=seed,
     )
     budget = min(budget, int(state.free(restrict=strategy.filtered).sum()))
@@ -129,22 +135,33 @@ def _init_worker(problems: dict[str, Problem], parent: int | None = None) -> Non
     _PROBLEMS.update(problems)
 
 
-def _run_chunk(algorithm: Algorithm, budget: int, seeds: list[int]) -> list[Trial]:
+def _run_chunk(algorithm: Algorithm, budget: int, trials: list[int], first_seed: int
+               ) -> list[Trial]:
     problem = _PROBLEMS[algorithm.features]
-    return [run_trial(problem, algorithm, budget, seed) for seed in seeds]
+    return [run_trial(problem, algorithm, budget, first_seed + i, layout_of(problem, i))
+            for i in trials]
+
+
+def layout_of(problem: Problem, trial: int) -> int:
+    """The embedding trial number ``trial`` runs on: the problem's layouts in turn."""
+    return trial % len(problem.layouts)
 
 
 def prepare(table, features: Features, feature_set: str, seed: int = 0,
-            cache: Path | bool | None = True) -> Problem:
-    """A table's replay problem: embedding of the candidates, accuracies, ReLU's row."""
+            cache: Path | bool | None = True, embeddings: int = 1) -> Problem:
+    """A table's replay problem: ``embeddings`` embeddings of the candidates (seeds
+    ``seed``, ``seed + 1``, ...), accuracies, ReLU's row."""
+    if embeddings < 1:
+        raise ActError(f"--embeddings must be at least 1, got {embeddings}")
     names = table.names()
     if features.names != names:
         raise ValueError("features must be computed for the table's rows, in order")
-    coords = np.full((len(names), 2), np.nan)
+    layouts = np.full((embeddings, len(names), 2), np.nan)
     candidates = features.candidates
-    coords[candidates] = embed(features, feature_set, seed=seed, cache=cache)
+    for k in range(embeddings):
+        layouts[k, candidates] = embed(features, feature_set, seed=seed + k, cache=cache)
     accuracy = chance_filled([table.records[n].val_accuracy for n in names], table.chance)
-    return Problem(names, accuracy, coords, candidates, _start_row(table, features))
+    return Problem(names, accuracy, layouts, candidates, _start_row(table, features))
 
 
 def _start_row(table, features: Features) -> int | None:
@@ -164,7 +181,8 @@ def replay(
     checkpoint: Path | None = None,
     progress: bool = True,
 ) -> dict[Algorithm, list[Trial]]:
-    """Run ``trials`` seeded trials of each algorithm; trial i uses seed ``seed + i``.
+    """Run ``trials`` seeded trials of each algorithm; trial i uses seed ``seed + i`` and
+    its problem's embedding :func:`layout_of` i.
 
     ``jobs`` processes (default: all cores; 1 runs in this process). With
     ``checkpoint``, each finished chunk is saved there and skipped when run again.
@@ -180,47 +198,49 @@ def replay(
             raise ActError(f"no problem prepared for feature set {algorithm.features!r}")
     jobs = jobs or os.cpu_count() or 1
     work = [
-        (a, list(range(seed + i, seed + min(i + CHUNK, trials))))
+        (a, list(range(i, min(i + CHUNK, trials))))
         for a in algorithms for i in range(0, trials, CHUNK)
     ]
 
-    def path(algorithm: Algorithm, seeds: list[int]) -> Path | None:
+    def path(algorithm: Algorithm, numbers: list[int]) -> Path | None:
         if checkpoint is None:
             return None
         name = f"{algorithm.strategy}-{algorithm.regressor}-{algorithm.features}"
         key = problems[algorithm.features].key
-        return checkpoint / f"{name}-{key}-b{budget}-s{seeds[0]}-{seeds[-1]}.npz"
+        first, last = seed + numbers[0], seed + numbers[-1]
+        return checkpoint / f"{name}-{key}-b{budget}-s{first}-{last}.npz"
 
     results: dict[tuple[Algorithm, int], list[Trial]] = {}
     todo = []
-    for algorithm, seeds in work:
-        saved = _load(path(algorithm, seeds), len(seeds))
+    for algorithm, numbers in work:
+        saved = _load(path(algorithm, numbers), len(numbers))
         if saved is not None:
-            results[algorithm, seeds[0]] = saved
+            results[algorithm, numbers[0]] = saved
         else:
-            todo.append((algorithm, seeds))
-    done = sum(len(seeds) for (a, seeds) in work if (a, seeds[0]) in results)
+            todo.append((algorithm, numbers))
+    done = sum(len(numbers) for (a, numbers) in work if (a, numbers[0]) in results)
     bar = Progress(total=len(algorithms) * trials, initial=done, unit="trial", desc="replay",
                disable=not progress)
 
-    def finish(algorithm: Algorithm, seeds: list[int], trials: list[Trial]) -> None:
-        _save(path(algorithm, seeds), trials)
-        results[algorithm, seeds[0]] = trials
-        bar.update(len(seeds))
+    def finish(algorithm: Algorithm, numbers: list[int], trials: list[Trial]) -> None:
+        _save(path(algorithm, numbers), trials)
+        results[algorithm, numbers[0]] = trials
+        bar.update(len(numbers))
 
     if jobs == 1:
         _init_worker(problems)
-        for algorithm, seeds in todo:
-            finish(algorithm, seeds, _run_chunk(algorithm, budget, seeds))
+        for algorithm, numbers in todo:
+            finish(algorithm, numbers, _run_chunk(algorithm, budget, numbers, seed))
     elif todo:
         with ProcessPoolExecutor(jobs, initializer=_init_worker,
                                  initargs=(problems, os.getpid())) as pool:
-            futures = {pool.submit(_run_chunk, a, budget, s): (a, s) for a, s in todo}
+            futures = {pool.submit(_run_chunk, a, budget, n, seed): (a, n) for a, n in todo}
             for future in as_completed(futures):
                 finish(*futures[future], future.result())
     bar.close()
     return {
-        a: [t for b, seeds in work if b == a for t in results[a, seeds[0]]] for a in algorithms
+        a: [t for b, numbers in work if b == a for t in results[a, numbers[0]]]
+        for a in algorithms
     }
 
 

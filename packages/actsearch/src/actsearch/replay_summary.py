@@ -17,6 +17,7 @@ class Summary(BaseModel):
 
     algorithm: str
     trials: int
+    embeddings: int
     final_best_mean: float
     evals_to_beat_relu: float
     beat_relu_fraction: float
@@ -67,7 +68,7 @@ def summarise(
     tb = stat(_first_reach(curves, best, strict=False))
     rho = np.concatenate([t.spearman for t in trials])
     return Summary(
-        algorithm=algorithm.label, trials=len(trials),
+        algorithm=algorithm.label, trials=len(trials), embeddings=len(problem.layouts),
         final_best_mean=float(curves[:, -1].mean()),
         evals_to_beat_relu=relu[0], beat_relu_fraction=relu[1],
         evals_to_top1pct=t1[0], top1pct_fraction=t1[1],
