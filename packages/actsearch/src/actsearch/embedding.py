@@ -6,9 +6,9 @@ graphs (umap-learn's ``model_a + model_b``, with a seeded layout). Distances are
 scikit-learn and passed as ``metric="precomputed"``: below 4,096 rows umap-learn would
 otherwise compute all pairs through a slow Python-called metric.
 
-Embeddings never see accuracies, so one embedding per candidate set and feature set
-serves every suggestion and every replay trial; it is cached under a key made from the
-features, the feature set and the seed.
+Embeddings never see accuracies, so one embedding per candidate set, feature set and
+seed serves every suggestion of a search and every replay trial on that seed; it is
+cached under a key made from the features, the feature set and the seed.
 """
 
 from __future__ import annotations
