@@ -144,7 +144,7 @@ def train(
             runtime_s=time.perf_counter() - start, epochs=epochs,
         )  # fmt: skip
 
-    # seeded holds torch's process-wide state: a thread beside this one waits its turn
+    # seeded keeps torch's generator to this run: a training in another thread waits its turn
     cuda = [device] if device.type == "cuda" else []
     with seeded(seed, cuda), torch_threads(recipe.threads):
         try:
