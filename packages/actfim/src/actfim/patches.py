@@ -142,10 +142,7 @@ def _patches(x: Tensor, geo: _Geometry) -> Tensor:
     """Patches of the zero-padded input as ``(C, K, N·T)``: rows in ``weight.flatten(1)``
     order, one strided slice of the input per kernel offset."""
     n, c = x.shape[:2]
-    padded = x.new_zeros(c, n, *(s + pl + pr for s, (pl, pr) in zip(geo.size, geo.padding)))
-    real = tuple(slice(pl, pl + s) for (pl, _), s in zip(geo.padding, geo.size))
-    padded[(slice(None), slice(None), *real)] = x.transpose(0, 1)  # (C, N, …), any layout
-    x = padded
+    x = _in_buffer(x, geo, [s + pl + pr for s, (pl, pr) in zip(geo.size, geo.padding)])
     out = x.new_empty(c, len(geo.offsets), n, *geo.out)
     phases: dict[tuple[int, ...], Tensor] = {}  # x[..., r::s] per residue r, copied once
     for i, delta in enumerate(geo.offsets):
@@ -157,6 +154,15 @@ def _patches(x: Tensor, geo: _Geometry) -> Tensor:
         window = tuple(slice(q, q + o) for (q, _), o in zip(where, geo.out))
         out[:, i] = phases[residue][(slice(None), slice(None), *window)]
     return out.reshape(c, len(geo.offsets), -1)
+
+
+def _in_buffer(x: Tensor, geo: _Geometry, size: list[int]) -> Tensor:
+    """``x`` as ``(C, N, *size)`` zeros with each image at its padding offset (any input
+    memory layout)."""
+    buf = x.new_zeros(x.shape[1], x.shape[0], *size)
+    real = tuple(slice(pl, pl + s) for (pl, _), s in zip(geo.padding, geo.size))
+    buf[(slice(None), slice(None), *real)] = x.transpose(0, 1)
+    return buf
 
 
 def _add_gram(out: Tensor, rows: Tensor) -> None:
@@ -178,15 +184,13 @@ def _add_gram(out: Tensor, rows: Tensor) -> None:
 def _conv_blocks_lagged(x: Tensor, geo: _Geometry) -> tuple[Tensor, Tensor]:
     """Patch second moments of a stride-1, single-group convolution from lag
     correlations of the input (see the module docstring)."""
-    n, c = x.shape[:2]
+    c = x.shape[1]
     dims = len(geo.size)
     reach = [d * (k - 1) for d, k in zip(geo.dilation, geo.kernel)]
     # Buffer (C, N, *B): the image at offset pl, and at least `reach` zeros between the
     # images along every axis, so flat shifts never pair two real pixels wrongly.
     buf_size = [s + max(pl + pr, r) for s, (pl, pr), r in zip(geo.size, geo.padding, reach)]
-    buf = x.new_zeros(c, n, *buf_size)
-    real = tuple(slice(pl, pl + s) for (pl, _), s in zip(geo.padding, geo.size))
-    buf[(slice(None), slice(None), *real)] = x.transpose(0, 1)
+    buf = _in_buffer(x, geo, buf_size)
 
     offsets = geo.offsets
     k = len(offsets)
