@@ -145,8 +145,7 @@ def train(
         )  # fmt: skip
 
     # seeded keeps torch's generator to this run: a training in another thread waits its turn
-    cuda = [device] if device.type == "cuda" else []
-    with seeded(seed, cuda), torch_threads(recipe.threads):
+    with seeded(seed, device), torch_threads(recipe.threads):
         try:
             model = architecture.build(make_activation, source.input_shape, source.num_classes)
         except ActError:

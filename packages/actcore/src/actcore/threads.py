@@ -11,7 +11,7 @@ whoever runs beside it. (The thread count needs no lock: OpenMP keeps it per thr
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
@@ -37,10 +37,11 @@ def torch_threads(count: int | None) -> Iterator[None]:
 
 
 @contextmanager
-def seeded(seed: int, devices: Sequence[torch.device | int] = ()) -> Iterator[None]:
-    """Run with torch's default generators seeded with ``seed`` (CPU, and the CUDA
-    ``devices``) and no other thread of this process drawing from them; their states
-    are restored afterwards."""
-    with TORCH_RNG, torch.random.fork_rng(devices=list(devices)):
+def seeded(seed: int, device: torch.device | None = None) -> Iterator[None]:
+    """Run with torch's default generators seeded with ``seed`` (CPU's, and ``device``'s
+    where it is a CUDA device) and no other thread of this process drawing from them;
+    their states are restored afterwards."""
+    cuda = [device] if device is not None and device.type == "cuda" else []
+    with TORCH_RNG, torch.random.fork_rng(devices=cuda):
         torch.manual_seed(seed)
         yield

@@ -268,8 +268,7 @@ class _Job:
 
 
 def _build(make_model: ModelFactory, activation: nn.Module, seed: int, device) -> nn.Module:
-    devices = [device] if device.type == "cuda" else []
-    with seeded(seed, devices):
+    with seeded(seed, device):
         return make_model(activation).to(device)
 
 

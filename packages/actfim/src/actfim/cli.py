@@ -146,7 +146,7 @@ def run_spectrum(args: argparse.Namespace) -> int:
     inputs, targets, shape, classes = load_batch(args)
     options = _options(args)
     device = _device(args)
-    with seeded(args.seed, [device] if device.type == "cuda" else []):
+    with seeded(args.seed, device):
         model: nn.Module = build_model(args.model, activation, shape, classes,
                                        replace=args.replace).to(device)
     spectrum = kfac_spectrum(model, inputs.to(device), _to(targets, device),
