@@ -45,7 +45,7 @@ CLI = {
         "fim", "spectrum", "--model", "mlp", "--activation", "relu(x)", "--dataset", "digits",
         "--input-shape", "3,32,32", "--batch-size", "8"],
     "--disable nope": ["--disable", "nope", "ops"],
-    "bench build, no data folder": ["bench", "build", "-t", "lenet5-fashion-mnist", "--space",
+    "bench build, no data folder": ["bench", "build", "-t", "lenet5-cifar10", "--space",
                                     "unary(x)", "--operators", "relu", "--data-root",
                                     "{tmp}/none", "--out", "{tmp}/t.json"],
     "bench build --fisher-batch 100000": ["bench", "build", "-t", "mlp-digits", "--space",

@@ -159,7 +159,7 @@ def test_cli_local_processes_and_bad_input(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        (dict(task="lenet5-fashion-mnist"), "dataset files not found"),  # no data here
+        (dict(task="lenet5-cifar10"), "dataset files not found"),  # no data here
         (dict(fisher_batch=100_000), "fewer than the Fisher batch of 100000"),
     ],
 )

@@ -75,6 +75,29 @@ def test_compare_prints_table_writes_plot_and_resumes(tmp_path, capsys, monkeypa
     assert "| relu(x) | 2 | 0 |" in capsys.readouterr().out
 
 
+def test_compare_on_worker_processes_equals_one_at_a_time(tmp_path):
+    """mlp-digits trains on one thread either way, so the runs are the same to the bit;
+    each run is saved as it finishes, so half a comparison resumes with the other half."""
+    common = ["bench", "compare", "-t", "mlp-digits", "-a", "relu", "-a", "tanh",
+              "--epochs", "2"]  # fmt: skip
+    serial, pooled = tmp_path / "serial.jsonl", tmp_path / "pooled.jsonl"
+    assert main([*common, "--seeds", "2", "--results", str(serial)]) == 0
+    assert main([*common, "--seeds", "1", "--workers", "2", "--results", str(pooled)]) == 0
+    first = load_results(pooled)
+    assert len(first) == 2
+    assert main([*common, "--seeds", "2", "--workers", "2", "--results", str(pooled)]) == 0
+    assert load_results(pooled)[:2] == first  # kept as they were (runtimes too): not rerun
+
+    def key(r):
+        return r.activation, r.seed
+
+    a, b = sorted(load_results(serial), key=key), sorted(load_results(pooled), key=key)
+    assert [key(r) for r in a] == [key(r) for r in b] == [
+        ("relu(x)", 0), ("relu(x)", 1), ("tanh(x)", 0), ("tanh(x)", 1)]
+    assert [r.model_dump(exclude={"runtime_s"}) for r in a] == [
+        r.model_dump(exclude={"runtime_s"}) for r in b]
+
+
 def test_summaries_are_medians_and_sample_stds():
     runs = [Result(task="t", activation="a", seed=s, status="ok", train_accuracy=0, val_accuracy=v,
                    test_accuracy=v / 2, train_loss=0, val_loss=0, test_loss=0, runtime_s=0,

@@ -13,11 +13,12 @@ import torch
 import torchvision.datasets
 from PIL import Image
 
-from actbench import TensorData, data_root, image_folder
+from actbench import TensorData, data_root, idx_files, image_folder
 from actbench.augment import flip_and_shift
 from actbench.datasets import TorchvisionImages
 from actbench.hookspecs import DATASETS
 from actcore import ActError
+from actcore.cli import main
 from actcore.plugins import registry
 
 
@@ -76,6 +77,79 @@ def test_fashion_mnist_reads_from_act_data(fashion_root, monkeypatch):
     monkeypatch.setenv("ACT_DATA", str(root))
     assert data_root() == root
     assert len(source("fashion-mnist").load("test")) == 7
+
+
+def _write_fashion(folder, train: int, test: int, gz: bool, value: int = 0) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (("train", train), ("t10k", test)):
+        for kind, magic, array in (("images", 2051, np.full((n, 28, 28), value)),
+                                   ("labels", 2049, np.arange(n) % 10)):  # fmt: skip
+            path = folder / f"{prefix}-{kind}-idx{array.ndim}-ubyte"
+            _idx(path.with_name(path.name + ".gz"), magic, array)
+            if not gz:  # the same bytes, decompressed
+                path.write_bytes(gzip.decompress(path.with_name(path.name + ".gz").read_bytes()))
+                path.with_name(path.name + ".gz").unlink()
+
+
+@pytest.fixture
+def debian(tmp_path, monkeypatch):
+    """A stand-in for Debian's folder (so these tests do not depend on this machine)."""
+    folder = tmp_path / "debian"
+    monkeypatch.setattr(idx_files, "DEBIAN_FOLDER", folder)
+    return folder
+
+
+def _files(folder) -> dict:
+    return {p: p.stat().st_mtime_ns for p in folder.rglob("*")}
+
+
+def test_fashion_mnist_plain_files_in_any_folder_and_nothing_written(tmp_path, debian):
+    root = tmp_path / "mine"
+    _write_fashion(root, train=20, test=3, gz=False, value=7)
+    before = _files(root)
+    test = source("fashion-mnist").load("test", root=root)
+    assert len(test) == 3 and torch.allclose(test.x.float(), torch.full((3, 1, 28, 28), 7.0))
+    assert source("fashion-mnist").where(root) == str(root.resolve())
+    assert _files(root) == before  # nothing decompressed or written next to the files
+
+
+def test_fashion_mnist_found_in_debians_folder_and_an_explicit_root_wins(tmp_path, debian):
+    _write_fashion(debian, train=10, test=4, gz=True, value=1)
+    empty = tmp_path / "empty"  # no files here: Debian's folder is used
+    assert len(source("fashion-mnist").load("test", root=empty)) == 4
+    assert source("fashion-mnist").where(empty) == str(debian.resolve())
+    mine = tmp_path / "mine"  # files here: they win over Debian's
+    _write_fashion(mine / "FashionMNIST" / "raw", train=10, test=6, gz=True, value=2)
+    assert len(source("fashion-mnist").load("test", root=mine)) == 6
+    assert source("fashion-mnist").where(mine) == str((mine / "FashionMNIST" / "raw").resolve())
+
+
+def test_missing_fashion_mnist_names_the_three_ways_to_get_it(tmp_path, debian, capsys):
+    with pytest.raises(ActError) as err:
+        source("fashion-mnist").load("train", root=tmp_path / "none")
+    message = str(err.value)
+    assert "apt-get install dataset-fashion-mnist" in message
+    assert "--download" in message and "--data-root" in message and "$ACT_DATA" in message
+    assert str(tmp_path / "none") in message
+    assert main(["bench", "datasets", "--data-root", str(tmp_path / "none")]) == 0
+    out = capsys.readouterr().out
+    assert "missing: Fashion-MNIST's four IDX files" in out
+    assert "found: built in (scikit-learn)" in out
+    _write_fashion(debian, train=10, test=4, gz=True)
+    assert main(["bench", "datasets", "--data-root", str(tmp_path / "none")]) == 0
+    assert f"found: {debian.resolve()}" in capsys.readouterr().out
+
+
+def test_a_corrupted_idx_file_is_named(tmp_path, debian):
+    root = tmp_path / "bad"
+    _write_fashion(root, train=10, test=4, gz=False)
+    labels = root / "t10k-labels-idx1-ubyte"
+    labels.write_bytes(labels.read_bytes()[:-1])  # one label short
+    with pytest.raises(ActError, match="t10k-labels-idx1-ubyte: 3 bytes of data for shape"):
+        source("fashion-mnist").load("test", root=root)
+    (root / "t10k-images-idx3-ubyte").write_bytes(b"not an idx file")
+    with pytest.raises(ActError, match="t10k-images-idx3-ubyte is not an IDX file"):
+        source("fashion-mnist").load("test", root=root)
 
 
 def _cifar_batch(path, n: int, label_key: str, seed: int) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from typing import Any
 
 from actbench.activations import activation_name
 from actbench.compare import plot, run_comparison, summarise, table
+from actbench.executors import make_executor
 from actbench.hookspecs import DATASETS, MODELS, TASKS
 from actbench.models import parameter_count
 from actbench.recipes import parse_overrides
@@ -27,7 +29,9 @@ def add_bench(subparsers: argparse._SubParsersAction) -> None:
                         help="count parameters for this dataset's shape (default cifar10)")
     models.set_defaults(run=run_models)
 
-    commands.add_parser("datasets", help="list datasets").set_defaults(run=run_datasets)
+    datasets = commands.add_parser("datasets", help="list datasets and where their files are")
+    datasets.add_argument("--data-root", help="data folder (default $ACT_DATA)")
+    datasets.set_defaults(run=run_datasets)
     commands.add_parser("tasks", help="list tasks and recipes").set_defaults(run=run_tasks)
 
     one = commands.add_parser("train", help="train a task with one activation")
@@ -46,6 +50,11 @@ def add_bench(subparsers: argparse._SubParsersAction) -> None:
     many.add_argument("--results", metavar="FILE.jsonl",
                       help="save runs here as they finish; runs already there are reused")
     many.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    many.add_argument("--workers", type=int, default=0,
+                      help="runs side by side in worker processes of one torch thread each "
+                           "(default 0: one after another in this process)")
+    many.add_argument("--scheduler", metavar="ADDRESS",
+                      help="run on a Dask cluster (tcp://host:8786, or 'local' to start one)")
     many.set_defaults(run=run_compare)
 
     from actbench.build_command import add_command as add_build
@@ -91,8 +100,12 @@ def run_models(args: argparse.Namespace) -> int:
 def run_datasets(args: argparse.Namespace) -> int:
     for source in registry(DATASETS):
         shape = "x".join(map(str, source.input_shape))
+        try:
+            where = f"found: {source.where(args.data_root)}"
+        except ActError as err:
+            where = f"missing: {err}"
         print(f"{source.name:<14} {shape:>10} {source.num_classes:>5} classes  "
-              f"{source.description}")  # fmt: skip
+              f"{source.description}\n{'':<16}{where}")  # fmt: skip
     return 0
 
 
@@ -136,16 +149,18 @@ def run_compare(args: argparse.Namespace) -> int:
     settings = _settings(args)
     total = len(args.activation) * args.seeds
     bar = Progress(total=total, desc=args.task, unit="run", file=sys.stderr)
-
-    def one(activation: str, seed: int) -> Result:
-        return train(args.task, activation, seed, progress=True, **settings)
+    in_process = args.workers == 0 and args.scheduler is None
+    one = functools.partial(train, args.task, progress=in_process, **settings)
 
     def done(result: Result) -> None:
         bar.update()
         bar.set_postfix_str(f"{result.activation} seed {result.seed}")
+        if not in_process:
+            bar.write(_line(result), file=sys.stderr)
 
-    results = run_comparison(args.task, args.activation, range(args.seeds), one,
-                             args.results, done)  # fmt: skip
+    with make_executor(args.workers, args.scheduler) as executor:
+        results = run_comparison(args.task, args.activation, range(args.seeds), one,
+                                 args.results, done, executor)  # fmt: skip
     bar.close()
     print(f"{args.task}: {args.seeds} seed(s) per activation, accuracies in %")
     print(table(summarise(results), markdown=args.markdown))

@@ -1,19 +1,24 @@
 """Compare activations on one task: the same seeds for each, a summary table and a plot.
 
 Results are appended to an optional JSON-lines file as runs finish (rewritten atomically),
-and runs already in it are not repeated, so an interrupted comparison resumes.
+and runs already in it are not repeated, so an interrupted comparison resumes. Runs go
+one after another in this process, or side by side on any executor of
+:mod:`actbench.executors` (local processes, Dask).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, as_completed
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
 from actbench.activations import activation_name
+from actbench.executors import SerialExecutor
 from actbench.train import Result
 from actcore import ActError
 from actcore.atomic import write_atomic
@@ -120,6 +125,17 @@ def save_results(results: Sequence[Result], path: str | os.PathLike[str]) -> Non
     write_atomic(path, "".join(r.model_dump_json() + "\n" for r in results))
 
 
+def _finished(executor: Executor, runs: list[Callable[[], Result]]) -> Iterator[Result]:
+    """Each run's result as it finishes; in process, one run at a time (so each is saved
+    before the next starts)."""
+    if isinstance(executor, SerialExecutor):
+        yield from (run() for run in runs)
+        return
+    futures = [executor.submit(run) for run in runs]
+    for future in as_completed(futures):
+        yield future.result()
+
+
 def run_comparison(
     task: str,
     activations: Sequence[str],
@@ -127,26 +143,31 @@ def run_comparison(
     train: Callable[[str, int], Result],
     results_path: str | os.PathLike[str] | None = None,
     on_result: Callable[[Result], None] | None = None,
+    executor: Executor | None = None,
 ) -> list[Result]:
-    """Train every activation on every seed (skipping runs already saved).
+    """Train every activation on every seed (skipping runs already saved); return the
+    results in the order activation by activation, seed by seed.
 
-    ``train(activation, seed)`` runs one; activations are canonicalised (``relu`` is
-    ``relu(x)``) and parsed before anything is trained.
+    ``train(activation, seed)`` runs one; on an ``executor`` other than the default
+    in-process one it must pickle (a module-level function or a ``functools.partial``
+    of one). Activations are canonicalised (``relu`` is ``relu(x)``) and parsed before
+    anything is trained.
     """
     activations = [activation_name(a) for a in activations]
-    done = load_results(results_path) if results_path is not None else []
-    have = {(r.task, r.activation, r.seed): r for r in done}
-    results = list(done)
-    ordered = []
-    for activation in activations:
-        for seed in seeds:
-            result = have.get((task, activation, seed))
-            if result is None:
-                result = train(activation, seed)
-                results.append(result)
-                if results_path is not None:
-                    save_results(results, results_path)
-            if on_result is not None:
-                on_result(result)
-            ordered.append(result)
-    return ordered
+    results = load_results(results_path) if results_path is not None else []
+    have = {(r.task, r.activation, r.seed): r for r in results}
+    wanted = [(task, a, s) for a in activations for s in seeds]
+    for key in wanted:
+        if key in have and on_result is not None:
+            on_result(have[key])
+    # seed by seed, so that a comparison stopped early has every activation's first seeds
+    todo = [(a, s) for s in seeds for a in activations if (task, a, s) not in have]
+    runs = [functools.partial(train, a, s) for a, s in todo]
+    for result in _finished(executor or SerialExecutor(), runs):
+        results.append(result)
+        have[(result.task, result.activation, result.seed)] = result
+        if results_path is not None:
+            save_results(results, results_path)
+        if on_result is not None:
+            on_result(result)
+    return [have[key] for key in wanted]

@@ -4,15 +4,14 @@ Every dataset has three splits. ``test`` is the official test set; ``val`` is ca
 the official training data with a fixed seed (the benchmarks report validation accuracy)
 and ``train`` is the rest. Small datasets live in memory as :class:`TensorData`, which the
 trainer batches without a DataLoader. Files are looked for under ``root``, else
-``$ACT_DATA``, else ``~/.cache/act/data``; they are downloaded only when asked.
+``$ACT_DATA``, else ``~/.cache/act/data`` (Fashion-MNIST also where Debian's package puts
+it: :mod:`actbench.idx_files`); they are downloaded only when asked.
 """
 
 from __future__ import annotations
 
 import functools
-import gzip
 import os
-import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +22,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, Subset
 
+from actbench import idx_files
 from actbench.augment import flip_and_shift
 from actcore import ActError
-from actcore.atomic import atomic_path
 
 Split = Literal["train", "val", "test"]
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -88,18 +87,30 @@ def split_indices(n: int, split: str, val_count: int) -> Tensor:
     return order[:val_count] if split == "val" else order[val_count:]
 
 
+def _in_memory(x: Tensor, y: Tensor, split: str, max_shift: int | None) -> TensorData:
+    """``split`` of an official (train, test) pair of arrays: ``x, y`` are the test set's
+    when ``split`` is 'test', else the training set's, which 'train' and 'val' share."""
+    if split != "test":
+        index = split_indices(len(y), split, round(VAL_FRACTION * len(y)))
+        x, y = x[index], y[index]
+    return TensorData(x, y, max_shift)
+
+
 Loader = Callable[[str, Path, bool, bool], Dataset]
+Locator = Callable[[Path], str]
 
 
 @dataclass(frozen=True)
 class DataSource:
-    """A registered dataset: its shape, classes and a loader of its splits."""
+    """A registered dataset: its shape, classes, a loader of its splits and, optionally,
+    a locator that says where its files are (or raises :class:`ActError` saying why not)."""
 
     name: str
     description: str
     input_shape: tuple[int, ...]
     num_classes: int
     loader: Loader
+    locator: Locator | None = None
 
     def load(
         self,
@@ -112,6 +123,13 @@ class DataSource:
         if split not in SPLITS:
             raise ActError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
         return self.loader(split, data_root(root), download, augment and split == "train")
+
+    def where(self, root: str | os.PathLike[str] | None = None) -> str:
+        """Where the files are found, without loading them; :class:`ActError` says why
+        they are not."""
+        if self.locator is None:
+            return "(its plugin does not say)"
+        return self.locator(data_root(root))
 
 
 # --- digits (scikit-learn, offline) -----------------------------------------------------
@@ -143,19 +161,6 @@ def _load_digits(split: str, root: Path, download: bool, augment: bool) -> Datas
 # --- torchvision datasets read from the data folder -----------------------------------
 
 
-def _atomic_gunzip(source: Path, target: Path) -> None:
-    with atomic_path(target) as tmp, tmp.open("wb") as out, gzip.open(source, "rb") as f:
-        shutil.copyfileobj(f, out)
-
-
-def _fashion_mnist_files(root: Path) -> None:
-    """Decompress ``*.gz`` IDX files that torchvision would otherwise not see."""
-    raw = root / "FashionMNIST" / "raw"
-    for gz in raw.glob("*-ubyte.gz") if raw.is_dir() else ():
-        if not gz.with_suffix("").exists():
-            _atomic_gunzip(gz, gz.with_suffix(""))
-
-
 @dataclass(frozen=True)
 class TorchvisionImages:
     """How to read one torchvision dataset, and what to tell a user who lacks it."""
@@ -163,6 +168,12 @@ class TorchvisionImages:
     cls_name: str
     where: str  # files expected below the root
     max_shift: int
+
+    def locate(self, root: Path) -> str:
+        folder = root / self.where
+        if not folder.is_dir():
+            raise self.missing(root, FileNotFoundError(f"no folder {folder}"))
+        return str(folder)
 
     def missing(self, root: Path, err: Exception) -> ActError:
         return ActError(
@@ -176,8 +187,6 @@ class TorchvisionImages:
     def arrays(self, root: Path, train: bool, download: bool) -> tuple[Tensor, Tensor]:
         import torchvision.datasets
 
-        if self.cls_name == "FashionMNIST":
-            _fashion_mnist_files(root)
         cls = getattr(torchvision.datasets, self.cls_name)
         try:
             ds = cls(str(root), train=train, download=download)
@@ -191,15 +200,43 @@ class TorchvisionImages:
 
     def load(self, split: str, root: Path, download: bool, augment: bool) -> Dataset:
         x, y = self.arrays(root, split != "test", download)
-        if split != "test":
-            index = split_indices(len(y), split, round(VAL_FRACTION * len(y)))
-            x, y = x[index], y[index]
-        return TensorData(x, y, self.max_shift if augment else None)
+        return _in_memory(x, y, split, self.max_shift if augment else None)
 
 
-FASHION_MNIST = TorchvisionImages("FashionMNIST", "FashionMNIST/raw", max_shift=3)
 CIFAR10 = TorchvisionImages("CIFAR10", "cifar-10-batches-py", max_shift=4)
 CIFAR100 = TorchvisionImages("CIFAR100", "cifar-100-python", max_shift=4)
+
+
+# --- Fashion-MNIST's IDX files, wherever they are ------------------------------------
+
+FASHION_MNIST_SHIFT = 3
+
+
+@functools.cache
+def _fashion_mnist(root: Path, train: bool, download: bool) -> tuple[Tensor, Tensor]:
+    try:
+        folder = idx_files.find(root)
+    except ActError:
+        if not download:
+            raise
+        import torchvision.datasets
+
+        try:  # into root/FashionMNIST/raw: act's cache, or the folder the user named
+            torchvision.datasets.FashionMNIST(str(root), train=train, download=True)
+        except (OSError, RuntimeError) as err:
+            raise ActError(f"could not download Fashion-MNIST into {root}: {err}") from None
+        folder = idx_files.find(root)
+    images, labels = idx_files.read(folder, train)
+    return torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))
+
+
+def _load_fashion_mnist(split: str, root: Path, download: bool, augment: bool) -> Dataset:
+    x, y = _fashion_mnist(root, split != "test", download)
+    return _in_memory(x, y, split, FASHION_MNIST_SHIFT if augment else None)
+
+
+def _locate_fashion_mnist(root: Path) -> str:
+    return str(idx_files.find(root))
 
 
 # --- ImageFolder trees (Imagenette, ImageNet, your own) -------------------------------
@@ -262,8 +299,14 @@ def image_folder(
         index = split_indices(len(ds), split, round(VAL_FRACTION * len(ds)))
         return Subset(ds, index.tolist())
 
+    def locate(root: Path) -> str:
+        for sub in ("train", test_folder):
+            if not (root / folder / sub).is_dir():
+                raise ActError(f"no image folder at {root / folder / sub}")
+        return str(root / folder)
+
     return DataSource(name, description or f"ImageFolder tree {folder}/", (3, size, size),
-                      num_classes, load)  # fmt: skip
+                      num_classes, load, locate)  # fmt: skip
 
 
 def _fetch_imagenette(root: Path) -> None:
@@ -275,13 +318,13 @@ def _fetch_imagenette(root: Path) -> None:
 def builtin_datasets() -> list[DataSource]:
     return [
         DataSource("digits", "scikit-learn 8x8 digits, 1,797 images (offline)", (1, 8, 8), 10,
-                   _load_digits),
-        DataSource("fashion-mnist", "Fashion-MNIST 28x28 grey, 60k+10k (torchvision)",
-                   (1, 28, 28), 10, FASHION_MNIST.load),
+                   _load_digits, lambda root: "built in (scikit-learn)"),
+        DataSource("fashion-mnist", "Fashion-MNIST 28x28 grey, 60k+10k (official IDX files)",
+                   (1, 28, 28), 10, _load_fashion_mnist, _locate_fashion_mnist),
         DataSource("cifar10", "CIFAR-10 32x32 colour, 50k+10k (torchvision)", (3, 32, 32), 10,
-                   CIFAR10.load),
+                   CIFAR10.load, CIFAR10.locate),
         DataSource("cifar100", "CIFAR-100 32x32 colour, 50k+10k (torchvision)", (3, 32, 32),
-                   100, CIFAR100.load),
+                   100, CIFAR100.load, CIFAR100.locate),
         image_folder("imagenette", "imagenette2-320", 10, 224,
                      "Imagenette (10 ImageNet classes), 224 crops", fetch=_fetch_imagenette),
         image_folder("imagenet", "imagenet", 1000, 227,

@@ -41,6 +41,10 @@ class Recipe(BaseModel):
     )
     eval_batch_size: int = Field(1000, ge=1)
     workers: int = Field(0, ge=0, description="DataLoader workers for file-backed datasets")
+    train_images: int | None = Field(
+        None, ge=1, description="train on this many images of the train split (a fixed "
+        "subset, the same for every seed); None: all"
+    )
     threads: int | None = Field(
         None, ge=1, description="torch CPU threads during the run (None: leave as is)"
     )

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ValidationError
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from actbench.activations import ActivationSpec, activation_factory, activation_name
 from actbench.datasets import TensorData
@@ -101,6 +101,15 @@ def recipe_for(task: Task, overrides: dict[str, Any]) -> Recipe:
     return recipe
 
 
+def _first(data: Dataset, count: int | None) -> Dataset:
+    """The first ``count`` examples of ``data`` (all of them for None)."""
+    if count is None or count >= len(data):
+        return data
+    if isinstance(data, TensorData):
+        return TensorData(data.x[:count], data.y[:count], data.max_shift)
+    return Subset(data, range(count))
+
+
 def _save(path: Path, state: dict[str, Any]) -> None:
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
@@ -133,6 +142,7 @@ def train(
         split: source.load(split, root, download, augment=recipe.augment and split == "train")
         for split in ("train", "val", "test")
     }
+    splits["train"] = _first(splits["train"], recipe.train_images)  # the split is shuffled
     start = time.perf_counter()
     chance = chance_accuracy(source.num_classes)
 
@@ -204,6 +214,8 @@ def train(
                     })  # fmt: skip
             metrics = {}
             for split, data in splits.items():
+                if isinstance(data, TensorData):  # measured on the images, not augmented
+                    data = TensorData(data.x, data.y)
                 loss, accuracy = evaluate_model(model, data, recipe.eval_batch_size, device,
                                           recipe.workers)  # fmt: skip
                 if not math.isfinite(loss):
