@@ -26,7 +26,7 @@ def test_built_table_gives_search_features(tmp_path):
     assert features.outputs.shape[0] == features.fisher.shape[0] == len(table)
     valid = features.fisher_ok
     assert valid.any() and not valid.all()  # dead functions have no spectrum
-    for name, ok in zip(features.names, valid):
+    for name, ok in zip(features.names, valid, strict=True):
         assert ok == table[name].has_fisher
     assert np.isfinite(features.fisher[valid]).all()
 

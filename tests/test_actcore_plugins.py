@@ -3,7 +3,7 @@
 import pytest
 
 from actbench import hookspecs as bench_kinds
-from actcore import plugins
+from actcore import hookimpl, plugins
 from actcore.cli import main
 from actcore.versions import DISTRIBUTIONS
 from actsearch import hookspecs as search_kinds
@@ -30,9 +30,26 @@ def test_every_package_plugin_is_discovered():
     ],
     ids=lambda kind: kind.name,
 )
-def test_no_name_clash_in_any_kind(kind):
-    registry = plugins.registry(kind)
-    assert all(entry.plugin in plugins.plugin_names() for entry in registry.entries())
+def test_a_name_clash_in_any_kind_names_both_plugins(kind):
+    """Every kind has entries from its package, and a second plugin claiming one of
+    those names is refused, naming both plugins."""
+    entries = plugins.registry(kind).entries()
+    assert entries, f"no {kind.name} registered"
+    first = entries[0]
+
+    class Clash:
+        pass
+
+    setattr(Clash, kind.hook, hookimpl(lambda self: [first.item]))
+    plugins.register(Clash(), name="clash")
+    try:
+        with pytest.raises(plugins.PluginError) as err:
+            plugins.registry(kind)
+    finally:
+        plugins.unregister("clash")
+    assert (f"{kind.name} {first.name!r} is provided by both plugin {first.plugin!r} and "
+            "plugin 'clash'") in str(err.value)
+    assert plugins.registry(kind).provider(first.name) == first.plugin
 
 
 def test_core_operators_stay_first_and_spaces_keep_spec_counts(capsys):

@@ -40,5 +40,5 @@ def test_kfac_spectrum_leaves_resnet18_as_it_was():
     assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
     assert train.valid and evaluated.valid, (train.reason, evaluated.reason)
     medians = [(a.log_eigenvalues.median(), b.log_eigenvalues.median())
-               for a, b in zip(train.layers, evaluated.layers)]
+               for a, b in zip(train.layers, evaluated.layers, strict=True)]
     assert max(abs(float(a - b)) for a, b in medians) > 1.0  # the modes differ, and say so

@@ -22,7 +22,7 @@ def test_evaluate_matches_compiled_modules_bit_for_bit():
     x = sample_points()
     out = evaluate(names, x)
     assert out.shape == (len(names), 1000) and out.dtype == torch.float32
-    for name, row in zip(names, out):
+    for name, row in zip(names, out, strict=True):
         expected = to_module(name)(pad(x))[:1000]  # same aligned row as evaluate uses
         assert torch.equal(row.nan_to_num(7.0), expected.nan_to_num(7.0)), name
 

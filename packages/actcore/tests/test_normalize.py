@@ -48,8 +48,10 @@ def test_relu_in_closed_form_and_the_normalised_module():
     y = module(x)
     # 4e6 samples: standard errors about 5e-4 for the mean and 1e-3 for the variance
     assert abs(y.mean().item()) < 5e-3 and abs(y.var().item() - 1) < 1e-2
-    plain = actcore.to_module("swish")
-    assert not torch.allclose(plain(x[:10]), y[:10])
+    # (swish(x) - m) / s with m, s integrated independently (scipy's adaptive quadrature)
+    m, second = _quad_moments(lambda t: t / (1 + math.exp(-t)) if t > -700 else 0.0)
+    expected = (x[:1000] * torch.sigmoid(x[:1000]) - m) / math.sqrt(second - m * m)
+    torch.testing.assert_close(y[:1000], expected, rtol=1e-9, atol=1e-9)
     assert "normalized" in repr(module)
 
 
@@ -63,13 +65,6 @@ def test_relu_in_closed_form_and_the_normalised_module():
 def test_functions_that_cannot_be_normalised_are_named(expr, message):
     with pytest.raises(ActError, match=message):
         actcore.to_module(expr, normalize=True)
-
-
-def test_learnable_expressions_are_refused():
-    if "convex_n" not in actcore.plugins.registry(actcore.plugins.OPERATORS):
-        pytest.skip("acthull is not installed")
-    with pytest.raises(ActError, match="learnable"):
-        actcore.to_module("convex_n(identity(x),relu(x))", normalize=True)
 
 
 def test_remembered_moments_replace_the_quadrature(monkeypatch):

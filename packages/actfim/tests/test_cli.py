@@ -1,10 +1,12 @@
 """``act fim`` with a model plugin registered at run time."""
 
+import json
 from importlib.metadata import entry_points
 
 import pytest
 import torch
 
+import actfim.batch
 from actcore import plugins
 from actcore.cli import main
 
@@ -48,15 +50,28 @@ def test_invalid_function_exits_1(tiny, capsys):
     assert status == 1 and "INVALID spectrum" in capsys.readouterr().out
 
 
-def test_batch_command_resumes_and_exports(tiny, tmp_path, capsys):
+def test_batch_command_resumes_and_exports(tiny, tmp_path, capsys, monkeypatch):
     store, table = tmp_path / "s.sqlite", tmp_path / "t.json"
     args = ["--model", "tinyfim_nets:tiny", "--input-shape",
             "2,5,5", "--classes", "3", "--batch-size", "8", "--store", str(store)]
+    computed = []
+    run = actfim.batch._Job.run
+
+    def counted(job, names):
+        computed.extend(names)
+        return run(job, names)
+
+    monkeypatch.setattr(actfim.batch._Job, "run", counted)
     assert main(["fim", "batch", "relu(x)", "tanh(x)", *args]) == 0
+    assert sorted(computed) == ["relu(x)", "tanh(x)"]
+    computed.clear()
     assert main(["fim", "batch", "relu(x)", "tanh(x)", "sigmoid(x)", *args,
                  "--export", str(table)]) == 0
+    assert computed == ["sigmoid(x)"]  # the finished two are read back, not computed
     out = capsys.readouterr().out
-    assert "3 functions, 3 valid" in out and table.exists()
+    assert "3 functions, 3 valid" in out
+    exported = json.loads(table.read_text())
+    assert sorted(exported) == ["relu(x)", "sigmoid(x)", "tanh(x)"]
 
 
 def test_a_second_batch_on_the_same_store_is_refused(tiny, tmp_path, capsys):
@@ -99,12 +114,13 @@ def test_without_actbench_the_zoo_error_says_install_actbench(capsys):
 def test_random_inputs_are_seeded(tiny, capsys):
     base = ["fim", "spectrum", "--model", "tinyfim_nets:tiny", "--activation", "tanh(x)",
             "--input-shape", "2,5,5", "--classes", "3", "--batch-size", "8"]
-    main(base)
+    assert main(base) == 0
     first = capsys.readouterr().out.splitlines()[2:]
-    main(base)
+    assert len(first) >= 3 and "Fisher CDF feature length" in first[-1]  # a spectrum
+    assert main(base) == 0
     assert capsys.readouterr().out.splitlines()[2:] == first
     torch.manual_seed(123)  # global state must not matter
-    main(base)
+    assert main(base) == 0
     assert capsys.readouterr().out.splitlines()[2:] == first
 
 

@@ -148,7 +148,8 @@ def test_inplace_activation_does_not_corrupt_g():
     y = torch.randint(0, 3, (7,))
     a, _, _ = kfac_factors(plain, x, y, fisher="empirical")
     b, _, _ = kfac_factors(inplace, x, y, fisher="empirical")
-    for fa, fb in zip(a, b):
+    assert len(a) == 2
+    for fa, fb in zip(a, b, strict=True):
         assert torch.allclose(fa.a, fb.a) and torch.allclose(fa.g, fb.g)
 
 

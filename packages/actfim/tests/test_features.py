@@ -50,7 +50,7 @@ def test_distances_read_both_layouts_alike():
     assert published[0].shape == (89 + 249,)
     legacy = [
         np.concatenate([layer_cdf(layer.log_eigenvalues, b) for layer, b in
-                        zip(s.layers, cdf_layout(s.num_weights, legacy=True).bins)])
+                        zip(s.layers, cdf_layout(s.num_weights, legacy=True).bins, strict=True)])
         for s in spectra
     ]
     d_new = fisher_distance(*published, [9000, 25000])

@@ -39,7 +39,7 @@ def test_constraints_hold_after_1000_aggressive_steps(optimizer):
         loss = sum((h(x) - target).abs().mean() for h in hulls)
         loss.backward()
         opt.step()
-    for hull, before in zip(hulls, start):
+    for hull, before in zip(hulls, start, strict=True):
         assert not torch.equal(hull.raw, before)  # the optimizer really moved them
         c = hull.coefficients().detach()
         assert torch.isfinite(c).all()
@@ -60,7 +60,8 @@ def test_convex_stays_monotonic_after_training_on_random_data():
         ((model(x) - y) ** 2).mean().backward()
         opt.step()
     hulls = [m for m in model if isinstance(m, ConvexHull)]
-    moved = max((h.coefficients() - s).abs().max().item() for h, s in zip(hulls, start))
+    moved = max((h.coefficients() - s).abs().max().item()
+                for h, s in zip(hulls, start, strict=True))
     assert moved > 0.05
     assert all(is_monotonic(h, -10, 10) for h in hulls)
 

@@ -81,7 +81,8 @@ def test_interrupted_replay_resumes_from_saved_chunks(problem, tmp_path, monkeyp
     monkeypatch.setattr(replay, "_run_chunk", boom)
     again = replay.replay({"union": problem}, [algorithm], trials=4, budget=12, jobs=1,
                           checkpoint=tmp_path, progress=False)
-    for a, b in zip(first[algorithm], again[algorithm]):
+    assert len(first[algorithm]) == 4
+    for a, b in zip(first[algorithm], again[algorithm], strict=True):
         assert (a.rows == b.rows).all() and np.allclose(a.best, b.best)
     # saved trials of one table are never taken for another
     import dataclasses
