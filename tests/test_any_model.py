@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -39,6 +41,21 @@ def test_kfac_spectrum_leaves_resnet18_as_it_was():
     assert not model.training
     assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
     assert train.valid and evaluated.valid, (train.reason, evaluated.reason)
+    # At initialisation BatchNorm's running statistics are (0, 1) and its affine map the
+    # identity, so in eval mode it only divides by sqrt(1 + eps): the same spectrum as the
+    # network with every BatchNorm taken out (exact Fisher over labels: no sampling).
+    plain = copy.deepcopy(model)
+    for name, module in list(plain.named_modules()):
+        if isinstance(module, torch.nn.BatchNorm2d):
+            parent, _, attr = name.rpartition(".")
+            setattr(plain.get_submodule(parent), attr, torch.nn.Identity())
+    want = kfac_spectrum(plain, x, mode="eval", fisher="type2")
+    got = kfac_spectrum(model, x, mode="eval", fisher="type2")
+    for a, b in zip(got.layers, want.layers, strict=True):
+        assert a.name == b.name
+        top = float(b.log_eigenvalues.max())
+        assert abs(float(a.log_eigenvalues.max()) - top) < 1e-3, a.name
+    # in train mode BatchNorm normalises by the batch instead: the spectra move
     medians = [(a.log_eigenvalues.median(), b.log_eigenvalues.median())
                for a, b in zip(train.layers, evaluated.layers, strict=True)]
-    assert max(abs(float(a - b)) for a, b in medians) > 1.0  # the modes differ, and say so
+    assert max(abs(float(a - b)) for a, b in medians) > 1.0

@@ -33,10 +33,23 @@ def test_pickle_deepcopy_and_state_dict():
 def test_activation_in_a_model_trains():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(3, 8), to_module("add(tanh(x),relu(x))"), nn.Linear(8, 1))
-    x, y = torch.randn(32, 3), torch.randn(32, 1)
-    loss = nn.functional.mse_loss(model(x), y)
-    loss.backward()
-    assert model[0].weight.grad is not None and torch.isfinite(model[0].weight.grad).all()
+    x = torch.randn(64, 3)
+    y = (x[:, :1] * x[:, 1:2]).abs()  # needs the non-linearity
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
+    losses = []
+    for _ in range(200):
+        loss = nn.functional.mse_loss(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+    # the first layer's gradient flows through the activation: the chain rule by hand
+    h = model[0](x).detach().requires_grad_()
+    (got,) = torch.autograd.grad(nn.functional.mse_loss(model[2](model[1](h)), y), h)
+    (want,) = torch.autograd.grad(
+        nn.functional.mse_loss(model[2](torch.tanh(h) + torch.relu(h)), y), h)
+    torch.testing.assert_close(got, want)
     gradcheck_input = torch.linspace(-2, 2, 9, dtype=torch.float64).requires_grad_()
     assert torch.autograd.gradcheck(to_module("mul(swish(x),arctan(x))"), (gradcheck_input,))
 

@@ -56,7 +56,17 @@ def test_distances_read_both_layouts_alike():
     d_new = fisher_distance(*published, [9000, 25000])
     d_old = fisher_distance(*legacy, [9000, 25000])
     assert d_new == pytest.approx(fisher_distance(*spectra))
-    assert d_old == pytest.approx(d_new, rel=0.1)
+    exact = sum(_w1(a.log_eigenvalues, b.log_eigenvalues) / a.num_weights
+                for a, b in zip(*(s.layers for s in spectra), strict=True))
+    for layout, d in ((cdf_layout([9000, 25000]), d_new),
+                      (cdf_layout([9000, 25000], legacy=True), d_old)):  # fmt: skip
+        layers = zip(*(s.layers for s in spectra), layout.bins, strict=True)
+        binned = sum(_w1(_snap(a.log_eigenvalues, bins), _snap(b.log_eigenvalues, bins))
+                     / a.num_weights for a, b, bins in layers)
+        assert d == pytest.approx(binned, rel=1e-12)  # the W1 of the binned spectra
+        bound = sum(200 / bins / w for bins, w in zip(layout.bins, layout.num_weights,
+                                                      strict=True))
+        assert abs(d - exact) < bound  # binning moves every value by under one bin
     assert fisher_distance_matrix(np.stack(legacy), [9000, 25000])[0, 1] == pytest.approx(d_old)
 
 
@@ -69,13 +79,27 @@ def test_layer_cdf_is_the_normalised_cumulative_histogram():
         layer_cdf(np.array([0.0, -np.inf]), 4)
 
 
+def _w1(a, b) -> float:
+    """W1 of two samples of one size: the mean gap between their sorted values."""
+    return float(np.abs(np.sort(np.asarray(a)) - np.sort(np.asarray(b))).mean())
+
+
+def _snap(values, bins: int) -> np.ndarray:
+    """Each value moved to the upper edge of its bin over [-100, 100] (what a CDF at the
+    bins' edges sees)."""
+    width = 200 / bins
+    index = np.clip(np.floor((np.asarray(values) + 100) / width), 0, bins - 1)
+    return -100 + (index + 1) * width
+
+
 def test_cdf_w1_equals_the_exact_wasserstein_distance_up_to_binning():
     rng = np.random.default_rng(0)
     a, b = rng.normal(-20, 5, 5000), rng.normal(-12, 8, 5000)
-    exact = np.abs(np.sort(a) - np.sort(b)).mean()  # W1 of equal-size samples
-    d = fisher_distance(spectrum_of(a), spectrum_of(b))
-    bin_width = 200 / (5000 // 100 - 1)
-    assert abs(d * 5000 - exact) < bin_width  # distance is W1 / w_l
+    d = fisher_distance(spectrum_of(a), spectrum_of(b)) * 5000  # distance is W1 / w_l
+    bins = 5000 // 100 - 1
+    assert d == pytest.approx(_w1(_snap(a, bins), _snap(b, bins)), rel=1e-12)
+    # snapping moves every value up by less than a bin width, so W1 by less than that
+    assert abs(d - _w1(a, b)) < 200 / bins
 
 
 def test_distance_of_spectra_and_of_cdf_vectors_agree():

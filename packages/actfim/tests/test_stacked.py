@@ -142,3 +142,7 @@ def test_stack_size_follows_the_models_activations():
     big = stack_size(nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), nn.ReLU()),
                      torch.randn(128, 3, 32, 32))
     assert small == 256 and big == 1
+    # in between: a Linear(6, 500) + ReLU on 100 inputs writes (500 + 500) * 100 values
+    # per function; the stack is as many functions as fit in 2^24 values
+    between = stack_size(nn.Sequential(nn.Linear(6, 500), nn.ReLU()), torch.randn(100, 6))
+    assert between == 2**24 // 100_000 == 167
