@@ -149,11 +149,18 @@ def test_cli_local_processes_and_bad_input(tmp_path, capsys):
     assert "table written" in capsys.readouterr().err
     data = json.loads(out.read_text())
     assert len(data) == 2 and all("Fisher log eigenvalue CDF" in row for row in data.values())
-    assert main(["bench", "build", "--task", "nope", "--space", SCHEMA, "--out", "x.json"]) == 2
-    assert main(["bench", "build", "--task", "mlp-digits", "--space", SCHEMA,
-                 "--out", str(tmp_path / "x.txt")]) == 2  # fmt: skip
-    assert main(["bench", "build", "--task", "mlp-digits", "--space", "binary(bogus(x),x)",
-                 "--out", str(tmp_path / "y.json")]) == 2  # fmt: skip
+    bad = [
+        (["--task", "nope", "--space", SCHEMA, "--out", "x.json"], "unknown task 'nope'"),
+        (["--task", "mlp-digits", "--space", SCHEMA, "--out", str(tmp_path / "x.txt")],
+         "--out must end in .json or .json.gz"),
+        (["--task", "mlp-digits", "--space", "binary(bogus(x),x)", "--out",
+          str(tmp_path / "y.json")], "unknown operator 'bogus'"),
+    ]  # fmt: skip
+    for argv, message in bad:
+        assert main(["bench", "build", *argv]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, err
+    assert not (tmp_path / "x.txt").exists() and not (tmp_path / "y.json").exists()
 
 
 @pytest.mark.parametrize(

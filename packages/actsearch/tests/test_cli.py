@@ -38,11 +38,31 @@ def test_replay_writes_csv_figure_and_summary(smooth_file, cache, tmp_path, caps
     assert (out / "replay.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_embed_plots_three_panels(smooth_file, cache, tmp_path):
+def test_embed_plots_three_panels(smooth_file, cache, tmp_path, monkeypatch):
+    from actsearch import plot
+
+    drawn = []
+    real = plot.save
+
+    def keep(fig, path):
+        drawn.append([(ax.get_title(), [c.get_offsets().shape[0] for c in ax.collections],
+                       [t.get_text() for t in ax.texts]) for ax in fig.axes if ax.get_title()])
+        return real(fig, path)
+
+    monkeypatch.setattr(plot, "save", keep)
     out = tmp_path / "emb.png"
     assert main(["search", "embed", "--table", str(smooth_file), "--cache", str(cache),
                  "--out", str(out)]) == 0
     assert out.read_bytes()[:4] == b"\x89PNG"
+    (panels,) = drawn
+    assert [title for title, _, _ in panels] == ["outputs", "fisher", "union"]
+    from actbench.tables import load_table
+    from actsearch.features import table_features
+
+    candidates = int(table_features(load_table(smooth_file)).candidates.sum())
+    for _, points, texts in panels:
+        assert points == [candidates]  # one scatter of every candidate
+        assert "relu" in texts  # the baselines are labelled
 
 
 def test_regressors_listed(capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import zlib
 
 import numpy as np
 import pytest
@@ -149,7 +150,7 @@ def test_parallel_workers_are_all_busy_and_never_share_a_class(tmp_path, monkeyp
         time.sleep(0.05)
         with lock:
             running.discard(function)
-        acc = 0.1 + (hash(function) % 80) / 100
+        acc = 0.1 + (zlib.crc32(function.encode()) % 80) / 100  # the same in every process
         return Result(task=task, activation=function, seed=seed, status="ok",
                       train_accuracy=acc, val_accuracy=acc, test_accuracy=acc, train_loss=0.1,
                       val_loss=0.1, test_loss=0.1, runtime_s=0.05, epochs=1)
@@ -248,7 +249,7 @@ def test_study_rows_without_accuracy_run_again_and_bad_rows_are_named(tmp_path):
 def test_in_order_mode_picks_the_same_functions_whoever_finishes_first(tmp_path, monkeypatch):
     """Workers finish in a different order on every run; with in_order the search takes
     the results in submission order, so identical runs evaluate identical functions."""
-    import random
+    import threading
     import time
     from concurrent.futures import ThreadPoolExecutor
     from contextlib import contextmanager
@@ -256,11 +257,20 @@ def test_in_order_mode_picks_the_same_functions_whoever_finishes_first(tmp_path,
     from actbench import executors
 
     real = live.train_one
-    delays = random.Random()
+    started: list[str] = []
+    finished: list[str] = []
+    lock = threading.Lock()
+    slow_parity = 0
 
     def slow(task, function, seed, overrides):
-        time.sleep(delays.uniform(0, 0.2))
-        return real(task, function, seed, overrides)
+        with lock:
+            started.append(function)
+            index = len(started)
+        time.sleep(0.3 if index % 2 == slow_parity else 0.0)  # every other job lags
+        result = real(task, function, seed, overrides)
+        with lock:
+            finished.append(function)
+        return result
 
     @contextmanager
     def threads(workers, scheduler):
@@ -269,12 +279,16 @@ def test_in_order_mode_picks_the_same_functions_whoever_finishes_first(tmp_path,
 
     monkeypatch.setattr(live, "train_one", slow)
     monkeypatch.setattr(executors, "make_executor", threads)
-    picked = []
+    picked, completions = [], []
     for run in range(2):
-        delays.seed(run)
+        slow_parity = run  # the other half of the jobs lags in the second run
+        started.clear()
+        finished.clear()
         evaluations = run_search(config(budget=14, in_order=True), tmp_path / str(run),
                                  workers=2, progress=False)
         picked.append([e.function for e in evaluations])
+        completions.append(list(finished))
+    assert completions[0] != completions[1]  # the workers really finished in other orders
     assert picked[0] == picked[1]
 
 
