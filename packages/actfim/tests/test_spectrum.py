@@ -183,10 +183,17 @@ def test_dead_layers_make_the_spectrum_invalid():
         def forward(self, x):
             return x * 0
 
-    model = nn.Sequential(nn.Linear(4, 8), Zero(), nn.Linear(8, 3))
+    from actcore import to_module
+
+    model = nn.Sequential(nn.Linear(4, 8), to_module("zero(x)"), nn.Linear(8, 3))
     spectrum = kfac_spectrum(model, torch.randn(5, 4))
     assert not spectrum.valid
     assert "layer '0': factor G (is zero)" in spectrum.reason
+    # a module that is not an activation function is architecture: a zero scale there
+    # silences layer '0' whatever the activation, so it is left out and named instead
+    model = nn.Sequential(nn.Linear(4, 8), Zero(), nn.Linear(8, 3))
+    spectrum = kfac_spectrum(model, torch.randn(5, 4))
+    assert spectrum.valid and [s.name for s in spectrum.silent] == ["0"]
 
 
 def test_bad_arguments_raise_act_errors():

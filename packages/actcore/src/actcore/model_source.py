@@ -61,7 +61,8 @@ def build_model(
         sites = find_activations(model, replace)
         if not sites:
             raise ActError(f"{name} has no activation of the kinds {replace} to replace "
-                           f"(it has {describe_found(model)})")
+                           f"(it has {describe_found(model)}); name the kinds to replace "
+                           f"with --replace")
         swap_modules(model, {site: activation() for site in sites})
     return model
 
@@ -81,9 +82,12 @@ def _outside_model(name: str, input_shape: tuple[int, ...], num_classes: int,
     source, _, what = name.rpartition(":")
     if source == "timm":
         timm = _import("timm", "timm models need the timm package installed")
+        options = dict(pretrained=False, num_classes=num_classes, in_chans=input_shape[0])
         try:
-            return timm.create_model(what, pretrained=False, num_classes=num_classes,
-                                     in_chans=input_shape[0])
+            try:  # models with position tables (CoAtNet, ViTs) are built for one size
+                return timm.create_model(what, img_size=tuple(input_shape[1:]), **options)
+            except TypeError:  # a model without an img_size argument fits any size
+                return timm.create_model(what, **options)
         except RuntimeError as err:  # timm's "Unknown model"
             raise ActError(f"timm has no model {what!r}: {err}") from None
     if source in ("", "torchvision"):

@@ -172,6 +172,12 @@ def run_spectrum(args: argparse.Namespace) -> int:
         names = ", ".join(m.name for m in modules[:6]) + (", ..." if len(modules) > 6 else "")
         print(f"not in the spectrum: {len(modules)} {kind} module(s), "
               f"{sum(m.parameters for m in modules):,} parameters ({names})")
+    if spectrum.silent:
+        weights = sum(layer.num_weights for layer in spectrum.silent)
+        print(f"silent at initialisation, left out of the spectrum and its features: "
+              f"{len(spectrum.silent)} layer(s), {weights:,} weights")
+        for layer in spectrum.silent:
+            print(f"  {layer}")
     if spectrum.valid:
         print(f"Fisher CDF feature length: {fisher_cdf(spectrum).size}")
     else:

@@ -7,7 +7,9 @@ factor dtype) are at the level of round-off in forming and decomposing the facto
 PSD factor's tiny negative eigenvalues among them; measured float32 errors on All-CNN-C
 reach ~17ε·λ_max): they are set to that level and counted as *clamped*. float64
 factors resolve eigenvalues 10⁹ times smaller. A factor that is zero or not finite makes the
-spectrum invalid, as does a model whose output is not finite.
+spectrum invalid, as does a model whose output is not finite; except that a layer whose
+factor is zero whatever the activation function (the architecture silences it at
+initialisation: :mod:`actfim.silent`) is left out and named instead.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from actcore.errors import ActError
 from actcore.threads import torch_threads
 from actfim.factors import FisherType, LayerFactors, Likelihood, NonFiniteError, kfac_factors
 from actfim.layers import Mode, SkippedModule
+from actfim.silent import SilentLayer, has_zero_factor, leave_out, zero_factors
 
 ROUNDOFF = 32
 
@@ -79,6 +82,8 @@ class Spectrum(BaseModel):
     #: parameter-holding modules of unsupported kinds (BatchNorm, embeddings, ...):
     #: their parameters are not in the spectrum
     skipped: list[SkippedModule] = []
+    #: layers no activation function reaches at initialisation: not in the spectrum
+    silent: list[SilentLayer] = []
     mode: str = "train"
     valid: bool = True
     reason: str | None = None
@@ -156,15 +161,20 @@ def kfac_spectrum(
     if failure is not None:
         return Spectrum(layers=[], skipped=skipped, valid=False, reason=failure,
                         fisher=fisher_name, mode=mode, seconds=time.perf_counter() - start)
-    layers, problems = [], []
+    layers, problems = [], {}
     for i, layer in enumerate(factors):
-        spectrum, problem = layer_spectrum(layer, eigenvalues[2 * i : 2 * i + 2])
+        spectrum, problems[layer.name] = layer_spectrum(layer, eigenvalues[2 * i : 2 * i + 2])
         layers.append(spectrum)
-        if problem:
-            problems.append(problem)
+    zero = {}
+    if any(has_zero_factor(p) for p in problems.values()):
+        zero = zero_factors(model, inputs, targets, fisher=fisher, likelihood=likelihood,
+                            mc_samples=mc_samples, dtype=dtype, seed=seed, mode=mode)
+    layers, silent = leave_out(layers, zero)
+    problems = [p for name, p in problems.items() if p and name not in zero]
     return Spectrum(
         layers=layers,
         skipped=skipped,
+        silent=silent,
         valid=not problems,
         reason="; ".join(problems) or None,
         fisher=fisher_name,

@@ -24,6 +24,7 @@ from actcore.errors import ActError
 from actfim.factors import FisherType, Likelihood, stacked_factors
 from actfim.features import cdf_layout, layer_cdfs
 from actfim.layers import Mode, SkippedModule
+from actfim.silent import SilentLayer, has_zero_factor, leave_out, zero_factors
 from actfim.spectrum import (
     LayerSpectrum,
     Spectrum,
@@ -78,6 +79,7 @@ class StackedSpectra:
     reasons: list[str | None]
     failed: list[bool]  # no spectrum at all (the pass failed or the output is not finite)
     skipped: list[SkippedModule]
+    silent: list[SilentLayer]  # left out: no activation function reaches them
     fisher: str
     mode: str
     seconds: float  # per stack
@@ -103,7 +105,8 @@ class StackedSpectra:
 
     def spectrum(self, s: int) -> Spectrum:
         """Stack ``s`` as the :class:`Spectrum` that :func:`actfim.kfac_spectrum` gives."""
-        common = dict(skipped=self.skipped, fisher=self.fisher, mode=self.mode,
+        common = dict(skipped=self.skipped, silent=self.silent, fisher=self.fisher,
+                      mode=self.mode,
                       seconds=self.seconds, valid=self.valid[s], reason=self.reasons[s])
         if self.failed[s]:
             return Spectrum(layers=[], **common)
@@ -145,12 +148,12 @@ def stacked_spectra(
         raise
     except Exception as err:
         return StackedSpectra([], [False] * stacks, [describe_failure(err)] * stacks,
-                              [True] * stacks, [],
+                              [True] * stacks, [], [],
                               fisher_name, mode, (time.perf_counter() - start) / stacks)
     reasons = list(stacked.failed)
     values = _stacked_eigvalsh([m for layer in stacked.layers for m in (layer.a, layer.g)],
                                stacks)
-    layers, problems = [], [[] for _ in range(stacks)]
+    layers, problems = [], [{} for _ in range(stacks)]
     for i, layer in enumerate(stacked.layers):
         (eig_a, ok_a), (eig_g, ok_g) = values[2 * i], values[2 * i + 1]
         log_a, clamped_a, bad_a = log_eigenvalues(eig_a, ok_a)
@@ -158,17 +161,21 @@ def stacked_spectra(
         pairs = kronecker_logs(log_a, log_g).cpu()
         finite = torch.isfinite(pairs).all(1).tolist()
         for s in range(stacks):
-            problem = layer_problem(layer.name, bad_a[s], bad_g[s], finite[s])
-            if problem:
-                problems[s].append(problem)
+            problems[s][layer.name] = layer_problem(layer.name, bad_a[s], bad_g[s], finite[s])
         layers.append(_Layer(layer.name, layer.kind, layer.num_weights, layer.a.shape[1],
                              layer.a.shape[2], layer.g.shape[2], pairs, clamped_a.cpu(),
                              clamped_g.cpu()))
+    zero = {}
+    if any(has_zero_factor(p) for stack in problems for p in stack.values()):
+        zero = zero_factors(model, inputs, targets, fisher=fisher, likelihood=likelihood,
+                            mc_samples=mc_samples, dtype=dtype, seed=seed, mode=mode)
+    layers, silent = leave_out(layers, zero)
     for s in range(stacks):
-        if reasons[s] is None and problems[s]:
-            reasons[s] = "; ".join(problems[s])
+        found = [p for name, p in problems[s].items() if p and name not in zero]
+        if reasons[s] is None and found:
+            reasons[s] = "; ".join(found)
     return StackedSpectra(layers, [r is None for r in reasons], reasons,
-                          [f is not None for f in stacked.failed], stacked.skipped,
+                          [f is not None for f in stacked.failed], stacked.skipped, silent,
                           fisher_name, mode, (time.perf_counter() - start) / stacks)
 
 

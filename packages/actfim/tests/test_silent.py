@@ -1,0 +1,136 @@
+"""Silent layers: no activation function reaches them at initialisation (a zero-initialised
+scale after a residual branch), told apart from a function that silences layers itself."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import actfim.silent
+from actcore import to_module
+from actcore.stacked import StackedActivation
+from actfim import cdf_layout, fisher_cdf, kfac_spectrum
+from actfim.stacked import stacked_spectra
+
+
+class Residual(nn.Module):
+    """conv -> act -> (branch: conv -> act -> conv -> BatchNorm) + skip -> act -> linear;
+    the branch's BatchNorm weight starts at ``scale`` (0: timm's ``zero_init_last``)."""
+
+    def __init__(self, activation: str, scale: float = 0.0):
+        super().__init__()
+        self.stem = nn.Conv2d(2, 4, 3, padding=1)
+        self.act0, self.act1, self.act2 = (to_module(activation) for _ in range(3))
+        self.conv1 = nn.Conv2d(4, 4, 3, padding=1)
+        self.conv2 = nn.Conv2d(4, 4, 1)
+        self.bn = nn.BatchNorm2d(4)
+        nn.init.constant_(self.bn.weight, scale)
+        self.head = nn.Linear(4 * 6 * 6, 3)
+
+    def forward(self, x):
+        h = self.act0(self.stem(x))
+        h = h + self.bn(self.conv2(self.act1(self.conv1(h))))
+        return self.head(self.act2(h).flatten(1))
+
+
+def build(activation: str, scale: float = 0.0) -> nn.Module:
+    torch.manual_seed(0)
+    return Residual(activation, scale)
+
+
+X = torch.randn(16, 2, 6, 6, generator=torch.Generator().manual_seed(1))
+
+
+def test_a_zero_initialised_branch_is_named_and_left_out():
+    spectra = {f: kfac_spectrum(build(f), X) for f in ("relu(x)", "tanh(x)", "swish(x)")}
+    for f, spectrum in spectra.items():
+        assert spectrum.valid, (f, spectrum.reason)
+        assert [layer.name for layer in spectrum.layers] == ["stem", "head"]
+        assert [(s.name, s.num_weights) for s in spectrum.silent] == [("conv1", 148),
+                                                                    ("conv2", 20)]
+        assert all("no gradient reaches it" in s.why for s in spectrum.silent)
+    # the features have one length for the model, whatever the function
+    lengths = {fisher_cdf(s).size for s in spectra.values()}
+    assert lengths == {cdf_layout([2 * 4 * 9 + 4, 4 * 36 * 3 + 3]).length}  # stem, head
+
+
+def test_a_function_that_silences_layers_itself_stays_invalid():
+    for f in ("zero(x)", "one(x)"):
+        spectrum = kfac_spectrum(build(f), X)
+        assert not spectrum.valid
+        assert "layer 'stem': factor" in spectrum.reason  # the function's doing: named
+        assert "conv1" not in spectrum.reason  # the architecture's: not held against it
+        assert [s.name for s in spectrum.silent] == ["conv1", "conv2"]
+
+
+def test_without_a_zero_factor_no_reference_pass_runs(monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError("the reference pass ran")
+
+    monkeypatch.setattr(actfim.spectrum, "zero_factors", fail)
+    spectrum = kfac_spectrum(build("relu(x)", scale=1.0), X)
+    assert spectrum.valid and spectrum.silent == []
+    assert [layer.name for layer in spectrum.layers] == ["stem", "conv1", "conv2", "head"]
+
+
+def test_no_input_with_any_function_is_silent_but_f0_nonzero_is_not():
+    """A layer fed by zero weights without bias: its input is f(0) everywhere, so zero
+    for relu but not for sigmoid; a layer behind a zero scale gets no input at all."""
+
+    class Fed(nn.Module):
+        def __init__(self, activation, gate):
+            super().__init__()
+            self.first = nn.Linear(4, 6, bias=False)
+            nn.init.zeros_(self.first.weight)
+            self.act = to_module(activation)
+            self.second = nn.Linear(6, 5, bias=False)
+            self.gate = gate
+            self.out = nn.Linear(4, 3)
+
+        def forward(self, x):
+            return self.out(x) + self.gate * self.second(self.act(self.first(x))).sum(1,
+                                                                                     True)
+
+    x = torch.randn(8, 4, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    relu = kfac_spectrum(Fed("relu(x)", 1.0), x)
+    assert not relu.valid and "layer 'second': factor A (is zero)" in relu.reason
+    assert relu.silent == []  # sigmoid would give it input: not silent
+    torch.manual_seed(0)
+    assert kfac_spectrum(Fed("sigmoid(x)", 1.0), x).valid
+
+
+def test_stacked_functions_get_what_they_get_alone():
+    functions = ["relu(x)", "tanh(x)", "zero(x)"]
+    model = build("relu(x)")
+    stacked_model = Residual("relu(x)")
+    stacked_model.load_state_dict(model.state_dict())
+    for name in ("act0", "act1", "act2"):
+        setattr(stacked_model, name, StackedActivation(functions))
+    got = stacked_spectra(stacked_model, X, stacks=3, mode="eval")
+    assert [s.name for s in got.silent] == ["conv1", "conv2"]
+    for s, f in enumerate(functions):
+        alone_model = build(f)
+        alone_model.load_state_dict(model.state_dict())
+        alone = kfac_spectrum(alone_model, X, mode="eval")
+        mine = got.spectrum(s)
+        assert (mine.valid, [x.name for x in mine.layers], mine.silent) == (
+            alone.valid, [x.name for x in alone.layers], alone.silent)
+        if alone.valid:
+            np.testing.assert_allclose(got.cdfs()[s], fisher_cdf(alone), atol=1e-6)
+        else:
+            assert mine.reason == alone.reason
+
+
+@pytest.mark.parametrize("shift", [0.0, 1.0])
+def test_the_reference_model_keeps_the_weights(shift):
+    model = build("swish(x)")
+    reference = actfim.silent.reference_model(model, shift)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
+                                                  reference.state_dict().values(),
+                                                  strict=True))
+    h = torch.randn(3, 4, 2, 2)
+    assert torch.equal(reference.act1(h), h + shift)
+    assert model.act1 is not reference.act1 and not isinstance(model.act1, type(reference.act1))
