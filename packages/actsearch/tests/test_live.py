@@ -307,3 +307,18 @@ def test_a_dead_worker_while_computing_features_restarts_the_pool(tmp_path, monk
     monkeypatch.setattr(live, "prepare", prepare)
     evaluations = run_search(config(budget=9), tmp_path, workers=0, progress=False)
     assert len(calls) == 2 and calls[0] is not calls[1] and len(evaluations) == 9
+
+
+def test_the_extended_baselines_are_trained_first(tmp_path):
+    """CoAtNet's search started from 13 functions; those outside the space join it."""
+    from actsearch.features import BASELINES, EXTENDED_BASELINES, baselines_of
+
+    assert SearchConfig(task="t", space=["x"]).baselines == BASELINES  # the published 8
+    assert baselines_of("extended") == EXTENDED_BASELINES and len(EXTENDED_BASELINES) == 13
+    assert baselines_of("relu, gelu") == ("relu(x)", "gelu(x)")
+    evaluations = run_search(config(budget=14, baselines=EXTENDED_BASELINES), tmp_path,
+                             workers=0, progress=False)
+    assert sorted(e.function for e in evaluations[:13]) == sorted(EXTENDED_BASELINES)
+    assert evaluations[13].function not in EXTENDED_BASELINES
+    with pytest.raises(ActError, match="settings"):  # a study keeps its baselines
+        run_search(config(budget=15), tmp_path, workers=0, progress=False)

@@ -31,7 +31,6 @@ from actcore.console import Progress, log
 from actsearch.config import SearchConfig
 from actsearch.embedding import save_array
 from actsearch.features import (
-    BASELINES,
     Features,
     fisher_matrix,
     match_rows,
@@ -67,16 +66,17 @@ def candidate_functions(config: SearchConfig, folder: Path | None = None,
     space = Space(*config.space, operators=config.operators)
     representatives = equivalence_classes(space, progress=progress).representatives
     rows = output_features(representatives, progress=progress)
-    base = output_features(BASELINES)
+    baselines = config.baselines
+    base = output_features(baselines)
     names = list(representatives)
     missing = []
-    for i, (baseline, row) in enumerate(zip(BASELINES, match_rows(rows, base))):
+    for i, (baseline, row) in enumerate(zip(baselines, match_rows(rows, base))):
         if row is None:
             missing.append(i)
         else:  # the same outputs: only the class's name changes (no copy of the rows)
             names[row] = baseline
     if missing:
-        names += [BASELINES[i] for i in missing]
+        names += [baselines[i] for i in missing]
         rows = np.concatenate([rows, base[missing]])
     if names_path is not None:
         save_array(rows_path, rows)

@@ -20,7 +20,7 @@ from actcore.cli import (
 )
 from actcore.console import log
 from actcore.errors import ActError
-from actsearch.features import BASELINES, FEATURE_SETS, check_feature_set
+from actsearch.features import BASELINES, FEATURE_SETS, baselines_of, check_feature_set
 from actsearch.report import write_csv
 
 
@@ -198,6 +198,10 @@ def add_run(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--fisher-batch", type=int, default=32,
                    help="training examples in the Fisher batch (default 32)")
     p.add_argument("--data-root", default=None)
+    p.add_argument("--baselines", default="published", metavar="SET",
+                   help="the functions trained first: 'published' (ELU, ReLU, SELU, sigmoid, "
+                        "Softplus, Softsign, Swish, tanh), 'extended' (those and ELiSH, GELU, "
+                        "HardSigmoid, Leaky ReLU, Mish, as for CoAtNet) or f1,f2,...")
     p.add_argument("--in-order", action="store_true",
                    help="reproducible: use each training's result in the order it was "
                         "submitted, so identical runs pick identical functions (default: as "
@@ -220,8 +224,8 @@ def run_live(args: argparse.Namespace) -> int:
         task=args.task, space=args.space, budget=args.budget, regressor=args.regressor,
         strategy=args.strategy, features=args.features, seed=args.seed, epochs=args.epochs,
         fisher_batch=args.fisher_batch, data_root=args.data_root, in_order=args.in_order,
-        normalize=args.normalize,
-        operators=args.operators,
+        normalize=args.normalize, operators=args.operators,
+        baselines=baselines_of(args.baselines),
     )
     get_strategy(config.strategy)
     get_regressor(config.regressor)
@@ -233,7 +237,7 @@ def run_live(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     evaluations = run_search(config, out, args.workers, args.scheduler)
     write_report(evaluations, out, f"{config.task}, {config.strategy} {config.regressor} "
-                 f"({config.features})")
+                 f"({config.features})", baselines=config.baselines)
     print(f"{len(evaluations)} evaluations in {out}/study.sqlite "
           f"({time.perf_counter() - start:.0f} s this run); top functions:")
     print("\n".join(top_lines(evaluations)))

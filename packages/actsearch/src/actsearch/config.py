@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from actsearch.features import BASELINES
+
 
 class SearchConfig(BaseModel):
     """Everything that defines a live search (stored in the study file)."""
@@ -21,7 +23,16 @@ class SearchConfig(BaseModel):
     data_root: str | None = None
     in_order: bool = Field(False, description="take results in submission order")
     normalize: bool = Field(False, description="search normalised activation functions")
+    baselines: tuple[str, ...] = Field(
+        BASELINES, description="the functions trained first (the published 8 by default)"
+    )
 
     def settings(self) -> dict:
-        """What must match for a study file to be resumed (not budget: it may grow)."""
-        return self.model_dump(exclude={"budget", "data_root", "in_order"})
+        """What must match for a study file to be resumed (not budget: it may grow; the
+        published baselines are left out, as studies from before the option hold them)."""
+        settings = self.model_dump(exclude={"budget", "data_root", "in_order"})
+        if self.baselines == BASELINES:
+            del settings["baselines"]
+        else:
+            settings["baselines"] = list(self.baselines)
+        return settings

@@ -27,6 +27,24 @@ BASELINES = (
     "elu(x)", "relu(x)", "selu(x)", "sigmoid(x)", "softplus(x)", "softsign(x)", "swish(x)",
     "tanh(x)",
 )
+#: The published search on a new architecture (CoAtNet) started from these five as well.
+EXTENDED_BASELINES = (
+    *BASELINES, "elish(x)", "gelu(x)", "hard_sigmoid(x)", "leakyrelu(x)", "mish(x)",
+)
+BASELINE_SETS = {"published": BASELINES, "extended": EXTENDED_BASELINES}
+
+
+def baselines_of(spec: str) -> tuple[str, ...]:
+    """A search's starting functions: ``published`` (the 8), ``extended`` (13, as for
+    CoAtNet) or a comma-separated list of expressions."""
+    if spec in BASELINE_SETS:
+        return BASELINE_SETS[spec]
+    from actcore.expr import parse
+
+    names = tuple(str(parse(name.strip())) for name in spec.split(",") if name.strip())
+    if not names:
+        raise ValueError("no baseline functions given")
+    return names
 
 def check_feature_set(name: str) -> str:
     """``name`` if it is a known feature set; else an error listing them."""

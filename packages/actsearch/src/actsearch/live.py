@@ -23,7 +23,7 @@ from actcore.errors import ActError
 from actcore.lock import exclusive
 from actsearch.candidates import prepare
 from actsearch.config import SearchConfig
-from actsearch.features import BASELINES, check_feature_set
+from actsearch.features import check_feature_set
 from actsearch.regressors import get_regressor
 from actsearch.report import ranking_accuracy, write_search_map
 from actsearch.strategies import SearchState, get_strategy
@@ -78,7 +78,7 @@ def run_search(config: SearchConfig, out: Path, workers: int | None = None,
                 done = study.evaluations()
                 for e in done:
                     state.observed[row_of[e.function]] = e.val_accuracy
-                baselines = [row_of[n] for n in BASELINES]
+                baselines = [row_of[n] for n in config.baselines]
                 overrides = {} if config.epochs is None else {"epochs": config.epochs}
                 if config.normalize:
                     overrides["normalize"] = True
@@ -140,7 +140,8 @@ def run_search(config: SearchConfig, out: Path, workers: int | None = None,
                          f"{np.median(suggest_seconds):.2f} s, max {max(suggest_seconds):.2f} s")
             write_search_map(state, names, done, out,
                              f"{config.task}: {int(features.candidates.sum()):,} candidates, "
-                             f"{len(done)} evaluations ({config.features} embedding)")
+                             f"{len(done)} evaluations ({config.features} embedding)",
+                             config.baselines)
             return done
         finally:
             study.close()

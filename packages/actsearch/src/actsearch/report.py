@@ -30,7 +30,8 @@ def ranking_accuracy(run: Evaluation | Result) -> float:
     return run.val_accuracy if math.isfinite(run.val_accuracy) else 0.0
 
 
-def write_report(evaluations: list[Evaluation], out: Path, title: str, top: int = 5) -> Path:
+def write_report(evaluations: list[Evaluation], out: Path, title: str, top: int = 5,
+                 baselines: Sequence[str] = BASELINES) -> Path:
     """Leaderboard CSV, best-so-far curve and plots of the top functions in ``out``."""
     from actsearch import plot
 
@@ -41,24 +42,23 @@ def write_report(evaluations: list[Evaluation], out: Path, title: str, top: int 
               ([i + 1, e.function, readable(e.function), e.val_accuracy, e.test_accuracy,
                 e.status, round(e.seconds, 3), e.order] for i, e in enumerate(ranked)))
     if evaluations:
-        baselines = {i: e.function for i, e in enumerate(evaluations)
-                     if e.function in BASELINES}
+        marked = {i: e.function for i, e in enumerate(evaluations) if e.function in baselines}
         plot.plot_best_so_far([ranking_accuracy(e) for e in evaluations],
-                              out / "best_so_far.png", title, baselines)
+                              out / "best_so_far.png", title, marked)
         plot.plot_functions([e.function for e in ranked[:top]], out / "top_functions.png",
                              f"top {min(top, len(ranked))}: {title}")
     return out
 
 
 def write_search_map(state: SearchState, names: list[str], evaluations: list[Evaluation],
-                     out: Path, title: str) -> Path:
+                     out: Path, title: str, baselines: Sequence[str] = BASELINES) -> Path:
     """``search_map.png``: every candidate where the embedding puts it, coloured by the
     regressor's prediction from all evaluations, the evaluations on top in order."""
     from actsearch import plot
 
     row_of = {n: i for i, n in enumerate(names)}
     rows = [row_of[e.function] for e in evaluations]
-    labels = {n.removesuffix("(x)"): row_of[n] for n in BASELINES if n in row_of}
+    labels = {n.removesuffix("(x)"): row_of[n] for n in baselines if n in row_of}
     if evaluations:
         best = max(evaluations, key=ranking_accuracy)
         labels[f"best: {readable(best.function)}"] = row_of[best.function]
