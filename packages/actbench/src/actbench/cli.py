@@ -91,9 +91,9 @@ def run_models(args: argparse.Namespace) -> int:
         try:
             net = model.build("relu", source.input_shape, source.num_classes)
         except ActError as err:
-            print(f"{model.name:<10} {'n/a':>12}  {model.description} ({err})")
+            print(f"{model.name:<11} {'n/a':>12}  {model.description} ({err})")
             continue
-        print(f"{model.name:<10} {parameter_count(net):>12,}  {model.description}")
+        print(f"{model.name:<11} {parameter_count(net):>12,}  {model.description}")
     return 0
 
 
@@ -112,7 +112,7 @@ def run_datasets(args: argparse.Namespace) -> int:
 def run_tasks(args: argparse.Namespace) -> int:
     for task in registry(TASKS):
         r = task.recipe
-        print(f"{task.name:<24} {task.dataset:<14} {task.model:<9} {r.optimizer} lr {r.lr:g}, "
+        print(f"{task.name:<24} {task.dataset:<14} {task.model:<11} {r.optimizer} lr {r.lr:g}, "
               f"{r.epochs} epochs, batch {r.batch_size}  {task.description}")  # fmt: skip
     return 0
 

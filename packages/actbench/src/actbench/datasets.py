@@ -288,7 +288,8 @@ def image_folder(
                 transforms.Resize(round(size * 256 / 224)), transforms.CenterCrop(size),
                 transforms.ToTensor(),
             ])  # fmt: skip
-        ds = datasets.ImageFolder(str(sub), transform=tf, target_transform=_label)
+        ds = datasets.ImageFolder(str(sub), transform=tf, target_transform=_label,
+                                  allow_empty=True)  # a class folder may hold no image yet
         if len(ds.classes) != num_classes:
             raise ActError(
                 f"dataset {name!r}: {sub} has {len(ds.classes)} class folders, expected "
@@ -328,5 +329,7 @@ def builtin_datasets() -> list[DataSource]:
         image_folder("imagenette", "imagenette2-320", 10, 224,
                      "Imagenette (10 ImageNet classes), 224 crops", fetch=_fetch_imagenette),
         image_folder("imagenet", "imagenet", 1000, 227,
-                     "ILSVRC-2012 ImageFolder tree (train/, val/), 227 crops"),
+                     "ILSVRC-2012 ImageFolder tree (train/, val/), 227 crops (AlexNet)"),
+        image_folder("imagenet-224", "imagenet", 1000, 224,
+                     "ILSVRC-2012 ImageFolder tree (train/, val/), 224 crops"),
     ]  # fmt: skip

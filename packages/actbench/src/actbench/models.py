@@ -198,6 +198,30 @@ def alexnet(act: ActivationFactory, input_shape: tuple[int, ...], num_classes: i
     )  # fmt: skip
 
 
+# --- published networks from torchvision and timm --------------------------------------
+
+
+def published(source: str, kinds: tuple[str, ...]) -> Builder:
+    """``source`` (``torchvision:NAME`` or ``timm:NAME``, built untrained) with the
+    activation at every site of the ``kinds`` the network's authors chose; its other
+    non-linearities (attention softmax, squeeze-excitation gates) stay."""
+
+    def build(act: ActivationFactory, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+        from actcore.model_source import build_model
+
+        _image_shape(source, input_shape, 8)
+        try:
+            return build_model(source, act, input_shape, num_classes, replace=list(kinds))
+        except ActError:
+            raise
+        except Exception as err:  # e.g. a window size that does not divide the input
+            raise ActError(f"{source} cannot be built for input {input_shape}: "
+                           f"{type(err).__name__}: {err}") from None
+
+    build.__doc__ = f"{source}, its {'/'.join(kinds)} activations replaced."
+    return build
+
+
 def builtin_models() -> list[Model]:
     return [
         Model("mlp", "MLP, 6 hidden layers of 64 units (digits scale)", mlp),
@@ -207,5 +231,11 @@ def builtin_models() -> list[Model]:
         Model("allcnnc", "All-CNN-C: 9 convolutions, global average pooling", all_cnn_c),
         Model("resnet56", "ResNet-56 v1 for CIFAR (858k parameters)", resnet(56)),
         Model("alexnet", "AlexNet, Caffe variant (61M parameters)", alexnet),
+        Model("resnet50", "ResNet-50 (torchvision resnet50), its ReLUs replaced",
+              published("torchvision:resnet50", ("relu",))),
+        Model("mobilevitv2", "MobileViTv2-0.5 (timm mobilevitv2_050, needs timm), its SiLUs "
+              "replaced", published("timm:mobilevitv2_050", ("silu",))),
+        Model("coatnet", "CoAtNet-0 (timm coatnet_0_224, needs timm), its GELUs replaced",
+              published("timm:coatnet_0_224", ("gelu",))),
     ]
 

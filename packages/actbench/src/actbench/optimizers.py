@@ -31,6 +31,11 @@ def _adam(params: Iterable[nn.Parameter], recipe: Recipe) -> torch.optim.Optimiz
     return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay, fused=True)
 
 
+def _adamw(params: Iterable[nn.Parameter], recipe: Recipe) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay,
+                             fused=True)
+
+
 def _rmsprop(params: Iterable[nn.Parameter], recipe: Recipe) -> torch.optim.Optimizer:
     return torch.optim.RMSprop(  # Keras defaults: rho 0.9, epsilon 1e-7
         params, lr=recipe.lr, alpha=0.9, eps=1e-7, momentum=recipe.momentum,
@@ -46,6 +51,7 @@ def _sgd(params: Iterable[nn.Parameter], recipe: Recipe) -> torch.optim.Optimize
 def builtin_optimizers() -> list[Optimizer]:
     return [
         Optimizer("adam", "Adam (fused)", _adam),
+        Optimizer("adamw", "AdamW, decoupled weight decay (fused)", _adamw),
         Optimizer("rmsprop", "RMSprop with Keras' defaults (rho 0.9, eps 1e-7)", _rmsprop),
         Optimizer("sgd", "SGD with momentum (fused)", _sgd),
     ]

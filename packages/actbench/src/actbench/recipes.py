@@ -8,6 +8,7 @@ Keras-style time decay ``1 / (1 + lr_decay * t)`` after ``t`` updates, times ste
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -35,6 +36,7 @@ class Recipe(BaseModel):
     lr_decay: float = Field(0.0, ge=0, description="Keras time decay per update")
     step_epochs: int | None = Field(None, ge=1, description="step decay period (epochs)")
     step_gamma: float = Field(0.1, gt=0, le=1)
+    cosine: bool = Field(False, description="cosine decay to 0 over the run (timm's default)")
     augment: bool = False
     normalize: bool = Field(
         False, description="normalise the activation: output mean 0, variance 1 under N(0,1)"
@@ -71,6 +73,8 @@ class Recipe(BaseModel):
         factor = 1.0 / (1.0 + self.lr_decay * updates)
         if self.step_epochs is not None:
             factor *= self.step_gamma ** ((updates // steps_per_epoch) // self.step_epochs)
+        if self.cosine:
+            factor *= 0.5 * (1 + math.cos(math.pi * updates / (self.epochs * steps_per_epoch)))
         return factor
 
 
@@ -85,6 +89,24 @@ KERAS_RMSPROP = Recipe(
 SGD_STEP = Recipe(
     optimizer="sgd", lr=1e-2, momentum=0.9, weight_decay=5e-4, step_epochs=30, epochs=90,
     batch_size=128, augment=True, workers=4,
+)  # fmt: skip
+# ResNet-56 on CIFAR (He et al. 2016): SGD 0.1, momentum 0.9, weight decay 1e-4, batch 128,
+# lr / 10 at 32k and 48k of 64k updates; here every 80 of 160 epochs (a fixed period).
+SGD_HE_CIFAR = Recipe(
+    optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4, step_epochs=80, epochs=160,
+    batch_size=128, augment=True,
+)  # fmt: skip
+# ResNet-50 on ImageNet: torchvision's reference recipe (SGD 0.1 at batch 256, momentum 0.9,
+# weight decay 1e-4, lr / 10 every 30 epochs, 90 epochs).
+SGD_TORCHVISION = Recipe(
+    optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4, step_epochs=30, epochs=90,
+    batch_size=256, augment=True, workers=4,
+)  # fmt: skip
+# MobileViTv2 and CoAtNet: after timm's recipes for them (AdamW, weight decay 0.05, cosine
+# decay), lr 1e-3 at batch 128, without timm's warm-up, mixing and EMA.
+ADAMW_COSINE = Recipe(
+    optimizer="adamw", lr=1e-3, weight_decay=0.05, cosine=True, epochs=300, batch_size=128,
+    augment=True, workers=4,
 )  # fmt: skip
 # All-CNN-C on CIFAR-10 (Act-Bench-CNN): SGD with momentum and step decay.
 SGD_CIFAR = Recipe(

@@ -5,7 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from actbench.hookspecs import TASKS
-from actbench.recipes import DIGITS, KERAS_RMSPROP, SGD_CIFAR, SGD_STEP, Recipe
+from actbench.recipes import (
+    ADAMW_COSINE,
+    DIGITS,
+    KERAS_RMSPROP,
+    SGD_CIFAR,
+    SGD_HE_CIFAR,
+    SGD_STEP,
+    SGD_TORCHVISION,
+    Recipe,
+)
 from actcore.plugins import registry
 
 
@@ -36,4 +45,17 @@ def builtin_tasks() -> list[Task]:
         Task("resnet56-cifar10", "cifar10", "resnet56", KERAS_RMSPROP, "hull paper, Act-Bench"),
         Task("allcnnc-cifar10", "cifar10", "allcnnc", SGD_CIFAR, "Act-Bench-CNN"),
         Task("alexnet-imagenet", "imagenet", "alexnet", SGD_STEP, "hull paper (ILSVRC-2012)"),
+        Task("allcnnc-cifar100", "cifar100", "allcnnc", SGD_CIFAR,
+             "AQuaSurF search: All-CNN-C on CIFAR-100"),
+        Task("resnet56-cifar100", "cifar100", "resnet56", SGD_HE_CIFAR,
+             "AQuaSurF search: ResNet-56 on CIFAR-100 (He et al.'s recipe)"),
+        Task("mobilevitv2-imagenette", "imagenette", "mobilevitv2", ADAMW_COSINE,
+             "AQuaSurF Act-Bench-ViT: MobileViTv2-0.5 on Imagenette (timm)"),
+        Task("mobilevitv2-imagenet", "imagenet-224", "mobilevitv2", ADAMW_COSINE,
+             "AQuaSurF search: MobileViTv2-0.5 on ImageNet (timm)"),
+        Task("resnet50-imagenet", "imagenet-224", "resnet50", SGD_TORCHVISION,
+             "AQuaSurF transfer: ResNet-50 on ImageNet (torchvision's recipe)"),
+        Task("coatnet-imagenette", "imagenette", "coatnet", ADAMW_COSINE,
+             "AQuaSurF new architecture: CoAtNet-0 on Imagenette (timm; --baselines "
+             "extended)"),
     ]
