@@ -20,7 +20,11 @@ timm = pytest.importorskip("timm")  # installed by the integration session
 SILENT = ["stages.1.1.conv1_1x1.conv", "stages.1.1.conv2_kxk.conv", "stages.1.1.conv3_1x1.conv"]
 
 
-@pytest.mark.parametrize("activation", ["relu", "swish"])
+#: the four-node search's best function on mlp-digits (README), beside ReLU and Swish
+SEARCHED = "selu(selu(tanh(erf(x))))"
+
+
+@pytest.mark.parametrize("activation", ["relu", "swish", SEARCHED])
 def test_mobilevitv2_spectrum_is_valid_and_names_its_silent_branch(activation, capsys):
     """timm zero-initialises the last BatchNorm of one residual branch: its three
     convolutions get no gradient with any activation, and are named, not held against
@@ -42,7 +46,7 @@ def test_a_function_that_silences_mobilevitv2_is_still_invalid(capsys):
     assert "INVALID spectrum: layer 'stem.conv': factor G (is zero)" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("activation", ["relu", "swish"])
+@pytest.mark.parametrize("activation", ["relu", "swish", SEARCHED])
 def test_coatnet_spectrum_is_valid(activation, capsys):
     assert main(["fim", "spectrum", "--model", "timm:coatnet_nano_rw_224", "--input-shape",
                  "3,64,64", "--classes", "10", "--batch-size", "4", "--activation", activation,

@@ -1,0 +1,75 @@
+"""What a hull activation costs in the hull paper's networks: one training step (forward,
+backward, RMSprop update; batch 32, 28x28x1 as Fashion-MNIST) of LeNet-5 and KerasNet with
+each of the eight hulls, against ReLU, in the same run. Target: at most 1.2x ReLU's step.
+
+Rounds are interleaved (every activation once per round), so a change in machine load
+hits all of them alike; the figure is the median step time over rounds. Run on a quiet
+machine: ``.venv-dev/bin/python bench/acthull_hull_cost.py [--rounds 7] [--steps 30]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from actbench.hookspecs import MODELS
+from actbench.recipes import KERAS_RMSPROP
+from actcore.plugins import registry
+
+SETS = ["identity(x),relu(x)", "identity(x),tanh(x)", "relu(x),tanh(x)",
+        "identity(x),relu(x),tanh(x)"]
+ACTIVATIONS = ["relu(x)", *(f"{kind}({bases})" for kind in ("convex_n", "affine_n")
+                            for bases in SETS)]
+
+
+def stepper(model_name: str, activation: str, batch: int):
+    """A function running ``steps`` training steps of the model; returns seconds."""
+    torch.manual_seed(0)
+    model = registry(MODELS).get(model_name).build(activation, (1, 28, 28), 10)
+    optimizer = KERAS_RMSPROP.optimizer_for(model.parameters())
+    x, y = torch.rand(batch, 1, 28, 28), torch.randint(0, 10, (batch,))
+    model.train()
+
+    def run(steps: int) -> float:
+        start = time.perf_counter()
+        for _ in range(steps):
+            loss = F.cross_entropy(model(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        return (time.perf_counter() - start) / steps
+
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=30, help="steps per timing")
+    parser.add_argument("--batch", type=int, default=32)
+    args = parser.parse_args()
+    print(f"load average {os.getloadavg()[0]:.2f} (quiet: < 0.3); torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, batch {args.batch}")
+    for model_name in ("lenet5", "kerasnet"):
+        runs = {a: stepper(model_name, a, args.batch) for a in ACTIVATIONS}
+        for run in runs.values():
+            run(3)  # warm-up
+        times: dict[str, list[float]] = {a: [] for a in ACTIVATIONS}
+        for _ in range(args.rounds):
+            for activation, run in runs.items():
+                times[activation].append(run(args.steps))
+        relu = statistics.median(times["relu(x)"])
+        print(f"\n{model_name}: median ms per training step over {args.rounds} rounds")
+        for activation in ACTIVATIONS:
+            t = statistics.median(times[activation])
+            mark = "" if t <= 1.2 * relu else "  (over 1.2x)"
+            print(f"  {activation:<40} {1000 * t:7.2f} ms  {t / relu:5.2f}x{mark}")
+
+
+if __name__ == "__main__":
+    main()
