@@ -141,6 +141,27 @@ def test_a_garbage_checkpoint_is_a_clear_error(tmp_path):
         train("mlp-digits", "relu", 0, checkpoint=garbage, epochs=1)
 
 
+class _Payload:
+    """A pickled object that would run code when unpickled."""
+
+    def __reduce__(self):
+        return (print, ("this ran",))
+
+
+def test_a_checkpoint_carrying_a_pickled_object_is_refused(tmp_path, capsys):
+    path = tmp_path / "evil.pt"
+    torch.save({"model": {}, "epoch": 1, "payload": _Payload()}, path)
+    with pytest.raises(ActError, match=r"carries a pickled object \(print\)"):
+        train("mlp-digits", "relu", 0, checkpoint=path, epochs=1)
+    assert "this ran" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("seed", [-1, 2**63, 2**70, 1.5, True])
+def test_a_seed_out_of_range_names_the_range(seed):
+    with pytest.raises(ActError, match=r"seed must be an integer from 0 to 2\*\*63 - 1"):
+        train("mlp-digits", "relu", seed, epochs=1)
+
+
 def test_checkpointed_run_resumes_where_it_stopped(tmp_path):
     path = tmp_path / "run.pt"
     first = train("mlp-digits", "relu", 5, epochs=2, checkpoint=path)

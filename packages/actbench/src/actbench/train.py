@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,6 +38,8 @@ from actcore.console import Progress
 from actcore.device import resolve_device
 from actcore.plugins import registry
 from actcore.threads import seeded, torch_threads
+
+MAX_SEED = 2**63 - 1
 
 
 class Result(BaseModel):
@@ -110,6 +114,23 @@ def _first(data: Dataset, count: int | None) -> Dataset:
     return Subset(data, range(count))
 
 
+def _load_checkpoint(path: Path) -> dict[str, Any]:
+    """A training checkpoint, read as tensors and plain values only (``weights_only``): a
+    file from elsewhere that carries pickled objects, which could run code, is refused."""
+    try:
+        return torch.load(path, weights_only=True)
+    except pickle.UnpicklingError as err:
+        refused = re.search(r"GLOBAL ([\w.]+)", str(err))
+        if refused:
+            raise ActError(f"checkpoint {path} carries a pickled object ({refused[1]}), "
+                           "which act never saves and does not load") from None
+        raise ActError(f"checkpoint {path} is not a checkpoint of this run (it cannot be "
+                       "read as one); delete it to start over") from None
+    except Exception as err:
+        raise ActError(f"checkpoint {path} is not a checkpoint of this run "
+                       f"({type(err).__name__}: {err}); delete it to start over") from None
+
+
 def _save(path: Path, state: dict[str, Any]) -> None:
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
@@ -129,8 +150,9 @@ def train(
 ) -> Result:
     """Train ``task``'s model with ``activation`` from ``seed``; never raises for a bad
     activation. ``overrides`` replace recipe fields (``epochs=5``, ``lr=1e-3``)."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ActError(f"seed must be a non-negative integer, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ActError(f"seed must be an integer from 0 to 2**63 - 1 (torch's generators "
+                       f"take 64 bits), got {seed!r}")
     device = resolve_device(device)
     task = get_task(task)
     recipe = recipe_for(task, overrides)
@@ -172,8 +194,8 @@ def train(
         path = Path(checkpoint) if checkpoint is not None else None
         epoch = 0
         if path is not None and path.exists():
+            state = _load_checkpoint(path)
             try:
-                state = torch.load(path, weights_only=False)
                 model.load_state_dict(state["model"])
                 optimizer.load_state_dict(state["optimizer"])
                 schedule.load_state_dict(state["schedule"])
