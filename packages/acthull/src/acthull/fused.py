@@ -24,6 +24,7 @@ when a base has parameters.
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -98,8 +99,9 @@ class WeightedSum(torch.autograd.Function):
         ctx.bases = bases
         ctx.kernels = kernels
         ctx.save_for_backward(x, coefficients)
-        if kernels is not None:
-            return kernels.forward(x, coefficients)
+        if kernels is not None and (out := kernels.forward(x, coefficients)) is not None:
+            return out
+        ctx.kernels = None
         out = torch.mul(bases[0](x), coefficients[0])
         for coefficient, base in zip(coefficients[1:], bases[1:]):
             out.addcmul_(base(x), coefficient)
@@ -109,8 +111,9 @@ class WeightedSum(torch.autograd.Function):
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None, None]:
         x, coefficients = ctx.saved_tensors
         need_x, need_c = ctx.needs_input_grad[:2]
-        if ctx.kernels is not None:
-            grad_x, grad_c = ctx.kernels.backward(x, coefficients, grad)
+        if ctx.kernels is not None and (grads := ctx.kernels.backward(x, coefficients,
+                                                                      grad)) is not None:
+            grad_x, grad_c = grads
             return grad_x if need_x else None, grad_c if need_c else None, None, None
         grad_x: Tensor | None = None
         grad_c: list[Tensor] = []
@@ -157,8 +160,18 @@ def is_fixed(bases: nn.ModuleList) -> bool:
     return not any(p.requires_grad for p in bases.parameters())
 
 
+#: why torch.compile failed in this process (then every hull uses the eager kernel)
+_COMPILE_PROBLEM: list[str] = []
+
+
 class Kernels:
-    """``torch.compile``d forward and backward of ``weighted_sum`` over fixed bases."""
+    """``torch.compile``d forward and backward of ``weighted_sum`` over fixed bases.
+
+    Inductor writes C++ that does not build on every CPU (seen under
+    ``ATEN_CPU_CAPABILITY=default``: ``'at::vec' has not been declared``). A call that
+    fails to compile returns None and says so once per process; the caller then uses
+    the eager fused kernel, which computes the same.
+    """
 
     def __init__(self, bases: tuple[Base, ...]):
         def forward(x: Tensor, coefficients: Tensor) -> Tensor:
@@ -168,8 +181,28 @@ class Kernels:
             _, vjp = torch.func.vjp(forward, x, coefficients)
             return vjp(grad)
 
-        self.forward = torch.compile(forward, dynamic=True, fullgraph=True)
-        self.backward = torch.compile(backward, dynamic=True, fullgraph=True)
+        self.compiled_forward = torch.compile(forward, dynamic=True, fullgraph=True)
+        self.compiled_backward = torch.compile(backward, dynamic=True, fullgraph=True)
+
+    def forward(self, x: Tensor, coefficients: Tensor) -> Tensor | None:
+        return self._call(self.compiled_forward, x, coefficients)
+
+    def backward(self, x: Tensor, coefficients: Tensor,
+                 grad: Tensor) -> tuple[Tensor, Tensor] | None:
+        return self._call(self.compiled_backward, x, coefficients, grad)
+
+    @staticmethod
+    def _call(compiled: Callable[..., Any], *args: Tensor) -> Any:
+        if _COMPILE_PROBLEM:
+            return None
+        try:
+            return compiled(*args)
+        except Exception as err:  # the generated code does not build here
+            _COMPILE_PROBLEM.append(f"{type(err).__name__}: {str(err).strip().splitlines()[0]}")
+            warnings.warn(f"acthull: kernel='compiled' cannot be compiled on this machine "
+                          f"({_COMPILE_PROBLEM[0][:300]}); hulls use the eager fused kernel",
+                          RuntimeWarning, stacklevel=4)
+            return None
 
 
 @functools.cache
