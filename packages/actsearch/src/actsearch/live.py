@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Future, wait
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -43,108 +45,164 @@ def run_search(config: SearchConfig, out: Path, workers: int | None = None,
                scheduler: str | None = None, progress: bool = True) -> list[Evaluation]:
     """Search until ``config.budget`` evaluations are in the study; return them all."""
     from actbench.executors import Pool, default_workers
-    from actcore.console import Progress
 
     strategy = get_strategy(config.strategy)
     regressor = get_regressor(config.regressor)
     check_feature_set(config.features)
     with exclusive(out / "study.sqlite", "the study"):  # one search of a study at a time
         study = Study(out / "study.sqlite", config.settings())
-        if study.dropped:
-            log.warning(f"{study.dropped} training(s) that dead workers broke off in an "
-                        "earlier run will run again")
-        slots = max(1, default_workers() if workers is None else workers)
-        started = time.perf_counter()
         try:
+            if study.dropped:
+                log.warning(f"{study.dropped} training(s) that dead workers broke off in an "
+                            "earlier run will run again")
+            slots = max(1, default_workers() if workers is None else workers)
+            started = time.perf_counter()
             with Pool(workers, scheduler) as pool:
-                executor = pool.executor
-                for attempt in range(1, MAX_LOST + 1):  # finished feature chunks are kept
-                    try:
-                        features, coords = prepare(config, out, executor, progress,
-                                                   before_large_embedding=pool.pause)
-                        executor = pool.resume() if pool.paused else executor
-                        break
-                    except BrokenExecutor as err:
-                        if attempt == MAX_LOST:
-                            raise ActError(f"workers died {attempt} times computing features "
-                                           f"({err}); finished chunks are saved, run the "
-                                           "same command again to go on") from None
-                        executor = pool.restart(err)
-                names = features.names
-                row_of = {n: i for i, n in enumerate(names)}
-                state = SearchState(coords, features.candidates, regressor,
-                                    np.random.default_rng([config.seed, len(study)]),
-                                    seed=config.seed)
-                done = study.evaluations()
-                for e in done:
-                    state.observed[row_of[e.function]] = e.val_accuracy
-                baselines = [row_of[n] for n in config.baselines]
-                overrides = {} if config.epochs is None else {"epochs": config.epochs}
-                if config.normalize:
-                    overrides["normalize"] = True
-                if config.data_root:
-                    overrides["root"] = config.data_root
-                bar = Progress(total=config.budget, initial=min(len(done), config.budget),
-                           desc="search", unit="eval", disable=not progress)
-                _show(bar, done)
-                pending: dict[Future, int] = {}
-                suggest_seconds: list[float] = []
-                first_suggestion: list[float] = []
-                lost: dict[int, int] = {}  # per row: trainings lost to dead workers
-                while len(done) < config.budget:
-                    # fill every free worker; "surrogate" suggests one function per call
-                    while free := min(slots - len(pending),
-                                      config.budget - len(done) - len(pending)):
-                        rows = _next_rows(state, strategy, baselines, free, suggest_seconds)
-                        if len(suggest_seconds) == 1 and not first_suggestion:
-                            first_suggestion.append(time.perf_counter() - started)
-                            log.info(f"first suggestion {first_suggestion[0]:.1f} s after "
-                                     f"the search started ({suggest_seconds[0]:.2f} s to "
-                                     "suggest)")
-                        if not rows:
-                            break
-                        for row in rows:
-                            state.pending.add(row)
-                            future = executor.submit(train_one, config.task, names[row],
-                                                     config.seed, overrides)
-                            pending[future] = row
-                    if not pending:
-                        break  # nothing left to evaluate
-                    # as they finish (workers never idle), or in submission order: then the
-                    # surrogate sees the same results in the same order on every run
-                    oldest = [next(iter(pending))]
-                    finished, _ = wait(oldest if config.in_order else pending,
-                                       return_when=FIRST_COMPLETED)
-                    broken: BrokenExecutor | None = None
-                    for future in finished:
-                        row = pending.pop(future)
-                        state.pending.discard(row)
-                        try:
-                            result = future.result()
-                        except ActError:
-                            raise
-                        except Exception as err:  # the worker died, not the function
-                            _lost(lost, names[row], row, err, bar)
-                            if isinstance(err, BrokenExecutor):
-                                broken = err
-                            continue  # not a result: the row is free to be trained again
-                        done.append(study.add(names[row], result))
-                        state.observed[row] = ranking_accuracy(result)
-                        bar.update(1)
-                        _show(bar, done)
-                    if broken is not None:  # a dead process broke the whole pool
-                        executor = pool.restart(broken)
-            bar.close()
-            if suggest_seconds:
-                log.info(f"{len(suggest_seconds)} suggestions: median "
-                         f"{np.median(suggest_seconds):.2f} s, max {max(suggest_seconds):.2f} s")
-            write_search_map(state, names, done, out,
+                features, coords = _features(config, out, pool, progress)
+                loop = _Loop.start(config, study, features, coords, regressor, progress)
+                loop.started = started
+                _train_until_budget(loop, strategy, pool, slots)
+            loop.bar.close()
+            if loop.suggest_seconds:
+                log.info(f"{len(loop.suggest_seconds)} suggestions: median "
+                         f"{np.median(loop.suggest_seconds):.2f} s, max "
+                         f"{max(loop.suggest_seconds):.2f} s")
+            write_search_map(loop.state, loop.names, loop.done, out,
                              f"{config.task}: {int(features.candidates.sum()):,} candidates, "
-                             f"{len(done)} evaluations ({config.features} embedding)",
+                             f"{len(loop.done)} evaluations ({config.features} embedding)",
                              config.baselines)
-            return done
+            return loop.done
         finally:
             study.close()
+
+
+def _features(config: SearchConfig, out: Path, pool, progress: bool):
+    """The candidates' features and embedding; a pool that dies is restarted (finished
+    feature chunks are kept) up to :data:`MAX_LOST` times."""
+    attempt = 1
+    while True:
+        try:
+            features, coords = prepare(config, out, pool.executor, progress,
+                                       before_large_embedding=pool.pause)
+            if pool.paused:
+                pool.resume()
+            return features, coords
+        except BrokenExecutor as err:
+            if attempt == MAX_LOST:
+                raise ActError(f"workers died {attempt} times computing features ({err}); "
+                               "finished chunks are saved, run the same command again to "
+                               "go on") from None
+            pool.restart(err)
+            attempt += 1
+
+
+@dataclass
+class _Loop:
+    """What the search loop changes as it goes: the surrogate's state, the evaluations,
+    the trainings in flight and the ones lost to dead workers."""
+
+    config: SearchConfig
+    study: Study
+    state: SearchState
+    names: list[str]
+    baselines: list[int]  # rows, trained first
+    overrides: dict  # for actbench.train
+    bar: Any
+    done: list[Evaluation]
+    started: float = field(default_factory=time.perf_counter)  # the search's start
+    pending: dict[Future, int] = field(default_factory=dict)
+    lost: dict[int, int] = field(default_factory=dict)  # per row: trainings lost
+    suggest_seconds: list[float] = field(default_factory=list)
+    announced: bool = False  # the time to the first suggestion was logged
+
+    @classmethod
+    def start(cls, config: SearchConfig, study: Study, features, coords, regressor,
+              progress: bool) -> _Loop:
+        """The loop over ``features``' candidates, with the study's evaluations so far."""
+        from actcore.console import Progress
+
+        names = features.names
+        row_of = {n: i for i, n in enumerate(names)}
+        state = SearchState(coords, features.candidates, regressor,
+                            np.random.default_rng([config.seed, len(study)]), seed=config.seed)
+        done = study.evaluations()
+        for e in done:
+            state.observed[row_of[e.function]] = e.val_accuracy
+        overrides: dict = {} if config.epochs is None else {"epochs": config.epochs}
+        if config.normalize:
+            overrides["normalize"] = True
+        if config.data_root:
+            overrides["root"] = config.data_root
+        bar = Progress(total=config.budget, initial=min(len(done), config.budget),
+                       desc="search", unit="eval", disable=not progress)
+        loop = cls(config, study, state, names, [row_of[n] for n in config.baselines],
+                   overrides, bar, done)
+        loop.show()
+        return loop
+
+    def show(self) -> None:
+        if self.done:
+            best = max(self.done, key=ranking_accuracy)
+            self.bar.set_postfix_str(f"best {best.val_accuracy:.4f} {best.function}")
+
+
+def _train_until_budget(loop: _Loop, strategy, pool, slots: int) -> None:
+    """Keep every worker busy with the next suggestions until the budget is spent."""
+    config = loop.config
+    while len(loop.done) < config.budget:
+        _fill_workers(loop, strategy, pool.executor, slots)
+        if not loop.pending:
+            return  # nothing left to evaluate
+        # as they finish (workers never idle), or in submission order: then the surrogate
+        # sees the same results in the same order on every run
+        oldest = [next(iter(loop.pending))]
+        finished, _ = wait(oldest if config.in_order else loop.pending,
+                           return_when=FIRST_COMPLETED)
+        broken = _collect_finished(loop, finished)
+        if broken is not None:  # a dead process broke the whole pool
+            pool.restart(broken)
+
+
+def _fill_workers(loop: _Loop, strategy, executor, slots: int) -> None:
+    """Submit trainings until every worker has one (or the budget is all in flight)."""
+    config = loop.config
+    while free := min(slots - len(loop.pending),
+                      config.budget - len(loop.done) - len(loop.pending)):
+        rows = _next_rows(loop.state, strategy, loop.baselines, free, loop.suggest_seconds)
+        if loop.suggest_seconds and not loop.announced:
+            loop.announced = True
+            log.info(f"first suggestion {time.perf_counter() - loop.started:.1f} s after the "
+                     f"search started ({loop.suggest_seconds[0]:.2f} s to suggest)")
+        if not rows:
+            return
+        for row in rows:
+            loop.state.pending.add(row)
+            future = executor.submit(train_one, config.task, loop.names[row], config.seed,
+                                     loop.overrides)
+            loop.pending[future] = row
+
+
+def _collect_finished(loop: _Loop, finished) -> BrokenExecutor | None:
+    """Record each finished training as an evaluation, or count it lost when its worker
+    died (the row is free to be trained again); the error that broke the pool, if any."""
+    broken = None
+    for future in finished:
+        row = loop.pending.pop(future)
+        loop.state.pending.discard(row)
+        try:
+            result = future.result()
+        except ActError:
+            raise
+        except Exception as err:  # the worker died, not the function
+            _lost(loop.lost, loop.names[row], row, err, loop.bar)
+            if isinstance(err, BrokenExecutor):
+                broken = err
+            continue
+        loop.done.append(loop.study.add(loop.names[row], result))
+        loop.state.observed[row] = ranking_accuracy(result)
+        loop.bar.update(1)
+        loop.show()
+    return broken
 
 
 def _next_rows(state: SearchState, strategy, baselines: list[int], free: int,
@@ -176,9 +234,3 @@ def _lost(lost: dict[int, int], function: str, row: int, err: Exception, bar) ->
             "stopping. Finished trainings are saved: run the same command again to go on"
         )
     bar.write(f"retrying {function}: its worker failed ({reason})")
-
-
-def _show(bar, done: list[Evaluation]) -> None:
-    if done:
-        best = max(done, key=lambda e: ranking_accuracy(e))
-        bar.set_postfix_str(f"best {best.val_accuracy:.4f} {best.function}")
