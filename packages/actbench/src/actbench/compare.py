@@ -37,6 +37,8 @@ class Summary(BaseModel):
     test_median: float
     test_mean: float
     test_std: float
+    #: 95% confidence interval of the mean test accuracy (Student's t over the seeds)
+    test_ci95: tuple[float, float]
 
 
 def summarise(results: Sequence[Result]) -> list[Summary]:
@@ -55,18 +57,31 @@ def summarise(results: Sequence[Result]) -> list[Summary]:
             val_std=statistics.stdev(val) if len(val) > 1 else 0.0,
             test_median=statistics.median(test), test_mean=statistics.fmean(test),
             test_std=statistics.stdev(test) if len(test) > 1 else 0.0,
+            test_ci95=_ci95(test),
         ))  # fmt: skip
     return summaries
+
+
+def _ci95(values: Sequence[float]) -> tuple[float, float]:
+    """Student's t 95% interval of the mean (the mean itself for a single value)."""
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return mean, mean
+    from scipy.stats import t
+
+    half = t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5
+    return mean - half, mean + half
 
 
 def table(summaries: Sequence[Summary], markdown: bool = False) -> str:
     """The summaries as a text (or Markdown) table; accuracies in percent."""
     head = ["activation", "runs", "failed", "val median", "val mean ± std", "test median",
-            "test mean ± std"]  # fmt: skip
+            "test mean ± std", "test 95% CI"]  # fmt: skip
     rows = [
         [s.activation, str(s.runs), str(s.failed), f"{100 * s.val_median:.2f}",
          f"{100 * s.val_mean:.2f} ± {100 * s.val_std:.2f}", f"{100 * s.test_median:.2f}",
-         f"{100 * s.test_mean:.2f} ± {100 * s.test_std:.2f}"]
+         f"{100 * s.test_mean:.2f} ± {100 * s.test_std:.2f}",
+         f"{100 * s.test_ci95[0]:.2f}–{100 * s.test_ci95[1]:.2f}"]
         for s in summaries
     ]  # fmt: skip
     if markdown:
