@@ -172,7 +172,7 @@ def test_frozen_model_exports_to_onnx_and_runs_the_same(tmp_path):
     model, frozen = _frozen_model()
     path = tmp_path / "m.onnx"
     torch.onnx.export(frozen.eval(), (torch.randn(2, 1, 8, 8),), str(path),
-                      input_names=["x"], dynamic_axes={"x": {0: "batch"}})
+                      input_names=["x"], dynamic_shapes=({0: torch.export.Dim("batch")},))
     onnx.checker.check_model(onnx.load(str(path)))
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     x = torch.randn(5, 1, 8, 8)
