@@ -125,7 +125,7 @@ def test_bad_input_raises_act_errors():
         train("mlp-digits", "relu", 0, epochs=0)
     with pytest.raises(ActError, match="colour"):
         train("mlp-digits", "relu", 0, colour="red")
-    with pytest.raises(ActError, match=r"seed must be a non-negative integer, got 1\.5"):
+    with pytest.raises(ActError, match=r"seed must be an integer from 0 to .*, got 1\.5"):
         train("mlp-digits", "relu", seed=1.5)
     with pytest.raises(ActError, match="unknown device 'bogus'"):
         train("mlp-digits", "relu", 0, device="bogus")
