@@ -1,0 +1,87 @@
+"""An independent LeNet-5 on Fashion-MNIST with the hull paper's recipe, in plain PyTorch and
+torchvision (none of act's data, model or training code), to check act's figures against.
+
+RMSprop (lr 1e-4, rho 0.9, eps 1e-7) with Keras time decay 1e-6 per update, batch 32,
+random horizontal flips and shifts of up to 3 pixels, pixels / 255; trained on 54,000 of
+the 60,000 training images (a seeded 10% held out, as act does); prints test accuracy on
+the 10,000 test images after every epoch. The official files are decompressed into a
+temporary folder for torchvision's reader.
+
+Run: ``.venv-dev/bin/python bench/actbench_lenet5_reference.py [--epochs 6] [--seed 0]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision import datasets, transforms
+
+DEBIAN = Path("/usr/share/datasets/fashion-mnist")
+
+
+def fashion_mnist(folder: Path, train: bool, augment: bool):
+    raw = folder / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for gz in DEBIAN.glob("*.gz"):
+        if not (raw / gz.stem).exists():
+            with gzip.open(gz) as f, open(raw / gz.stem, "wb") as out:
+                shutil.copyfileobj(f, out)
+    steps = [transforms.RandomHorizontalFlip(), transforms.RandomAffine(0, (3 / 28, 3 / 28))]
+    tf = transforms.Compose([*(steps if augment else []), transforms.ToTensor()])
+    return datasets.FashionMNIST(str(folder), train=train, transform=tf)
+
+
+def lenet5() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(1, 20, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(20, 50, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(800, 500), nn.ReLU(), nn.Linear(500, 10),
+    )  # fmt: skip
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, data) -> float:
+    model.eval()
+    loader = torch.utils.data.DataLoader(data, batch_size=1000)
+    correct = sum(int((model(x).argmax(1) == y).sum()) for x, y in loader)
+    return correct / len(data)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    torch.manual_seed(args.seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        train = fashion_mnist(Path(tmp), True, augment=True)
+        test = fashion_mnist(Path(tmp), False, augment=False)
+        keep = torch.randperm(60_000, generator=torch.Generator().manual_seed(0))[6_000:]
+        loader = torch.utils.data.DataLoader(torch.utils.data.Subset(train, keep.tolist()),
+                                             batch_size=32, shuffle=True)
+        model = lenet5()
+        optimizer = torch.optim.RMSprop(model.parameters(), lr=1e-4, alpha=0.9, eps=1e-7)
+        decay = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: 1 / (1 + 1e-6 * t))
+        for epoch in range(1, args.epochs + 1):
+            start = time.perf_counter()
+            model.train()
+            for x, y in loader:
+                loss = F.cross_entropy(model(x), y)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                decay.step()
+            print(f"epoch {epoch}: test accuracy {100 * accuracy(model, test):.2f}% "
+                  f"({time.perf_counter() - start:.0f} s)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
