@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from actbench.activations import activation_name
-from actbench.compare import plot, run_comparison, summarise, table
+from actbench.compare import plot, plot_learned, run_comparison, summarise, table
 from actbench.executors import make_executor
 from actbench.hookspecs import DATASETS, MODELS, TASKS
 from actbench.models import parameter_count
@@ -50,6 +50,9 @@ def add_bench(subparsers: argparse._SubParsersAction) -> None:
     many.add_argument("--results", metavar="FILE.jsonl",
                       help="save runs here as they finish; runs already there are reused")
     many.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    many.add_argument("--learned-plot", metavar="FILE.png",
+                      help="draw seed 0's learned activations per layer (hulls: affine solid, "
+                           "convex dashed)")
     many.add_argument("--workers", type=int, default=0,
                       help="runs side by side in worker processes of one torch thread each "
                            "(default 0: one after another in this process)")
@@ -168,4 +171,9 @@ def run_compare(args: argparse.Namespace) -> int:
     if out is not None:
         plot(results, out, title=f"{args.task}, {args.seeds} seeds")
         log.info(f"plot written to {out}")
+    if args.learned_plot:
+        plot_learned(results, args.learned_plot,
+                     title=f"{args.task}: learned activations per layer, seed 0 (affine solid, "
+                           "convex dashed)")
+        log.info(f"learned activations drawn in {args.learned_plot}")
     return 0

@@ -119,6 +119,64 @@ def plot(results: Sequence[Result], path: str | os.PathLike[str], title: str = "
     save_figure(fig, path, dpi=120)
 
 
+def plot_learned(results: Sequence[Result], path: str | os.PathLike[str], seed: int = 0,
+                 title: str = "") -> None:
+    """The learned activation functions of seed ``seed``'s runs, one panel per activation
+    site (hidden layer), as in the hull paper's Fig. 3: affine hulls solid, convex ones
+    dashed, one colour per base set."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    from actcore import to_module
+
+    runs = [r for r in results if r.seed == seed and r.learned and r.status == "ok"]
+    if not runs:
+        raise ActError(f"no run of seed {seed} has a learned activation to draw")
+    sites = list(runs[0].learned)
+    bases = list(dict.fromkeys(_bases(r.activation) for r in runs))
+    x = torch.linspace(-3, 3, 241)
+    cols = min(3, len(sites))
+    rows = -(-len(sites) // cols)
+    fig, grid = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows + 0.8), squeeze=False)
+    axes = grid.flatten()
+    for ax in axes[len(sites):]:
+        ax.set_visible(False)
+    for number, (ax, site) in enumerate(zip(axes, sites, strict=False), start=1):
+        for run in runs:
+            module = to_module(run.activation)
+            shapes = {k: v.shape for k, v in module.state_dict().items()}
+            module.load_state_dict({k: torch.tensor(v).reshape(shapes[k])
+                                    for k, v in run.learned[site].items()})
+            with torch.no_grad():
+                y = module(x)
+            kind = run.activation.split("(", 1)[0]
+            ax.plot(x, y, color=f"C{bases.index(_bases(run.activation))}",
+                    linestyle="--" if kind == "convex_n" else "-", linewidth=1.4,
+                    label=f"{'conv' if kind == 'convex_n' else 'aff'}{{{_bases(run.activation)}}}")
+        ax.set_title(f"hidden layer {number} (module {site})", fontsize=10)
+        ax.axhline(0, color="grey", linewidth=0.5)
+        ax.axvline(0, color="grey", linewidth=0.5)
+        ax.set_xlabel("x")
+        ax.grid(alpha=0.3)
+    for row in grid:
+        row[0].set_ylabel("learned f(x)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8,
+               frameon=False)
+    fig.suptitle(title or f"learned activations, seed {seed}: affine solid, convex dashed")
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    save_figure(fig, path, dpi=120)
+
+
+def _bases(activation: str) -> str:
+    """``convex_n(identity(x),relu(x))`` -> ``id, relu``."""
+    inner = activation.split("(", 1)[1].rsplit(")", 1)[0]
+    return ", ".join(b.removesuffix("(x)").replace("identity", "id") for b in inner.split(","))
+
+
 def load_results(path: str | os.PathLike[str]) -> list[Result]:
     """Results saved by :func:`save_results` (a missing file is an empty list)."""
     path = Path(path)

@@ -34,6 +34,7 @@ from actbench.tables import chance_accuracy
 from actbench.tasks import Task, get_task
 from actcore import ActError
 from actcore.atomic import atomic_path
+from actcore.compile import Activation
 from actcore.console import Progress
 from actcore.device import resolve_device
 from actcore.plugins import registry
@@ -58,6 +59,9 @@ class Result(BaseModel):
     test_loss: float | None
     runtime_s: float
     epochs: int
+    #: a learnable activation's trained parameters at each site (module name ->
+    #: parameter name -> values), so learned functions can be drawn from the record
+    learned: dict[str, dict[str, list[float]]] = {}
 
 
 class _Failed(Exception):
@@ -112,6 +116,17 @@ def _first(data: Dataset, count: int | None) -> Dataset:
     if isinstance(data, TensorData):
         return TensorData(data.x[:count], data.y[:count], data.max_shift)
     return Subset(data, range(count))
+
+
+def learned_state(model: nn.Module) -> dict[str, dict[str, list[float]]]:
+    """The parameters of every activation site that learns (act's compiled expressions
+    with learnable operators, such as hulls), by site."""
+    return {
+        name: {key: value.detach().flatten().tolist() for key, value in
+               module.state_dict().items()}
+        for name, module in model.named_modules()
+        if isinstance(module, Activation) and any(True for _ in module.parameters())
+    }  # fmt: skip
 
 
 def _load_checkpoint(path: Path) -> dict[str, Any]:
@@ -250,7 +265,7 @@ def train(
         finally:
             bar.close()
     return Result(
-        task=task.name, activation=name, seed=seed, status="ok",
+        task=task.name, activation=name, seed=seed, status="ok", learned=learned_state(model),
         train_accuracy=metrics["train"][1], val_accuracy=metrics["val"][1],
         test_accuracy=metrics["test"][1], train_loss=metrics["train"][0],
         val_loss=metrics["val"][0], test_loss=metrics["test"][0],
