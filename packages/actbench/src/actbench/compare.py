@@ -63,14 +63,15 @@ def summarise(results: Sequence[Result]) -> list[Summary]:
 
 
 def _ci95(values: Sequence[float]) -> tuple[float, float]:
-    """Student's t 95% interval of the mean (the mean itself for a single value)."""
+    """Student's t 95% interval of the mean (the mean itself for a single value), within
+    the accuracies' range [0, 1]."""
     mean = statistics.fmean(values)
     if len(values) < 2:
         return mean, mean
     from scipy.stats import t
 
     half = t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5
-    return mean - half, mean + half
+    return max(0.0, mean - half), min(1.0, mean + half)
 
 
 def table(summaries: Sequence[Summary], markdown: bool = False) -> str:
