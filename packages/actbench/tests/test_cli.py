@@ -106,9 +106,14 @@ def test_summaries_are_medians_and_sample_stds():
     (s,) = summarise(runs)
     assert (s.val_median, s.test_median) == (0.4, 0.2)
     assert s.val_mean == pytest.approx(0.5) and s.val_std == pytest.approx(0.3605551, rel=1e-6)
-    # t(0.975, 2 degrees of freedom) = 4.302653: mean 0.25 ± 4.302653 * 0.1802776 / sqrt(3)
+    # t(0.975, 2 degrees of freedom) = 4.302653: mean 0.25 ± 4.302653 * 0.1802776 / sqrt(3),
+    # cut at 0 (no accuracy is below)
     half = 4.302653 * 0.1802776 / 3**0.5
-    assert s.test_ci95 == pytest.approx((0.25 - half, 0.25 + half), rel=1e-6)
+    assert s.test_ci95 == pytest.approx((0.0, 0.25 + half), rel=1e-6)
+    runs = [r.model_copy(update={"test_accuracy": 0.8 + r.test_accuracy / 10}) for r in runs]
+    (s,) = summarise(runs)  # 0.82, 0.84, 0.89: mean 0.85 ± 4.302653 * 0.0360555 / sqrt(3)
+    half = 4.302653 * 0.0360555 / 3**0.5
+    assert s.test_ci95 == pytest.approx((0.85 - half, 0.85 + half), rel=1e-5)
 
 
 def test_learned_activations_are_recorded_and_drawn_per_layer(tmp_path, monkeypatch):
