@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
 import actbench.cli
@@ -115,36 +114,3 @@ def test_summaries_are_medians_and_sample_stds():
     half = 4.302653 * 0.01802776 / 3**0.5
     assert s.test_ci95 == pytest.approx((0.825 - half, 0.825 + half), rel=1e-6)
 
-
-def test_learned_activations_are_recorded_and_drawn_per_layer(tmp_path, monkeypatch):
-    """A hull run records its trained parameters per site; the Fig. 3-style plot rebuilds
-    each site's function from them: {id, ReLU} hulls keep f(1) = 1 (the coefficients sum
-    to one), and f(-1) = -c_id moved away from the initial -1/2."""
-    import actbench.compare
-    from actbench.compare import plot_learned
-
-    runs = [actbench.cli.train("mlp-digits", a, 0, epochs=2)
-            for a in ("convex_n(identity(x),relu(x))", "affine_n(identity(x),relu(x))", "relu")]
-    assert runs[2].learned == {}
-    assert list(runs[0].learned) == ["2", "4", "6", "8", "10", "12"]  # the six hidden sites
-    drawn = []
-    real = actbench.compare.save_figure
-
-    def keep(fig, path, **kwargs):
-        drawn.append([ax for ax in fig.axes if ax.get_visible()])
-        return real(fig, path, **kwargs)
-
-    monkeypatch.setattr(actbench.compare, "save_figure", keep)
-    plot_learned(runs, tmp_path / "learned.png")
-    (axes,) = drawn
-    assert [ax.get_title() for ax in axes][:2] == ["hidden layer 1 (module 2)",
-                                                   "hidden layer 2 (module 4)"]
-    for ax in axes:
-        curves = [line for line in ax.get_lines() if len(line.get_xdata()) == 241]
-        assert [line.get_linestyle() for line in curves] == ["--", "-"]  # convex, affine
-        for line in curves:
-            x, y = np.asarray(line.get_xdata()), np.asarray(line.get_ydata())
-            one, minus_one = np.abs(x - 1).argmin(), np.abs(x + 1).argmin()
-            assert abs(x[one] - 1) < 1e-6 and y[one] == pytest.approx(1.0, abs=1e-5)
-            assert abs(y[minus_one] + 0.5) > 1e-4  # trained away from 1/2
-    assert (tmp_path / "learned.png").stat().st_size > 10_000
