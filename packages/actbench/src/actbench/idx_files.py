@@ -40,8 +40,8 @@ def folders(root: Path) -> list[Path]:
 
 def find(root: Path) -> Path:
     """The first folder (see :func:`folders`) that holds all four files."""
+    names = [name for pair in FILES.values() for name in pair]
     for folder in folders(root):
-        names = [name for pair in FILES.values() for name in pair]
         if all(_file(folder, name) is not None for name in names):
             return folder.resolve()
     raise missing(root)

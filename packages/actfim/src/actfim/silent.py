@@ -23,6 +23,7 @@ when some layer has a zero factor, so models without one pay nothing.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from typing import TypeVar
 
 from pydantic import BaseModel
@@ -112,13 +113,18 @@ def zero_factors(model: nn.Module, inputs: Tensor, targets: Tensor | None,
     return silent
 
 
-def has_zero_factor(problem: str | None) -> bool:
-    """Whether a layer's problem (:func:`actfim.spectrum.layer_problem`) is a zero factor."""
-    return problem is not None and "(is zero)" in problem
+def silent_layers(problems: Iterable[str | None], model: nn.Module, inputs: Tensor,
+                  targets: Tensor | None, **options) -> dict[str, str]:
+    """:func:`zero_factors` when one of the layers' ``problems``
+    (:func:`actfim.spectrum.layer_problem`) is a zero factor, else nothing: the reference
+    passes run only then."""
+    if not any(problem is not None and "(is zero)" in problem for problem in problems):
+        return {}
+    return zero_factors(model, inputs, targets, **options)
 
 
 def leave_out(layers: list[L], zero: dict[str, str]) -> tuple[list[L], list[SilentLayer]]:
-    """``layers`` without the silent ones (``zero``: :func:`zero_factors`), and those."""
+    """``layers`` without the silent ones (``zero``: :func:`silent_layers`), and those."""
     kept = [layer for layer in layers if layer.name not in zero]
     silent = [SilentLayer(name=layer.name, kind=layer.kind, num_weights=layer.num_weights,
                           why=WHY[zero[layer.name]]) for layer in layers if layer.name in zero]

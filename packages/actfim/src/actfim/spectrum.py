@@ -27,7 +27,7 @@ from actcore.errors import ActError
 from actcore.threads import torch_threads
 from actfim.factors import FisherType, LayerFactors, Likelihood, NonFiniteError, kfac_factors
 from actfim.layers import Mode, SkippedModule
-from actfim.silent import SilentLayer, has_zero_factor, leave_out, zero_factors
+from actfim.silent import SilentLayer, leave_out, silent_layers
 
 ROUNDOFF = 32
 
@@ -165,10 +165,9 @@ def kfac_spectrum(
     for i, layer in enumerate(factors):
         spectrum, problems[layer.name] = layer_spectrum(layer, eigenvalues[2 * i : 2 * i + 2])
         layers.append(spectrum)
-    zero = {}
-    if any(has_zero_factor(p) for p in problems.values()):
-        zero = zero_factors(model, inputs, targets, fisher=fisher, likelihood=likelihood,
-                            mc_samples=mc_samples, dtype=dtype, seed=seed, mode=mode)
+    zero = silent_layers(problems.values(), model, inputs, targets, fisher=fisher,
+                         likelihood=likelihood, mc_samples=mc_samples, dtype=dtype, seed=seed,
+                         mode=mode)
     layers, silent = leave_out(layers, zero)
     problems = [p for name, p in problems.items() if p and name not in zero]
     return Spectrum(

@@ -24,7 +24,7 @@ from actcore.errors import ActError
 from actfim.factors import FisherType, Likelihood, stacked_factors
 from actfim.features import cdf_layout, layer_cdfs
 from actfim.layers import Mode, SkippedModule
-from actfim.silent import SilentLayer, has_zero_factor, leave_out, zero_factors
+from actfim.silent import SilentLayer, leave_out, silent_layers
 from actfim.spectrum import (
     LayerSpectrum,
     Spectrum,
@@ -165,10 +165,9 @@ def stacked_spectra(
         layers.append(_Layer(layer.name, layer.kind, layer.num_weights, layer.a.shape[1],
                              layer.a.shape[2], layer.g.shape[2], pairs, clamped_a.cpu(),
                              clamped_g.cpu()))
-    zero = {}
-    if any(has_zero_factor(p) for stack in problems for p in stack.values()):
-        zero = zero_factors(model, inputs, targets, fisher=fisher, likelihood=likelihood,
-                            mc_samples=mc_samples, dtype=dtype, seed=seed, mode=mode)
+    zero = silent_layers((p for stack in problems for p in stack.values()), model, inputs,
+                         targets, fisher=fisher, likelihood=likelihood, mc_samples=mc_samples,
+                         dtype=dtype, seed=seed, mode=mode)
     layers, silent = leave_out(layers, zero)
     for s in range(stacks):
         found = [p for name, p in problems[s].items() if p and name not in zero]

@@ -59,8 +59,8 @@ def run_search(config: SearchConfig, out: Path, workers: int | None = None,
             started = time.perf_counter()
             with Pool(workers, scheduler) as pool:
                 features, coords = _features(config, out, pool, progress)
-                loop = _Loop.start(config, study, features, coords, regressor, progress)
-                loop.started = started
+                loop = _Loop.start(config, study, features, coords, regressor, progress,
+                                   started)
                 _train_until_budget(loop, strategy, pool, slots)
             loop.bar.close()
             if loop.suggest_seconds:
@@ -109,7 +109,7 @@ class _Loop:
     overrides: dict  # for actbench.train
     bar: Any
     done: list[Evaluation]
-    started: float = field(default_factory=time.perf_counter)  # the search's start
+    started: float  # when the search started (perf_counter)
     pending: dict[Future, int] = field(default_factory=dict)
     lost: dict[int, int] = field(default_factory=dict)  # per row: trainings lost
     suggest_seconds: list[float] = field(default_factory=list)
@@ -117,7 +117,7 @@ class _Loop:
 
     @classmethod
     def start(cls, config: SearchConfig, study: Study, features, coords, regressor,
-              progress: bool) -> _Loop:
+              progress: bool, started: float) -> _Loop:
         """The loop over ``features``' candidates, with the study's evaluations so far."""
         from actcore.console import Progress
 
@@ -136,7 +136,7 @@ class _Loop:
         bar = Progress(total=config.budget, initial=min(len(done), config.budget),
                        desc="search", unit="eval", disable=not progress)
         loop = cls(config, study, state, names, [row_of[n] for n in config.baselines],
-                   overrides, bar, done)
+                   overrides, bar, done, started)
         loop.show()
         return loop
 
