@@ -180,7 +180,7 @@ def resnet(depth: int) -> Builder:
 
 def alexnet(act: ActivationFactory, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """AlexNet, Caffe variant (grouped convs, LRN, 227x227 crops): 61M parameters."""
-    c, h, w = _image_shape("alexnet", input_shape, 63)
+    c, h, w = _image_shape("alexnet", input_shape, 67)  # the last pooling needs 3x3
     h2, w2 = (_out(_out(_out(_out(size, 11, 4), 3, 2), 3, 2), 3, 2) for size in (h, w))
     return nn.Sequential(
         nn.Conv2d(c, 96, 11, stride=4), act(), nn.LocalResponseNorm(5, 1e-4, 0.75),

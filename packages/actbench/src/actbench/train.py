@@ -16,7 +16,8 @@ import os
 import pickle
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,8 +28,9 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from actbench.activations import ActivationSpec, activation_factory, activation_name
-from actbench.datasets import TensorData
+from actbench.datasets import DataSource, TensorData
 from actbench.hookspecs import DATASETS, MODELS
+from actbench.models import Model
 from actbench.recipes import Recipe
 from actbench.tables import chance_accuracy
 from actbench.tasks import Task, get_task
@@ -68,7 +70,7 @@ class _Failed(Exception):
     """The run cannot go on (non-finite loss, broken forward pass)."""
 
 
-def _batches(
+def batches(
     data: Dataset, batch_size: int, generator: torch.Generator | None, workers: int
 ) -> Iterator[tuple[Tensor, Tensor]]:
     if isinstance(data, TensorData):
@@ -88,7 +90,7 @@ def evaluate_model(
     loss = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
     count = 0
-    for x, y in _batches(data, batch_size, None, workers):
+    for x, y in batches(data, batch_size, None, workers):
         x, y = x.to(device), y.to(device)
         logits = model(x)
         loss += F.cross_entropy(logits.float(), y, reduction="sum").double()
@@ -146,9 +148,81 @@ def _load_checkpoint(path: Path) -> dict[str, Any]:
                        f"({type(err).__name__}: {err}); delete it to start over") from None
 
 
-def _save(path: Path, state: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+@dataclass(frozen=True)
+class Setup:
+    """What every run of one task and recipe shares: the model's architecture and the
+    splits (the train split already cut to ``recipe.train_images``)."""
+
+    task: Task
+    recipe: Recipe
+    source: DataSource
+    architecture: Model
+    splits: dict[str, Dataset]
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(len(self.splits["train"]) / self.recipe.batch_size)
+
+    def failed(self, name: str, seed: int, reason: str, epochs: int, runtime: float) -> Result:
+        """A failed run's record: chance accuracy, no losses."""
+        chance = chance_accuracy(self.source.num_classes)
+        return Result(
+            task=self.task.name, activation=name, seed=seed, status="failed", reason=reason,
+            train_accuracy=chance, val_accuracy=chance, test_accuracy=chance,
+            train_loss=None, val_loss=None, test_loss=None, runtime_s=runtime, epochs=epochs,
+        )  # fmt: skip
+
+    def finished(self, name: str, seed: int, metrics: dict[str, tuple[float, float]],
+                 learned: dict[str, dict[str, list[float]]], runtime: float) -> Result:
+        """A finished run's record from its ``(loss, accuracy)`` per split."""
+        return Result(
+            task=self.task.name, activation=name, seed=seed, status="ok", learned=learned,
+            train_accuracy=metrics["train"][1], val_accuracy=metrics["val"][1],
+            test_accuracy=metrics["test"][1], train_loss=metrics["train"][0],
+            val_loss=metrics["val"][0], test_loss=metrics["test"][0], runtime_s=runtime,
+            epochs=self.recipe.epochs,
+        )  # fmt: skip
+
+    def evaluation_splits(self) -> Iterator[tuple[str, Dataset]]:
+        """The splits to measure, the train images without augmentation."""
+        for split, data in self.splits.items():
+            if isinstance(data, TensorData):
+                data = TensorData(data.x, data.y)
+            yield split, data
+
+    def optimizer_and_schedule(
+        self, params: Iterable[nn.Parameter]
+    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+        optimizer = self.recipe.optimizer_for(params)
+        steps = self.steps_per_epoch
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda t: self.recipe.lr_factor(t, steps)
+        )
+        return optimizer, schedule
+
+
+def check_seed(seed: object) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ActError(f"seed must be an integer from 0 to 2**63 - 1 (torch's generators "
+                       f"take 64 bits), got {seed!r}")
+
+
+def prepare(task: str | Task, root: str | os.PathLike[str] | None, download: bool,
+            overrides: dict[str, Any]) -> Setup:
+    """The task, its recipe with ``overrides``, and its data; bad input raises."""
+    task = get_task(task)
+    recipe = recipe_for(task, overrides)
+    source = registry(DATASETS).get(task.dataset)
+    splits = {
+        split: source.load(split, root, download, augment=recipe.augment and split == "train")
+        for split in ("train", "val", "test")
+    }
+    splits["train"] = _first(splits["train"], recipe.train_images)  # the split is shuffled
+    return Setup(task, recipe, source, registry(MODELS).get(task.model), splits)
+
+
+#: errors of a run's own making (its activation), which fail the run and not the caller
+RUN_ERRORS = (RuntimeError, ValueError, ArithmeticError, TypeError, IndexError)
 
 
 def train(
@@ -165,71 +239,42 @@ def train(
 ) -> Result:
     """Train ``task``'s model with ``activation`` from ``seed``; never raises for a bad
     activation. ``overrides`` replace recipe fields (``epochs=5``, ``lr=1e-3``)."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise ActError(f"seed must be an integer from 0 to 2**63 - 1 (torch's generators "
-                       f"take 64 bits), got {seed!r}")
+    check_seed(seed)
     device = resolve_device(device)
-    task = get_task(task)
-    recipe = recipe_for(task, overrides)
+    setup = prepare(task, root, download, overrides)
+    recipe = setup.recipe
     make_activation = activation_factory(activation, normalize=recipe.normalize)
     name = activation_name(activation)
-    source = registry(DATASETS).get(task.dataset)
-    architecture = registry(MODELS).get(task.model)
-    splits = {
-        split: source.load(split, root, download, augment=recipe.augment and split == "train")
-        for split in ("train", "val", "test")
-    }
-    splits["train"] = _first(splits["train"], recipe.train_images)  # the split is shuffled
     start = time.perf_counter()
-    chance = chance_accuracy(source.num_classes)
 
     def failed(reason: str, epochs: int) -> Result:
-        return Result(
-            task=task.name, activation=name, seed=seed, status="failed", reason=reason,
-            train_accuracy=chance, val_accuracy=chance, test_accuracy=chance,
-            train_loss=None, val_loss=None, test_loss=None,
-            runtime_s=time.perf_counter() - start, epochs=epochs,
-        )  # fmt: skip
+        return setup.failed(name, seed, reason, epochs, time.perf_counter() - start)
 
     # seeded keeps torch's generator to this run: a training in another thread waits its turn
     with seeded(seed, device), torch_threads(recipe.threads):
         try:
-            model = architecture.build(make_activation, source.input_shape, source.num_classes)
+            model = setup.architecture.build(make_activation, setup.source.input_shape,
+                                             setup.source.num_classes)  # fmt: skip
         except ActError:
             raise
         except Exception as err:  # a factory that cannot build is a failed activation
             return failed(f"building the model failed: {type(err).__name__}: {err}", 0)
         model.to(device)
-        optimizer = recipe.optimizer_for(model.parameters())
+        optimizer, schedule = setup.optimizer_and_schedule(model.parameters())
         generator = torch.Generator().manual_seed(seed)
-        steps_per_epoch = math.ceil(len(splits["train"]) / recipe.batch_size)
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda t: recipe.lr_factor(t, steps_per_epoch)
-        )
         path = Path(checkpoint) if checkpoint is not None else None
         epoch = 0
         if path is not None and path.exists():
-            state = _load_checkpoint(path)
-            try:
-                model.load_state_dict(state["model"])
-                optimizer.load_state_dict(state["optimizer"])
-                schedule.load_state_dict(state["schedule"])
-                generator.set_state(state["generator"])
-                torch.set_rng_state(state["rng"])
-                epoch = int(state["epoch"])
-            except Exception as err:
-                raise ActError(
-                    f"checkpoint {path} is not a checkpoint of this run "
-                    f"({type(err).__name__}: {err}); delete it to start over"
-                ) from None
-        bar = Progress(total=recipe.epochs, initial=epoch, desc=f"{task.name} {name} seed {seed}",
-                   unit="epoch", disable=not progress, leave=False, delay=2)  # fmt: skip
+            epoch = resume(path, model, optimizer, schedule, generator)["epoch"]
+        bar = Progress(total=recipe.epochs, initial=epoch, unit="epoch", leave=False,
+                       desc=f"{setup.task.name} {name} seed {seed}", disable=not progress,
+                       delay=2)  # fmt: skip
         try:
             while epoch < recipe.epochs:
                 model.train()
                 total = torch.zeros((), device=device)
-                for x, y in _batches(splits["train"], recipe.batch_size, generator,
-                                     recipe.workers):  # fmt: skip
+                for x, y in batches(setup.splits["train"], recipe.batch_size, generator,
+                                    recipe.workers):  # fmt: skip
                     x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                     loss = F.cross_entropy(model(x), y)
                     optimizer.zero_grad(set_to_none=True)
@@ -238,36 +283,55 @@ def train(
                     schedule.step()
                     total += loss.detach()
                 epoch += 1
-                mean = total.item() / steps_per_epoch
+                mean = total.item() / setup.steps_per_epoch
                 if not math.isfinite(mean):
                     raise _Failed(f"training loss became non-finite in epoch {epoch}")
                 bar.update()
                 bar.set_postfix(loss=f"{mean:.4f}")
                 if path is not None:
-                    _save(path, {
-                        "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "schedule": schedule.state_dict(), "generator": generator.get_state(),
-                        "rng": torch.get_rng_state(), "epoch": epoch,
-                    })  # fmt: skip
+                    save_checkpoint(path, model, optimizer, schedule, generator, epoch)
             metrics = {}
-            for split, data in splits.items():
-                if isinstance(data, TensorData):  # measured on the images, not augmented
-                    data = TensorData(data.x, data.y)
+            for split, data in setup.evaluation_splits():
                 loss, accuracy = evaluate_model(model, data, recipe.eval_batch_size, device,
-                                          recipe.workers)  # fmt: skip
+                                                recipe.workers)  # fmt: skip
                 if not math.isfinite(loss):
                     raise _Failed(f"{split} loss is non-finite after training")
                 metrics[split] = (loss, accuracy)
         except _Failed as err:
             return failed(str(err), epoch)
-        except (RuntimeError, ValueError, ArithmeticError, TypeError, IndexError) as err:
+        except RUN_ERRORS as err:
             return failed(f"{type(err).__name__}: {err}", epoch)
         finally:
             bar.close()
-    return Result(
-        task=task.name, activation=name, seed=seed, status="ok", learned=learned_state(model),
-        train_accuracy=metrics["train"][1], val_accuracy=metrics["val"][1],
-        test_accuracy=metrics["test"][1], train_loss=metrics["train"][0],
-        val_loss=metrics["val"][0], test_loss=metrics["test"][0],
-        runtime_s=time.perf_counter() - start, epochs=epoch,
-    )  # fmt: skip
+    return setup.finished(name, seed, metrics, learned_state(model), time.perf_counter() - start)
+
+
+def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+                    schedule: torch.optim.lr_scheduler.LRScheduler,
+                    generator: torch.Generator, epoch: int, **extra: Any) -> None:
+    """The run's state after ``epoch`` epochs (and ``extra`` plain values), written
+    atomically."""
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "schedule": schedule.state_dict(), "generator": generator.get_state(),
+             "rng": torch.get_rng_state(), "epoch": epoch, **extra}  # fmt: skip
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def resume(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+           schedule: torch.optim.lr_scheduler.LRScheduler,
+           generator: torch.Generator) -> dict[str, Any]:
+    """Load :func:`save_checkpoint`'s state into the run and return it (``"epoch"``: the
+    epochs already done)."""
+    state = _load_checkpoint(path)
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        generator.set_state(state["generator"])
+        torch.set_rng_state(state["rng"])
+        state["epoch"] = int(state["epoch"])
+        return state
+    except Exception as err:
+        raise ActError(f"checkpoint {path} is not a checkpoint of this run "
+                       f"({type(err).__name__}: {err}); delete it to start over") from None

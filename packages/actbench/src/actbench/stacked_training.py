@@ -1,0 +1,274 @@
+"""``train_many(task, activations, seed)``: many activation functions trained in one pass.
+
+The runs of one task and seed share everything but the activation: the initial weights
+(each member is built from the seed, as its solo run is), the batches and augmentations
+(drawn once from the seed's generator) and the dropout masks (drawn once from torch's
+generator, in the solo run's order). :class:`actbench.stacking.StackedModel` runs them as
+one network, so each member's parameters follow its solo run's to rounding.
+
+Stacking pays where the layers are matrix products too small to fill the machine (MLPs on
+a CPU, any small network on a GPU); grouped convolutions on a CPU are slower than one
+network at a time, so there the automatic stack size is 1 and the runs are solo
+:func:`actbench.train` calls. A member whose loss goes non-finite fails at the epoch, and
+with the reason, its solo run would; a stack that raises (an activation that breaks the
+forward pass) is redone one run at a time.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from actbench.activations import ActivationSpec, activation_factory, activation_name
+from actbench.stacking import StackedModel, Unstackable
+from actbench.train import (
+    RUN_ERRORS,
+    Result,
+    Setup,
+    batches,
+    check_seed,
+    learned_state,
+    prepare,
+    resume,
+    save_checkpoint,
+    train,
+)
+from actcore import ActError
+from actcore.console import Progress, log
+from actcore.device import resolve_device
+from actcore.threads import seeded, torch_threads
+
+#: members per stack where stacking pays (measured: bench/actbench_stacked_training.py)
+STACK_CPU_DENSE = 32
+STACK_CUDA = 32
+
+
+def auto_stack(model: nn.Module, device: torch.device) -> int:
+    """The stack size that pays for ``model`` on ``device``: on a CPU, stacks of dense
+    networks only (grouped convolutions there are slower than one network at a time)."""
+    if device.type == "cuda":
+        return STACK_CUDA
+    if any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules()):
+        return 1
+    return STACK_CPU_DENSE
+
+
+def train_many(
+    task: str,
+    activations: Sequence[ActivationSpec],
+    seed: int = 0,
+    *,
+    stack: int | None = None,
+    root: str | os.PathLike[str] | None = None,
+    download: bool = False,
+    device: str | torch.device = "cpu",
+    checkpoint: str | os.PathLike[str] | None = None,
+    progress: bool = False,
+    **overrides: Any,
+) -> list[Result]:
+    """The :class:`Result` that :func:`actbench.train` gives for each activation, in order,
+    trained ``stack`` at a time (None: :func:`auto_stack`; 1: one at a time). With a
+    ``checkpoint`` folder, each stack saves its state there after every epoch and
+    resumes from it."""
+    check_seed(seed)
+    if stack is not None and stack < 1:
+        raise ActError(f"stack must be 1 or more, got {stack}")
+    device = resolve_device(device)
+    setup = prepare(task, root, download, overrides)
+    factories = [activation_factory(a, normalize=setup.recipe.normalize) for a in activations]
+    names = [activation_name(a) for a in activations]
+    if stack is None:
+        with seeded(seed, device):
+            probe = setup.architecture.build("identity", setup.source.input_shape,
+                                             setup.source.num_classes)  # fmt: skip
+        stack = auto_stack(probe, device)
+        log.info("%s on %s: %s", setup.task.name, device.type,
+                 f"stacks of {stack}" if stack > 1 else "one at a time (stacking does not pay)")
+    solo = {"root": root, "download": download, "device": device, "progress": progress,
+            **overrides}  # fmt: skip
+    results: list[Result] = []
+    for first in range(0, len(names), stack):
+        chunk = range(first, min(first + stack, len(names)))
+        if len(chunk) == 1:
+            results.append(train(setup.task, activations[first], seed, **solo))
+            continue
+        path = Path(checkpoint) / f"stack-{first}.pt" if checkpoint is not None else None
+        run = _Stack(setup, [names[i] for i in chunk], [factories[i] for i in chunk], seed,
+                     device, path, progress)  # fmt: skip
+        done = run.results()
+        results += [done.get(j) or train(setup.task, activations[i], seed, **solo)
+                    for j, i in enumerate(chunk)]  # fmt: skip
+    return results
+
+
+class _Stack:
+    """One stack's training; :meth:`results` gives each member's result, leaving out the
+    members that must be trained alone."""
+
+    def __init__(self, setup: Setup, names: list[str], factories: list, seed: int,
+                 device: torch.device, checkpoint: Path | None, progress: bool):
+        self.setup, self.names, self.factories, self.seed = setup, names, factories, seed
+        self.device, self.checkpoint, self.progress = device, checkpoint, progress
+        self.done: dict[int, Result] = {}
+        self.start = time.perf_counter()
+
+    def results(self) -> dict[int, Result]:
+        recipe = self.setup.recipe
+        with seeded(self.seed, self.device), torch_threads(recipe.threads):
+            members, sites, state = self._build()
+            if len(members) < 2:
+                return self.done  # nothing to stack: the caller trains what is left alone
+            try:
+                model = StackedModel(list(members.values()), sites).to(self.device)
+            except Unstackable as err:
+                log.info("%s: trained one at a time: %s", self.setup.task.name, err)
+                return self.done
+            torch.set_rng_state(state)
+            index = list(members)
+            try:
+                self._train(model, index)
+                self._measure(model, index)
+            except RUN_ERRORS as err:  # one member broke the pass: the rest go alone
+                log.info("%s: a stacked pass failed (%s: %s); its members are trained one "
+                         "at a time", self.setup.task.name, type(err).__name__, err)
+                return {k: r for k, r in self.done.items() if r.status == "failed"}
+        return self.done
+
+    def _fail(self, k: int, reason: str, epochs: int) -> None:
+        self.done[k] = self.setup.failed(self.names[k], self.seed, reason, epochs,
+                                         time.perf_counter() - self.start)  # fmt: skip
+
+    def _build(self) -> tuple[dict[int, nn.Module], list[str], Tensor]:
+        """Each member's model, built from the seed as its solo run builds it; the
+        activation sites' names; torch's generator state after building. A member whose
+        building draws differently from the first is left to train alone."""
+        source = self.setup.source
+        members: dict[int, nn.Module] = {}
+        sites: list[str] = []
+        state = None
+        for k, factory in enumerate(self.factories):
+            made: list[nn.Module] = []
+
+            def recording(factory=factory, made=made) -> nn.Module:
+                module = factory()
+                made.append(module)
+                return module
+
+            torch.manual_seed(self.seed)
+            try:
+                model = self.setup.architecture.build(recording, source.input_shape,
+                                                      source.num_classes)  # fmt: skip
+            except ActError:
+                raise
+            except Exception as err:
+                self._fail(k, f"building the model failed: {type(err).__name__}: {err}", 0)
+                continue
+            after = torch.get_rng_state()
+            if state is None:
+                state = after
+                made_ids = {id(m) for m in made}
+                sites = [n for n, m in model.named_modules() if id(m) in made_ids]
+            elif not torch.equal(after, state):
+                continue
+            members[k] = model.to(self.device)
+        return members, sites, state
+
+    def _train(self, model: StackedModel, index: list[int]) -> None:
+        setup, recipe = self.setup, self.setup.recipe
+        optimizer, schedule = setup.optimizer_and_schedule(model.parameters())
+        generator = torch.Generator().manual_seed(self.seed)
+        epoch = 0
+        live = torch.ones(len(index), dtype=torch.bool)
+        if self.checkpoint is not None and self.checkpoint.exists():
+            state = resume(self.checkpoint, model, optimizer, schedule, generator)
+            epoch = state["epoch"]
+            for j, (reason, when) in state.get("failed", {}).items():
+                live[j] = False
+                self._fail(index[j], reason, when)
+        failures = {j: (self.done[index[j]].reason, self.done[index[j]].epochs)
+                    for j in range(len(index)) if not live[j]}  # fmt: skip
+        bar_name = f"{setup.task.name} {len(index)} functions seed {self.seed}"
+        bar = Progress(total=recipe.epochs, initial=epoch, desc=bar_name, unit="epoch",
+                       disable=not self.progress, leave=False, delay=2)  # fmt: skip
+        try:
+            while epoch < recipe.epochs and bool(live.any()):
+                model.train()
+                total = torch.zeros(len(index), device=self.device)
+                for x, y in batches(setup.splits["train"], recipe.batch_size, generator,
+                                    recipe.workers):  # fmt: skip
+                    x, y = x.to(self.device), y.to(self.device)
+                    losses = _member_losses(model(x), y)
+                    optimizer.zero_grad(set_to_none=True)
+                    losses.sum().backward()
+                    optimizer.step()
+                    schedule.step()
+                    total += losses.detach()
+                epoch += 1
+                means = (total / setup.steps_per_epoch).cpu()
+                for j in torch.nonzero(live & ~torch.isfinite(means)).flatten().tolist():
+                    live[j] = False
+                    failures[j] = (f"training loss became non-finite in epoch {epoch}", epoch)
+                    self._fail(index[j], *failures[j])
+                bar.update()
+                if self.checkpoint is not None:
+                    save_checkpoint(self.checkpoint, model, optimizer, schedule, generator,
+                                    epoch, failed=failures)  # fmt: skip
+        finally:
+            bar.close()
+
+    def _measure(self, model: StackedModel, index: list[int]) -> None:
+        """Loss and accuracy per split for each member still running."""
+        recipe = self.setup.recipe
+        metrics: dict[int, dict[str, tuple[float, float]]] = {k: {} for k in index}
+        for split, data in self.setup.evaluation_splits():
+            for j, measured in enumerate(evaluate_stack(model, data, recipe.eval_batch_size,
+                                                        self.device, recipe.workers)):
+                metrics[index[j]][split] = measured
+        runtime = (time.perf_counter() - self.start) / len(index)
+        for j, k in enumerate(index):
+            if k in self.done:
+                continue
+            bad = [split for split, (loss, _) in metrics[k].items() if not math.isfinite(loss)]
+            if bad:
+                self._fail(k, f"{bad[0]} loss is non-finite after training", recipe.epochs)
+                continue
+            self.done[k] = self.setup.finished(self.names[k], self.seed, metrics[k],
+                                               learned_state(model.member(j)), runtime)
+
+
+def _member_losses(logits: Tensor, y: Tensor) -> Tensor:
+    """Each member's mean cross-entropy, from logits ``(K, B, classes)``."""
+    k = logits.shape[0]
+    losses = F.cross_entropy(logits.flatten(0, 1), y.repeat(k), reduction="none")
+    return losses.view(k, -1).mean(1)
+
+
+@torch.no_grad()
+def evaluate_stack(
+    model: StackedModel, data: Dataset, batch_size: int, device: torch.device, workers: int = 0
+) -> list[tuple[float, float]]:
+    """Each member's mean cross-entropy loss and accuracy on ``data``, as
+    :func:`actbench.evaluate_model` measures one model's."""
+    model.eval()
+    k = len(model)
+    loss = torch.zeros(k, dtype=torch.float64, device=device)
+    correct = torch.zeros(k, dtype=torch.int64, device=device)
+    count = 0
+    for x, y in batches(data, batch_size, None, workers):
+        x, y = x.to(device), y.to(device)
+        logits = model(x)
+        for j in range(k):
+            loss[j] += F.cross_entropy(logits[j].float(), y, reduction="sum").double()
+        correct += (logits.argmax(2) == y).sum(1)
+        count += len(y)
+    return [(loss[j].item() / max(count, 1), correct[j].item() / max(count, 1))
+            for j in range(k)]  # fmt: skip

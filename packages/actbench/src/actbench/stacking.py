@@ -1,0 +1,202 @@
+"""K copies of one network that differ only in their activation functions, as one module.
+
+The members' samples travel member by member in one batch of ``K·B`` (member ``k`` owns
+rows ``k·B … (k+1)·B − 1``), so layers without parameters (pooling, flattening, residual
+additions, local response normalisation) work unchanged. Layers with parameters hold the
+``K`` members' parameters stacked on a leading axis and apply member ``k``'s to its rows:
+dense layers as one batched matrix product, convolutions as one grouped convolution,
+BatchNorm with statistics per member. Dropout draws one mask of the solo network's shape
+and applies it to every member, which is the mask each solo run draws from the same
+generator state. An element-wise optimiser on the stacked parameters is then exactly K
+optimisers, and the sum of the members' losses gives each member its own gradient.
+
+A layer kind this module does not know, if it has parameters or buffers, makes the model
+unstackable (:class:`Unstackable`), and the caller trains the members one at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class Unstackable(Exception):
+    """The model holds a layer that cannot be stacked; the message names it."""
+
+
+def _to_channels(x: Tensor, k: int) -> Tensor:
+    """``(K·B, C, …)`` -> ``(B, K·C, …)``: member k's channels become group k."""
+    b = x.shape[0] // k
+    return x.reshape(k, b, *x.shape[1:]).transpose(0, 1).reshape(b, k * x.shape[1], *x.shape[2:])
+
+
+def _from_channels(x: Tensor, k: int) -> Tensor:
+    """The inverse of :func:`_to_channels`."""
+    b, c = x.shape[0], x.shape[1] // k
+    return x.reshape(b, k, c, *x.shape[2:]).transpose(0, 1).reshape(k * b, c, *x.shape[2:])
+
+
+def _stack(tensors: Sequence[Tensor | None]) -> nn.Parameter | None:
+    if tensors[0] is None:
+        return None
+    return nn.Parameter(torch.stack([t.detach() for t in tensors]))
+
+
+class StackedLinear(nn.Module):
+    """``K`` dense layers: weight ``(K, out, in)``, one batched matrix product."""
+
+    def __init__(self, layers: Sequence[nn.Linear]):
+        super().__init__()
+        self.weight = _stack([layer.weight for layer in layers])
+        self.bias = _stack([layer.bias for layer in layers])
+
+    def forward(self, x: Tensor) -> Tensor:
+        k = self.weight.shape[0]
+        rows = x.reshape(k, -1, x.shape[-1])
+        if self.bias is None:
+            out = torch.bmm(rows, self.weight.transpose(1, 2))
+        else:
+            out = torch.baddbmm(self.bias.unsqueeze(1), rows, self.weight.transpose(1, 2))
+        return out.reshape(*x.shape[:-1], out.shape[-1])
+
+
+class StackedConv2d(nn.Module):
+    """``K`` convolutions as one grouped convolution (``K·groups`` groups)."""
+
+    def __init__(self, layers: Sequence[nn.Conv2d]):
+        super().__init__()
+        first = layers[0]
+        if first.padding_mode != "zeros" or isinstance(first.padding, str):
+            raise Unstackable(f"convolutions with padding {first.padding!r} "
+                              f"({first.padding_mode}) are not stacked")
+        self.weight = _stack([layer.weight for layer in layers])
+        self.bias = _stack([layer.bias for layer in layers])
+        self.stride, self.padding = first.stride, first.padding
+        self.dilation, self.groups = first.dilation, first.groups
+
+    def forward(self, x: Tensor) -> Tensor:
+        k = self.weight.shape[0]
+        out = F.conv2d(
+            _to_channels(x, k), self.weight.flatten(0, 1),
+            None if self.bias is None else self.bias.flatten(), self.stride, self.padding,
+            self.dilation, self.groups * k,
+        )  # fmt: skip
+        return _from_channels(out, k)
+
+
+class StackedBatchNorm(nn.Module):
+    """``K`` BatchNorm layers: each member's statistics over its own rows only."""
+
+    def __init__(self, layers: Sequence[nn.modules.batchnorm._BatchNorm]):
+        super().__init__()
+        first = layers[0]
+        if not first.track_running_stats:
+            raise Unstackable("BatchNorm without running statistics is not stacked")
+        self.eps, self.momentum = first.eps, first.momentum
+        self.weight = _stack([layer.weight for layer in layers])
+        self.bias = _stack([layer.bias for layer in layers])
+        for name in ("running_mean", "running_var", "num_batches_tracked"):
+            self.register_buffer(name, torch.stack([getattr(layer, name) for layer in layers]))
+
+    def forward(self, x: Tensor) -> Tensor:
+        k = self.running_mean.shape[0]
+        factor = 0.0
+        if self.training:
+            self.num_batches_tracked.add_(1)
+            factor = (self.momentum if self.momentum is not None
+                      else 1.0 / float(self.num_batches_tracked[0]))  # fmt: skip
+        out = F.batch_norm(
+            _to_channels(x, k), self.running_mean.view(-1), self.running_var.view(-1),
+            None if self.weight is None else self.weight.flatten(),
+            None if self.bias is None else self.bias.flatten(), self.training, factor, self.eps,
+        )  # fmt: skip
+        return _from_channels(out, k)
+
+
+class SharedDropout(nn.Module):
+    """Dropout whose mask is drawn once at one member's shape and used by all."""
+
+    def __init__(self, p: float, members: int):
+        super().__init__()
+        self.p, self.members = p, members
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0:
+            return x
+        rows = x.reshape(self.members, -1, *x.shape[1:])
+        if self.p == 1:
+            return x * 0
+        noise = torch.empty(rows.shape[1:], dtype=x.dtype, device=x.device)
+        noise.bernoulli_(1 - self.p).div_(1 - self.p)  # as torch's own dropout draws it
+        return (rows * noise).reshape(x.shape)
+
+
+class MemberActivations(nn.Module):
+    """The activation site of every member; member ``k``'s module on its rows. The
+    modules are the members' own, so learnable activations keep their own parameters."""
+
+    def __init__(self, modules: Sequence[nn.Module]):
+        super().__init__()
+        self.members = nn.ModuleList(modules)
+
+    def forward(self, x: Tensor) -> Tensor:
+        chunks = x.chunk(len(self.members))
+        return torch.cat([module(chunk) for module, chunk in zip(self.members, chunks)])
+
+
+_LAYERS = {nn.Linear: StackedLinear, nn.Conv2d: StackedConv2d, nn.BatchNorm1d: StackedBatchNorm,
+           nn.BatchNorm2d: StackedBatchNorm}  # fmt: skip
+
+
+class StackedModel(nn.Module):
+    """The members as one module: ``forward(x)`` on a batch of ``B`` gives ``(K, B, …)``,
+    member ``k``'s outputs at index ``k``. :meth:`member` writes the trained parameters
+    back into member ``k``'s own model and returns it."""
+
+    def __init__(self, members: Sequence[nn.Module], sites: Sequence[str]):
+        super().__init__()
+        import copy
+
+        self._members = list(members)  # not submodules: their parameters are copied
+        self.sites = list(sites)
+        self.body = copy.deepcopy(members[0])
+        self.stacked: list[str] = []
+        k = len(members)
+        for name, module in list(self.body.named_modules()):
+            if not name or any(name.startswith(f"{site}.") for site in self.sites):
+                continue
+            parts = [m.get_submodule(name) for m in members]
+            if name in self.sites:
+                self.body.set_submodule(name, MemberActivations(parts))
+            elif type(module) in _LAYERS:
+                self.body.set_submodule(name, _LAYERS[type(module)](parts))
+                self.stacked.append(name)
+            elif type(module) is nn.Dropout:
+                self.body.set_submodule(name, SharedDropout(module.p, k))
+            elif isinstance(module, nn.modules.dropout._DropoutNd | nn.AlphaDropout):
+                raise Unstackable(f"layer {name!r} ({type(module).__name__}) is not stacked")
+            elif any(True for _ in module.parameters(recurse=False)) or any(
+                    True for _ in module.buffers(recurse=False)):
+                raise Unstackable(f"layer {name!r} ({type(module).__name__}) has parameters "
+                                  "of a kind that is not stacked")
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def forward(self, x: Tensor) -> Tensor:
+        k = len(self._members)
+        out = self.body(x.repeat(k, *[1] * (x.dim() - 1)))
+        return out.reshape(k, x.shape[0], *out.shape[1:])
+
+    @torch.no_grad()
+    def member(self, k: int) -> nn.Module:
+        """Member ``k``'s model with the stacked parameters and statistics written back."""
+        model = self._members[k]
+        for name in self.stacked:
+            stacked, own = self.body.get_submodule(name), model.get_submodule(name)
+            for key, value in stacked.state_dict().items():
+                getattr(own, key).copy_(value[k])
+        return model

@@ -1,0 +1,204 @@
+"""Stacked training: each member follows its solo run (to 1e-9 in float64, for every zoo
+model), fails alone, and comes out as a plain model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from actbench import Recipe, train
+from actbench.activations import activation_factory
+from actbench.hookspecs import MODELS
+from actbench.stacked_training import _member_losses, auto_stack, train_many
+from actbench.stacking import StackedModel, Unstackable
+from actcore import ActError
+from actcore.plugins import registry
+
+# input shape, classes and recipe per zoo model: the smallest images each accepts
+ZOO = {
+    "mlp": ((1, 8, 8), "adam"),
+    "cnn": ((1, 8, 8), "adam"),
+    "lenet5": ((1, 16, 16), "rmsprop"),
+    "kerasnet": ((3, 12, 12), "rmsprop"),  # dropout
+    "allcnnc": ((3, 12, 12), "sgd"),  # dropout on the input too
+    "resnet56": ((3, 8, 8), "sgd"),  # BatchNorm, residual additions
+    "alexnet": ((3, 67, 67), "sgd"),  # grouped convolutions, LRN, dropout
+}
+MEMBERS = ["relu", "tanh", lambda: nn.PReLU()]  # the last one learns its own slope
+
+
+def _build(model: str, spec, shape, seed: int) -> tuple[nn.Module, list[str]]:
+    """A member built as a solo run builds it, in float64; its activation sites."""
+    made: list[nn.Module] = []
+    make = activation_factory(spec)
+
+    def recording() -> nn.Module:
+        made.append(make())
+        return made[-1]
+
+    torch.manual_seed(seed)
+    net = registry(MODELS).get(model).build(recording, shape, 10).double()
+    ids = {id(m) for m in made}
+    return net, [name for name, m in net.named_modules() if id(m) in ids]
+
+
+def _batches(shape, steps: int, size: int = 4):
+    g = torch.Generator().manual_seed(7)
+    return [(torch.randn(size, *shape, generator=g, dtype=torch.float64),
+             torch.randint(0, 10, (size,), generator=g)) for _ in range(steps)]  # fmt: skip
+
+
+def _solo(net: nn.Module, batches, recipe: Recipe, seed: int) -> None:
+    optimizer = recipe.optimizer_for(net.parameters())
+    torch.manual_seed(seed + 1)  # the dropout masks' generator state
+    net.train()
+    for x, y in batches:
+        loss = F.cross_entropy(net(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+
+def _stacked(model: StackedModel, batches, recipe: Recipe, seed: int) -> None:
+    optimizer = recipe.optimizer_for(model.parameters())
+    torch.manual_seed(seed + 1)
+    model.train()
+    for x, y in batches:
+        losses = _member_losses(model(x), y)
+        optimizer.zero_grad()
+        losses.sum().backward()
+        optimizer.step()
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+def test_members_follow_their_solo_runs_in_float64(name):
+    shape, optimizer = ZOO[name]
+    recipe = Recipe(optimizer=optimizer, lr=1e-2 if optimizer == "sgd" else 1e-3, epochs=1,
+                    batch_size=4, momentum=0.9 if optimizer == "sgd" else 0.0,
+                    weight_decay=5e-4 if optimizer == "sgd" else 0.0)  # fmt: skip
+    batches = _batches(shape, 20, 4 if name != "alexnet" else 2)
+    built = [_build(name, spec, shape, seed=3) for spec in MEMBERS]
+    model = StackedModel([net for net, _ in built], built[0][1])
+    _stacked(model, batches, recipe, seed=3)
+    for k, spec in enumerate(MEMBERS):
+        solo, _ = _build(name, spec, shape, seed=3)
+        initial = {key: value.clone() for key, value in solo.state_dict().items()}
+        _solo(solo, batches, recipe, seed=3)
+        trained = model.member(k).state_dict()
+        assert list(trained) == list(solo.state_dict())
+        for key, value in solo.state_dict().items():
+            assert trained[key].dtype == value.dtype
+            torch.testing.assert_close(trained[key], value, rtol=0, atol=1e-9,
+                                       msg=f"member {k}, {key}")  # fmt: skip
+        moved = max((v - initial[key]).abs().max().item() for key, v in solo.state_dict().items()
+                    if key.endswith("weight"))  # fmt: skip
+        assert moved > 1e-4  # training moved the weights: the comparison is not of inits
+
+
+def test_float32_stacking_differs_from_solo_no_more_than_float32_rounding_does():
+    """No threshold tuned on one CPU: the stacked float32 run's distance from the solo
+    float32 run is bounded by the distance float32 rounding itself puts between the solo
+    float32 and float64 runs (ten times it), both measured here."""
+    shape, recipe = (1, 8, 8), Recipe(optimizer="adam", lr=3e-3, epochs=1, batch_size=4)
+    batches = _batches(shape, 20)
+    built = [_build("mlp", spec, shape, seed=0) for spec in MEMBERS]
+    model = StackedModel([net.float() for net, _ in built], built[0][1])
+    _stacked(model, [(x.float(), y) for x, y in batches], recipe, seed=0)
+    for k, spec in enumerate(MEMBERS):
+        solo64, _ = _build("mlp", spec, shape, seed=0)
+        solo32, _ = _build("mlp", spec, shape, seed=0)
+        solo32.float()
+        _solo(solo64, batches, recipe, seed=0)
+        _solo(solo32, [(x.float(), y) for x, y in batches], recipe, seed=0)
+        stacked = model.member(k).state_dict()
+        for key, value in solo32.state_dict().items():
+            rounding = (value.double() - solo64.state_dict()[key]).abs().max().item()
+            assert rounding > 0  # float32 did round: the bound is a measured one
+            assert (stacked[key] - value).abs().max().item() <= 10 * rounding, key
+
+
+def test_train_many_returns_the_solo_results_in_order():
+    activations = ["relu", "tanh", "selu(x)", "relu"]
+    many = train_many("mlp-digits", activations, seed=2, stack=4, epochs=3)
+    solo = [train("mlp-digits", a, seed=2, epochs=3) for a in activations]
+    assert [r.activation for r in many] == ["relu(x)", "tanh(x)", "selu(x)", "relu(x)"]
+    for m, s in zip(many, solo, strict=True):
+        assert m.status == s.status == "ok" and m.seed == 2 and m.epochs == 3
+        # float32: the same up to rounding, which moves an accuracy by at most an image here
+        assert abs(m.val_accuracy - s.val_accuracy) <= 1 / 360 + 1e-12
+        assert m.val_loss == pytest.approx(s.val_loss, rel=1e-3)
+        assert m.train_loss == pytest.approx(s.train_loss, rel=1e-3)
+    assert many[0].val_loss == many[3].val_loss  # one function twice: the same run twice
+
+
+def test_a_diverging_member_fails_alone_as_it_fails_solo():
+    activations = ["relu", "exp(exp(exp(x)))", "tanh"]
+    many = train_many("mlp-digits", activations, seed=0, stack=3, epochs=3)
+    solo = [train("mlp-digits", a, seed=0, epochs=3) for a in activations]
+    assert [r.status for r in many] == [r.status for r in solo] == ["ok", "failed", "ok"]
+    assert many[1].reason == solo[1].reason == "training loss became non-finite in epoch 1"
+    assert many[1].epochs == solo[1].epochs == 1 and many[1].val_accuracy == 0.1
+    for k in (0, 2):
+        assert many[k].val_loss == pytest.approx(solo[k].val_loss, rel=1e-3)
+
+
+def test_a_member_that_breaks_the_pass_and_one_that_cannot_be_built_fail_alone():
+    def unbuildable() -> nn.Module:
+        raise ValueError("no such thing")
+
+    activations = ["relu", lambda: nn.Flatten(0), unbuildable, "tanh"]
+    many = train_many("mlp-digits", activations, seed=0, stack=4, epochs=2)
+    solo = [train("mlp-digits", a, seed=0, epochs=2) for a in activations]
+    assert [r.status for r in many] == ["ok", "failed", "failed", "ok"]
+    for m, s in zip(many, solo, strict=True):
+        assert m.reason == s.reason
+        assert m.val_loss == s.val_loss or m.val_loss == pytest.approx(s.val_loss, rel=1e-3)
+
+
+def test_a_stopped_stack_resumes_from_its_checkpoint(tmp_path):
+    activations = ["relu", "exp(exp(exp(x)))", "tanh"]
+    whole = train_many("mlp-digits", activations, 1, stack=3, epochs=4)
+    train_many("mlp-digits", activations, 1, stack=3, epochs=2, checkpoint=tmp_path)
+    assert (tmp_path / "stack-0.pt").exists()
+    resumed = train_many("mlp-digits", activations, 1, stack=3, epochs=4, checkpoint=tmp_path)
+    fields = {"runtime_s"}
+    assert [r.model_dump(exclude=fields) for r in resumed] == \
+        [r.model_dump(exclude=fields) for r in whole]
+
+
+def test_a_member_comes_out_as_a_plain_model_and_its_checkpoint_loads(tmp_path):
+    built = [_build("cnn", spec, (1, 8, 8), seed=0) for spec in ("relu", "tanh")]
+    model = StackedModel([net for net, _ in built], built[0][1])
+    _stacked(model, _batches((1, 8, 8), 5), Recipe(optimizer="adam", lr=1e-2, epochs=1,
+             batch_size=4), seed=0)  # fmt: skip
+    member = model.member(1)
+    assert type(member) is nn.Sequential and isinstance(member[1], type(built[1][0][1]))
+    torch.save(member.state_dict(), tmp_path / "member.pt")
+    fresh, _ = _build("cnn", "tanh", (1, 8, 8), seed=5)
+    fresh.load_state_dict(torch.load(tmp_path / "member.pt", weights_only=True))
+    x = torch.randn(3, 1, 8, 8, dtype=torch.float64)
+    model.eval()
+    fresh.eval()
+    torch.testing.assert_close(fresh(x), model(x)[1], rtol=0, atol=1e-12)
+
+
+def test_layers_that_cannot_be_stacked_are_named():
+    nets = [nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4)) for _ in range(2)]
+    with pytest.raises(Unstackable, match=r"layer '1' \(LayerNorm\)"):
+        StackedModel(nets, [])
+    nets = [nn.Sequential(nn.Conv2d(1, 2, 3), nn.Dropout2d()) for _ in range(2)]
+    with pytest.raises(Unstackable, match="Dropout2d"):
+        StackedModel(nets, [])
+
+
+def test_stacks_are_dense_on_a_cpu_and_bad_sizes_are_refused():
+    cpu = torch.device("cpu")
+    mlp = registry(MODELS).get("mlp").build("relu", (1, 8, 8), 10)
+    lenet = registry(MODELS).get("lenet5").build("relu", (1, 28, 28), 10)
+    assert auto_stack(mlp, cpu) > 1 and auto_stack(lenet, cpu) == 1
+    with pytest.raises(ActError, match="stack must be 1 or more"):
+        train_many("mlp-digits", ["relu"], 0, stack=0)
+    with pytest.raises(ActError, match="seed must be an integer"):
+        train_many("mlp-digits", ["relu"], -1)
