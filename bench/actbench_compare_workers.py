@@ -21,14 +21,15 @@ import torch
 
 from actbench.compare import run_comparison
 from actbench.executors import make_executor
-from actbench.train import train
+from actbench.stacked_training import train_many
 
 ACTIVATIONS = ["relu(x)", "tanh(x)", "affine_n(identity(x),relu(x),tanh(x))", "identity(x)"]
 
 
 def timed(runs: int, workers: int, threads: int | None) -> tuple[float, list]:
     """Seconds for ``runs`` trainings on ``workers`` processes (0: here, ``threads``)."""
-    one = functools.partial(train, "lenet5-fashion-mnist", epochs=1, threads=threads)
+    one = functools.partial(train_many, "lenet5-fashion-mnist", stack=1, epochs=1,
+                            threads=threads)
     start = time.perf_counter()
     with make_executor(workers) as executor:
         results = run_comparison("lenet5-fashion-mnist", ACTIVATIONS[:runs], [0], one,

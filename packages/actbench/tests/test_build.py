@@ -232,12 +232,12 @@ def _flaky_pools(monkeypatch, broken_for):
     opened: list[int] = []
 
     class Flaky(Executor):
-        def submit(self, fn, config, keys):
+        def submit(self, fn, config, keys, *more):
             if broken_for({k.function for k in keys}, len(opened)):
                 future = Future()
                 future.set_exception(BrokenProcessPool("a worker died"))
                 return future
-            return SerialExecutor().submit(fn, config, keys)
+            return SerialExecutor().submit(fn, config, keys, *more)
 
     @contextmanager
     def make_executor(workers, scheduler):
@@ -270,3 +270,34 @@ def test_workers_that_keep_dying_stop_the_build_resumably(tmp_path, monkeypatch)
     monkeypatch.undo()
     summary = build(config(limit=4), out, workers=0, progress=False)
     assert summary.out == out and summary.computed == 4  # the victim's batch: 2 functions
+
+
+def test_a_stacked_build_hands_k_functions_to_a_worker_and_agrees_with_one_at_a_time(
+        tmp_path, monkeypatch):
+    stacks: list[tuple[list[str], int]] = []
+    real = build_module.train_many
+
+    def train_many(task, functions, seed, **kwargs):
+        stacks.append((list(functions), seed))
+        return real(task, functions, seed, **kwargs)
+
+    monkeypatch.setattr(build_module, "train_many", train_many)
+    batches: list[int] = []
+    stacked = build(config(seeds=2), tmp_path / "k.json", workers=0, progress=False, stack=4,
+                    on_batch=lambda results: batches.append(len(results)))  # fmt: skip
+    plain = build(config(seeds=2), tmp_path / "1.json", workers=0, progress=False, stack=1)
+    classes = make_plan(config()).classes
+    # a batch holds 4 functions (fisher + 2 seeds each); each seed's 4 train as one stack
+    assert batches[0] == 4 * 3 and len(stacks[0][0]) == 4 and [s for _, s in stacks[:2]] == [0, 1]
+    assert sum(len(f) for f, _ in stacks) == stacked.trainings == 2 * classes
+    a, b = read_table(stacked.out), read_table(plain.out)
+    assert sorted(a) == sorted(b)
+    for name in a:
+        assert a[name].val_accuracy == pytest.approx(b[name].val_accuracy, abs=1 / 360 + 1e-9)
+        assert table_failed(a, name) == table_failed(b, name)
+    with pytest.raises(ActError, match="stack must be 1 or more"):
+        build(config(), tmp_path / "x.json", workers=0, progress=False, stack=0)
+
+
+def table_failed(table, name):
+    return table.failed(name)

@@ -70,7 +70,7 @@ def test_compare_prints_table_writes_plot_and_resumes(tmp_path, capsys, monkeypa
     def no_training(*args, **kwargs):
         raise AssertionError("finished runs must not be trained again")
 
-    monkeypatch.setattr(actbench.cli, "train", no_training)
+    monkeypatch.setattr(actbench.cli, "train_many", no_training)
     assert main([*argv, "--markdown"]) == 0
     assert "| relu(x) | 2 | 0 |" in capsys.readouterr().out
 
@@ -114,3 +114,36 @@ def test_summaries_are_medians_and_sample_stds():
     half = 4.302653 * 0.01802776 / 3**0.5
     assert s.test_ci95 == pytest.approx((0.825 - half, 0.825 + half), rel=1e-6)
 
+
+
+def test_compare_stacks_one_seeds_functions_and_logs_the_choice(tmp_path, caplog, monkeypatch):
+    """--stack K hands K functions of one seed to one train_many call; the results are
+    the solo runs' up to float32 rounding."""
+    import logging
+
+    calls = []
+    real = actbench.cli.train_many
+
+    def counting(task, activations, seed, **settings):
+        calls.append((list(activations), seed, settings["stack"]))
+        return real(task, activations, seed, **settings)
+
+    monkeypatch.setattr(actbench.cli, "train_many", counting)
+    common = ["bench", "compare", "-t", "mlp-digits", "-a", "relu", "-a", "tanh", "-a", "selu",
+              "--epochs", "2", "--seeds", "2"]  # fmt: skip
+    assert main([*common, "--stack", "2", "--results", str(tmp_path / "s.jsonl")]) == 0
+    assert calls == [(["relu(x)", "tanh(x)"], 0, 2), (["selu(x)"], 0, 2),
+                     (["relu(x)", "tanh(x)"], 1, 2), (["selu(x)"], 1, 2)]  # fmt: skip
+    calls.clear()
+    assert main([*common, "--stack", "1", "--results", str(tmp_path / "1.jsonl")]) == 0
+    assert len(calls) == 6 and all(len(a) == 1 for a, _, _ in calls)
+    for s, one in zip(load_results(tmp_path / "s.jsonl"), load_results(tmp_path / "1.jsonl"),
+                      strict=True):  # fmt: skip
+        assert (s.activation, s.seed) == (one.activation, one.seed)
+        assert s.val_loss == pytest.approx(one.val_loss, rel=1e-3)
+    calls.clear()
+    with caplog.at_level(logging.INFO, logger="act"):
+        assert main(["bench", "compare", "-t", "cnn-digits", "-a", "relu", "-a", "tanh",
+                     "--epochs", "1"]) == 0  # fmt: skip
+    assert calls[0][2] == 1 and "one at a time (stacking does not pay)" in caplog.text
+    assert main(["bench", "compare", "-t", "mlp-digits", "-a", "relu", "--stack", "0"]) == 2

@@ -42,6 +42,7 @@ from actbench.card import TableCard, card_path, hardware, versions, write_card
 from actbench.executors import Pool, SerialExecutor
 from actbench.fisher import fisher_batch
 from actbench.hookspecs import DATASETS
+from actbench.stacked_training import stack_size
 from actbench.tables import chance_accuracy, is_failed, write_table
 from actbench.tasks import get_task
 from actbench.train import recipe_for
@@ -118,6 +119,7 @@ class _Runner:
     bar: Progress
     per_task: int
     on_batch: Callable[[list[UnitResult]], None] | None
+    stack: int = 1
 
     def run(self, pool: Executor, todo: list[UnitKey], parallel: int) -> None:
         """Keep ``2 * parallel`` batches in flight (one in process); record each as it
@@ -128,7 +130,7 @@ class _Runner:
 
         def top_up() -> None:
             while len(running) < capacity and (batch := next(pending, None)) is not None:
-                running[pool.submit(run_units, self.config, batch)] = batch
+                running[pool.submit(run_units, self.config, batch, self.stack)] = batch
 
         try:
             top_up()
@@ -188,6 +190,7 @@ def build(
     workers: int | None = None,
     scheduler: str | None = None,
     per_task: int = 2,
+    stack: int | None = 1,
     executor: Executor | None = None,
     progress: bool = True,
     on_batch: Callable[[list[UnitResult]], None] | None = None,
@@ -196,6 +199,8 @@ def build(
 
     ``workers``/``scheduler`` choose the executor (:func:`actbench.executors.make_executor`)
     unless ``executor`` is given. ``on_batch`` is called after each batch is recorded.
+    With ``stack`` K > 1 (None: where it pays), a worker gets K functions at a time and
+    trains each seed's K side by side (:func:`actbench.train_many`).
     """
     out = Path(out)
     if not out.name.endswith((".json", ".json.gz")):
@@ -204,6 +209,8 @@ def build(
         raise ActError(f"functions per task must be at least 1, got {per_task}")
     task = get_task(config.task)
     recipe = recipe_for(task, config.overrides)  # bad overrides fail before any work
+    stack = stack_size(task, "cpu", stack)
+    per_task = max(per_task, stack)
     _preflight(config, task.dataset)
     with exclusive(store_path(out), "the work store"):  # one build of ``out`` at a time
         for finished in (out, card_path(out)):  # what a killed writer left half-written
@@ -223,7 +230,8 @@ def build(
                     with Progress(total=len(keys), initial=len(keys) - len(todo),
                                   unit="unit", desc=f"build {task.name}",
                                   disable=not progress, smoothing=0.05) as bar:
-                        runner = _Runner(config, store, tally, bar, per_task, on_batch)
+                        runner = _Runner(config, store, tally, bar, per_task, on_batch,
+                                         stack)  # fmt: skip
                         if executor is not None:
                             runner.run(executor, todo, 1)
                         else:

@@ -31,6 +31,9 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     cmd.add_argument("--limit", type=int, help="only the first N classes (a smoke run)")
     cmd.add_argument("--per-task", type=int, default=2,
                      help="functions per submitted task (default 2)")
+    cmd.add_argument("--stack", type=int, metavar="K",
+                     help="train K functions side by side as one network, K per worker "
+                          "call (1: one at a time; default: where it pays)")
     cmd.add_argument("--epochs", type=int, help="override the recipe's epochs")
     cmd.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                      help="override a recipe field, e.g. --set lr=0.01")
@@ -61,7 +64,7 @@ def run_build(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, _interrupt)  # kill: stop workers, keep work
     try:
         summary = build(config, output_path(args, task=args.task), workers=args.workers,
-                        scheduler=args.scheduler, per_task=args.per_task)
+                        scheduler=args.scheduler, per_task=args.per_task, stack=args.stack)
     finally:
         signal.signal(signal.SIGTERM, previous)
     print(f"{summary.computed} units computed, {summary.reused} reused of {summary.units} "

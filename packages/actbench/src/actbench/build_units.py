@@ -10,6 +10,7 @@ from actbench.build_plan import BuildConfig
 from actbench.executors import single_thread
 from actbench.fisher import fisher_batch, model_factory
 from actbench.hookspecs import DATASETS
+from actbench.stacked_training import train_many
 from actbench.tables import chance_accuracy
 from actbench.tasks import get_task
 from actbench.train import Result, train
@@ -70,7 +71,31 @@ def run_unit(config: BuildConfig, key: UnitKey) -> UnitResult:
     )  # fmt: skip
 
 
-def run_units(config: BuildConfig, keys: list[UnitKey]) -> list[UnitResult]:
-    """A batch of units, in one worker call (one torch thread)."""
+def _stacked_trainings(config: BuildConfig, keys: list[UnitKey]) -> list[UnitResult]:
+    """The training units of one seed, trained side by side (:func:`train_many`); each
+    unit is charged an equal share of the stack's time."""
+    cpu, wall = time.process_time(), time.perf_counter()
+    results = train_many(config.task, [k.function for k in keys], keys[0].seed,
+                         stack=len(keys), root=config.data_root, **config.overrides)
+    cpu_s, wall_s = ((time.process_time() - cpu) / len(keys),
+                     (time.perf_counter() - wall) / len(keys))  # fmt: skip
+    return [UnitResult(key=key, ok=r.status == "ok", reason=r.reason, record=r, cpu_s=cpu_s,
+                       wall_s=wall_s) for key, r in zip(keys, results, strict=True)]  # fmt: skip
+
+
+def run_units(config: BuildConfig, keys: list[UnitKey], stack: int = 1) -> list[UnitResult]:
+    """A batch of units, in one worker call (one torch thread); with ``stack`` > 1 the
+    trainings of each seed go ``stack`` at a time through :func:`train_many`."""
     single_thread()
-    return [run_unit(config, key) for key in keys]
+    if stack == 1:
+        return [run_unit(config, key) for key in keys]
+    done = {key: run_unit(config, key) for key in keys if key.kind == "fisher"}
+    by_seed: dict[int, list[UnitKey]] = {}
+    for key in keys:
+        if key.kind == "train":
+            by_seed.setdefault(key.seed, []).append(key)
+    for seed_keys in by_seed.values():
+        for start in range(0, len(seed_keys), stack):
+            chunk = seed_keys[start : start + stack]
+            done.update((r.key, r) for r in _stacked_trainings(config, chunk))
+    return [done[key] for key in keys]

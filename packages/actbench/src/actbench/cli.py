@@ -14,6 +14,7 @@ from actbench.executors import make_executor
 from actbench.hookspecs import DATASETS, MODELS, TASKS
 from actbench.models import parameter_count
 from actbench.recipes import parse_overrides
+from actbench.stacked_training import stack_size, train_many
 from actbench.train import Result, train
 from actcore import ActError
 from actcore.cli import add_device, add_group, add_normalize, add_output, output_path
@@ -58,6 +59,7 @@ def add_bench(subparsers: argparse._SubParsersAction) -> None:
                            "(default 0: one after another in this process)")
     many.add_argument("--scheduler", metavar="ADDRESS",
                       help="run on a Dask cluster (tcp://host:8786, or 'local' to start one)")
+    add_stack(many)
     many.set_defaults(run=run_compare)
 
     from actbench.build_command import add_command as add_build
@@ -85,6 +87,17 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     for activation in args.activation if isinstance(args.activation, list) else [args.activation]:
         activation_name(activation)
     return dict(root=args.data_root, download=args.download, device=args.device, **overrides)
+
+
+def add_stack(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stack", type=int, metavar="K",
+                        help="train K functions side by side as one network (1: one at a "
+                             "time; default: where it pays, see act bench tasks)")
+
+
+def _train_job(task: str, activations: list[str], seed: int, **settings: Any) -> list[Result]:
+    """One job of :func:`run_comparison` (module level: worker processes unpickle it)."""
+    return train_many(task, activations, seed, **settings)
 
 
 def run_models(args: argparse.Namespace) -> int:
@@ -153,7 +166,9 @@ def run_compare(args: argparse.Namespace) -> int:
     total = len(args.activation) * args.seeds
     bar = Progress(total=total, desc=args.task, unit="run", file=sys.stderr)
     in_process = args.workers == 0 and args.scheduler is None
-    one = functools.partial(train, args.task, progress=in_process, **settings)
+    stack = stack_size(args.task, args.device, args.stack)
+    job = functools.partial(_train_job, args.task, stack=stack, progress=in_process,
+                            **settings)  # fmt: skip
 
     def done(result: Result) -> None:
         bar.update()
@@ -162,8 +177,8 @@ def run_compare(args: argparse.Namespace) -> int:
             bar.write(_line(result), file=sys.stderr)
 
     with make_executor(args.workers, args.scheduler) as executor:
-        results = run_comparison(args.task, args.activation, range(args.seeds), one,
-                                 args.results, done, executor)  # fmt: skip
+        results = run_comparison(args.task, args.activation, range(args.seeds), job,
+                                 args.results, done, executor, stack)  # fmt: skip
     bar.close()
     print(f"{args.task}: {args.seeds} seed(s) per activation, accuracies in %")
     print(table(summarise(results), markdown=args.markdown))

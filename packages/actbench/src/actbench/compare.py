@@ -3,7 +3,8 @@
 Results are appended to an optional JSON-lines file as runs finish (rewritten atomically),
 and runs already in it are not repeated, so an interrupted comparison resumes. Runs go
 one after another in this process, or side by side on any executor of
-:mod:`actbench.executors` (local processes, Dask).
+:mod:`actbench.executors` (local processes, Dask); the activations of one seed go in
+stacks (:func:`actbench.train_many`) where stacking pays.
 """
 
 from __future__ import annotations
@@ -199,33 +200,36 @@ def save_results(results: Sequence[Result], path: str | os.PathLike[str]) -> Non
     write_atomic(path, "".join(r.model_dump_json() + "\n" for r in results))
 
 
-def _finished(executor: Executor, runs: list[Callable[[], Result]]) -> Iterator[Result]:
-    """Each run's result as it finishes; in process, one run at a time (so each is saved
+def _finished(executor: Executor, jobs: list[Callable[[], list[Result]]]) -> Iterator[Result]:
+    """Each job's results as it finishes; in process, one job at a time (so each is saved
     before the next starts)."""
     if isinstance(executor, SerialExecutor):
-        yield from (run() for run in runs)
+        for job in jobs:
+            yield from job()
         return
-    futures = [executor.submit(run) for run in runs]
+    futures = [executor.submit(job) for job in jobs]
     for future in as_completed(futures):
-        yield future.result()
+        yield from future.result()
 
 
 def run_comparison(
     task: str,
     activations: Sequence[str],
     seeds: Sequence[int],
-    train: Callable[[str, int], Result],
+    train: Callable[[list[str], int], list[Result]],
     results_path: str | os.PathLike[str] | None = None,
     on_result: Callable[[Result], None] | None = None,
     executor: Executor | None = None,
+    stack: int = 1,
 ) -> list[Result]:
     """Train every activation on every seed (skipping runs already saved); return the
     results in the order activation by activation, seed by seed.
 
-    ``train(activation, seed)`` runs one; on an ``executor`` other than the default
-    in-process one it must pickle (a module-level function or a ``functools.partial``
-    of one). Activations are canonicalised (``relu`` is ``relu(x)``) and parsed before
-    anything is trained.
+    ``train(activations, seed)`` trains a job of up to ``stack`` activations of one seed
+    (:func:`actbench.train_many`); on an executor other than the default in-process one
+    it must pickle (a module-level function or a ``functools.partial`` of one).
+    Activations are canonicalised (``relu`` is ``relu(x)``) and parsed before anything
+    is trained.
     """
     activations = [activation_name(a) for a in activations]
     results = load_results(results_path) if results_path is not None else []
@@ -235,9 +239,12 @@ def run_comparison(
         if key in have and on_result is not None:
             on_result(have[key])
     # seed by seed, so that a comparison stopped early has every activation's first seeds
-    todo = [(a, s) for s in seeds for a in activations if (task, a, s) not in have]
-    runs = [functools.partial(train, a, s) for a, s in todo]
-    for result in _finished(executor or SerialExecutor(), runs):
+    jobs = []
+    for seed in seeds:
+        todo = list(dict.fromkeys(a for a in activations if (task, a, seed) not in have))
+        jobs += [functools.partial(train, todo[i : i + stack], seed)
+                 for i in range(0, len(todo), stack)]  # fmt: skip
+    for result in _finished(executor or SerialExecutor(), jobs):
         results.append(result)
         have[(result.task, result.activation, result.seed)] = result
         if results_path is not None:

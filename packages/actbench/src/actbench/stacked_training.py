@@ -29,7 +29,9 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from actbench.activations import ActivationSpec, activation_factory, activation_name
+from actbench.hookspecs import DATASETS, MODELS
 from actbench.stacking import StackedModel, Unstackable
+from actbench.tasks import Task, get_task
 from actbench.train import (
     RUN_ERRORS,
     Result,
@@ -45,6 +47,7 @@ from actbench.train import (
 from actcore import ActError
 from actcore.console import Progress, log
 from actcore.device import resolve_device
+from actcore.plugins import registry
 from actcore.threads import seeded, torch_threads
 
 #: members per stack where stacking pays (measured: bench/actbench_stacked_training.py)
@@ -62,8 +65,26 @@ def auto_stack(model: nn.Module, device: torch.device) -> int:
     return STACK_CPU_DENSE
 
 
+def stack_size(task: str | Task, device: str | torch.device = "cpu",
+               stack: int | None = None) -> int:
+    """``stack``, checked, or where it is None the size that pays for ``task``'s model on
+    ``device`` (:func:`auto_stack`), logged."""
+    if stack is not None:
+        if stack < 1:
+            raise ActError(f"stack must be 1 or more, got {stack}")
+        return stack
+    task, device = get_task(task), resolve_device(device)
+    source = registry(DATASETS).get(task.dataset)
+    probe = registry(MODELS).get(task.model).build("identity", source.input_shape,
+                                                   source.num_classes)  # fmt: skip
+    size = auto_stack(probe, device)
+    log.info("%s on %s: %s", task.name, device.type,
+             f"stacks of {size}" if size > 1 else "one at a time (stacking does not pay)")
+    return size
+
+
 def train_many(
-    task: str,
+    task: str | Task,
     activations: Sequence[ActivationSpec],
     seed: int = 0,
     *,
@@ -80,19 +101,11 @@ def train_many(
     ``checkpoint`` folder, each stack saves its state there after every epoch and
     resumes from it."""
     check_seed(seed)
-    if stack is not None and stack < 1:
-        raise ActError(f"stack must be 1 or more, got {stack}")
     device = resolve_device(device)
+    stack = stack_size(task, device, stack)
     setup = prepare(task, root, download, overrides)
     factories = [activation_factory(a, normalize=setup.recipe.normalize) for a in activations]
     names = [activation_name(a) for a in activations]
-    if stack is None:
-        with seeded(seed, device):
-            probe = setup.architecture.build("identity", setup.source.input_shape,
-                                             setup.source.num_classes)  # fmt: skip
-        stack = auto_stack(probe, device)
-        log.info("%s on %s: %s", setup.task.name, device.type,
-                 f"stacks of {stack}" if stack > 1 else "one at a time (stacking does not pay)")
     solo = {"root": root, "download": download, "device": device, "progress": progress,
             **overrides}  # fmt: skip
     results: list[Result] = []
