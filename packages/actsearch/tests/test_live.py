@@ -322,3 +322,26 @@ def test_the_extended_baselines_are_trained_first(tmp_path):
     assert evaluations[13].function not in EXTENDED_BASELINES
     with pytest.raises(ActError, match="settings"):  # a study keeps its baselines
         run_search(config(budget=15), tmp_path, workers=0, progress=False)
+
+
+def test_a_stacked_search_gives_each_free_worker_k_suggestions(tmp_path, monkeypatch):
+    """--stack K: the strategy is asked for K suggestions per free worker and each job
+    trains K functions side by side; the results are the solo trainings' up to rounding."""
+    jobs: list[list[str]] = []
+    real = live.train_stack
+
+    def train_stack(task, functions, seed, overrides):
+        jobs.append(list(functions))
+        return real(task, functions, seed, overrides)
+
+    monkeypatch.setattr(live, "train_stack", train_stack)
+    evaluations = run_search(config(budget=14), tmp_path / "k", workers=0, progress=False,
+                             stack=4)  # fmt: skip
+    names = [e.function for e in evaluations]
+    assert [len(job) for job in jobs] == [4, 4, 4, 2]  # the budget cuts the last job
+    assert [f for job in jobs for f in job] == names and names[:8] == list(BASELINES)
+    assert len(equivalence_classes(names)) == 14
+    solo = {r.activation: r for r in
+            (live.train_one("mlp-digits", f, 0, {"epochs": 1}) for f in names[:4])}
+    for e in evaluations[:4]:
+        assert e.val_accuracy == pytest.approx(solo[e.function].val_accuracy, abs=1 / 360 + 1e-9)

@@ -189,6 +189,9 @@ def add_run(commands: argparse._SubParsersAction) -> None:
                    help="parallel trainings (default: all cores; 0: in this process)")
     p.add_argument("--scheduler", default=None,
                    help="Dask scheduler address ('local' starts a local cluster)")
+    from actbench.cli import add_stack
+
+    add_stack(p)  # K suggestions per free worker, trained side by side
     p.add_argument("--regressor", default="knr")
     p.add_argument("--strategy", default="surrogate")
     p.add_argument("--features", default="union")
@@ -235,7 +238,7 @@ def run_live(args: argparse.Namespace) -> int:
     get_task(config.task)
     out = output_path(args, task=config.task)
     start = time.perf_counter()
-    evaluations = run_search(config, out, args.workers, args.scheduler)
+    evaluations = run_search(config, out, args.workers, args.scheduler, stack=args.stack)
     write_report(evaluations, out, f"{config.task}, {config.strategy} {config.regressor} "
                  f"({config.features})", baselines=config.baselines)
     print(f"{len(evaluations)} evaluations in {out}/study.sqlite "

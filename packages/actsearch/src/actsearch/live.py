@@ -31,7 +31,7 @@ from actsearch.report import ranking_accuracy, write_search_map
 from actsearch.strategies import SearchState, get_strategy
 from actsearch.study import Evaluation, Study
 
-__all__ = ["SearchConfig", "run_search", "train_one"]
+__all__ = ["SearchConfig", "run_search", "train_one", "train_stack"]
 
 
 def train_one(task: str, function: str, seed: int, overrides: dict) -> Result:
@@ -41,10 +41,21 @@ def train_one(task: str, function: str, seed: int, overrides: dict) -> Result:
     return train(task, function, seed, **overrides)
 
 
+def train_stack(task: str, functions: list[str], seed: int, overrides: dict) -> list[Result]:
+    """A worker's job: several functions trained side by side (:func:`actbench.train_many`)."""
+    from actbench.stacked_training import train_many
+
+    return train_many(task, functions, seed, stack=len(functions), **overrides)
+
+
 def run_search(config: SearchConfig, out: Path, workers: int | None = None,
-               scheduler: str | None = None, progress: bool = True) -> list[Evaluation]:
-    """Search until ``config.budget`` evaluations are in the study; return them all."""
+               scheduler: str | None = None, progress: bool = True,
+               stack: int | None = 1) -> list[Evaluation]:
+    """Search until ``config.budget`` evaluations are in the study; return them all.
+    With ``stack`` K > 1 (None: where it pays), each free worker gets K suggestions and
+    trains them side by side."""
     from actbench.executors import Pool, default_workers
+    from actbench.stacked_training import stack_size
 
     strategy = get_strategy(config.strategy)
     regressor = get_regressor(config.regressor)
@@ -56,11 +67,12 @@ def run_search(config: SearchConfig, out: Path, workers: int | None = None,
                 log.warning(f"{study.dropped} training(s) that dead workers broke off in an "
                             "earlier run will run again")
             slots = max(1, default_workers() if workers is None else workers)
+            stack = stack_size(config.task, "cpu", stack)
             started = time.perf_counter()
             with Pool(workers, scheduler) as pool:
                 features, coords = _features(config, out, pool, progress)
                 loop = _Loop.start(config, study, features, coords, regressor, progress,
-                                   started)
+                                   started, stack)
                 _train_until_budget(loop, strategy, pool, slots)
             loop.bar.close()
             if loop.suggest_seconds:
@@ -110,14 +122,15 @@ class _Loop:
     bar: Any
     done: list[Evaluation]
     started: float  # when the search started (perf_counter)
-    pending: dict[Future, int] = field(default_factory=dict)
+    stack: int = 1  # functions per training job
+    pending: dict[Future, list[int]] = field(default_factory=dict)  # a job's rows
     lost: dict[int, int] = field(default_factory=dict)  # per row: trainings lost
     suggest_seconds: list[float] = field(default_factory=list)
     announced: bool = False  # the time to the first suggestion was logged
 
     @classmethod
     def start(cls, config: SearchConfig, study: Study, features, coords, regressor,
-              progress: bool, started: float) -> _Loop:
+              progress: bool, started: float, stack: int = 1) -> _Loop:
         """The loop over ``features``' candidates, with the study's evaluations so far."""
         from actcore.console import Progress
 
@@ -136,9 +149,12 @@ class _Loop:
         bar = Progress(total=config.budget, initial=min(len(done), config.budget),
                        desc="search", unit="eval", disable=not progress)
         loop = cls(config, study, state, names, [row_of[n] for n in config.baselines],
-                   overrides, bar, done, started)
+                   overrides, bar, done, started, stack)
         loop.show()
         return loop
+
+    def in_flight(self) -> int:
+        return sum(len(rows) for rows in self.pending.values())
 
     def show(self) -> None:
         if self.done:
@@ -164,10 +180,11 @@ def _train_until_budget(loop: _Loop, strategy, pool, slots: int) -> None:
 
 
 def _fill_workers(loop: _Loop, strategy, executor, slots: int) -> None:
-    """Submit trainings until every worker has one (or the budget is all in flight)."""
+    """Submit jobs of ``loop.stack`` trainings until every worker has one (or the budget
+    is all in flight)."""
     config = loop.config
-    while free := min(slots - len(loop.pending),
-                      config.budget - len(loop.done) - len(loop.pending)):
+    while free := min((slots - len(loop.pending)) * loop.stack,
+                      config.budget - len(loop.done) - loop.in_flight()):
         rows = _next_rows(loop.state, strategy, loop.baselines, free, loop.suggest_seconds)
         if loop.suggest_seconds and not loop.announced:
             loop.announced = True
@@ -175,11 +192,17 @@ def _fill_workers(loop: _Loop, strategy, executor, slots: int) -> None:
                      f"search started ({loop.suggest_seconds[0]:.2f} s to suggest)")
         if not rows:
             return
-        for row in rows:
-            loop.state.pending.add(row)
-            future = executor.submit(train_one, config.task, loop.names[row], config.seed,
-                                     loop.overrides)
-            loop.pending[future] = row
+        loop.state.pending.update(rows)
+        for start in range(0, len(rows), loop.stack):
+            job = rows[start : start + loop.stack]
+            names = [loop.names[row] for row in job]
+            if len(job) == 1:
+                future = executor.submit(train_one, config.task, names[0], config.seed,
+                                         loop.overrides)  # fmt: skip
+            else:
+                future = executor.submit(train_stack, config.task, names, config.seed,
+                                         loop.overrides)  # fmt: skip
+            loop.pending[future] = job
 
 
 def _collect_finished(loop: _Loop, finished) -> BrokenExecutor | None:
@@ -187,38 +210,46 @@ def _collect_finished(loop: _Loop, finished) -> BrokenExecutor | None:
     died (the row is free to be trained again); the error that broke the pool, if any."""
     broken = None
     for future in finished:
-        row = loop.pending.pop(future)
-        loop.state.pending.discard(row)
+        rows = loop.pending.pop(future)
+        loop.state.pending.difference_update(rows)
         try:
-            result = future.result()
+            results = future.result()
         except ActError:
             raise
         except Exception as err:  # the worker died, not the function
-            _lost(loop.lost, loop.names[row], row, err, loop.bar)
+            for row in rows:
+                _lost(loop.lost, loop.names[row], row, err, loop.bar)
             if isinstance(err, BrokenExecutor):
                 broken = err
             continue
-        loop.done.append(loop.study.add(loop.names[row], result))
-        loop.state.observed[row] = ranking_accuracy(result)
-        loop.bar.update(1)
+        for row, result in zip(rows, [results] if isinstance(results, Result) else results,
+                               strict=True):  # fmt: skip
+            loop.done.append(loop.study.add(loop.names[row], result))
+            loop.state.observed[row] = ranking_accuracy(result)
+            loop.bar.update(1)
         loop.show()
     return broken
 
 
 def _next_rows(state: SearchState, strategy, baselines: list[int], free: int,
                seconds: list[float]) -> list[int]:
-    """Baselines first, then the strategy's suggestions (each one's time in ``seconds``)."""
+    """Baselines first, then the strategy's suggestions until there are ``free`` rows
+    (each suggestion's time in ``seconds``): a strategy that proposes one row at a time is
+    asked again with its proposals pending, as parallel workers would ask it."""
     rows = [r for r in baselines if r not in state.observed and r not in state.pending][:free]
-    if len(rows) < free:
-        if rows:
-            state.pending.update(rows)
-        start = time.perf_counter()
-        try:
-            rows += strategy.suggest(state, free - len(rows)).rows
-        finally:
-            state.pending.difference_update(rows)
-        seconds.append(time.perf_counter() - start)
-    return rows[:free]
+    state.pending.update(rows)
+    try:
+        while len(rows) < free:
+            start = time.perf_counter()
+            new = strategy.suggest(state, free - len(rows)).rows[: free - len(rows)]
+            seconds.append(time.perf_counter() - start)
+            if not new:
+                break
+            rows += new
+            state.pending.update(new)
+    finally:
+        state.pending.difference_update(rows)
+    return rows
 
 
 MAX_LOST = 3  # trainings of one function lost to dead workers before the search stops
