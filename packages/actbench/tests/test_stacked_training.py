@@ -202,3 +202,36 @@ def test_stacks_are_dense_on_a_cpu_and_bad_sizes_are_refused():
         train_many("mlp-digits", ["relu"], 0, stack=0)
     with pytest.raises(ActError, match="seed must be an integer"):
         train_many("mlp-digits", ["relu"], -1)
+
+
+def test_members_left_after_one_is_dropped_still_follow_their_solo_runs():
+    """A failed member leaves the stack (it costs nothing more); the optimiser's state is
+    cut with it, so the others go on exactly."""
+    from actbench.stacking import keep_in_optimizer
+
+    shape = (1, 8, 8)
+    recipe = Recipe(optimizer="adam", lr=1e-3, epochs=1, batch_size=4)
+    batches = _batches(shape, 20)
+    built = [_build("cnn", spec, shape, seed=1) for spec in MEMBERS]
+    model = StackedModel([net for net, _ in built], built[0][1])
+    optimizer = recipe.optimizer_for(model.parameters())
+    for step, (x, y) in enumerate(batches):
+        if step == 10:
+            keep_in_optimizer(optimizer, model.keep([0, 2]), [0, 2], 3)
+        losses = _member_losses(model(x), y)
+        optimizer.zero_grad()
+        losses.sum().backward()
+        optimizer.step()
+    # 5 stacked layers (weight, bias) and the PReLU slopes of member 2 at its 4 sites
+    assert len(model) == 2 and len(optimizer.param_groups[0]["params"]) == 10 + 4
+    for position, spec in ((0, MEMBERS[0]), (1, MEMBERS[2])):
+        solo, _ = _build("cnn", spec, shape, seed=1)
+        solo_optimizer = recipe.optimizer_for(solo.parameters())
+        for x, y in batches:
+            loss = F.cross_entropy(solo(x), y)
+            solo_optimizer.zero_grad()
+            loss.backward()
+            solo_optimizer.step()
+        trained = model.member(position).state_dict()
+        for key, value in solo.state_dict().items():
+            torch.testing.assert_close(trained[key], value, rtol=0, atol=1e-9, msg=key)

@@ -30,7 +30,7 @@ from torch.utils.data import Dataset
 
 from actbench.activations import ActivationSpec, activation_factory, activation_name
 from actbench.hookspecs import DATASETS, MODELS
-from actbench.stacking import StackedModel, Unstackable
+from actbench.stacking import StackedModel, Unstackable, keep_in_optimizer
 from actbench.tasks import Task, get_task
 from actbench.train import (
     RUN_ERRORS,
@@ -39,6 +39,7 @@ from actbench.train import (
     batches,
     check_seed,
     learned_state,
+    load_checkpoint,
     prepare,
     resume,
     save_checkpoint,
@@ -146,10 +147,10 @@ class _Stack:
                 log.info("%s: trained one at a time: %s", self.setup.task.name, err)
                 return self.done
             torch.set_rng_state(state)
-            index = list(members)
             try:
-                self._train(model, index)
-                self._measure(model, index)
+                index = self._train(model, list(members))
+                if index:
+                    self._measure(model, index)
             except RUN_ERRORS as err:  # one member broke the pass: the rest go alone
                 log.info("%s: a stacked pass failed (%s: %s); its members are trained one "
                          "at a time", self.setup.task.name, type(err).__name__, err)
@@ -195,25 +196,25 @@ class _Stack:
             members[k] = model.to(self.device)
         return members, sites, state
 
-    def _train(self, model: StackedModel, index: list[int]) -> None:
+    def _train(self, model: StackedModel, index: list[int]) -> list[int]:
+        """Train the stack whose positions hold members ``index``; a member that fails
+        leaves the stack. The members still in it, by position."""
         setup, recipe = self.setup, self.setup.recipe
         optimizer, schedule = setup.optimizer_and_schedule(model.parameters())
         generator = torch.Generator().manual_seed(self.seed)
-        epoch = 0
-        live = torch.ones(len(index), dtype=torch.bool)
+        epoch, failures = 0, {}
         if self.checkpoint is not None and self.checkpoint.exists():
-            state = resume(self.checkpoint, model, optimizer, schedule, generator)
-            epoch = state["epoch"]
-            for j, (reason, when) in state.get("failed", {}).items():
-                live[j] = False
-                self._fail(index[j], reason, when)
-        failures = {j: (self.done[index[j]].reason, self.done[index[j]].epochs)
-                    for j in range(len(index)) if not live[j]}  # fmt: skip
-        bar_name = f"{setup.task.name} {len(index)} functions seed {self.seed}"
-        bar = Progress(total=recipe.epochs, initial=epoch, desc=bar_name, unit="epoch",
-                       disable=not self.progress, leave=False, delay=2)  # fmt: skip
+            saved = load_checkpoint(self.checkpoint)
+            failures = saved.get("failed", {})
+            index = self._drop(model, optimizer, index, [k for k in index if k in failures])
+            epoch = resume(self.checkpoint, model, optimizer, schedule, generator)["epoch"]
+            for k, (reason, when) in failures.items():
+                self._fail(k, reason, when)
+        bar = Progress(total=recipe.epochs, initial=epoch, unit="epoch", leave=False, delay=2,
+                       desc=f"{setup.task.name} {len(index)} functions seed {self.seed}",
+                       disable=not self.progress)  # fmt: skip
         try:
-            while epoch < recipe.epochs and bool(live.any()):
+            while epoch < recipe.epochs and index:
                 model.train()
                 total = torch.zeros(len(index), device=self.device)
                 for x, y in batches(setup.splits["train"], recipe.batch_size, generator,
@@ -227,16 +228,29 @@ class _Stack:
                     total += losses.detach()
                 epoch += 1
                 means = (total / setup.steps_per_epoch).cpu()
-                for j in torch.nonzero(live & ~torch.isfinite(means)).flatten().tolist():
-                    live[j] = False
-                    failures[j] = (f"training loss became non-finite in epoch {epoch}", epoch)
-                    self._fail(index[j], *failures[j])
+                diverged = [k for k, mean in zip(index, means.tolist(), strict=True)
+                            if not math.isfinite(mean)]  # fmt: skip
+                for k in diverged:
+                    failures[k] = (f"training loss became non-finite in epoch {epoch}", epoch)
+                    self._fail(k, *failures[k])
+                index = self._drop(model, optimizer, index, diverged)
                 bar.update()
                 if self.checkpoint is not None:
                     save_checkpoint(self.checkpoint, model, optimizer, schedule, generator,
                                     epoch, failed=failures)  # fmt: skip
         finally:
             bar.close()
+        return index
+
+    @staticmethod
+    def _drop(model: StackedModel, optimizer: torch.optim.Optimizer, index: list[int],
+              gone: list[int]) -> list[int]:
+        """Take the members ``gone`` out of the stack; the members left."""
+        if not gone:
+            return index
+        kept = [j for j, k in enumerate(index) if k not in gone]
+        keep_in_optimizer(optimizer, model.keep(kept), kept, len(index))
+        return [index[j] for j in kept]
 
     def _measure(self, model: StackedModel, index: list[int]) -> None:
         """Loss and accuracy per split for each member still running."""
@@ -246,10 +260,8 @@ class _Stack:
             for j, measured in enumerate(evaluate_stack(model, data, recipe.eval_batch_size,
                                                         self.device, recipe.workers)):
                 metrics[index[j]][split] = measured
-        runtime = (time.perf_counter() - self.start) / len(index)
+        runtime = (time.perf_counter() - self.start) / len(self.names)  # an equal share
         for j, k in enumerate(index):
-            if k in self.done:
-                continue
             bad = [split for split, (loss, _) in metrics[k].items() if not math.isfinite(loss)]
             if bad:
                 self._fail(k, f"{bad[0]} loss is non-finite after training", recipe.epochs)

@@ -16,11 +16,14 @@ unstackable (:class:`Unstackable`), and the caller trains the members one at a t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from actcore.compile import Activation
+from actcore.expr import Expr, get_operator, parse
 
 
 class Unstackable(Exception):
@@ -134,6 +137,31 @@ class SharedDropout(nn.Module):
         return (rows * noise).reshape(x.shape)
 
 
+def _direct(module: nn.Module) -> Callable[[Tensor], Tensor]:
+    """``module`` as a plain function: act's fixed-operator expressions call their
+    operators directly (no module call per tree node, which costs more than the operator
+    on one member's few thousand values); anything else is called as it is."""
+    if not isinstance(module, Activation) or any(True for _ in module.parameters()):
+        return module
+    operators = [node for node in parse(module.expression).nodes() if node.args]
+    if any(get_operator(node.op).module is not None for node in operators):
+        return module
+
+    def compiled(expr: Expr) -> Callable[[Tensor], Tensor]:
+        if expr.is_input:
+            return lambda x: x
+        fn, args = get_operator(expr.op).fn, [compiled(arg) for arg in expr.args]
+        if len(args) == 1:
+            (arg,) = args
+            return lambda x: fn(arg(x))
+        return lambda x: fn(*[arg(x) for arg in args])
+
+    root = compiled(parse(module.expression))
+    if not module.normalized:
+        return root
+    return lambda x: (root(x) - module.shift.to(x.dtype)) * module.scale.to(x.dtype)
+
+
 class MemberActivations(nn.Module):
     """The activation site of every member; member ``k``'s module on its rows. The
     modules are the members' own, so learnable activations keep their own parameters."""
@@ -141,10 +169,37 @@ class MemberActivations(nn.Module):
     def __init__(self, modules: Sequence[nn.Module]):
         super().__init__()
         self.members = nn.ModuleList(modules)
+        self._calls = [_direct(m) for m in modules]
+
+    def keep(self, members: Sequence[int]) -> None:
+        self.members = nn.ModuleList([self.members[i] for i in members])
+        self._calls = [self._calls[i] for i in members]
 
     def forward(self, x: Tensor) -> Tensor:
-        chunks = x.chunk(len(self.members))
-        return torch.cat([module(chunk) for module, chunk in zip(self.members, chunks)])
+        chunks = x.chunk(len(self._calls))
+        return torch.cat([call(chunk) for call, chunk in zip(self._calls, chunks)])
+
+
+@torch.no_grad()
+def keep_in_optimizer(optimizer: torch.optim.Optimizer, replaced: dict[nn.Parameter, nn.Parameter],
+                      kept: Sequence[int], members: int) -> None:
+    """Point ``optimizer`` at the parameters :meth:`StackedModel.keep` left, with their
+    state cut to the kept members (element-wise optimisers: the state has the
+    parameter's shape, or is a scalar such as Adam's step count)."""
+    index = torch.tensor(list(kept), dtype=torch.long)
+    for group in optimizer.param_groups:
+        group["params"] = [replaced[p] for p in group["params"] if p in replaced]
+    state = {}
+    for old, new in replaced.items():
+        if old not in optimizer.state:
+            continue
+        state[new] = {
+            key: value[index.to(value.device)] if old is not new and torch.is_tensor(value)
+            and value.dim() and value.shape[0] == members else value
+            for key, value in optimizer.state[old].items()
+        }  # fmt: skip
+    optimizer.state.clear()
+    optimizer.state.update(state)
 
 
 _LAYERS = {nn.Linear: StackedLinear, nn.Conv2d: StackedConv2d, nn.BatchNorm1d: StackedBatchNorm,
@@ -185,6 +240,29 @@ class StackedModel(nn.Module):
 
     def __len__(self) -> int:
         return len(self._members)
+
+    @torch.no_grad()
+    def keep(self, members: Sequence[int]) -> dict[nn.Parameter, nn.Parameter]:
+        """Go on with ``members`` only (positions in the stack, in order), so members that
+        failed cost nothing more; returns each kept parameter's replacement (a parameter
+        missing from it was dropped), for :func:`keep_in_optimizer`."""
+        index = torch.tensor(list(members), dtype=torch.long)
+        replaced: dict[nn.Parameter, nn.Parameter] = {}
+        for module in self.body.modules():
+            if isinstance(module, StackedLinear | StackedConv2d | StackedBatchNorm):
+                for name, param in list(module.named_parameters(recurse=False)):
+                    new = nn.Parameter(param[index.to(param.device)])
+                    setattr(module, name, new)
+                    replaced[param] = new
+                for name, buffer in list(module.named_buffers(recurse=False)):
+                    setattr(module, name, buffer[index.to(buffer.device)])
+            elif isinstance(module, MemberActivations):
+                module.keep(members)
+                replaced.update((p, p) for p in module.members.parameters())
+            elif isinstance(module, SharedDropout):
+                module.members = len(members)
+        self._members = [self._members[i] for i in members]
+        return replaced
 
     def forward(self, x: Tensor) -> Tensor:
         k = len(self._members)

@@ -8,6 +8,7 @@ from actbench.hookspecs import TASKS
 from actbench.recipes import (
     ADAMW_COSINE,
     DIGITS,
+    FASHION_MLP,
     KERAS_RMSPROP,
     SGD_CIFAR,
     SGD_HE_CIFAR,
@@ -38,6 +39,8 @@ def builtin_tasks() -> list[Task]:
     return [
         Task("mlp-digits", "digits", "mlp", DIGITS, "CPU scale: deep MLP on 8x8 digits"),
         Task("cnn-digits", "digits", "cnn", DIGITS, "CPU scale: small CNN on 8x8 digits"),
+        Task("mlp-fashion-mnist", "fashion-mnist", "mlp", FASHION_MLP,
+             "CPU scale: the digits MLP (6x64) on Fashion-MNIST, 12,000 training images"),
         Task("lenet5-fashion-mnist", "fashion-mnist", "lenet5", KERAS_RMSPROP, "hull paper"),
         Task("lenet5-cifar10", "cifar10", "lenet5", KERAS_RMSPROP, "hull paper"),
         Task("kerasnet-fashion-mnist", "fashion-mnist", "kerasnet", KERAS_RMSPROP, "hull paper"),

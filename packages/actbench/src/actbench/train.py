@@ -131,7 +131,7 @@ def learned_state(model: nn.Module) -> dict[str, dict[str, list[float]]]:
     }  # fmt: skip
 
 
-def _load_checkpoint(path: Path) -> dict[str, Any]:
+def load_checkpoint(path: Path) -> dict[str, Any]:
     """A training checkpoint, read as tensors and plain values only (``weights_only``): a
     file from elsewhere that carries pickled objects, which could run code, is refused."""
     try:
@@ -323,7 +323,7 @@ def resume(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
            generator: torch.Generator) -> dict[str, Any]:
     """Load :func:`save_checkpoint`'s state into the run and return it (``"epoch"``: the
     epochs already done)."""
-    state = _load_checkpoint(path)
+    state = load_checkpoint(path)
     try:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
