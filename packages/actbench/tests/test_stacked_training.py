@@ -235,3 +235,20 @@ def test_members_left_after_one_is_dropped_still_follow_their_solo_runs():
         trained = model.member(position).state_dict()
         for key, value in solo.state_dict().items():
             torch.testing.assert_close(trained[key], value, rtol=0, atol=1e-9, msg=key)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_members_follow_their_solo_runs_on_cuda():
+    shape, recipe = (3, 12, 12), Recipe(optimizer="rmsprop", lr=1e-3, epochs=1, batch_size=4)
+    batches = [(x.cuda(), y.cuda()) for x, y in _batches(shape, 20)]
+    built = [_build("kerasnet", spec, shape, seed=0) for spec in MEMBERS]
+    model = StackedModel([net.cuda() for net, _ in built], built[0][1])
+    _stacked(model, batches, recipe, seed=0)
+    for k, spec in enumerate(MEMBERS):
+        solo = _build("kerasnet", spec, shape, seed=0)[0].cuda()
+        _solo(solo, batches, recipe, seed=0)
+        for key, value in solo.state_dict().items():
+            torch.testing.assert_close(model.member(k).state_dict()[key], value, rtol=0,
+                                       atol=1e-9, msg=key)  # fmt: skip
+    many = train_many("mlp-digits", ["relu", "tanh"], 0, stack=2, device="cuda", epochs=2)
+    assert [r.status for r in many] == ["ok", "ok"] and many[0].val_accuracy > 0.5

@@ -120,7 +120,9 @@ class StackedBatchNorm(nn.Module):
 
 
 class SharedDropout(nn.Module):
-    """Dropout whose mask is drawn once at one member's shape and used by all."""
+    """Dropout whose mask is drawn once at one member's shape and used by all: torch's own
+    dropout of a tensor of ones, which draws what each solo run's dropout draws (on any
+    device, the kernel that device uses)."""
 
     def __init__(self, p: float, members: int):
         super().__init__()
@@ -130,11 +132,8 @@ class SharedDropout(nn.Module):
         if not self.training or self.p == 0:
             return x
         rows = x.reshape(self.members, -1, *x.shape[1:])
-        if self.p == 1:
-            return x * 0
-        noise = torch.empty(rows.shape[1:], dtype=x.dtype, device=x.device)
-        noise.bernoulli_(1 - self.p).div_(1 - self.p)  # as torch's own dropout draws it
-        return (rows * noise).reshape(x.shape)
+        ones = torch.ones(rows.shape[1:], dtype=x.dtype, device=x.device)
+        return (rows * F.dropout(ones, self.p, training=True)).reshape(x.shape)
 
 
 def _direct(module: nn.Module) -> Callable[[Tensor], Tensor]:
