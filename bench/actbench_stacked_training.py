@@ -1,14 +1,15 @@
 """Functions trained per hour: stacked (:func:`actbench.train_many`) against one at a
 time (:func:`actbench.train`), in the same run, one process of one torch thread.
 
-For each case it trains ``--solo`` functions alone and ``--functions`` functions in stacks
-of K, with the task's full recipe, and prints functions per hour both ways, their ratio,
+For each case it trains the same functions alone and in stacks of K, with the task's full
+recipe, and prints functions per hour both ways, their ratio,
 and the median and largest validation-accuracy gaps between a function's two runs:
 float32 rounding differs between a batched and a single matrix product, and some of the
-table's functions amplify it as much as running on another CPU does. The functions are drawn (seeded)
-from the shipped digits table's classes, so they are the ones a table build trains.
+table's functions amplify it as much as running on another CPU does. The functions are
+drawn (seeded) from the shipped digits table's classes: the ones a table build trains.
 
-Cases: ``mlp-digits`` (target >= 4x), ``mlp-fashion-mnist`` (an MLP on Fashion-MNIST,
+Cases: ``mlp-digits`` (target >= 4x), ``mlp-digits-hulls`` (the hull paper's twelve
+activations, a ``bench compare`` grid), ``mlp-fashion-mnist`` (an MLP on Fashion-MNIST,
 target >= 3x), and convolutional ones, where the automatic stack size is 1 (target: never
 below 1x), with a forced stack beside it to show why.
 
@@ -31,6 +32,7 @@ from actbench.stacked_training import stack_size, train_many
 # case: task, stack (None: automatic), functions stacked, functions alone, overrides
 CASES = {
     "mlp-digits": ("mlp-digits", 32, 64, 64, {}),
+    "mlp-digits-hulls": ("mlp-digits", 12, 12, 12, {}),
     "mlp-fashion-mnist": ("mlp-fashion-mnist", 32, 32, 32, {}),
     "cnn-digits": ("cnn-digits", None, 8, 8, {"epochs": 5}),
     "cnn-digits-forced": ("cnn-digits", 8, 8, 8, {"epochs": 5}),
@@ -38,7 +40,17 @@ CASES = {
 }
 
 
-def functions(count: int, seed: int = 0) -> list[str]:
+# the hull paper's twelve (needs acthull): a bench compare grid
+HULLS = ["identity(x)", "relu(x)", "tanh(x)", "leakyrelu(x)"] + [
+    f"{kind}({bases})" for kind in ("convex_n", "affine_n")
+    for bases in ("identity(x),relu(x)", "identity(x),tanh(x)", "relu(x),tanh(x)",
+                  "identity(x),relu(x),tanh(x)")
+]  # fmt: skip
+
+
+def functions(case: str, count: int, seed: int = 0) -> list[str]:
+    if case.endswith("-hulls"):
+        return HULLS[:count]
     names = sorted(load_table("act-bench-digits-mlp").names())
     return random.Random(seed).sample(names, count)
 
@@ -49,7 +61,7 @@ def per_hour(seconds: float, count: int) -> float:
 
 def run_case(name: str) -> None:
     task, stack, stacked_count, solo_count, overrides = CASES[name]
-    chosen = functions(stacked_count)
+    chosen = functions(name, stacked_count)
     size = stack_size(task, "cpu", stack)
     train(task, "relu", 0, **{**overrides, "epochs": 1})  # data loaded, kernels warm
     start = time.perf_counter()
