@@ -9,6 +9,7 @@ from actbench.datasets import DataSource, TensorData, data_root, image_folder
 from actbench.models import Model, parameter_count
 from actbench.optimizers import Optimizer
 from actbench.recipes import Recipe
+from actbench.stacked_training import train_many
 from actbench.tables import Table, chance_accuracy, is_failed, load_table, read_table
 from actbench.tasks import Task, get_task
 from actbench.train import Result, evaluate_model, train
@@ -36,4 +37,5 @@ __all__ = [
     "parameter_count",
     "read_table",
     "train",
+    "train_many",
 ]
