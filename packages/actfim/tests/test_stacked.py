@@ -146,3 +146,43 @@ def test_stack_size_follows_the_models_activations():
     # per function; the stack is as many functions as fit in 2^24 values
     between = stack_size(nn.Sequential(nn.Linear(6, 500), nn.ReLU()), torch.randn(100, 6))
     assert between == 2**24 // 100_000 == 167
+
+
+@pytest.mark.parametrize(("net", "shape"), CASES, ids=["linear", "conv"])
+def test_the_input_layers_factor_is_computed_and_decomposed_once(net, shape, monkeypatch):
+    """The first layer sees the images in every stack: its A is one shared view, and its
+    eigenvalues are computed once per process while the same A comes back (a search's
+    batches of functions share one Fisher batch); each stack's spectrum is unchanged."""
+    from actfim import stacked as module
+
+    torch.manual_seed(1)
+    x = torch.randn(*shape, dtype=torch.float64)
+    factors = stacked_factors(net(StackedActivation(VALID)), x, stacks=len(VALID),
+                              dtype=torch.float64, seed=3)
+    first, second = factors.layers[0].a, factors.layers[1].a
+    assert first.stride(0) == 0 and second.stride(0) != 0
+    alone = kfac_factors(net(to_module("relu(x)")), x, dtype=torch.float64, seed=3)
+    torch.testing.assert_close(first[0], alone[0][0].a, rtol=1e-12, atol=1e-12)
+
+    sizes: list[int] = []
+    real = module._each_eigvalsh
+
+    def counting(factors, stacks):
+        sizes.extend(f.shape[0] for f in factors)
+        return real(factors, stacks)
+
+    monkeypatch.setattr(module, "_each_eigvalsh", counting)
+    module._SHARED.clear()
+    spectra = stacked_spectra(net(StackedActivation(VALID)), x, stacks=len(VALID),
+                              dtype=torch.float64, seed=3)
+    assert sizes.count(1) == 1  # the shared A: one matrix, not len(VALID)
+    sizes.clear()
+    again = stacked_spectra(net(StackedActivation(VALID[::-1])), x, stacks=len(VALID),
+                            dtype=torch.float64, seed=3)
+    assert 1 not in sizes  # the next batch of functions reuses its eigenvalues
+    for s, name in enumerate(VALID):
+        one = kfac_spectrum(net(to_module(name)), x, dtype=torch.float64, seed=3)
+        for mine in (spectra.spectrum(s), again.spectrum(len(VALID) - 1 - s)):
+            assert mine.valid == one.valid
+            np.testing.assert_allclose(_eigenvalues(mine), _eigenvalues(one), rtol=1e-8,
+                                       atol=1e-12)

@@ -174,7 +174,7 @@ def stacked_factors(
              else _zero_g(tap.module, dtype, stacks))
         weights = sum(p.numel() for p in tap.module.parameters(recurse=False))
         kind = type(tap.module).__name__
-        factors.append(LayerFactors(tap.name, kind, weights, tap.a_sum / tap.a_count, g))
+        factors.append(LayerFactors(tap.name, kind, weights, _mean(tap.a_sum, tap.a_count), g))
     return StackedFactors(factors, failed, skipped, output.detach())
 
 
@@ -262,6 +262,13 @@ def _check(fisher, likelihood, targets, inputs, mc_samples):
     return fisher, likelihood
 
 
+def _mean(total: Tensor, count: int) -> Tensor:
+    """``total / count``, still a shared view where ``total`` is one (stride 0)."""
+    if total.ndim and total.stride(0) == 0 and total.shape[0] > 1:
+        return (total[:1] / count).expand_as(total)
+    return total / count
+
+
 def _device(model: nn.Module, inputs: Tensor) -> torch.device:
     for p in model.parameters():
         return p.device
@@ -272,13 +279,20 @@ def _forward_hook(tap: _Tap, dtype: torch.dtype, stacks: int):
     def hook(module: nn.Module, args: tuple, output: Tensor) -> None:
         x = args[0].detach().to(dtype)
         with torch.no_grad():
+            blocks = x.reshape(stacks, -1, *x.shape[1:])
+            # a layer that sees the network's input sees the same in every stack: its A
+            # is computed once and shared (a view), and decomposed once downstream
+            shared = stacks > 1 and bool((blocks == blocks[:1]).all())
+            each = 1 if shared else stacks
             if isinstance(module, nn.Linear):
-                moment, count = linear_input_moment(x, module.bias is not None, stacks)
+                moment, count = linear_input_moment(blocks[0] if shared else x,
+                                                    module.bias is not None, each)
                 moment = moment[:, None]
             else:
-                pairs = [conv_input_moment(block, module)
-                         for block in x.reshape(stacks, -1, *x.shape[1:])]
+                pairs = [conv_input_moment(block, module) for block in blocks[:each]]
                 moment, count = torch.stack([m for m, _ in pairs]), pairs[0][1]
+            if shared:
+                moment = moment.expand(stacks, *moment.shape[1:])
         tap.a_sum = moment if tap.a_sum is None else tap.a_sum + moment
         tap.a_count += count
         tap.edges.append(get_gradient_edge(output))

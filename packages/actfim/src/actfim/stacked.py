@@ -181,10 +181,35 @@ def stacked_spectra(
 def _stacked_eigvalsh(factors: list[Tensor], stacks: int) -> list[tuple[Tensor, Tensor]]:
     """Per factor: the eigenvalues of every stack and which stacks were finite.
 
-    Non-finite stacks are decomposed as zeros; the stacks are split into one piece per
-    thread so every core works on a layer. A stack that LAPACK cannot decompose (it
-    fails to converge on some degenerate factors) counts as not finite.
+    A factor shared by every stack (a view of one, as the input layer's A is) is
+    decomposed once, and once per process while the same factor comes back (the same
+    images every batch of functions). Non-finite stacks are decomposed as zeros; the
+    stacks are split into one piece per thread so every core works on a layer. A stack
+    that LAPACK cannot decompose (it fails to converge on some degenerate factors) counts
+    as not finite.
     """
+    shared = {i: _shared_eigvalsh(f[0], stacks) for i, f in enumerate(factors)
+              if stacks > 1 and f.stride(0) == 0}  # fmt: skip
+    own = [f for i, f in enumerate(factors) if i not in shared]
+    done = iter(_each_eigvalsh(own, stacks) if own else [])
+    return [shared[i] if i in shared else next(done) for i in range(len(factors))]
+
+
+#: the last shared factor decomposed, with its eigenvalues and whether they are finite
+_SHARED: list[tuple[Tensor, tuple[Tensor, Tensor]]] = []
+
+
+def _shared_eigvalsh(factor: Tensor, stacks: int) -> tuple[Tensor, Tensor]:
+    cached = next((v for f, v in _SHARED if f.shape == factor.shape and f.dtype == factor.dtype
+                   and f.device == factor.device and torch.equal(f, factor)), None)  # fmt: skip
+    if cached is None:
+        cached = _each_eigvalsh([factor[None]], 1)[0]
+        _SHARED[:] = [(factor.clone(), cached)]
+    values, ok = cached
+    return values.expand(stacks, *values.shape[1:]), ok.expand(stacks)
+
+
+def _each_eigvalsh(factors: list[Tensor], stacks: int) -> list[tuple[Tensor, Tensor]]:
     finite = [torch.isfinite(f.reshape(stacks, -1)).all(1) for f in factors]
     clean = [torch.where(ok.view(-1, *[1] * (f.ndim - 1)), f, torch.zeros_like(f[:1]))
              for f, ok in zip(factors, finite)]
