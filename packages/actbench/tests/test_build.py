@@ -114,6 +114,7 @@ def test_card_and_settings_guard(tmp_path):
     card = read_card(card_path(out))
     assert card_path(out).name == "t.card.json"
     assert card.task == "mlp-digits" and card.recipe["epochs"] == 1 and card.seeds == [0]
+    assert card.splits == {"train": 1077, "val": 360, "test": 360}
     assert card.rows == 3 and card.classes == make_plan(config()).classes
     assert not card.complete and sorted(card.operators) == sorted(OPERATORS)
     assert {"torch", "actbench", "actcore", "actfim"} <= set(card.versions)

@@ -45,7 +45,7 @@ from actbench.hookspecs import DATASETS
 from actbench.stacked_training import stack_size
 from actbench.tables import chance_accuracy, is_failed, write_table
 from actbench.tasks import get_task
-from actbench.train import recipe_for
+from actbench.train import prepare, recipe_for
 from actbench.workstore import UnitKey, UnitResult, WorkStore
 from actcore import ActError
 from actcore.atomic import remove_stale_temporaries
@@ -280,9 +280,11 @@ def _card(config, plan, task, recipe, rows, results, wall_total, where, out) -> 
     fisher_invalid = sum(not r.fisher_cdf for r in rows.values())
     chance = chance_accuracy(registry(DATASETS).get(task.dataset).num_classes)
     failed = sum(is_failed(r.val_accuracy, chance, r.val_loss) for r in rows.values())
+    splits = prepare(task, config.data_root, False, config.overrides).splits
     return TableCard(
         table=Path(out).name, task=task.name, dataset=task.dataset, model=task.model,
-        recipe=recipe, seeds=list(range(config.seeds)), schemas=list(config.schemas),
+        recipe=recipe, splits={name: len(data) for name, data in splits.items()},
+        seeds=list(range(config.seeds)), schemas=list(config.schemas),
         operators=list(plan.space.operators), functions=plan.functions, classes=plan.classes,
         rows=len(rows), complete=len(rows) == plan.classes, failed=failed,
         fisher={"type": config.fisher, "batch": config.fisher_batch, "seed": config.fisher_seed,

@@ -1,8 +1,9 @@
 """The table card: how a benchmark table was made, saved beside it as ``NAME.card.json``.
 
-``TABLE.json.gz`` gets ``TABLE.card.json``: the task and its recipe, the seeds, the space
-(schemas, operators, functions, classes), the versions of act and torch, the hardware,
-and the cost of the build (total worker CPU time, wall time over all sessions).
+``TABLE.json.gz`` gets ``TABLE.card.json``: the task and its recipe, the split sizes, the
+seeds, the space (schemas, operators, functions, classes), the versions of act and torch,
+the hardware, and the cost of the build (total worker CPU time, wall time over all
+sessions).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ class TableCard(BaseModel):
     dataset: str
     model: str
     recipe: dict
+    #: images per split as trained and measured (train after ``train_images``)
+    splits: dict[str, int] | None = None
     seeds: list[int]
     aggregate: str = "median over seeds (accuracies, losses, runtime)"
     schemas: list[str]
