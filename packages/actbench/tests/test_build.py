@@ -132,6 +132,8 @@ def test_dask_local_cluster_same_table(tmp_path, caplog):
                                   dashboard_address=":0") as cluster:  # fmt: skip
         summary = build(cfg, tmp_path / "dask.json", scheduler=cluster.scheduler_address,
                         progress=False)  # fmt: skip
+        stacked = build(cfg, tmp_path / "dask-k.json", scheduler=cluster.scheduler_address,
+                        progress=False, stack=2)  # fmt: skip
     assert "--nthreads 1" in caplog.text  # told how to use every core
     assert summary.computed == summary.units == local.units
     a, b = read_table(local.out), read_table(summary.out)
@@ -139,6 +141,12 @@ def test_dask_local_cluster_same_table(tmp_path, caplog):
     for name in a:
         assert a[name].val_accuracy == b[name].val_accuracy
         assert a[name].fisher_cdf == b[name].fisher_cdf
+    # Dask workers take the stacked path too: the same stacks give the same table
+    local_stacked = build(cfg, tmp_path / "local-k.json", workers=0, progress=False, stack=2)
+    c, d = read_table(stacked.out), read_table(local_stacked.out)
+    assert list(c) == list(d)
+    for name in c:
+        assert c[name].model_dump(exclude={"runtime"}) == d[name].model_dump(exclude={"runtime"})
 
 
 def test_cli_local_processes_and_bad_input(tmp_path, capsys):
