@@ -166,6 +166,9 @@ def test_a_stopped_stack_resumes_from_its_checkpoint(tmp_path):
     fields = {"runtime_s"}
     assert [r.model_dump(exclude=fields) for r in resumed] == \
         [r.model_dump(exclude=fields) for r in whole]
+    with pytest.raises(ActError, match="a stack of other functions"):
+        train_many("mlp-digits", ["selu", "elu", "tanh"], 1, stack=3, epochs=5,
+                   checkpoint=tmp_path)
 
 
 def test_a_member_comes_out_as_a_plain_model_and_its_checkpoint_loads(tmp_path):

@@ -205,6 +205,9 @@ class _Stack:
         epoch, failures = 0, {}
         if self.checkpoint is not None and self.checkpoint.exists():
             saved = load_checkpoint(self.checkpoint)
+            if saved.get("functions") != self.names:
+                raise ActError(f"checkpoint {self.checkpoint} is of a stack of other functions "
+                               f"({saved.get('functions')}); delete it to start over")
             failures = saved.get("failed", {})
             index = self._drop(model, optimizer, index, [k for k in index if k in failures])
             epoch = resume(self.checkpoint, model, optimizer, schedule, generator)["epoch"]
@@ -237,7 +240,7 @@ class _Stack:
                 bar.update()
                 if self.checkpoint is not None:
                     save_checkpoint(self.checkpoint, model, optimizer, schedule, generator,
-                                    epoch, failed=failures)  # fmt: skip
+                                    epoch, failed=failures, functions=self.names)  # fmt: skip
         finally:
             bar.close()
         return index
