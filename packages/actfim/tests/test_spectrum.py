@@ -268,18 +268,24 @@ def test_failed_decomposition_is_invalid_not_raised(monkeypatch):
     assert not spectrum.valid and "LinAlgError: failed to converge" in spectrum.reason
 
 
-def test_nan_from_lapack_in_float32_is_redone_in_float64(monkeypatch):
-    """LAPACK's float32 solver returned NaN without an error on nearly singular factors
-    (All-CNN-C's 1x1 layers at batch 2): such a factor is decomposed in float64."""
+@pytest.mark.parametrize("failure", ["nan", "no convergence"])
+def test_lapack_trouble_in_float32_is_redone_in_float64(monkeypatch, failure):
+    """LAPACK's float32 solver returned NaN without an error, or failed to converge, on
+    nearly singular factors (All-CNN-C at batch 2): such a factor is decomposed in
+    float64."""
     real = torch.linalg.eigvalsh
 
-    def nan_in_float32(matrix):
+    def troubled_in_float32(matrix):
         values = real(matrix)
-        return values.fill_(float("nan")) if matrix.dtype == torch.float32 else values
+        if matrix.dtype != torch.float32:
+            return values
+        if failure == "nan":
+            return values.fill_(float("nan"))
+        raise torch.linalg.LinAlgError("linalg.eigh: The algorithm failed to converge")
 
     x = torch.randn(8, 4)
     expected = kfac_spectrum(mlp().float(), x)
-    monkeypatch.setattr(torch.linalg, "eigvalsh", nan_in_float32)
+    monkeypatch.setattr(torch.linalg, "eigvalsh", troubled_in_float32)
     spectrum = kfac_spectrum(mlp().float(), x)
     assert spectrum.valid, spectrum.reason
     for got, want in zip(spectrum.layers, expected.layers, strict=True):

@@ -241,10 +241,15 @@ def eigvalsh_all(factors: list[Tensor],
 
 def _finite_or_float64(factor: Tensor, decompose: Callable[[Tensor], Tensor]) -> Tensor:
     """Eigenvalues of a finite factor; LAPACK's single-precision solver was seen to return
-    NaN, without an error, for nearly singular float32 factors (All-CNN-C's 1x1 layers at
-    batch 2): those are decomposed again in float64."""
-    values = decompose(factor)
-    if factor.dtype == torch.float32 and not torch.isfinite(values).all():
+    NaN without an error, or to fail to converge, for nearly singular float32 factors
+    (All-CNN-C's layers at batch 2): those are decomposed again in float64."""
+    if factor.dtype != torch.float32:
+        return decompose(factor)
+    try:
+        values = decompose(factor)
+    except torch.linalg.LinAlgError:
+        values = None
+    if values is None or not torch.isfinite(values).all():
         values = decompose(factor.double()).to(factor.dtype)
     return values
 
