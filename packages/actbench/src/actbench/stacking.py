@@ -16,6 +16,7 @@ unstackable (:class:`Unstackable`), and the caller trains the members one at a t
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 
 import torch
@@ -212,8 +213,6 @@ class StackedModel(nn.Module):
 
     def __init__(self, members: Sequence[nn.Module], sites: Sequence[str]):
         super().__init__()
-        import copy
-
         self._members = list(members)  # not submodules: their parameters are copied
         self.sites = list(sites)
         self.body = copy.deepcopy(members[0])
