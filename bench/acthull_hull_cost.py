@@ -4,7 +4,8 @@ each of the eight hulls, against ReLU, in the same run. Target: at most 1.2x ReL
 
 Rounds are interleaved (every activation once per round), so a change in machine load
 hits all of them alike; the figure is the median step time over rounds. Run on a quiet
-machine: ``.venv-dev/bin/python bench/acthull_hull_cost.py [--rounds 7] [--steps 30]``.
+machine: ``.venv-dev/bin/python bench/acthull_hull_cost.py [--rounds 7] [--steps 30]
+[--kernel compiled]``.
 """
 
 from __future__ import annotations
@@ -27,10 +28,22 @@ ACTIVATIONS = ["relu(x)", *(f"{kind}({bases})" for kind in ("convex_n", "affine_
                             for bases in SETS)]
 
 
-def stepper(model_name: str, activation: str, batch: int):
+def factory(activation: str, kernel: str):
+    """``activation`` as a module factory; hulls with the given kernel."""
+    if "_n(" not in activation:
+        return activation
+    from acthull.hull import HullSpec
+
+    kind, bases = activation.split("_n(", 1)
+    return HullSpec(kind=kind, bases=bases[:-1].replace("(x)", "").split(","),
+                    kernel=kernel).build  # fmt: skip
+
+
+def stepper(model_name: str, activation: str, batch: int, kernel: str):
     """A function running ``steps`` training steps of the model; returns seconds."""
     torch.manual_seed(0)
-    model = registry(MODELS).get(model_name).build(activation, (1, 28, 28), 10)
+    model = registry(MODELS).get(model_name).build(factory(activation, kernel), (1, 28, 28),
+                                                   10)  # fmt: skip
     optimizer = KERAS_RMSPROP.optimizer_for(model.parameters())
     x, y = torch.rand(batch, 1, 28, 28), torch.randint(0, 10, (batch,))
     model.train()
@@ -52,11 +65,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--steps", type=int, default=30, help="steps per timing")
     parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--kernel", choices=["fused", "compiled", "autograd"], default="fused",
+                        help="the hulls' kernel (compiled: torch.compile's fused loops)")
     args = parser.parse_args()
     print(f"load average {os.getloadavg()[0]:.2f} (quiet: < 0.3); torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, batch {args.batch}")
+          f"{torch.get_num_threads()} threads, batch {args.batch}, {args.kernel} kernel")
     for model_name in ("lenet5", "kerasnet"):
-        runs = {a: stepper(model_name, a, args.batch) for a in ACTIVATIONS}
+        runs = {a: stepper(model_name, a, args.batch, args.kernel) for a in ACTIVATIONS}
         for run in runs.values():
             run(3)  # warm-up
         times: dict[str, list[float]] = {a: [] for a in ACTIVATIONS}
