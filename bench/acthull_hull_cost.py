@@ -24,7 +24,7 @@ from actcore.plugins import registry
 
 SETS = ["identity(x),relu(x)", "identity(x),tanh(x)", "relu(x),tanh(x)",
         "identity(x),relu(x),tanh(x)"]
-ACTIVATIONS = ["relu(x)", *(f"{kind}({bases})" for kind in ("convex_n", "affine_n")
+ACTIVATIONS = ["relu(x)", "tanh(x)", *(f"{kind}({bases})" for kind in ("convex_n", "affine_n")
                             for bases in SETS)]
 
 
