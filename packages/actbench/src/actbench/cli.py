@@ -92,7 +92,8 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
 def add_stack(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stack", type=int, metavar="K",
                         help="train K functions side by side as one network (1: one at a "
-                             "time; default: where it pays, see act bench tasks)")
+                             "time; default: 32 for dense networks on a CPU and any network "
+                             "on CUDA, else 1)")
 
 
 def _train_job(task: str, activations: list[str], seed: int, **settings: Any) -> list[Result]:
