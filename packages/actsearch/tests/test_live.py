@@ -345,3 +345,19 @@ def test_a_stacked_search_gives_each_free_worker_k_suggestions(tmp_path, monkeyp
             (live.train_one("mlp-digits", f, 0, {"epochs": 1}) for f in names[:4])}
     for e in evaluations[:4]:
         assert e.val_accuracy == pytest.approx(solo[e.function].val_accuracy, abs=1 / 360 + 1e-9)
+
+
+def test_the_automatic_stack_keeps_at_most_eight_trainings_in_flight(tmp_path, monkeypatch):
+    """Without --stack the search stacks where it pays (the digits MLP), but no more than
+    the paper's eight parallel trainings wait for results at once: a surrogate suggests
+    better from more results."""
+    jobs: list[int] = []
+    real = live.train_stack
+
+    def train_stack(task, functions, seed, overrides):
+        jobs.append(len(functions))
+        return real(task, functions, seed, overrides)
+
+    monkeypatch.setattr(live, "train_stack", train_stack)
+    run_search(config(budget=12), tmp_path, workers=0, progress=False, stack=None)
+    assert jobs == [8, 4]  # one worker in process: stacks of 8, the budget cuts the last

@@ -89,11 +89,11 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     return dict(root=args.data_root, download=args.download, device=args.device, **overrides)
 
 
-def add_stack(parser: argparse.ArgumentParser) -> None:
+def add_stack(parser: argparse.ArgumentParser, default: str = "32 for dense networks on a "
+              "CPU and any network on CUDA, else 1") -> None:
     parser.add_argument("--stack", type=int, metavar="K",
-                        help="train K functions side by side as one network (1: one at a "
-                             "time; default: 32 for dense networks on a CPU and any network "
-                             "on CUDA, else 1)")
+                        help=f"train K functions side by side as one network (1: one at a "
+                             f"time; default: {default})")
 
 
 def _train_job(task: str, activations: list[str], seed: int, **settings: Any) -> list[Result]:

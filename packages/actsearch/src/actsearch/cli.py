@@ -191,7 +191,8 @@ def add_run(commands: argparse._SubParsersAction) -> None:
                    help="Dask scheduler address ('local' starts a local cluster)")
     from actbench.cli import add_stack
 
-    add_stack(p)  # K suggestions per free worker, trained side by side
+    add_stack(p, "where it pays, with at most 8 trainings in flight, as the paper's 8 "
+                 "parallel workers")  # K suggestions per free worker, trained side by side
     p.add_argument("--regressor", default="knr")
     p.add_argument("--strategy", default="surrogate")
     p.add_argument("--features", default="union")

@@ -52,8 +52,9 @@ def run_search(config: SearchConfig, out: Path, workers: int | None = None,
                scheduler: str | None = None, progress: bool = True,
                stack: int | None = 1) -> list[Evaluation]:
     """Search until ``config.budget`` evaluations are in the study; return them all.
-    With ``stack`` K > 1 (None: where it pays), each free worker gets K suggestions and
-    trains them side by side."""
+    With ``stack`` K > 1, each free worker gets K suggestions and trains them side by
+    side; None stacks where it pays, up to :data:`IN_FLIGHT` trainings in flight in all
+    (a surrogate that waits for fewer results suggests better)."""
     from actbench.executors import Pool, default_workers
     from actbench.stacked_training import stack_size
 
@@ -67,6 +68,8 @@ def run_search(config: SearchConfig, out: Path, workers: int | None = None,
                 log.warning(f"{study.dropped} training(s) that dead workers broke off in an "
                             "earlier run will run again")
             slots = max(1, default_workers() if workers is None else workers)
+            if stack is None:  # no more in flight than the paper's parallel workers
+                stack = min(stack_size(config.task, "cpu"), max(1, IN_FLIGHT // slots))
             stack = stack_size(config.task, "cpu", stack)
             started = time.perf_counter()
             with Pool(workers, scheduler) as pool:
@@ -252,6 +255,8 @@ def _next_rows(state: SearchState, strategy, baselines: list[int], free: int,
     return rows
 
 
+#: trainings in flight at once with an automatic stack size: the paper's parallel workers
+IN_FLIGHT = 8
 MAX_LOST = 3  # trainings of one function lost to dead workers before the search stops
 
 
