@@ -7,6 +7,7 @@ import signal
 
 from actbench.build import build
 from actbench.build_plan import BuildConfig
+from actbench.cli import add_stack
 from actbench.recipes import parse_overrides
 from actcore import ActError
 from actcore.cli import add_normalize, add_operators, add_output, output_path
@@ -31,9 +32,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     cmd.add_argument("--limit", type=int, help="only the first N classes (a smoke run)")
     cmd.add_argument("--per-task", type=int, default=2,
                      help="functions per submitted task (default 2)")
-    cmd.add_argument("--stack", type=int, metavar="K",
-                     help="train K functions side by side as one network, K per worker "
-                          "call (1: one at a time; default: where it pays)")
+    add_stack(cmd)  # a worker call gets K functions
     cmd.add_argument("--epochs", type=int, help="override the recipe's epochs")
     cmd.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                      help="override a recipe field, e.g. --set lr=0.01")

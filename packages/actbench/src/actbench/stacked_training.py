@@ -43,7 +43,7 @@ from actbench.train import (
     prepare,
     resume,
     save_checkpoint,
-    train,
+    train_prepared,
 )
 from actcore import ActError
 from actcore.console import Progress, log
@@ -104,23 +104,24 @@ def train_many(
     check_seed(seed)
     device = resolve_device(device)
     stack = stack_size(task, device, stack)
-    setup = prepare(task, root, download, overrides)
+    setup = prepare(task, root, download, overrides)  # the data, loaded once for all runs
     factories = [activation_factory(a, normalize=setup.recipe.normalize) for a in activations]
     names = [activation_name(a) for a in activations]
-    solo = {"root": root, "download": download, "device": device, "progress": progress,
-            **overrides}  # fmt: skip
+
+    def alone(i: int) -> Result:
+        return train_prepared(setup, activations[i], seed, device=device, progress=progress)
+
     results: list[Result] = []
     for first in range(0, len(names), stack):
         chunk = range(first, min(first + stack, len(names)))
         if len(chunk) == 1:
-            results.append(train(setup.task, activations[first], seed, **solo))
+            results.append(alone(first))
             continue
         path = Path(checkpoint) / f"stack-{first}.pt" if checkpoint is not None else None
         run = _Stack(setup, [names[i] for i in chunk], [factories[i] for i in chunk], seed,
                      device, path, progress)  # fmt: skip
         done = run.results()
-        results += [done.get(j) or train(setup.task, activations[i], seed, **solo)
-                    for j, i in enumerate(chunk)]  # fmt: skip
+        results += [done.get(j) or alone(i) for j, i in enumerate(chunk)]
     return results
 
 
@@ -210,7 +211,8 @@ class _Stack:
                                f"({saved.get('functions')}); delete it to start over")
             failures = saved.get("failed", {})
             index = self._drop(model, optimizer, index, [k for k in index if k in failures])
-            epoch = resume(self.checkpoint, model, optimizer, schedule, generator)["epoch"]
+            epoch = resume(self.checkpoint, saved, model, optimizer, schedule,
+                           generator)["epoch"]
             for k, (reason, when) in failures.items():
                 self._fail(k, reason, when)
         bar = Progress(total=recipe.epochs, initial=epoch, unit="epoch", leave=False, delay=2,

@@ -246,15 +246,16 @@ class StackedModel(nn.Module):
         missing from it was dropped), for :func:`keep_in_optimizer`."""
         index = torch.tensor(list(members), dtype=torch.long)
         replaced: dict[nn.Parameter, nn.Parameter] = {}
+        for layer in self.stacked:
+            module = self.body.get_submodule(layer)
+            for name, param in list(module.named_parameters(recurse=False)):
+                new = nn.Parameter(param[index.to(param.device)])
+                setattr(module, name, new)
+                replaced[param] = new
+            for name, buffer in list(module.named_buffers(recurse=False)):
+                setattr(module, name, buffer[index.to(buffer.device)])
         for module in self.body.modules():
-            if isinstance(module, StackedLinear | StackedConv2d | StackedBatchNorm):
-                for name, param in list(module.named_parameters(recurse=False)):
-                    new = nn.Parameter(param[index.to(param.device)])
-                    setattr(module, name, new)
-                    replaced[param] = new
-                for name, buffer in list(module.named_buffers(recurse=False)):
-                    setattr(module, name, buffer[index.to(buffer.device)])
-            elif isinstance(module, MemberActivations):
+            if isinstance(module, MemberActivations):
                 module.keep(members)
                 replaced.update((p, p) for p in module.members.parameters())
             elif isinstance(module, SharedDropout):

@@ -240,8 +240,16 @@ def train(
     """Train ``task``'s model with ``activation`` from ``seed``; never raises for a bad
     activation. ``overrides`` replace recipe fields (``epochs=5``, ``lr=1e-3``)."""
     check_seed(seed)
-    device = resolve_device(device)
-    setup = prepare(task, root, download, overrides)
+    return train_prepared(prepare(task, root, download, overrides), activation, seed,
+                          device=resolve_device(device), checkpoint=checkpoint,
+                          progress=progress)  # fmt: skip
+
+
+def train_prepared(setup: Setup, activation: ActivationSpec, seed: int, *,
+                   device: torch.device, checkpoint: str | os.PathLike[str] | None = None,
+                   progress: bool = False) -> Result:
+    """:func:`train` on a task whose data :func:`prepare` has loaded (many runs of one
+    task load it once)."""
     recipe = setup.recipe
     make_activation = activation_factory(activation, normalize=recipe.normalize)
     name = activation_name(activation)
@@ -265,7 +273,8 @@ def train(
         path = Path(checkpoint) if checkpoint is not None else None
         epoch = 0
         if path is not None and path.exists():
-            epoch = resume(path, model, optimizer, schedule, generator)["epoch"]
+            epoch = resume(path, load_checkpoint(path), model, optimizer, schedule,
+                           generator)["epoch"]
         bar = Progress(total=recipe.epochs, initial=epoch, unit="epoch", leave=False,
                        desc=f"{setup.task.name} {name} seed {seed}", disable=not progress,
                        delay=2)  # fmt: skip
@@ -318,12 +327,11 @@ def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
         torch.save(state, tmp)
 
 
-def resume(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
-           schedule: torch.optim.lr_scheduler.LRScheduler,
+def resume(path: Path, state: dict[str, Any], model: nn.Module,
+           optimizer: torch.optim.Optimizer, schedule: torch.optim.lr_scheduler.LRScheduler,
            generator: torch.Generator) -> dict[str, Any]:
-    """Load :func:`save_checkpoint`'s state into the run and return it (``"epoch"``: the
-    epochs already done)."""
-    state = load_checkpoint(path)
+    """Put the run in ``state``, :func:`save_checkpoint`'s state read from ``path`` by
+    :func:`load_checkpoint`; return it (``"epoch"``: the epochs already done)."""
     try:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
