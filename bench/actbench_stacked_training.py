@@ -9,7 +9,7 @@ table's functions amplify it as much as running on another CPU does. The functio
 drawn (seeded) from the shipped digits table's classes: the ones a table build trains.
 
 Cases: ``mlp-digits`` (target >= 4x), ``mlp-digits-hulls`` (the hull paper's twelve
-activations, a ``bench compare`` grid), ``mlp-fashion-mnist`` (an MLP on Fashion-MNIST,
+activations, a ``bench compare`` grid), ``mlp3-fashion-mnist`` (an MLP on Fashion-MNIST,
 target >= 3x), and convolutional ones, where the automatic stack size is 1 (target: never
 below 1x), with a forced stack beside it to show why.
 
@@ -33,7 +33,7 @@ from actbench.stacked_training import stack_size, train_many
 CASES = {
     "mlp-digits": ("mlp-digits", 32, 64, 64, {}),
     "mlp-digits-hulls": ("mlp-digits", 12, 12, 12, {}),
-    "mlp-fashion-mnist": ("mlp-fashion-mnist", 32, 32, 32, {}),
+    "mlp3-fashion-mnist": ("mlp3-fashion-mnist", 32, 32, 32, {}),
     "cnn-digits": ("cnn-digits", None, 8, 8, {"epochs": 5}),
     "cnn-digits-forced": ("cnn-digits", 8, 8, 8, {"epochs": 5}),
     "lenet5-forced": ("lenet5-fashion-mnist", 4, 4, 4, {"epochs": 1, "train_images": 3000}),

@@ -57,22 +57,26 @@ def _out(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
 
 # --- small models for digits (CPU scale) ------------------------------------------------
 
-MLP_WIDTH = 64
-MLP_DEPTH = 6
+def dense_stack(depth: int, width: int) -> Builder:
+    """A plain MLP of ``depth`` hidden layers of ``width`` units, each followed by the
+    activation."""
+
+    def build(act: ActivationFactory, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+        features = 1
+        for size in input_shape:
+            features *= size
+        layers: list[nn.Module] = [nn.Flatten()]
+        for _ in range(depth):
+            layers += [nn.Linear(features, width), act()]
+            features = width
+        layers.append(nn.Linear(features, num_classes))
+        return nn.Sequential(*layers)
+
+    return build
 
 
-def mlp(act: ActivationFactory, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
-    """A plain MLP, 6 hidden layers of 64: deep enough that poor activations fail."""
-    features = 1
-    for size in input_shape:
-        features *= size
-    layers: list[nn.Module] = [nn.Flatten()]
-    width = features
-    for _ in range(MLP_DEPTH):
-        layers += [nn.Linear(width, MLP_WIDTH), act()]
-        width = MLP_WIDTH
-    layers.append(nn.Linear(width, num_classes))
-    return nn.Sequential(*layers)
+# 6 hidden layers of 64: deep enough that poor activations fail on digits.
+mlp = dense_stack(6, 64)
 
 
 def small_cnn(act: ActivationFactory, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
@@ -225,6 +229,8 @@ def published(source: str, kinds: tuple[str, ...]) -> Builder:
 def builtin_models() -> list[Model]:
     return [
         Model("mlp", "MLP, 6 hidden layers of 64 units (digits scale)", mlp),
+        Model("mlp3", "MLP, 3 hidden layers of 128 units (Fashion-MNIST at CPU scale)",
+              dense_stack(3, 128)),
         Model("cnn", "small 3-conv CNN for 8x8 images (digits scale)", small_cnn),
         Model("lenet5", "LeNet-5: 2 conv + 2 dense, no dropout", lenet5),
         Model("kerasnet", "Keras CIFAR-10 example CNN: 4 conv + 2 dense, dropout", kerasnet),
