@@ -29,7 +29,7 @@ nox.options.sessions = ["lint", *PACKAGES, "examples", "integration", "other_cpu
 OTHER_CPU = {"ATEN_CPU_CAPABILITY": "default", "NUMBA_CPU_NAME": "generic"}
 CPU_SENSITIVE = [
     "packages/actcore/tests/test_equivalence.py",
-    "packages/actbench/tests/test_build_shipped.py",
+    "packages/actbench/tests/test_shipped_tables.py",
     "packages/actbench/tests/test_tables.py",
     "packages/actsearch/tests/test_replay.py",
     "packages/actsearch/tests/test_live.py",

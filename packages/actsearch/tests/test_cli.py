@@ -15,7 +15,17 @@ from actsearch.regressors import get_regressor
 from actsearch.strategies import SearchState, get_strategy
 
 
-def test_replay_writes_csv_figure_and_summary(smooth_file, cache, tmp_path, capsys):
+def test_replay_writes_csv_figure_and_summary(smooth_file, cache, tmp_path, capsys,
+                                              monkeypatch):
+    from actsearch import plot
+
+    drawn, real = [], plot.save
+
+    def keep(fig, path):
+        drawn.append({ax.get_title(): ax.get_legend_handles_labels()[1] for ax in fig.axes})
+        return real(fig, path)
+
+    monkeypatch.setattr(plot, "save", keep)
     out = tmp_path / "rep"
     args = ["search", "replay", "--table", str(smooth_file), "--regressor", "knr",
             "--features", "union", "--features", "outputs", "--trials", "4", "--budget", "12",
@@ -36,6 +46,11 @@ def test_replay_writes_csv_figure_and_summary(smooth_file, cache, tmp_path, caps
     assert [s["algorithm"] for s in summary] == ["KNR (union)", "KNR (outputs)", "random"]
     assert {s["embeddings"] for s in summary} == {"2"}
     assert (out / "replay.png").read_bytes()[:4] == b"\x89PNG"
+    (panels,) = drawn  # one panel per feature set, random in each, then the Spearman panel
+    assert panels["union features"] == ["KNR (union) (n=4)", "random (n=4)", "ReLU",
+                                        "table best"]
+    assert panels["outputs features"][:2] == ["KNR (outputs) (n=4)", "random (n=4)"]
+    assert panels["surrogate prediction quality"] == ["KNR (union)", "KNR (outputs)"]
 
 
 def test_embed_plots_three_panels(smooth_file, cache, tmp_path, monkeypatch):

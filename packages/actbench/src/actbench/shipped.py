@@ -1,9 +1,10 @@
 """The benchmark tables actbench ships as package data, registered by name.
 
-``act-bench-digits-mlp``: every equivalence class of ``binary(unary(x),unary(x))``
-trained on ``mlp-digits`` (3 seeds, medians), built with ``act bench build``; its card
-(``act-bench-digits-mlp.card.json``) lies beside it. A table is registered only when its
-file is installed, so a checkout whose build has not finished lists none.
+Each holds every equivalence class of ``binary(unary(x),unary(x))`` trained with 3 seeds
+(medians), built with ``act bench build``: ``act-bench-digits-mlp`` on ``mlp-digits``,
+``act-bench-fashion-mlp3`` on ``mlp3-fashion-mnist`` (real images). Its card
+(``NAME.card.json``) lies beside it. A table is registered only when its file is
+installed, so a checkout whose build has not finished lists none.
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ SHIPPED: dict[str, tuple[str, str, float]] = {
     "act-bench-digits-mlp": (
         "act-bench-digits-mlp.json.gz",
         "binary(unary(x),unary(x)) on mlp-digits, 3 seeds (actbench)",
+        0.1,
+    ),
+    "act-bench-fashion-mlp3": (
+        "act-bench-fashion-mlp3.json.gz",
+        "binary(unary(x),unary(x)) on mlp3-fashion-mnist, 3 seeds (actbench)",
         0.1,
     ),
 }

@@ -123,10 +123,12 @@ def run_replay(args: argparse.Namespace) -> int:
                ([getattr(s, f) for f in fields] for s in summaries))
     curves = {a.label: replay_summary.best_curves(trials) for a, trials in results.items()}
     spearman = {a.label: replay_summary.spearman_curves(trials) for a, trials in results.items()}
+    panels = {fs: [a.label for a in results if a.features == fs or a.strategy == "random"]
+              for fs in feature_sets} if len(feature_sets) > 1 else None
     plot.plot_replay(curves, spearman, out / "replay.png", problem.start_accuracy,
                       float(problem.accuracy.max()),
                       f"{args.table}: {args.trials} trials on {args.embeddings} "
-                      f"embedding{'s' if args.embeddings > 1 else ''} per feature set")
+                      f"embedding{'s' if args.embeddings > 1 else ''} per feature set", panels)
     _print_summary(summaries, problem)
     log.info(f"wrote {out}/replay.csv, summary.csv, replay.png")
     return 0

@@ -41,32 +41,44 @@ def mean_ci(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def plot_replay(
     curves: Mapping[str, np.ndarray], spearman: Mapping[str, np.ndarray], path: Path,
-    relu: float, best: float, title: str,
+    relu: float, best: float, title: str, panels: Mapping[str, Sequence[str]] | None = None,
 ) -> Path:
-    """Left: mean best-so-far per evaluation with 95% bands, one line per algorithm.
-    Right: mean Spearman correlation of predicted vs true accuracy (surrogates only)."""
-    fig, (ax, rho_ax) = _figure(1, 2, figsize=(12, 4.5), width_ratios=(3, 2))
-    colors = {}
-    for label, c in curves.items():
-        mean, half = mean_ci(c)
-        x = np.arange(1, len(mean) + 1)
-        (line,) = ax.plot(x, mean, label=f"{label} (n={len(c)})")
-        colors[label] = line.get_color()
-        ax.fill_between(x, mean - half, mean + half, color=line.get_color(), alpha=0.2)
-    if np.isfinite(relu):
-        ax.axhline(relu, color="grey", linestyle="--", linewidth=1, label="ReLU")
-    ax.axhline(best, color="black", linestyle=":", linewidth=1, label="table best")
-    ax.set_xlabel("evaluations")
-    ax.set_ylabel("best validation accuracy so far")
-    ax.set_title(title)
-    ax.legend(fontsize=8, loc="lower right")
-    ax.grid(alpha=0.3)
-    for label, rho in spearman.items():
-        steps = np.isfinite(rho).any(axis=0)
-        if steps.any():
+    """Mean best-so-far per evaluation with 95% bands, one line per algorithm, in one panel
+    per entry of ``panels`` (a feature set and the labels it shows, e.g. ``{"union":
+    ["KNR (union)", "RFR (union)", "random"]}``; default: every label in one panel), as
+    the AQuaSurF paper draws its replays. Last panel: the surrogates' mean Spearman
+    correlation of predicted with true accuracy, line style by panel."""
+    panels = panels or {"": list(curves)}
+    fig, axes = _figure(1, len(panels) + 1, figsize=(5 * len(panels) + 5, 4.5), squeeze=False,
+                        width_ratios=(3,) * len(panels) + (2,))
+    *best_axes, rho_ax = axes[0]
+    colors, styles = _line_colors(curves), ["-", "--", ":", "-."]
+    for ax, (panel, labels) in zip(best_axes, panels.items()):
+        for label in labels:
+            mean, half = mean_ci(curves[label])
+            x = np.arange(1, len(mean) + 1)
+            ax.plot(x, mean, color=colors[label], label=f"{label} (n={len(curves[label])})")
+            ax.fill_between(x, mean - half, mean + half, color=colors[label], alpha=0.2)
+        if np.isfinite(relu):
+            ax.axhline(relu, color="grey", linestyle="--", linewidth=1, label="ReLU")
+        ax.axhline(best, color="black", linestyle=":", linewidth=1, label="table best")
+        ax.set_xlabel("evaluations")
+        ax.set_title(f"{panel} features" if panel else title)
+        ax.legend(fontsize=8, loc="lower right")
+        ax.grid(alpha=0.3)
+    best_axes[0].set_ylabel("best validation accuracy so far")
+    if len(panels) > 1:
+        _share_limits(best_axes)
+        fig.suptitle(title)
+    for style, labels in zip(styles * len(panels), panels.values()):
+        for label in labels:
+            rho = spearman.get(label)
+            if rho is None or not np.isfinite(rho).any():
+                continue
+            steps = np.isfinite(rho).any(axis=0)
             x = np.arange(1, rho.shape[1] + 1)[steps]
-            rho_ax.plot(x, np.nanmean(rho[:, steps], axis=0), color=colors.get(label),
-                        label=label)
+            rho_ax.plot(x, np.nanmean(rho[:, steps], axis=0), color=colors[label],
+                        linestyle=style, label=label)
     rho_ax.axhline(0, color="black", linewidth=0.5)
     rho_ax.set_xlabel("evaluations")
     rho_ax.set_ylabel("Spearman (predicted vs true, unevaluated)")
@@ -75,6 +87,20 @@ def plot_replay(
     if rho_ax.get_legend_handles_labels()[0]:
         rho_ax.legend(fontsize=8)
     return save(fig, path)
+
+
+def _line_colors(curves: Mapping[str, np.ndarray]) -> dict[str, str]:
+    """One colour per algorithm name (the label before its feature set), so a regressor
+    keeps its colour in every panel."""
+    names = list(dict.fromkeys(label.split(" (")[0] for label in curves))
+    return {label: f"C{names.index(label.split(' (')[0]) % 10}" for label in curves}
+
+
+def _share_limits(axes) -> None:
+    low = min(ax.get_ylim()[0] for ax in axes)
+    high = max(ax.get_ylim()[1] for ax in axes)
+    for ax in axes:
+        ax.set_ylim(low, high)
 
 
 def plot_embeddings(
