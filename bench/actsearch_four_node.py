@@ -1,5 +1,6 @@
 """The four-node search end to end: ``act search run`` on the union of the five four-node
-schemas (1,023,516 functions, 387,359 classes) on mlp-digits, from an empty folder.
+schemas (1,023,516 functions, 387,359 classes) on a task (``mlp-digits``, or
+``mlp3-fashion-mnist`` for real images), from an empty folder.
 
 Prints each phase's wall time as the search logs it (classes and outputs, Fisher spectra,
 union embedding), the time to the first suggestion, the suggestions' median and maximum
@@ -7,7 +8,7 @@ time, the whole run's wall time, and the peak resident memory of the whole proce
 (the search and its workers together, sampled every second from /proc).
 
     .venv-dev/bin/python bench/actsearch_four_node.py --out /tmp/four-node [--budget 100]
-        [--workers 2] [--seed 0]
+        [--workers 2] [--seed 0] [--task mlp-digits]
 
 Then the top five functions of the search and the eight baselines are trained again with
 seeds 0, 1 and 2 and their medians printed, best first (``--top 0`` skips this).
@@ -57,6 +58,7 @@ def tree_rss(session: int) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--task", default="mlp-digits")
     parser.add_argument("--budget", type=int, default=100)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
@@ -66,7 +68,7 @@ def main() -> None:
     if args.fresh and args.out.exists():
         shutil.rmtree(args.out)
     act = shutil.which("act") or str(Path(sys.executable).with_name("act"))
-    command = [act, "-v", "search", "run", "--task", "mlp-digits", "--budget",
+    command = [act, "-v", "search", "run", "--task", args.task, "--budget",
                str(args.budget), "--workers", str(args.workers), "--seed", str(args.seed),
                "--out", str(args.out)]
     for schema in SCHEMAS:
@@ -92,16 +94,16 @@ def main() -> None:
     print(f"exit {code}; wall {time.perf_counter() - start:.0f} s; peak resident memory of "
           f"the search and its workers {peak[0] / 2**30:.2f} GiB")
     if code == 0 and args.top:
-        retrain(args.out / "leaderboard.csv", args.top)
+        retrain(args.task, args.out / "leaderboard.csv", args.top)
 
 
-def retrain(leaderboard: Path, top: int, seeds: tuple[int, ...] = (0, 1, 2)) -> None:
+def retrain(task: str, leaderboard: Path, top: int, seeds: tuple[int, ...] = (0, 1, 2)) -> None:
     """Median validation and test accuracy over ``seeds`` of the search's best and the
-    baselines."""
+    baselines (trained side by side where the task's network allows it)."""
     import csv
     import statistics
 
-    from actbench import train
+    from actbench.stacked_training import train_many
     from actcore.readable import readable
     from actsearch.features import BASELINES
 
@@ -109,10 +111,12 @@ def retrain(leaderboard: Path, top: int, seeds: tuple[int, ...] = (0, 1, 2)) -> 
         rows = list(csv.DictReader(fh))
     searched = {r["function"]: float(r["val_accuracy"]) for r in rows}
     best = [r["function"] for r in rows if r["function"] not in BASELINES][:top]
-    print(f"median of seeds {list(seeds)} (mlp-digits), best first:")
+    print(f"median of seeds {list(seeds)} ({task}), best first:")
+    names = [*best, *BASELINES]
+    by_seed = [train_many(task, names, seed) for seed in seeds]
     lines = []
-    for name in [*best, *BASELINES]:
-        runs = [train("mlp-digits", name, seed=s) for s in seeds]
+    for i, name in enumerate(names):
+        runs = [results[i] for results in by_seed]
         val = statistics.median(r.val_accuracy for r in runs)
         test = statistics.median(r.test_accuracy for r in runs)
         tag = "baseline" if name in BASELINES else "found"
