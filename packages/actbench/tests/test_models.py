@@ -49,6 +49,18 @@ def test_hull_paper_parameter_counts(name, data, expected, rounded):
     assert round(count, -3) == rounded  # SPEC.md's rounded figures (431k, 657k, 890k, 1.2M)
 
 
+@pytest.mark.parametrize(
+    ("name", "data", "expected"),
+    [("mlp", ((1, 8, 8), 10), dense(64, 64) + 5 * dense(64, 64) + dense(64, 10)),
+     ("mlp3", FASHION, dense(784, 128) + 2 * dense(128, 128) + dense(128, 10))],
+)  # fmt: skip
+def test_mlps_have_their_stated_layers(name, data, expected):
+    model = build(name, data)
+    assert parameter_count(model) == expected
+    widths = [m.out_features for m in model.modules() if isinstance(m, nn.Linear)]
+    assert widths == ([64] * 6 if name == "mlp" else [128] * 3) + [10]
+
+
 def test_resnet56_has_858k_parameters_on_cifar10():
     # 55 convs with biases, BN (2 per channel), two 1x1 projections, dense 64->10.
     convs = conv(3, 16, 3) + 18 * conv(16, 16, 3) + conv(16, 32, 3) + 17 * conv(32, 32, 3)
@@ -82,7 +94,7 @@ def test_all_cnn_c_weights_per_layer_match_spec():
     ("name", "data"),
     [("lenet5", FASHION), ("lenet5", CIFAR10), ("kerasnet", CIFAR10), ("allcnnc", CIFAR10),
      ("resnet56", CIFAR10), ("mlp", ((1, 8, 8), 10)), ("cnn", ((1, 8, 8), 10)),
-     ("mlp", ((5,), 3))],
+     ("mlp", ((5,), 3)), ("mlp3", FASHION)],
 )  # fmt: skip
 def test_models_map_a_batch_to_class_logits(name, data):
     shape, classes = data
