@@ -93,6 +93,18 @@ class Pool:
         return self.__enter__().executor
 
 
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Kill the pool's processes now. The job that used them is leaving (interrupted, or an
+    error), so nobody will collect their running units; ``shutdown`` would wait for each
+    of them, and a worker blocked on handing back a large result can wait for ever."""
+    kill = getattr(pool, "kill_workers", None)  # Python 3.14
+    if kill is not None:
+        kill()
+        return
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.kill()
+
+
 @contextmanager
 def make_executor(workers: int | None = None, scheduler: str | None = None) -> Iterator[Executor]:
     """An executor for ``workers`` parallel units (None: all cores), or on a Dask
@@ -111,6 +123,9 @@ def make_executor(workers: int | None = None, scheduler: str | None = None) -> I
         )
         try:
             yield pool
+        except BaseException:
+            _stop_workers(pool)
+            raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
         return
