@@ -10,8 +10,6 @@ from actbench.shipped import DATA, SHIPPED
 from actbench.tables import read_table
 from actcore.cli import main
 
-SHIPPED_FILE = DATA / SHIPPED["act-bench-digits-mlp"][0]
-
 
 def test_built_table_gives_search_features(tmp_path):
     config = BuildConfig(task="mlp-digits", schemas=["binary(unary(x),unary(x))"],
@@ -31,10 +29,13 @@ def test_built_table_gives_search_features(tmp_path):
     assert np.isfinite(features.fisher[valid]).all()
 
 
-@pytest.mark.skipif(not SHIPPED_FILE.is_file(), reason="the shipped table is not built yet")
-def test_replay_on_the_shipped_table_by_name(tmp_path, capsys):
+@pytest.mark.parametrize("name", [
+    pytest.param(name, marks=pytest.mark.skipif(not (DATA / file).is_file(),
+                                                reason=f"{file} is not built yet"))
+    for name, (file, _, _) in SHIPPED.items()])
+def test_replay_on_the_shipped_table_by_name(name, tmp_path, capsys):
     out = tmp_path / "replay"
-    argv = ["search", "replay", "--table", "act-bench-digits-mlp", "--trials", "2",
+    argv = ["search", "replay", "--table", name, "--trials", "2",
             "--budget", "12", "--jobs", "1", "--out", str(out), "--cache", str(tmp_path)]
     assert main(argv) == 0
     assert (out / "replay.png").is_file() and (out / "summary.csv").is_file()
