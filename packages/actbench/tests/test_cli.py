@@ -73,6 +73,10 @@ def test_compare_prints_table_writes_plot_and_resumes(tmp_path, capsys, monkeypa
     monkeypatch.setattr(actbench.cli, "train_many", no_training)
     assert main([*argv, "--markdown"]) == 0
     assert "| relu(x) | 2 | 0 |" in capsys.readouterr().out
+    at = argv.index("--epochs")
+    for epochs in (["--epochs", "3"], ["--set", "epochs=1"], []):  # not the runs saved
+        assert main([*argv[:at], *epochs, *argv[at + 2:]]) == 2
+        assert "runs of 2 epochs (relu(x), seed 0), not the" in capsys.readouterr().err
 
 
 def test_compare_on_worker_processes_equals_one_at_a_time(tmp_path):

@@ -168,6 +168,7 @@ def run_compare(args: argparse.Namespace) -> int:
     bar = Progress(total=total, desc=args.task, unit="run", file=sys.stderr)
     in_process = args.workers == 0 and args.scheduler is None
     stack = stack_size(args.task, args.device, args.stack)
+    epochs = settings.get("epochs", registry(TASKS).get(args.task).recipe.epochs)
     job = functools.partial(_train_job, args.task, stack=stack, progress=in_process,
                             **settings)  # fmt: skip
 
@@ -179,7 +180,7 @@ def run_compare(args: argparse.Namespace) -> int:
 
     with make_executor(args.workers, args.scheduler) as executor:
         results = run_comparison(args.task, args.activation, range(args.seeds), job,
-                                 args.results, done, executor, stack)  # fmt: skip
+                                 args.results, done, executor, stack, epochs)
     bar.close()
     print(f"{args.task}: {args.seeds} seed(s) per activation, accuracies in %")
     print(table(summarise(results), markdown=args.markdown))

@@ -212,6 +212,20 @@ def _finished(executor: Executor, jobs: list[Callable[[], list[Result]]]) -> Ite
         yield from future.result()
 
 
+def _check_epochs(results: Sequence[Result], task: str, epochs: int,
+                  path: str | os.PathLike[str] | None) -> None:
+    """A saved run of ``task`` is reusable only if it trained for ``epochs`` (a failed run
+    stops early, at its epoch)."""
+    for r in results:
+        other = r.epochs > epochs or (r.status == "ok" and r.epochs != epochs)
+        if r.task == task and other:
+            raise ActError(
+                f"{path} holds {task} runs of {r.epochs} epochs ({r.activation}, seed "
+                f"{r.seed}), not the {epochs} asked for: pass --epochs {r.epochs} to continue "
+                "them, or another --results file"
+            )
+
+
 def run_comparison(
     task: str,
     activations: Sequence[str],
@@ -221,6 +235,7 @@ def run_comparison(
     on_result: Callable[[Result], None] | None = None,
     executor: Executor | None = None,
     stack: int = 1,
+    epochs: int | None = None,
 ) -> list[Result]:
     """Train every activation on every seed (skipping runs already saved); return the
     results in the order activation by activation, seed by seed.
@@ -229,10 +244,13 @@ def run_comparison(
     (:func:`actbench.train_many`); on an executor other than the default in-process one
     it must pickle (a module-level function or a ``functools.partial`` of one).
     Activations are canonicalised (``relu`` is ``relu(x)``) and parsed before anything
-    is trained.
+    is trained. Given ``epochs`` (the runs' epoch count), saved runs of ``task`` trained for
+    another count are refused rather than reused.
     """
     activations = [activation_name(a) for a in activations]
     results = load_results(results_path) if results_path is not None else []
+    if epochs is not None:
+        _check_epochs(results, task, epochs, results_path)
     have = {(r.task, r.activation, r.seed): r for r in results}
     wanted = [(task, a, s) for a in activations for s in seeds]
     for key in wanted:
