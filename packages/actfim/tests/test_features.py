@@ -15,8 +15,8 @@ from actfim import (
     kfac_spectrum,
     layer_cdf,
 )
-from actfim.features import layout_of
-from actfim.spectrum import LayerSpectrum, Spectrum
+from actfim.features import kronecker_cdfs, layer_cdfs, layout_of
+from actfim.spectrum import LayerSpectrum, Spectrum, kronecker_logs
 
 
 def spectrum_of(*layers):
@@ -77,6 +77,22 @@ def test_layer_cdf_is_the_normalised_cumulative_histogram():
     assert np.allclose(cdf, np.array([2, 3, 5, 7]) / 7)
     with pytest.raises(ActError):
         layer_cdf(np.array([0.0, -np.inf]), 4)
+
+
+def test_kronecker_cdfs_count_every_pair_without_forming_the_repeats():
+    # factors of rank below their size: many eigenvalues sit on one floor value (as
+    # log_eigenvalues leaves them), a few rows have none, a group and ties elsewhere
+    rng = np.random.default_rng(1)
+    log_a = torch.tensor(rng.normal(-10, 30, (5, 2, 40)))
+    log_g = torch.tensor(rng.normal(-20, 30, (5, 2, 12)))
+    log_a[:4, :, 9:] = log_a[:4, :, 9:].amin(-1, keepdim=True) - 40  # 31 copies each
+    log_g[1:, :, 3:] = -95.5
+    log_g[2, 0, :2] = log_g[2, 0, 2]  # ties above the floor count like any value
+    for bins in (0, 7, 123):
+        every_pair = layer_cdfs(kronecker_logs(log_a, log_g), bins)
+        assert np.array_equal(kronecker_cdfs(log_a, log_g, bins), every_pair)
+    with pytest.raises(ActError, match="not finite"):
+        kronecker_cdfs(log_a.clone().fill_(-np.inf), log_g, 7)
 
 
 def _w1(a, b) -> float:

@@ -89,7 +89,42 @@ def layer_cdfs(log_eigenvalues: torch.Tensor, bins: int) -> np.ndarray:
     ⌊(v − lo)·bins/(hi − lo)⌋, ``torch.histc``'s rule to the last bit.
     """
     values = torch.as_tensor(log_eigenvalues, dtype=torch.float64)
-    rows, count = values.shape
+    return _binned_cdfs(values, None, values.shape[1], bins)
+
+
+def kronecker_cdfs(log_a: torch.Tensor, log_g: torch.Tensor, bins: int) -> np.ndarray:
+    """:func:`layer_cdfs` of the Kronecker spectra log λ_i(A) + log μ_j(G) of stacks of
+    factors ``(rows, groups, d)``, without forming the repeated pairs.
+
+    With a batch smaller than a factor, most of its eigenvalues are clamped to one floor
+    value: the input layer of an MLP on 784 pixels has 785·128 pairs but a few hundred
+    distinct ones. Each row's copies of its smallest value are counted once with their
+    multiplicity, so the same sums land in the same bins as over every pair.
+    """
+    a, weight_a = _merge_smallest(log_a.to(torch.float64))
+    g, weight_g = _merge_smallest(log_g.to(torch.float64))
+    pairs = (a[..., :, None] + g[..., None, :]).flatten(1)
+    weights = (weight_a[..., :, None] * weight_g[..., None, :]).flatten(1)
+    total = log_a.shape[1] * log_a.shape[2] * log_g.shape[2]
+    return _binned_cdfs(pairs, weights, total, bins)
+
+
+def _merge_smallest(logs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row sorted in descending order and cut after its first copy of its smallest
+    value, which carries the copies' count as its weight (the others weigh 1); rows are
+    cut at one common length, later entries weighing 0."""
+    values = logs.sort(dim=-1, descending=True).values
+    copies = (values == values[..., -1:]).sum(-1, keepdim=True)
+    above = values.shape[-1] - copies  # entries larger than the smallest
+    keep = int(above.max()) + 1
+    position = torch.arange(keep)
+    weights = (position < above).double() + (position == above) * copies.double()
+    return values[..., :keep], weights
+
+
+def _binned_cdfs(values: torch.Tensor, weights: torch.Tensor | None, total: int,
+                 bins: int) -> np.ndarray:
+    rows = values.shape[0]
     if bins == 0:
         return np.zeros((rows, 0))
     if not torch.isfinite(values).all():
@@ -97,8 +132,9 @@ def layer_cdfs(log_eigenvalues: torch.Tensor, bins: int) -> np.ndarray:
     lo, hi = LOG_RANGE
     index = ((values.clamp(lo, hi) - lo) * bins / (hi - lo)).floor().long().clamp_(0, bins - 1)
     index += torch.arange(rows)[:, None] * bins
-    counts = torch.bincount(index.flatten(), minlength=rows * bins).reshape(rows, bins)
-    return (counts.cumsum(1).double() / count).numpy()
+    flat = None if weights is None else weights.flatten()
+    counts = torch.bincount(index.flatten(), flat, minlength=rows * bins).reshape(rows, bins)
+    return (counts.cumsum(1).double() / total).numpy()
 
 
 def fisher_cdf(spectrum: Spectrum) -> np.ndarray:

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from actcore.errors import ActError
 from actfim.factors import FisherType, Likelihood, stacked_factors
-from actfim.features import cdf_layout, layer_cdfs
+from actfim.features import cdf_layout, kronecker_cdfs
 from actfim.layers import Mode, SkippedModule
 from actfim.silent import SilentLayer, leave_out, silent_layers
 from actfim.spectrum import (
@@ -65,7 +65,8 @@ class _Layer:
     groups: int
     a_size: int
     g_size: int
-    log_eigenvalues: Tensor  # (stacks, eigenvalues), float64, CPU
+    log_a: Tensor  # (stacks, groups, a_size), CPU: each stack's log λ(A)
+    log_g: Tensor  # (stacks, groups, g_size), CPU: log μ(G)
     clamped_a: Tensor  # (stacks,)
     clamped_g: Tensor
 
@@ -99,7 +100,7 @@ class StackedSpectra:
         good = np.flatnonzero(self.valid)
         if len(good) and layout is not None:
             rows[good] = np.concatenate(
-                [layer_cdfs(layer.log_eigenvalues[good], bins)
+                [kronecker_cdfs(layer.log_a[good], layer.log_g[good], bins)
                  for layer, bins in zip(self.layers, layout.bins)], axis=1)
         return rows
 
@@ -113,7 +114,8 @@ class StackedSpectra:
         layers = [
             LayerSpectrum(name=la.name, kind=la.kind, num_weights=la.num_weights,
                           groups=la.groups, a_size=la.a_size, g_size=la.g_size,
-                          log_eigenvalues=la.log_eigenvalues[s],
+                          log_eigenvalues=kronecker_logs(la.log_a[s : s + 1],
+                                                         la.log_g[s : s + 1])[0],
                           clamped_a=int(la.clamped_a[s]), clamped_g=int(la.clamped_g[s]))
             for la in self.layers
         ]
@@ -158,13 +160,14 @@ def stacked_spectra(
         (eig_a, ok_a), (eig_g, ok_g) = values[2 * i], values[2 * i + 1]
         log_a, clamped_a, bad_a = log_eigenvalues(eig_a, ok_a)
         log_g, clamped_g, bad_g = log_eigenvalues(eig_g, ok_g)
-        pairs = kronecker_logs(log_a, log_g).cpu()
-        finite = torch.isfinite(pairs).all(1).tolist()
+        # a sum of two finite logs is finite: the pairs need not be formed to check
+        finite = (torch.isfinite(log_a).flatten(1).all(1)
+                  & torch.isfinite(log_g).flatten(1).all(1)).tolist()
         for s in range(stacks):
             problems[s][layer.name] = layer_problem(layer.name, bad_a[s], bad_g[s], finite[s])
         layers.append(_Layer(layer.name, layer.kind, layer.num_weights, layer.a.shape[1],
-                             layer.a.shape[2], layer.g.shape[2], pairs, clamped_a.cpu(),
-                             clamped_g.cpu()))
+                             layer.a.shape[2], layer.g.shape[2], log_a.cpu(), log_g.cpu(),
+                             clamped_a.cpu(), clamped_g.cpu()))
     zero = silent_layers((p for stack in problems for p in stack.values()), model, inputs,
                          targets, fisher=fisher, likelihood=likelihood, mc_samples=mc_samples,
                          dtype=dtype, seed=seed, mode=mode)
