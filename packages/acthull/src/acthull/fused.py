@@ -1,12 +1,10 @@
 """A memory-lean weighted sum of base functions: y = Σ c_i f_i(x).
 
 Autograd would keep every f_i(x) (and the bases' own intermediates) alive until
-backward: N activation-sized tensors per layer. :class:`WeightedSum` keeps the input
-``x`` (plus the small coefficient tensor) and recomputes each base, one at a time, in
-backward. The exceptions are tanh and sigmoid applied to ``x``: their derivative comes
-from their value, which is kept, as a plain tanh layer keeps it — recomputing a tanh
-costs more than the rest of a hull's step on a CPU. Forward and backward therefore hold
-O(1) activation-sized temporaries, plus one per tanh or sigmoid base.
+backward: N activation-sized tensors per layer. :class:`WeightedSum` keeps only the
+input ``x`` (plus the small coefficient tensor) and recomputes each base, one at a time,
+in backward. Forward and backward therefore hold O(1) activation-sized temporaries,
+whatever N is.
 
 Backward needs ⟨grad, f_i(x)⟩ for each coefficient and grad · f_i'(x) for the input.
 For common bases applied directly to ``x`` (identity, relu, tanh, sigmoid, swish) the
@@ -49,9 +47,6 @@ _DERIVATIVES: dict[Callable[..., Tensor], Derivative] = {
     torch.sigmoid: lambda grad, x, fx: _aten.sigmoid_backward(grad, fx),
     F.silu: lambda grad, x, fx: _aten.silu_backward(grad, x),
 }
-#: Bases whose derivative needs their value, which is kept from forward rather than
-#: recomputed (an exp per element, where the rest of a hull is a few multiply-adds).
-_KEPT = {torch.tanh, torch.sigmoid}
 #: Positively homogeneous bases, f(x) = f'(x)·x: ⟨grad, f(x)⟩ = ⟨grad·f'(x), x⟩, so their
 #: coefficient gradient needs no recomputation of f(x).
 _HOMOGENEOUS = {operators.identity, torch.relu}
@@ -103,26 +98,18 @@ class WeightedSum(torch.autograd.Function):
     ) -> Tensor:
         ctx.bases = bases
         ctx.kernels = kernels
-        ctx.kept = []
+        ctx.save_for_backward(x, coefficients)
         if kernels is not None and (out := kernels.forward(x, coefficients)) is not None:
-            ctx.save_for_backward(x, coefficients)
             return out
         ctx.kernels = None
-        out, kept = None, []
-        for i, (coefficient, base) in enumerate(zip(coefficients, bases)):
-            value = base(x)
-            if tabulated(base) in _KEPT:
-                ctx.kept.append(i)
-                kept.append(value)
-            out = torch.mul(value, coefficient) if out is None else out.addcmul_(value,
-                                                                                 coefficient)
-        ctx.save_for_backward(x, coefficients, *kept)
+        out = torch.mul(bases[0](x), coefficients[0])
+        for coefficient, base in zip(coefficients[1:], bases[1:]):
+            out.addcmul_(base(x), coefficient)
         return out
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None, None]:
-        x, coefficients, *kept_values = ctx.saved_tensors
-        kept = dict(zip(ctx.kept, kept_values))
+        x, coefficients = ctx.saved_tensors
         need_x, need_c = ctx.needs_input_grad[:2]
         if ctx.kernels is not None and (grads := ctx.kernels.backward(x, coefficients,
                                                                       grad)) is not None:
@@ -130,7 +117,7 @@ class WeightedSum(torch.autograd.Function):
             return grad_x if need_x else None, grad_c if need_c else None, None, None
         grad_x: Tensor | None = None
         grad_c: list[Tensor] = []
-        for i, (coefficient, base) in enumerate(zip(coefficients, ctx.bases)):
+        for coefficient, base in zip(coefficients, ctx.bases):
             fn = tabulated(base)
             if fn in _HOMOGENEOUS:
                 slope = _DERIVATIVES[fn](grad, x, x)
@@ -139,7 +126,7 @@ class WeightedSum(torch.autograd.Function):
                     grad_c.append(_inner(slope, x, coefficient))
             else:
                 if fn is not None:
-                    value = kept[i] if i in kept else base(x)
+                    value = base(x)
                     slope = _DERIVATIVES[fn](grad, x, value) if need_x else None
                 else:
                     value, slope = _value_and_slope(base, x, grad, need_x)
