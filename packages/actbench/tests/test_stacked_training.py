@@ -97,6 +97,19 @@ def test_members_follow_their_solo_runs_in_float64(name):
         assert moved > 1e-4  # training moved the weights: the comparison is not of inits
 
 
+def test_a_dense_input_layer_takes_the_batch_once_for_every_member():
+    """An MLP's first layer sees the same images in every member: one product over the
+    batch, not K over K copies (the float64 test above checks what it computes)."""
+    built = [_build("mlp", spec, (1, 8, 8), seed=0) for spec in MEMBERS]
+    model = StackedModel([net for net, _ in built], built[0][1])
+    assert model._shared_input_layer() == 1  # after nn.Flatten
+    x = torch.randn(5, 1, 8, 8, dtype=torch.float64)
+    for k, (net, _) in enumerate(built):
+        torch.testing.assert_close(model(x)[k], net(x), rtol=0, atol=1e-12)
+    cnn = [_build("cnn", spec, (1, 8, 8), seed=0) for spec in MEMBERS]
+    assert StackedModel([net for net, _ in cnn], cnn[0][1])._shared_input_layer() is None
+
+
 def test_float32_stacking_differs_from_solo_no_more_than_float32_rounding_does():
     """No threshold tuned on one CPU: the stacked float32 run's distance from the solo
     float32 run is bounded by the distance float32 rounding itself puts between the solo

@@ -66,6 +66,14 @@ class StackedLinear(nn.Module):
             out = torch.baddbmm(self.bias.unsqueeze(1), rows, self.weight.transpose(1, 2))
         return out.reshape(*x.shape[:-1], out.shape[-1])
 
+    def forward_shared(self, x: Tensor) -> Tensor:
+        """Every member's rows are ``x`` (a network's input layer): one matrix product
+        against all members' weights, rather than ``K`` products over ``K`` copies."""
+        k, width = self.weight.shape[0], self.weight.shape[1]
+        bias = None if self.bias is None else self.bias.reshape(-1)
+        out = F.linear(x, self.weight.reshape(k * width, -1), bias)  # (B, K·out)
+        return out.reshape(-1, k, width).transpose(0, 1).reshape(-1, width)
+
 
 class StackedConv2d(nn.Module):
     """``K`` convolutions as one grouped convolution (``K·groups`` groups)."""
@@ -265,8 +273,28 @@ class StackedModel(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         k = len(self._members)
-        out = self.body(x.repeat(k, *[1] * (x.dim() - 1)))
-        return out.reshape(k, x.shape[0], *out.shape[1:])
+        first = self._shared_input_layer()
+        if first is None:
+            out = self.body(x.repeat(k, *[1] * (x.dim() - 1)))
+        else:
+            for module in self.body[:first]:
+                x = module(x)
+            out = self.body[first].forward_shared(x)
+            for module in self.body[first + 1 :]:
+                out = module(out)
+        return out.reshape(k, -1, *out.shape[1:])
+
+    def _shared_input_layer(self) -> int | None:
+        """Where a sequential network's first dense layer is, if only flattening comes
+        before it: the members' input is the same there, and one product serves all."""
+        if not isinstance(self.body, nn.Sequential):
+            return None
+        for i, module in enumerate(self.body):
+            if isinstance(module, StackedLinear):
+                return i
+            if type(module) not in (nn.Flatten, nn.Identity):
+                return None
+        return None
 
     @torch.no_grad()
     def member(self, k: int) -> nn.Module:
