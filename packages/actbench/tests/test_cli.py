@@ -76,7 +76,23 @@ def test_compare_prints_table_writes_plot_and_resumes(tmp_path, capsys, monkeypa
     at = argv.index("--epochs")
     for epochs in (["--epochs", "3"], ["--set", "epochs=1"], []):  # not the runs saved
         assert main([*argv[:at], *epochs, *argv[at + 2:]]) == 2
-        assert "runs of 2 epochs (relu(x), seed 0), not the" in capsys.readouterr().err
+        assert "runs trained with epochs=2 (relu(x), seed 0), not the" in capsys.readouterr().err
+    assert main([*argv, "--set", "lr=0.01"]) == 2  # another recipe: not silently reused
+    assert "runs trained with lr=0.003 (relu(x), seed 0), not the lr=0.01" in \
+        capsys.readouterr().err
+    assert main([*argv, "--set", "threads=2"]) == 0  # how it runs, not what it computes
+    assert all(r.recipe is not None and r.recipe["epochs"] == 2 for r in saved)
+
+
+def test_compare_still_checks_the_epochs_of_runs_saved_without_a_recipe(tmp_path, capsys):
+    results = tmp_path / "old.jsonl"
+    record = dict(task="mlp-digits", activation="relu(x)", seed=0, status="ok",
+                  train_accuracy=0.5, val_accuracy=0.5, test_accuracy=0.5, train_loss=1.0,
+                  val_loss=1.0, test_loss=1.0, runtime_s=1.0, epochs=2)
+    results.write_text(json.dumps(record) + "\n")  # a file written before act kept recipes
+    argv = ["bench", "compare", "-t", "mlp-digits", "-a", "relu", "--results", str(results)]
+    assert main([*argv, "--epochs", "3"]) == 2
+    assert "runs of 2 epochs (relu(x), seed 0), not the 3 asked for" in capsys.readouterr().err
 
 
 def test_compare_on_worker_processes_equals_one_at_a_time(tmp_path):

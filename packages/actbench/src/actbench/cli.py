@@ -15,7 +15,7 @@ from actbench.hookspecs import DATASETS, MODELS, TASKS
 from actbench.models import parameter_count
 from actbench.recipes import parse_overrides
 from actbench.stacked_training import stack_size, train_many
-from actbench.train import Result, train
+from actbench.train import Result, recipe_for, train
 from actcore import ActError
 from actcore.cli import add_device, add_group, add_normalize, add_output, output_path
 from actcore.console import Progress, log
@@ -79,6 +79,10 @@ def _common(parser: argparse.ArgumentParser) -> None:
     add_device(parser)
 
 
+#: settings of a run that are not recipe fields
+RUN_SETTINGS = ("root", "download", "device")
+
+
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
     if args.seeds < 1:
         raise ActError(f"--seeds must be at least 1, got {args.seeds}")
@@ -86,7 +90,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     registry(TASKS).get(args.task)  # bad input fails before anything is trained
     for activation in args.activation if isinstance(args.activation, list) else [args.activation]:
         activation_name(activation)
-    return dict(root=args.data_root, download=args.download, device=args.device, **overrides)
+    return dict(zip(RUN_SETTINGS, (args.data_root, args.download, args.device)), **overrides)
 
 
 def add_stack(parser: argparse.ArgumentParser, default: str = "32 for dense networks on a "
@@ -168,7 +172,8 @@ def run_compare(args: argparse.Namespace) -> int:
     bar = Progress(total=total, desc=args.task, unit="run", file=sys.stderr)
     in_process = args.workers == 0 and args.scheduler is None
     stack = stack_size(args.task, args.device, args.stack)
-    epochs = settings.get("epochs", registry(TASKS).get(args.task).recipe.epochs)
+    recipe = recipe_for(registry(TASKS).get(args.task),
+                        {k: v for k, v in settings.items() if k not in RUN_SETTINGS})
     job = functools.partial(_train_job, args.task, stack=stack, progress=in_process,
                             **settings)  # fmt: skip
 
@@ -180,7 +185,7 @@ def run_compare(args: argparse.Namespace) -> int:
 
     with make_executor(args.workers, args.scheduler) as executor:
         results = run_comparison(args.task, args.activation, range(args.seeds), job,
-                                 args.results, done, executor, stack, epochs)
+                                 args.results, done, executor, stack, recipe)
     bar.close()
     print(f"{args.task}: {args.seeds} seed(s) per activation, accuracies in %")
     print(table(summarise(results), markdown=args.markdown))

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from actbench.activations import activation_name
 from actbench.executors import SerialExecutor
+from actbench.recipes import Recipe
 from actbench.train import Result
 from actcore import ActError
 from actcore.atomic import write_atomic
@@ -212,17 +213,34 @@ def _finished(executor: Executor, jobs: list[Callable[[], list[Result]]]) -> Ite
         yield from future.result()
 
 
-def _check_epochs(results: Sequence[Result], task: str, epochs: int,
+#: recipe fields that change how a run is carried out, not what it computes
+EXECUTION_FIELDS = ("eval_batch_size", "workers", "threads")
+
+
+def _check_recipe(results: Sequence[Result], task: str, recipe: Recipe,
                   path: str | os.PathLike[str] | None) -> None:
-    """A saved run of ``task`` is reusable only if it trained for ``epochs`` (a failed run
-    stops early, at its epoch)."""
+    """A saved run of ``task`` is reusable only if it trained with ``recipe`` (execution
+    settings aside). Runs saved before act recorded recipes are checked by their epochs
+    (a failed run stops early, at its epoch)."""
+    wanted = recipe.model_dump(mode="json", exclude=set(EXECUTION_FIELDS))
     for r in results:
-        other = r.epochs > epochs or (r.status == "ok" and r.epochs != epochs)
-        if r.task == task and other:
+        if r.task != task:
+            continue
+        if r.recipe is not None:
+            # a field added to Recipe since the run was saved is not held against it
+            differ = {k: v for k, v in wanted.items() if k in r.recipe and r.recipe[k] != v}
+            if differ:
+                field = next(iter(differ))
+                raise ActError(
+                    f"{path} holds {task} runs trained with {field}={r.recipe.get(field)!r} "
+                    f"({r.activation}, seed {r.seed}), not the {field}={differ[field]!r} "
+                    f"asked for: use the same settings to continue them, or another "
+                    "--results file")
+        elif r.epochs > recipe.epochs or (r.status == "ok" and r.epochs != recipe.epochs):
             raise ActError(
                 f"{path} holds {task} runs of {r.epochs} epochs ({r.activation}, seed "
-                f"{r.seed}), not the {epochs} asked for: pass --epochs {r.epochs} to continue "
-                "them, or another --results file"
+                f"{r.seed}), not the {recipe.epochs} asked for: pass --epochs {r.epochs} to "
+                "continue them, or another --results file"
             )
 
 
@@ -235,7 +253,7 @@ def run_comparison(
     on_result: Callable[[Result], None] | None = None,
     executor: Executor | None = None,
     stack: int = 1,
-    epochs: int | None = None,
+    recipe: Recipe | None = None,
 ) -> list[Result]:
     """Train every activation on every seed (skipping runs already saved); return the
     results in the order activation by activation, seed by seed.
@@ -244,13 +262,13 @@ def run_comparison(
     (:func:`actbench.train_many`); on an executor other than the default in-process one
     it must pickle (a module-level function or a ``functools.partial`` of one).
     Activations are canonicalised (``relu`` is ``relu(x)``) and parsed before anything
-    is trained. Given ``epochs`` (the runs' epoch count), saved runs of ``task`` trained for
-    another count are refused rather than reused.
+    is trained. Given the runs' ``recipe``, saved runs of ``task`` trained with another
+    (another epoch count, learning rate, …) are refused rather than reused.
     """
     activations = [activation_name(a) for a in activations]
     results = load_results(results_path) if results_path is not None else []
-    if epochs is not None:
-        _check_epochs(results, task, epochs, results_path)
+    if recipe is not None:
+        _check_recipe(results, task, recipe, results_path)
     have = {(r.task, r.activation, r.seed): r for r in results}
     wanted = [(task, a, s) for a in activations for s in seeds]
     for key in wanted:

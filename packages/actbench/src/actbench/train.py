@@ -61,6 +61,8 @@ class Result(BaseModel):
     test_loss: float | None
     runtime_s: float
     epochs: int
+    #: the recipe it trained with (None in results files written before act recorded it)
+    recipe: dict[str, Any] | None = None
     #: a learnable activation's trained parameters at each site (module name ->
     #: parameter name -> values), so learned functions can be drawn from the record
     learned: dict[str, dict[str, list[float]]] = {}
@@ -170,6 +172,7 @@ class Setup:
             task=self.task.name, activation=name, seed=seed, status="failed", reason=reason,
             train_accuracy=chance, val_accuracy=chance, test_accuracy=chance,
             train_loss=None, val_loss=None, test_loss=None, runtime_s=runtime, epochs=epochs,
+            recipe=self.recipe.model_dump(mode="json"),
         )  # fmt: skip
 
     def finished(self, name: str, seed: int, metrics: dict[str, tuple[float, float]],
@@ -180,7 +183,7 @@ class Setup:
             train_accuracy=metrics["train"][1], val_accuracy=metrics["val"][1],
             test_accuracy=metrics["test"][1], train_loss=metrics["train"][0],
             val_loss=metrics["val"][0], test_loss=metrics["test"][0], runtime_s=runtime,
-            epochs=self.recipe.epochs,
+            epochs=self.recipe.epochs, recipe=self.recipe.model_dump(mode="json"),
         )  # fmt: skip
 
     def evaluation_splits(self) -> Iterator[tuple[str, Dataset]]:
