@@ -102,6 +102,19 @@ def test_workers_are_stopped_while_a_large_embedding_runs(tmp_path, monkeypatch)
     assert events == ["pause", "embed", "resume"] and len(done) == 10
 
 
+def test_a_large_search_keeps_its_fisher_rows_in_float32(tmp_path, monkeypatch):
+    """Rows headed for nearest-neighbour descent (float32 there) are float32 from the
+    start: half the memory, the same values that descent sees."""
+    from actbench.executors import SerialExecutor
+
+    exact, _ = candidates.prepare(config(), tmp_path / "exact", SerialExecutor(), False)
+    monkeypatch.setattr(embedding, "EXACT_UP_TO", 5)
+    large, _ = candidates.prepare(config(), tmp_path / "large", SerialExecutor(), False)
+    assert exact.fisher.dtype == np.float64 and large.fisher.dtype == np.float32
+    assert np.array_equal(large.fisher, exact.fisher.astype(np.float32), equal_nan=True)
+    assert np.isfinite(large.fisher).any(axis=1).sum() > 5
+
+
 def test_normalized_search_computes_gaussian_moments_once(tmp_path, monkeypatch,
                                                           small_chunks):
     """A normalised search saves its candidates' moments: resuming reads them back, and

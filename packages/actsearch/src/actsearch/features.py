@@ -123,12 +123,13 @@ def match_rows(rows: np.ndarray, targets: np.ndarray) -> list[int | None]:
     return [index.get(key) for key in keys(targets).tolist()]
 
 
-def fisher_matrix(cdfs: Sequence[Sequence[float]]) -> np.ndarray:
-    """Stack CDF vectors into rows; missing or broken spectra become rows of NaN."""
+def fisher_matrix(cdfs: Sequence[Sequence[float]], dtype=np.float64) -> np.ndarray:
+    """Stack CDF vectors into rows of ``dtype``; missing or broken spectra become rows of
+    NaN."""
     length = max((len(c) for c in cdfs), default=0)
     if length == 0:
         raise ActError("no function has Fisher features (an empty spectrum for every one)")
-    rows = np.full((len(cdfs), length), np.nan)
+    rows = np.full((len(cdfs), length), np.nan, dtype=dtype)
     for i, cdf in enumerate(cdfs):
         if len(cdf) == length:
             rows[i] = cdf
