@@ -13,8 +13,16 @@ activations, a ``bench compare`` grid), ``mlp3-fashion-mnist`` (an MLP on Fashio
 target >= 3x), and convolutional ones, where the automatic stack size is 1 (target: never
 below 1x), with a forced stack beside it to show why.
 
+With ``--ceiling`` it also splits one training step, per function, into what stacking
+shares and what it cannot: a solo step; a stacked step; the stack's step with no
+activations at all (the matrix products, loss and optimiser every member needs); and the
+activations' own arithmetic (each member's forward and backward at its real sizes, less
+the same calls on 8 values: what is left if a call cost nothing). Stacking cannot make a
+step cheaper than the last two together, so ``alone / (shared + arithmetic)`` is the
+most it can gain on these functions, however the calls are batched.
+
 Run on a quiet machine: ``.venv-dev/bin/python bench/actbench_stacked_training.py
-[--cases mlp-digits,...]``.
+[--cases mlp-digits,...] [--ceiling]``.
 """
 
 from __future__ import annotations
@@ -25,9 +33,14 @@ import random
 import time
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from actbench import load_table, train
-from actbench.stacked_training import stack_size, train_many
+from actbench.activations import activation_factory
+from actbench.stacked_training import _member_losses, stack_size, train_many
+from actbench.stacking import MemberActivations, StackedModel, _direct
+from actbench.train import Setup, batches, prepare
 
 # case: task, stack (None: automatic), functions stacked, functions alone, overrides
 CASES = {
@@ -79,15 +92,104 @@ def run_case(name: str) -> None:
           f"median {100 * gaps[len(gaps) // 2]:.2f}, largest {100 * gaps[-1]:.2f} points")
 
 
+def build(setup: Setup, activation: str) -> tuple[nn.Module, list[str]]:
+    """The task's model with ``activation`` (seed 0) and the names of its activation sites."""
+    factory, made = activation_factory(activation, setup.recipe.normalize), []
+
+    def recording() -> nn.Module:
+        made.append(factory())
+        return made[-1]
+
+    torch.manual_seed(0)
+    model = setup.architecture.build(recording, setup.source.input_shape,
+                                     setup.source.num_classes)  # fmt: skip
+    ids = {id(m) for m in made}
+    return model, [name for name, m in model.named_modules() if id(m) in ids]
+
+
+def step_ms(model: nn.Module, loss, x: torch.Tensor, y: torch.Tensor, setup: Setup,
+            steps: int = 20) -> float:
+    """The mean of ``steps`` training steps after 3 warm-up steps, in ms."""
+    optimizer = setup.recipe.optimizer_for(model.parameters())
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss(model(x), y).backward()
+        optimizer.step()
+
+    for _ in range(3):
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return 1000 * (time.perf_counter() - start) / steps
+
+
+def arithmetic_ms(call, inputs: list[torch.Tensor], repeats: int = 20) -> float:
+    """One activation's forward and backward at every site, less the same on 8 values."""
+    def run(tensors: list[torch.Tensor]) -> float:
+        leaves = [t.detach().requires_grad_() for t in tensors]
+        start = time.perf_counter()
+        for _ in range(repeats):
+            for leaf in leaves:
+                call(leaf).sum().backward()
+        return (time.perf_counter() - start) / repeats
+
+    run(inputs)
+    return 1000 * max(run(inputs) - run([t.flatten()[:8] for t in inputs]), 0.0)
+
+
+def ceiling(task: str, chosen: list[str], k: int) -> None:
+    """Print one training step per function: alone, stacked, what the stack shares, the
+    activations' arithmetic, and the gain no batching of calls can beat."""
+    setup = prepare(task, None, False, {})
+    x, y = next(batches(setup.splits["train"], setup.recipe.batch_size,
+                        torch.Generator().manual_seed(0), 0))  # fmt: skip
+    alone, inputs, calls = [], [], []
+    for activation in chosen[:k]:
+        model, sites = build(setup, activation)
+        captured: list[torch.Tensor] = []
+        hooks = [model.get_submodule(s).register_forward_hook(
+            lambda m, args, out, c=captured: c.append(args[0].detach())) for s in sites]
+        with torch.no_grad():
+            model(x)
+        for hook in hooks:
+            hook.remove()
+        inputs.append(captured)
+        calls.append(_direct(model.get_submodule(sites[0])))
+        alone.append(step_ms(model, F.cross_entropy, x, y, setup))
+    members = [build(setup, activation) for activation in chosen[:k]]
+    stack = StackedModel([m for m, _ in members], members[0][1])
+
+    def summed(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return _member_losses(logits, target).sum()
+
+    stacked = step_ms(stack, summed, x, y, setup) / k
+    for name, module in list(stack.body.named_modules()):
+        if isinstance(module, MemberActivations):
+            stack.body.set_submodule(name, nn.Identity())
+    shared = step_ms(stack, summed, x, y, setup) / k
+    arithmetic = sum(arithmetic_ms(c, i) for c, i in zip(calls, inputs)) / k
+    solo = sum(alone) / k
+    print(f"{'':<18} one step per function: alone {solo:.3f} ms, stacked {stacked:.3f} ms "
+          f"({solo / stacked:.2f}x); shared part {shared:.3f} ms + activation arithmetic "
+          f"{arithmetic:.3f} ms: at most {solo / (shared + arithmetic):.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", default=",".join(CASES), help="comma-separated cases")
+    parser.add_argument("--ceiling", action="store_true",
+                        help="also split a step into what stacking shares and what it cannot")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"load average {os.getloadavg()[0]:.2f} (quiet: < 0.3); torch {torch.__version__}, "
           f"{os.cpu_count()} CPUs, one thread")
     for name in args.cases.split(","):
         run_case(name)
+        task, stack = CASES[name][:2]
+        if args.ceiling and stack_size(task, "cpu", stack) > 1:
+            ceiling(task, functions(name, CASES[name][2]), stack_size(task, "cpu", stack))
 
 
 if __name__ == "__main__":

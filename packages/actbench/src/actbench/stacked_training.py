@@ -218,9 +218,9 @@ class _Stack:
         bar = Progress(total=recipe.epochs, initial=epoch, unit="epoch", leave=False, delay=2,
                        desc=f"{setup.task.name} {len(index)} functions seed {self.seed}",
                        disable=not self.progress)  # fmt: skip
+        model.train()  # once: a stack's thousands of activation modules are slow to walk
         try:
             while epoch < recipe.epochs and index:
-                model.train()
                 total = torch.zeros(len(index), device=self.device)
                 for x, y in batches(setup.splits["train"], recipe.batch_size, generator,
                                     recipe.workers):  # fmt: skip

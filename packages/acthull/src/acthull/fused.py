@@ -59,6 +59,13 @@ def tabulated(base: Base) -> Callable[..., Tensor] | None:
     return None
 
 
+def direct(base: Base) -> Base:
+    """What :class:`WeightedSum` calls for ``base``: a tabulated base's operator function
+    itself (a module call per base and step costs more than the operator on a small
+    layer), any other base as it is."""
+    return tabulated(base) or base
+
+
 def weighted_sum(x: Tensor, coefficients: Tensor, bases: Sequence[Base]) -> Tensor:
     """Σ_i coefficients[i] * bases[i](x), with plain torch ops (autograd keeps every term).
 
@@ -86,7 +93,10 @@ def _inner(grad: Tensor, value: Tensor, like: Tensor) -> Tensor:
 
 
 class WeightedSum(torch.autograd.Function):
-    """``weighted_sum`` whose backward recomputes the bases from the saved input."""
+    """``weighted_sum`` whose backward recomputes the bases from the saved input.
+
+    ``bases`` as :func:`direct` gives them: a tabulated base is its operator function.
+    """
 
     @staticmethod
     def forward(
@@ -118,7 +128,7 @@ class WeightedSum(torch.autograd.Function):
         grad_x: Tensor | None = None
         grad_c: list[Tensor] = []
         for coefficient, base in zip(coefficients, ctx.bases):
-            fn = tabulated(base)
+            fn = base if base in _DERIVATIVES else None
             if fn in _HOMOGENEOUS:
                 slope = _DERIVATIVES[fn](grad, x, x)
                 value = None

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 import actcore
 from actcore.errors import ActError
 from acthull.bases import compile_base, describe, expression, is_expression
-from acthull.fused import WeightedSum, compiled_kernels, is_fixed, weighted_sum
+from acthull.fused import WeightedSum, compiled_kernels, direct, is_fixed, weighted_sum
 
 Kind = Literal["convex", "affine"]
 Granularity = Literal["layer", "channel"]
@@ -70,6 +70,8 @@ class Hull(nn.Module):
         if channels is not None and (not isinstance(channels, int) or channels < 1):
             raise ActError(f"channels must be a positive integer or None, got {channels!r}")
         self.bases = nn.ModuleList(compile_base(base) for base in bases)
+        self._calls = tuple(direct(base) for base in self.bases)
+        self._bases_have_parameters = any(True for _ in self.bases.parameters())
         self.base_names = [describe(base) for base in self.bases]
         self.channels = channels
         self.channel_dim = channel_dim
@@ -109,13 +111,12 @@ class Hull(nn.Module):
         coefficients = coefficient_view(
             self.coefficients().to(x.dtype), x.dim(), self.channel_dim
         )
-        bases = tuple(self.bases)
         if self._can_fuse():
             kernels = None
             if self.kernel == "compiled":
                 kernels = compiled_kernels(tuple(self.base_names))
-            return WeightedSum.apply(x, coefficients, bases, kernels)
-        return weighted_sum(x, coefficients, bases)
+            return WeightedSum.apply(x, coefficients, self._calls, kernels)
+        return weighted_sum(x, coefficients, tuple(self.bases))
 
     def _can_fuse(self) -> bool:
         # Bases with their own parameters need autograd through them; under torch.compile
@@ -123,7 +124,7 @@ class Hull(nn.Module):
         return (
             self.kernel != "autograd"
             and not torch.compiler.is_compiling()
-            and is_fixed(self.bases)
+            and (not self._bases_have_parameters or is_fixed(self.bases))
         )
 
     def _check_channels(self, x: Tensor) -> None:
