@@ -179,6 +179,10 @@ def test_nested_learnable_bases_train_through_autograd():
     assert inner.raw.grad is not None and inner.raw.grad.abs().sum() > 0
     assert outer.raw.grad is not None
 
+    inner.raw.requires_grad_(False)  # frozen: a fixed base, so the fused kernel applies
+    y = outer(x)
+    assert outer._can_fuse() and y.grad_fn.name().startswith("WeightedSum")
+
 
 def test_state_dict_deepcopy_pickle_round_trip():
     torch.manual_seed(0)
