@@ -139,6 +139,18 @@ def arithmetic_ms(call, inputs: list[torch.Tensor], repeats: int = 20) -> float:
     return 1000 * max(run(inputs) - run([t.flatten()[:8] for t in inputs]), 0.0)
 
 
+def site_inputs(model: nn.Module, sites: list[str], x: torch.Tensor) -> list[torch.Tensor]:
+    """What each activation site of ``model`` receives on the batch ``x``."""
+    captured: list[torch.Tensor] = []
+    hooks = [model.get_submodule(site).register_forward_hook(
+        lambda module, args, out: captured.append(args[0].detach())) for site in sites]
+    with torch.no_grad():
+        model(x)
+    for hook in hooks:
+        hook.remove()
+    return captured
+
+
 def ceiling(task: str, chosen: list[str], k: int) -> None:
     """Print one training step per function: alone, stacked, what the stack shares, the
     activations' arithmetic, and the gain no batching of calls can beat."""
@@ -148,14 +160,7 @@ def ceiling(task: str, chosen: list[str], k: int) -> None:
     alone, inputs, calls = [], [], []
     for activation in chosen[:k]:
         model, sites = build(setup, activation)
-        captured: list[torch.Tensor] = []
-        hooks = [model.get_submodule(s).register_forward_hook(
-            lambda m, args, out, c=captured: c.append(args[0].detach())) for s in sites]
-        with torch.no_grad():
-            model(x)
-        for hook in hooks:
-            hook.remove()
-        inputs.append(captured)
+        inputs.append(site_inputs(model, sites, x))
         calls.append(_direct(model.get_submodule(sites[0])))
         alone.append(step_ms(model, F.cross_entropy, x, y, setup))
     members = [build(setup, activation) for activation in chosen[:k]]
