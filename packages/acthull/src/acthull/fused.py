@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
@@ -165,9 +165,9 @@ def _value_and_slope(
     return value.detach(), slope
 
 
-def is_fixed(bases: nn.ModuleList) -> bool:
+def is_fixed(bases: Iterable[nn.Module]) -> bool:
     """Whether no base has trainable parameters (the fused path's precondition)."""
-    return not any(p.requires_grad for p in bases.parameters())
+    return not any(p.requires_grad for base in bases for p in base.parameters())
 
 
 #: why torch.compile failed in this process (then every hull uses the eager kernel)

@@ -17,7 +17,7 @@ setting), or one per channel (``channels=C``) along ``channel_dim`` (1 for NCHW 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import ClassVar, Literal, get_args
 
 import torch
@@ -70,8 +70,6 @@ class Hull(nn.Module):
         if channels is not None and (not isinstance(channels, int) or channels < 1):
             raise ActError(f"channels must be a positive integer or None, got {channels!r}")
         self.bases = nn.ModuleList(compile_base(base) for base in bases)
-        self._calls = tuple(direct(base) for base in self.bases)
-        self._bases_have_parameters = any(True for _ in self.bases.parameters())
         self.base_names = [describe(base) for base in self.bases]
         self.channels = channels
         self.channel_dim = channel_dim
@@ -111,20 +109,22 @@ class Hull(nn.Module):
         coefficients = coefficient_view(
             self.coefficients().to(x.dtype), x.dim(), self.channel_dim
         )
-        if self._can_fuse():
+        calls = tuple(direct(base) for base in self.bases)
+        if self._can_fuse(calls):
             kernels = None
             if self.kernel == "compiled":
                 kernels = compiled_kernels(tuple(self.base_names))
-            return WeightedSum.apply(x, coefficients, self._calls, kernels)
+            return WeightedSum.apply(x, coefficients, calls, kernels)
         return weighted_sum(x, coefficients, tuple(self.bases))
 
-    def _can_fuse(self) -> bool:
-        # Bases with their own parameters need autograd through them; under torch.compile
-        # the compiler does its own fusion and recomputation.
+    def _can_fuse(self, calls: tuple[Callable[[Tensor], Tensor], ...]) -> bool:
+        # Bases with their own parameters need autograd through them (a tabulated base,
+        # called as its operator, has none); under torch.compile the compiler does its
+        # own fusion and recomputation.
         return (
             self.kernel != "autograd"
             and not torch.compiler.is_compiling()
-            and (not self._bases_have_parameters or is_fixed(self.bases))
+            and is_fixed(base for base, call in zip(self.bases, calls) if call is base)
         )
 
     def _check_channels(self, x: Tensor) -> None:
