@@ -2,6 +2,9 @@
 backward, RMSprop update; batch 32, 28x28x1 as Fashion-MNIST) of LeNet-5 and KerasNet with
 each of the eight hulls, against ReLU, in the same run. Target: at most 1.2x ReLU's step.
 
+First it prints each activation's cost per call, forward and backward on 8 values: the
+part of a step that is not arithmetic, paid once per activation layer.
+
 Rounds are interleaved (every activation once per round), so a change in machine load
 hits all of them alike; the figure is the median step time over rounds. Run on a quiet
 machine: ``.venv-dev/bin/python bench/acthull_hull_cost.py [--rounds 7] [--steps 30]
@@ -20,6 +23,7 @@ import torch.nn.functional as F
 
 from actbench.hookspecs import MODELS
 from actbench.recipes import KERAS_RMSPROP
+from actcore import to_module
 from actcore.plugins import registry
 
 SETS = ["identity(x),relu(x)", "identity(x),tanh(x)", "relu(x),tanh(x)",
@@ -60,6 +64,20 @@ def stepper(model_name: str, activation: str, batch: int, kernel: str):
     return run
 
 
+def per_call_us(activation: str, kernel: str, calls: int = 500) -> float:
+    """Forward and backward of one activation module on 8 values, in µs: what a call
+    costs besides its arithmetic (Python, dispatch, autograd)."""
+    made = factory(activation, kernel)
+    module = made() if callable(made) else to_module(activation)
+    x = torch.randn(8, requires_grad=True)
+    for _ in range(20):
+        module(x).sum().backward()
+    start = time.perf_counter()
+    for _ in range(calls):
+        module(x).sum().backward()
+    return 1e6 * (time.perf_counter() - start) / calls
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=7)
@@ -70,6 +88,9 @@ def main() -> None:
     args = parser.parse_args()
     print(f"load average {os.getloadavg()[0]:.2f} (quiet: < 0.3); torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, batch {args.batch}, {args.kernel} kernel")
+    print("\nper call, forward and backward on 8 values:")
+    for activation in ACTIVATIONS:
+        print(f"  {activation:<40} {per_call_us(activation, args.kernel):7.1f} µs")
     for model_name in ("lenet5", "kerasnet"):
         runs = {a: stepper(model_name, a, args.batch, args.kernel) for a in ACTIVATIONS}
         for run in runs.values():
