@@ -38,7 +38,12 @@ from torch import nn
 
 from actbench import load_table, train
 from actbench.activations import activation_factory
-from actbench.stacked_training import _member_losses, stack_size, train_many
+from actbench.stacked_training import (
+    _member_losses,
+    build_with_sites,
+    stack_size,
+    train_many,
+)
 from actbench.stacking import MemberActivations, StackedModel, _direct
 from actbench.train import Setup, batches, prepare
 
@@ -72,7 +77,8 @@ def per_hour(seconds: float, count: int) -> float:
     return 3600 * count / seconds
 
 
-def run_case(name: str) -> None:
+def run_case(name: str) -> int:
+    """Train the case's functions alone and stacked, print both rates; the stack size."""
     task, stack, stacked_count, solo_count, overrides = CASES[name]
     chosen = functions(name, stacked_count)
     size = stack_size(task, "cpu", stack)
@@ -90,21 +96,12 @@ def run_case(name: str) -> None:
           f"{solo_s:5.1f} s), stacked {stacked_rate:7.0f}/h ({stacked_count} in "
           f"{stacked_s:5.1f} s, {ok} ok): {stacked_rate / solo_rate:4.2f}x; val accuracy gap "
           f"median {100 * gaps[len(gaps) // 2]:.2f}, largest {100 * gaps[-1]:.2f} points")
+    return size
 
 
 def build(setup: Setup, activation: str) -> tuple[nn.Module, list[str]]:
     """The task's model with ``activation`` (seed 0) and the names of its activation sites."""
-    factory, made = activation_factory(activation, setup.recipe.normalize), []
-
-    def recording() -> nn.Module:
-        made.append(factory())
-        return made[-1]
-
-    torch.manual_seed(0)
-    model = setup.architecture.build(recording, setup.source.input_shape,
-                                     setup.source.num_classes)  # fmt: skip
-    ids = {id(m) for m in made}
-    return model, [name for name, m in model.named_modules() if id(m) in ids]
+    return build_with_sites(setup, activation_factory(activation, setup.recipe.normalize), 0)
 
 
 def step_ms(model: nn.Module, loss, x: torch.Tensor, y: torch.Tensor, setup: Setup,
@@ -191,10 +188,9 @@ def main() -> None:
     print(f"load average {os.getloadavg()[0]:.2f} (quiet: < 0.3); torch {torch.__version__}, "
           f"{os.cpu_count()} CPUs, one thread")
     for name in args.cases.split(","):
-        run_case(name)
-        task, stack = CASES[name][:2]
-        if args.ceiling and stack_size(task, "cpu", stack) > 1:
-            ceiling(task, functions(name, CASES[name][2]), stack_size(task, "cpu", stack))
+        size = run_case(name)
+        if args.ceiling and size > 1:
+            ceiling(CASES[name][0], functions(name, CASES[name][2]), size)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +125,23 @@ def train_many(
     return results
 
 
+def build_with_sites(setup: Setup, factory: Callable[[], nn.Module],
+                     seed: int) -> tuple[nn.Module, list[str]]:
+    """The task's model built from ``seed`` (as its solo run builds it) with ``factory``'s
+    activations, and the names of its activation sites."""
+    made: list[nn.Module] = []
+
+    def recording() -> nn.Module:
+        made.append(factory())
+        return made[-1]
+
+    torch.manual_seed(seed)
+    model = setup.architecture.build(recording, setup.source.input_shape,
+                                     setup.source.num_classes)  # fmt: skip
+    ids = {id(m) for m in made}
+    return model, [name for name, m in model.named_modules() if id(m) in ids]
+
+
 class _Stack:
     """One stack's training; :meth:`results` gives each member's result, leaving out the
     members that must be trained alone."""
@@ -166,22 +183,12 @@ class _Stack:
         """Each member's model, built from the seed as its solo run builds it; the
         activation sites' names; torch's generator state after building. A member whose
         building draws differently from the first is left to train alone."""
-        source = self.setup.source
         members: dict[int, nn.Module] = {}
         sites: list[str] = []
         state = None
         for k, factory in enumerate(self.factories):
-            made: list[nn.Module] = []
-
-            def recording(factory=factory, made=made) -> nn.Module:
-                module = factory()
-                made.append(module)
-                return module
-
-            torch.manual_seed(self.seed)
             try:
-                model = self.setup.architecture.build(recording, source.input_shape,
-                                                      source.num_classes)  # fmt: skip
+                model, built_sites = build_with_sites(self.setup, factory, self.seed)
             except ActError:
                 raise
             except Exception as err:
@@ -189,9 +196,7 @@ class _Stack:
                 continue
             after = torch.get_rng_state()
             if state is None:
-                state = after
-                made_ids = {id(m) for m in made}
-                sites = [n for n, m in model.named_modules() if id(m) in made_ids]
+                state, sites = after, built_sites
             elif not torch.equal(after, state):
                 continue
             members[k] = model.to(self.device)
