@@ -25,6 +25,7 @@ from actbench.hookspecs import MODELS
 from actbench.recipes import KERAS_RMSPROP
 from actcore import to_module
 from actcore.plugins import registry
+from acthull.hull import KERNELS
 
 SETS = ["identity(x),relu(x)", "identity(x),tanh(x)", "relu(x),tanh(x)",
         "identity(x),relu(x),tanh(x)"]
@@ -87,8 +88,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--steps", type=int, default=30, help="steps per timing")
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--kernel", choices=["fused", "compiled", "autograd"], default="fused",
-                        help="the hulls' kernel (compiled: torch.compile's fused loops)")
+    parser.add_argument("--kernel", choices=KERNELS, default="fused",
+                        help="the hulls' kernel (fused: native where it builds; eager: torch ops)")
     args = parser.parse_args()
     print(f"load average {os.getloadavg()[0]:.2f} (quiet: < 0.3); torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, batch {args.batch}, {args.kernel} kernel")

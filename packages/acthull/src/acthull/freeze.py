@@ -1,9 +1,10 @@
 """Deployment: turn every learned hull into a fixed combination of plain torch ops.
 
 A frozen hull has no parameters and no custom autograd function, so the model exports
-with ``torch.export`` (and ONNX) and runs anywhere; its outputs are bit-identical to the
-trained hull's, because both evaluate :func:`acthull.fused.weighted_sum`'s operations in
-the same order.
+with ``torch.export`` (and ONNX) and runs anywhere. Its outputs equal the trained hull's
+to float rounding: bit for bit where the hull ran the eager kernel (both evaluate
+:func:`acthull.fused.weighted_sum`'s operations in the same order), within an ulp or so
+where it ran the native one (a different tanh and order of sums).
 """
 
 from __future__ import annotations

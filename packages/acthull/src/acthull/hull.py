@@ -26,15 +26,24 @@ from torch import Tensor, nn
 
 import actcore
 from actcore.errors import ActError
+from acthull import native
 from acthull.bases import compile_base, describe, expression, is_expression
-from acthull.fused import WeightedSum, compiled_kernels, direct, is_fixed, weighted_sum
+from acthull.fused import (
+    Kernels,
+    WeightedSum,
+    compiled_kernels,
+    direct,
+    is_fixed,
+    weighted_sum,
+)
 
 Kind = Literal["convex", "affine"]
 Granularity = Literal["layer", "channel"]
-#: How a hull's forward/backward run: ``fused`` recomputes the bases in backward (saves
-#: only the input), ``compiled`` does the same with torch.compile'd fused loops, and
-#: ``autograd`` is the plain sum (autograd keeps every base output).
-Kernel = Literal["fused", "compiled", "autograd"]
+#: How a hull's forward/backward run. ``fused`` saves only the input and recomputes the
+#: bases in backward: with the native kernel (one compiled loop each way) where it applies
+#: and builds, else as ``eager`` does, with torch ops; ``compiled`` uses torch.compile'd
+#: loops; ``autograd`` is the plain sum (autograd keeps every base output).
+Kernel = Literal["fused", "eager", "compiled", "autograd"]
 KERNELS: tuple[str, ...] = get_args(Kernel)
 
 
@@ -111,11 +120,16 @@ class Hull(nn.Module):
         )
         calls = tuple(direct(base) for base in self.bases)
         if self._can_fuse(calls):
-            kernels = None
-            if self.kernel == "compiled":
-                kernels = compiled_kernels(tuple(self.base_names))
-            return WeightedSum.apply(x, coefficients, calls, kernels)
+            return WeightedSum.apply(x, coefficients, calls, self._kernels(calls))
         return weighted_sum(x, coefficients, tuple(self.bases))
+
+    def _kernels(self, calls: tuple[Callable[[Tensor], Tensor], ...]) -> Kernels | None:
+        """The loops :class:`WeightedSum` tries first (None: its eager torch ops)."""
+        if self.kernel == "compiled":
+            return compiled_kernels(tuple(self.base_names))
+        if self.kernel == "fused" and native.covers(calls):
+            return native.native_kernels(calls)
+        return None
 
     def _can_fuse(self, calls: tuple[Callable[[Tensor], Tensor], ...]) -> bool:
         # Bases with their own parameters need autograd through them (a tabulated base,

@@ -13,17 +13,16 @@ cached under a key made from the features, the feature set and the seed.
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from actcore.atomic import atomic_path
+from actcore.cache import cache_root
 from actcore.console import Progress
 from actsearch.features import Features, check_feature_set
 
-CACHE_ENV = "ACT_CACHE_DIR"
 CACHE_VERSION = "2"  # 2: union layouts follow the seed (see UNION_STATE)
 NEIGHBOURS = {"outputs": 15, "fisher": 3}
 METRICS = {"outputs": "euclidean", "fisher": "manhattan"}
@@ -46,7 +45,7 @@ _SEARCH_STATE = ("_raw_data", "_knn_search_index", "_knn_indices", "_knn_dists",
 
 def cache_dir() -> Path:
     """Where embeddings are cached: ``$ACT_CACHE_DIR`` or ``~/.cache/act``."""
-    return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "act")) / "embeddings"
+    return cache_root() / "embeddings"
 
 
 def scalable(rows: int) -> bool:

@@ -1,0 +1,214 @@
+// acthull's native hull kernel: y = sum_j c_j f_j(x) for per-layer coefficients c over
+// tabulated bases, forward in one pass and backward (grad_x and every <grad, f_j>) in one.
+//
+// One loop computes every base of the set per value (tanh once, the sigmoid once for
+// sigmoid and silu), so the layer is read and written once per direction. The loop is a
+// template over which of the five bases the set has: 32 variants, picked per call.
+// Coefficient gradients are summed per block of kBlock values and then over blocks in
+// order, so they do not depend on the number of threads. Built by acthull.native (one
+// compiler call, no torch headers) and called through ctypes.
+//
+// Vector maths: glibc's libmvec has SIMD forms of tanh and exp; declaring them "simd"
+// lets the loops vectorise without -ffast-math (which would also change NaN handling).
+// target_clones compiles the loops for AVX-512, AVX2 and baseline x86-64 and picks one
+// when the library loads, so one build runs on any x86-64 CPU.
+#include <stdint.h>
+
+#include <utility>
+#include <vector>
+
+extern "C" {
+__attribute__((simd("notinbranch"), nothrow, const)) float tanhf(float);
+__attribute__((simd("notinbranch"), nothrow, const)) float expf(float);
+__attribute__((simd("notinbranch"), nothrow, const)) double tanh(double);
+__attribute__((simd("notinbranch"), nothrow, const)) double exp(double);
+}
+
+namespace {
+
+constexpr int64_t kBlock = 4096;
+// The codes of acthull.native.CODES.
+enum Base : int64_t { kIdentity = 0, kRelu = 1, kTanh = 2, kSigmoid = 3, kSilu = 4, kBases };
+constexpr unsigned bit(Base base) { return 1u << base; }
+constexpr unsigned kSets = 1u << kBases;
+
+inline float tanh_(float v) { return tanhf(v); }
+inline double tanh_(double v) { return tanh(v); }
+inline float exp_(float v) { return expf(v); }
+inline double exp_(double v) { return exp(v); }
+
+#define ACT_INLINE inline __attribute__((always_inline))
+
+// y = sum over the set's bases of c[base] * base(x), over one block.
+template <unsigned Set, typename T>
+ACT_INLINE void forward_loop(const T* __restrict x, T* __restrict y, const T* c, int64_t n) {
+  const T one = 1, c_id = c[kIdentity], c_relu = c[kRelu], c_tanh = c[kTanh],
+          c_sigmoid = c[kSigmoid], c_silu = c[kSilu];
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const T v = x[i];
+    T out = 0;
+    if constexpr (Set & bit(kIdentity)) out += c_id * v;
+    if constexpr (Set & bit(kRelu)) out += c_relu * (v < 0 ? T(0) : v);  // NaN passes
+    if constexpr (Set & bit(kTanh)) out += c_tanh * tanh_(v);
+    if constexpr (Set & (bit(kSigmoid) | bit(kSilu))) {
+      const T s = one / (one + exp_(-v));
+      if constexpr (Set & bit(kSigmoid)) out += c_sigmoid * s;
+      if constexpr (Set & bit(kSilu)) out += c_silu * v * s;
+    }
+    y[i] = out;
+  }
+}
+
+// gx = g * sum of c[base] * base'(x), and inner[base] = <g, base(x)>, over one block.
+template <unsigned Set, typename T>
+ACT_INLINE void backward_loop(const T* __restrict x, const T* __restrict g, T* __restrict gx,
+                              const T* c, int64_t n, double* inner) {
+  const T one = 1, c_id = c[kIdentity], c_relu = c[kRelu], c_tanh = c[kTanh],
+          c_sigmoid = c[kSigmoid], c_silu = c[kSilu];
+  T s_id = 0, s_relu = 0, s_tanh = 0, s_sigmoid = 0, s_silu = 0;
+#pragma omp simd reduction(+ : s_id, s_relu, s_tanh, s_sigmoid, s_silu)
+  for (int64_t i = 0; i < n; ++i) {
+    const T v = x[i], gi = g[i];
+    T slope = 0;
+    if constexpr (Set & bit(kIdentity)) {
+      slope += c_id;
+      s_id += gi * v;
+    }
+    if constexpr (Set & bit(kRelu)) {
+      const bool on = v > 0;  // selects between computed values: no branch in the loop
+      const T term = gi * v;
+      slope += on ? c_relu : T(0);
+      s_relu += on ? term : T(0);
+    }
+    if constexpr (Set & bit(kTanh)) {
+      const T t = tanh_(v);
+      slope += c_tanh * (one - t * t);
+      s_tanh += gi * t;
+    }
+    if constexpr (Set & (bit(kSigmoid) | bit(kSilu))) {
+      const T s = one / (one + exp_(-v));
+      if constexpr (Set & bit(kSigmoid)) {
+        slope += c_sigmoid * s * (one - s);
+        s_sigmoid += gi * s;
+      }
+      if constexpr (Set & bit(kSilu)) {
+        slope += c_silu * s * (one + v * (one - s));
+        s_silu += gi * v * s;
+      }
+    }
+    gx[i] = gi * slope;
+  }
+  inner[kIdentity] = s_id, inner[kRelu] = s_relu, inner[kTanh] = s_tanh;
+  inner[kSigmoid] = s_sigmoid, inner[kSilu] = s_silu;
+}
+
+// The loop of the set ``set``, out of the kSets variants.
+template <typename T, unsigned... Sets>
+ACT_INLINE void forward_variant(unsigned set, const T* x, T* y, const T* c, int64_t n,
+                                std::integer_sequence<unsigned, Sets...>) {
+  ((set == Sets ? forward_loop<Sets>(x, y, c, n) : void()), ...);
+}
+template <typename T, unsigned... Sets>
+ACT_INLINE void backward_variant(unsigned set, const T* x, const T* g, T* gx, const T* c,
+                                 int64_t n, double* inner,
+                                 std::integer_sequence<unsigned, Sets...>) {
+  ((set == Sets ? backward_loop<Sets>(x, g, gx, c, n, inner) : void()), ...);
+}
+
+#if defined(__x86_64__)
+#define ACT_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define ACT_CLONES
+#endif
+
+constexpr auto kAllSets = std::make_integer_sequence<unsigned, kSets>{};
+
+ACT_CLONES void forward_block_f32(unsigned set, const float* x, float* y, const float* c,
+                                  int64_t n) {
+  forward_variant(set, x, y, c, n, kAllSets);
+}
+ACT_CLONES void forward_block_f64(unsigned set, const double* x, double* y, const double* c,
+                                  int64_t n) {
+  forward_variant(set, x, y, c, n, kAllSets);
+}
+ACT_CLONES void backward_block_f32(unsigned set, const float* x, const float* g, float* gx,
+                                   const float* c, int64_t n, double* inner) {
+  backward_variant(set, x, g, gx, c, n, inner, kAllSets);
+}
+ACT_CLONES void backward_block_f64(unsigned set, const double* x, const double* g,
+                                   double* gx, const double* c, int64_t n, double* inner) {
+  backward_variant(set, x, g, gx, c, n, inner, kAllSets);
+}
+
+// The set of bases present, and each one's summed coefficient (a base listed twice is
+// one term with the two coefficients added).
+template <typename T>
+unsigned gather(const T* c, const int64_t* bases, int64_t k, T* by_base) {
+  unsigned set = 0;
+  for (int b = 0; b < kBases; ++b) by_base[b] = 0;
+  for (int64_t j = 0; j < k; ++j) {
+    set |= bit(Base(bases[j]));
+    by_base[bases[j]] += c[j];
+  }
+  return set;
+}
+
+// Blocks are spread over threads; small layers stay on the calling thread.
+constexpr int64_t kParallelFrom = 8;  // blocks
+
+template <typename T, typename Block>
+void forward_all(Block block, const T* x, T* y, const T* c, const int64_t* bases, int64_t k,
+                 int64_t n, int threads) {
+  T by_base[kBases];
+  const unsigned set = gather(c, bases, k, by_base);
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+#pragma omp parallel for num_threads(threads) schedule(static) if (blocks >= kParallelFrom)
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t start = b * kBlock, len = n - start < kBlock ? n - start : kBlock;
+    block(set, x + start, y + start, by_base, len);
+  }
+}
+
+template <typename T, typename Block>
+void backward_all(Block block, const T* x, const T* g, T* gx, const T* c, const int64_t* bases,
+                  int64_t k, int64_t n, int threads, double* grad_c) {
+  T by_base[kBases];
+  const unsigned set = gather(c, bases, k, by_base);
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+  std::vector<double> inner(blocks * kBases);
+#pragma omp parallel for num_threads(threads) schedule(static) if (blocks >= kParallelFrom)
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t start = b * kBlock, len = n - start < kBlock ? n - start : kBlock;
+    block(set, x + start, g + start, gx + start, by_base, len, &inner[b * kBases]);
+  }
+  double by_base_sum[kBases] = {};
+  for (int64_t b = 0; b < blocks; ++b)  // in block order: the same for any thread count
+    for (int base = 0; base < kBases; ++base) by_base_sum[base] += inner[b * kBases + base];
+  for (int64_t j = 0; j < k; ++j) grad_c[j] = by_base_sum[bases[j]];
+}
+
+}  // namespace
+
+extern "C" {
+
+void act_hull_forward_f32(const float* x, float* y, const float* c, const int64_t* bases,
+                          int64_t k, int64_t n, int threads) {
+  forward_all<float>(forward_block_f32, x, y, c, bases, k, n, threads);
+}
+void act_hull_forward_f64(const double* x, double* y, const double* c, const int64_t* bases,
+                          int64_t k, int64_t n, int threads) {
+  forward_all<double>(forward_block_f64, x, y, c, bases, k, n, threads);
+}
+void act_hull_backward_f32(const float* x, const float* g, float* gx, const float* c,
+                           const int64_t* bases, int64_t k, int64_t n, int threads,
+                           double* grad_c) {
+  backward_all<float>(backward_block_f32, x, g, gx, c, bases, k, n, threads, grad_c);
+}
+void act_hull_backward_f64(const double* x, const double* g, double* gx, const double* c,
+                           const int64_t* bases, int64_t k, int64_t n, int threads,
+                           double* grad_c) {
+  backward_all<double>(backward_block_f64, x, g, gx, c, bases, k, n, threads, grad_c);
+}
+
+}  // extern "C"

@@ -1,0 +1,146 @@
+"""The native hull kernel: a hull's forward and backward as one loop each.
+
+Eager PyTorch makes a pass over the layer for every base's value, every slope and every
+coefficient gradient; on KerasNet that made a hull's training step 1.2-1.5x ReLU's.
+``hull_kernel.cpp`` reads the layer once per direction, block by block in cache. It
+covers the common case: per-layer coefficients over tabulated bases (identity, relu,
+tanh, sigmoid, silu), float32 or float64, on CPU. Anything else returns None and
+:class:`acthull.fused.WeightedSum` runs its eager kernel.
+
+The library is plain C++ (no torch headers), compiled on first use with one call of the
+system's C++ compiler (``$CXX``, else ``c++``; about a second) into act's cache, and
+called through ctypes. torch's extension builder would need ninja and include torch's
+headers (20 s), and it waits forever on the lock an interrupted build leaves; here each
+builder compiles to a temporary file and renames it. Where no compiler, glibc's vector
+maths or x86-64 is found, hulls warn once and use the eager kernel, which computes the
+same to float rounding.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import shutil
+import subprocess
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from actcore import operators
+from actcore.atomic import atomic_path
+from actcore.cache import cache_root
+from actcore.errors import ActError
+
+#: The bases the kernel computes, by their code in ``hull_kernel.cpp``.
+CODES: dict[Callable[..., Tensor], int] = {
+    operators.identity: 0, torch.relu: 1, torch.tanh: 2, torch.sigmoid: 3, F.silu: 4,
+}
+SOURCE = Path(__file__).with_name("hull_kernel.cpp")
+#: -fno-math-errno and -fno-trapping-math let the tanh and exp calls and the ReLU select
+#: vectorise (not -ffast-math: NaN and infinities behave as in torch); -fopenmp uses
+#: torch's thread pool where torch ships libgomp (its Linux wheels); -z now fails the
+#: load, not a later call, where a vector maths symbol is missing.
+FLAGS = ("-O3", "-fno-math-errno", "-fno-trapping-math", "-fopenmp", "-fPIC", "-shared",
+         "-Wl,--no-undefined", "-Wl,-z,now")  # fmt: skip
+LIBRARIES = ("-lmvec", "-lm")
+_TYPES = {torch.float32: "f32", torch.float64: "f64"}
+#: why the kernel is not available in this process (then hulls use the eager kernel)
+BUILD_PROBLEM: list[str] = []
+
+
+def library_path(compiler: str) -> Path:
+    """Where the library built from this source, compiler and flags is cached."""
+    recipe = " ".join((compiler, *FLAGS, *LIBRARIES)).encode()
+    digest = hashlib.sha256(SOURCE.read_bytes() + recipe).hexdigest()[:16]
+    return cache_root() / "kernels" / f"acthull_kernel-{digest}.so"
+
+
+def build() -> Path:
+    """The kernel's shared library, compiled unless already cached."""
+    compiler = os.environ.get("CXX") or "c++"
+    if shutil.which(compiler) is None:
+        raise RuntimeError(f"no C++ compiler {compiler!r} on PATH (set $CXX)")
+    path = library_path(compiler)
+    if not path.exists():
+        with atomic_path(path) as tmp:
+            done = subprocess.run([compiler, *FLAGS, str(SOURCE), "-o", str(tmp), *LIBRARIES],
+                                  capture_output=True, text=True, check=False)  # fmt: skip
+            if done.returncode != 0:
+                raise RuntimeError(f"{compiler} failed: {done.stderr.strip()[-400:]}")
+    return path
+
+
+@functools.cache
+def library() -> ctypes.CDLL | None:
+    """The loaded kernel; None, with one warning per process, where it is unavailable."""
+    try:
+        lib = ctypes.CDLL(str(build()))
+    except (OSError, RuntimeError, ActError) as err:  # ActError: the cache is not writable
+        BUILD_PROBLEM.append(" ".join(str(err).split()))
+        warnings.warn(f"acthull: the native hull kernel is not available here "
+                      f"({BUILD_PROBLEM[-1][:300]}); hulls use the eager fused kernel",
+                      RuntimeWarning, stacklevel=2)  # fmt: skip
+        return None
+    pointer, count, threads = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
+    for suffix in _TYPES.values():
+        getattr(lib, f"act_hull_forward_{suffix}").argtypes = [
+            pointer, pointer, pointer, pointer, count, count, threads]
+        getattr(lib, f"act_hull_backward_{suffix}").argtypes = [
+            pointer, pointer, pointer, pointer, pointer, count, count, threads, pointer]
+    return lib
+
+
+class NativeKernels:
+    """The native kernel over one base set, as :class:`acthull.fused.WeightedSum` calls
+    kernels: ``coefficients`` shaped to broadcast against ``x``; None where it does not
+    apply (per-channel coefficients, another device or dtype, no library)."""
+
+    def __init__(self, calls: Sequence[Callable[..., Tensor]]):
+        self.codes = torch.tensor([CODES[call] for call in calls], dtype=torch.int64)
+
+    def forward(self, x: Tensor, coefficients: Tensor) -> Tensor | None:
+        if (lib := self._library_for(x, coefficients)) is None:
+            return None
+        x, c = x.contiguous(), coefficients.detach().reshape(-1).contiguous()
+        out = torch.empty_like(x)
+        getattr(lib, f"act_hull_forward_{_TYPES[x.dtype]}")(
+            x.data_ptr(), out.data_ptr(), c.data_ptr(), self.codes.data_ptr(),
+            len(self.codes), x.numel(), torch.get_num_threads())
+        return out
+
+    def backward(self, x: Tensor, coefficients: Tensor,
+                 grad: Tensor) -> tuple[Tensor, Tensor] | None:
+        if (lib := self._library_for(x, coefficients)) is None:
+            return None
+        x, c = x.contiguous(), coefficients.detach().reshape(-1).contiguous()
+        grad = grad.to(x.dtype).contiguous()
+        grad_x = torch.empty_like(x)
+        grad_c = torch.empty(len(self.codes), dtype=torch.float64)
+        getattr(lib, f"act_hull_backward_{_TYPES[x.dtype]}")(
+            x.data_ptr(), grad.data_ptr(), grad_x.data_ptr(), c.data_ptr(),
+            self.codes.data_ptr(), len(self.codes), x.numel(), torch.get_num_threads(),
+            grad_c.data_ptr())
+        return grad_x, grad_c.to(coefficients.dtype).reshape(coefficients.shape)
+
+    def _library_for(self, x: Tensor, coefficients: Tensor) -> ctypes.CDLL | None:
+        applies = (x.device.type == "cpu" and x.dtype in _TYPES
+                   and coefficients.dtype == x.dtype
+                   and coefficients.numel() == len(self.codes))  # fmt: skip
+        return library() if applies else None
+
+
+def covers(calls: Sequence[Callable[..., Tensor]]) -> bool:
+    """Whether every base is one the kernel computes (called as its operator)."""
+    return all(call in CODES for call in calls)
+
+
+@functools.cache
+def native_kernels(calls: tuple[Callable[..., Tensor], ...]) -> NativeKernels:
+    """The kernel of a base set, shared by every hull over the same bases."""
+    return NativeKernels(calls)

@@ -1,0 +1,184 @@
+"""The native hull kernel (acthull.native) against the eager kernel, an independent
+float64 formula and numerical derivatives; and its fallbacks."""
+
+import copy
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from acthull import AffineHull, ConvexHull, native
+
+TABULATED = ["identity", "relu", "tanh", "sigmoid", "swish"]
+FNS = [lambda x: x, torch.relu, torch.tanh, torch.sigmoid, F.silu]
+
+
+@pytest.fixture
+def library():
+    lib = native.library()
+    if lib is None:
+        pytest.skip(f"the native kernel does not build here: {native.BUILD_PROBLEM[-1]}")
+    return lib
+
+
+@pytest.fixture
+def uses_native(monkeypatch, library):
+    """Counts the native kernel's calls that computed something (not None)."""
+    calls = {"forward": 0, "backward": 0}
+    for name in calls:
+        original = getattr(native.NativeKernels, name)
+
+        def counted(self, *args, _original=original, _name=name):
+            out = _original(self, *args)
+            calls[_name] += out is not None
+            return out
+
+        monkeypatch.setattr(native.NativeKernels, name, counted)
+    return calls
+
+
+def _pair(cls, bases, dtype, seed=0):
+    """A hull with random coefficients and its twin on the eager kernel."""
+    torch.manual_seed(seed)
+    hull = cls(bases).to(dtype)
+    with torch.no_grad():
+        hull.raw.normal_()
+    eager = copy.deepcopy(hull)
+    eager.kernel = "eager"
+    return hull, eager
+
+
+def _forward_backward(hull, x):
+    x = x.detach().requires_grad_()
+    y = hull(x)
+    grads = torch.autograd.grad((y * torch.cos(y)).sum(), (x, hull.raw))
+    return y.detach(), *grads
+
+
+@pytest.mark.parametrize("cls", [ConvexHull, AffineHull])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", [(5,), (4, 3, 17, 17), (8, 3, 32, 32)])  # one block; a
+def test_matches_the_eager_kernel(uses_native, cls, dtype, shape):  # partial; many threads
+    for bases in (TABULATED, ["identity", "relu", "tanh"], ["tanh"], ["relu", "swish"]):
+        hull, eager = _pair(cls, bases, dtype)
+        x = 3 * torch.randn(*shape, dtype=dtype)
+        (y, grad_x, grad_raw), expected = _forward_backward(hull, x), _forward_backward(eager, x)
+        tol = {torch.float32: 2e-6, torch.float64: 1e-13}[dtype]
+        for a, b in zip((y, grad_x), expected):
+            torch.testing.assert_close(a, b, rtol=tol, atol=tol * b.abs().max().item())
+        # coefficient gradients are sums over the layer, rounded relative to the sum of
+        # the terms' sizes, Σ|dL/dy|·|f(x)| ≤ Σ|dL/dy|·(|x|+1) here, not to the result
+        x64 = x.double()
+        y64, _, exact = _forward_backward(eager.double(), x64)
+        scale = ((torch.cos(y64) - y64 * torch.sin(y64)).abs() * (x64.abs() + 1)).sum()
+        for got in (grad_raw, expected[2]):  # native, eager
+            assert (got.double() - exact).abs().max() <= tol * scale
+    assert uses_native == {"forward": 4, "backward": 4}
+
+
+def test_matches_an_independent_formula_and_numerical_derivatives(uses_native):
+    hull, _ = _pair(AffineHull, TABULATED, torch.float64)
+    x = torch.randn(6, 50, dtype=torch.float64, requires_grad=True)
+    c = hull.coefficients().detach()
+    torch.testing.assert_close(hull(x), sum(c[i] * f(x) for i, f in enumerate(FNS)))
+    raw = hull.raw.detach().clone().requires_grad_()
+    call = lambda x, r: torch.func.functional_call(hull, {"raw": r}, (x,))  # noqa: E731
+    assert torch.autograd.gradcheck(call, (x, raw))
+    assert uses_native["backward"] > 0
+
+
+def test_the_same_numbers_on_any_thread_count(library):
+    hull, _ = _pair(AffineHull, TABULATED, torch.float32)
+    x = torch.randn(16, 8, 32, 32)
+    threads = torch.get_num_threads()
+    try:
+        results = []
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            results.append(_forward_backward(hull, x))
+    finally:
+        torch.set_num_threads(threads)
+    for other in results[1:]:  # coefficient gradients are summed in block order
+        assert all(torch.equal(a, b) for a, b in zip(results[0], other))
+
+
+def test_nan_and_infinities_as_torch(library):
+    hull, eager = _pair(AffineHull, TABULATED[:4], torch.float32)
+    x = torch.tensor([float("nan"), float("inf"), -float("inf"), 0.0, -0.0, 1e30, -1e30])
+    torch.testing.assert_close(hull(x), eager(x), equal_nan=True)
+    for name, fn in zip(TABULATED, FNS):
+        single = ConvexHull([name])
+        torch.testing.assert_close(single(x), fn(x), equal_nan=True)
+
+
+def test_other_cases_take_the_eager_kernel(uses_native):
+    per_channel = AffineHull(["identity", "relu"], channels=3)
+    per_channel(torch.randn(2, 3, 4)).sum().backward()
+    ConvexHull(["identity", "relu"]).bfloat16()(torch.randn(4, dtype=torch.bfloat16))
+    ConvexHull(["identity", "relu", "exp"])(torch.randn(4))  # exp: not a native base
+    assert uses_native == {"forward": 0, "backward": 0}
+
+
+def test_empty_input(uses_native):
+    hull = AffineHull(["identity", "relu", "tanh"])
+    x = torch.randn(0, 3, requires_grad=True)
+    hull(x).sum().backward()
+    assert x.grad.shape == (0, 3) and torch.equal(hull.raw.grad, torch.zeros(3))
+    assert uses_native == {"forward": 1, "backward": 1}
+
+
+def test_the_eager_kernel_never_builds_anything(monkeypatch):
+    def refuse():
+        raise AssertionError("kernel='eager' built the native kernel")
+
+    monkeypatch.setattr(native, "library", refuse)
+    hull = AffineHull(["identity", "relu", "tanh"], kernel="eager")
+    hull(torch.randn(4, requires_grad=True)).sum().backward()
+
+
+@pytest.fixture
+def fresh_library():
+    """The process's library state cleared before and after the test."""
+    native.library.cache_clear()
+    yield
+    native.library.cache_clear()
+
+
+def test_a_kernel_that_cannot_be_built_falls_back_with_one_warning(monkeypatch,
+                                                                     fresh_library):
+    def no_compiler():
+        raise RuntimeError("no C++ compiler 'c++' on PATH (set $CXX)")
+
+    monkeypatch.setattr(native, "build", no_compiler)
+    monkeypatch.setattr(native, "BUILD_PROBLEM", [])
+    hull, eager = _pair(AffineHull, ["identity", "relu", "tanh"], torch.float32)
+    x = torch.randn(4, 3, 5)
+    with pytest.warns(RuntimeWarning, match="native hull kernel is not available.*no C"):
+        first = _forward_backward(hull, x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no second warning
+        second = _forward_backward(hull, x)
+    expected = _forward_backward(eager, x)
+    for a, b, c in zip(first, second, expected):
+        assert torch.equal(a, c) and torch.equal(b, c)
+
+
+def test_build_compiles_once_into_the_cache(monkeypatch, tmp_path, library):
+    monkeypatch.setenv("ACT_CACHE_DIR", str(tmp_path))
+    path = native.build()
+    assert path.parent == tmp_path / "kernels" and path.is_file()
+    built = path.stat().st_mtime_ns
+    assert native.build() == path and path.stat().st_mtime_ns == built
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporaries left
+
+
+def test_build_errors_name_the_compiler(monkeypatch, tmp_path):
+    monkeypatch.setenv("ACT_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("CXX", "no-such-compiler")
+    with pytest.raises(RuntimeError, match="no C\\+\\+ compiler 'no-such-compiler'"):
+        native.build()
+    monkeypatch.setenv("CXX", "false")  # a command that fails
+    with pytest.raises(RuntimeError, match="false failed"):
+        native.build()
+    assert not any((tmp_path / "kernels").iterdir())
