@@ -1,8 +1,9 @@
 """One training step (forward + backward) of LeNet-5 on 28x28x1, batch 128, on this CPU.
 
 Compares, in the same run: plain ReLU; acthull's convex hull over {id, ReLU, tanh} with
-its default memory-lean ``fused`` kernel, with the ``compiled`` kernel (torch.compile'd
-fused loops; compile time excluded, done in warm-up) and with plain ``autograd``; and a
+its default memory-lean ``fused`` kernel (the native loops), with ``eager`` (the same
+recomputation in torch ops), with the ``compiled`` kernel (torch.compile'd fused loops;
+compile time excluded, done in warm-up) and with plain ``autograd``; and a
 naive "stacked" hull (torch.stack of the N base outputs, weighted sum over them).
 
 Prints median step time over interleaved rounds and the bytes saved for backward
@@ -52,6 +53,7 @@ def lenet5(act: Callable[[], nn.Module]) -> nn.Sequential:
 VARIANTS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
     "hull (fused)": lambda: ConvexHull(BASES),
+    "hull (eager)": lambda: ConvexHull(BASES, kernel="eager"),
     "hull (compiled)": lambda: ConvexHull(BASES, kernel="compiled"),
     "hull (autograd)": lambda: ConvexHull(BASES, kernel="autograd"),
     "naive stacked": lambda: StackedHull([lambda x: x, torch.relu, torch.tanh]),

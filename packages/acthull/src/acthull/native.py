@@ -35,6 +35,7 @@ from torch import Tensor
 from actcore import operators
 from actcore.atomic import atomic_path
 from actcore.cache import cache_root
+from actcore.console import log
 from actcore.errors import ActError
 
 #: The bases the kernel computes, by their code in ``hull_kernel.cpp``.
@@ -68,6 +69,8 @@ def build() -> Path:
         raise RuntimeError(f"no C++ compiler {compiler!r} on PATH (set $CXX)")
     path = library_path(compiler)
     if not path.exists():
+        log.info("acthull: compiling the native hull kernel into %s (once, a few seconds)",
+                 path.parent)
         with atomic_path(path) as tmp:
             done = subprocess.run([compiler, *FLAGS, str(SOURCE), "-o", str(tmp), *LIBRARIES],
                                   capture_output=True, text=True, check=False)  # fmt: skip
