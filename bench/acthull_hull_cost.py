@@ -8,7 +8,8 @@ part of a step that is not arithmetic, paid once per activation layer.
 Rounds are interleaved (every activation once per round), so a change in machine load
 hits all of them alike; the figure is the median step time over rounds. Run on a quiet
 machine: ``.venv-dev/bin/python bench/acthull_hull_cost.py [--rounds 7] [--steps 30]
-[--kernel compiled]``.
+[--kernel eager|compiled|autograd]`` (default ``fused``: the native kernel where it
+builds, whose first use compiles it; the warm-up steps take that).
 """
 
 from __future__ import annotations
