@@ -123,7 +123,9 @@ class Hull(nn.Module):
             return WeightedSum.apply(x, coefficients, calls, self._kernels(calls))
         return weighted_sum(x, coefficients, tuple(self.bases))
 
-    def _kernels(self, calls: tuple[Callable[[Tensor], Tensor], ...]) -> Kernels | None:
+    def _kernels(
+        self, calls: tuple[Callable[[Tensor], Tensor], ...]
+    ) -> Kernels | native.NativeKernels | None:
         """The loops :class:`WeightedSum` tries first (None: its eager torch ops)."""
         if self.kernel == "compiled":
             return compiled_kernels(tuple(self.base_names))
