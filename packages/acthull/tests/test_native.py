@@ -89,6 +89,18 @@ def test_matches_an_independent_formula_and_numerical_derivatives(uses_native):
     assert uses_native["backward"] > 0
 
 
+def test_second_derivatives_go_through_torch_ops(uses_native):
+    """create_graph=True: the native gradients would have no graph, so backward runs the
+    eager ops there (a numerical check of the gradient's own gradient; not swish, whose
+    torch backward kernel has no derivative of its own)."""
+    hull, _ = _pair(AffineHull, TABULATED[:4], torch.float64)
+    x = torch.randn(2, 5, dtype=torch.float64, requires_grad=True)
+    raw = hull.raw.detach().clone().requires_grad_()
+    call = lambda x, r: torch.func.functional_call(hull, {"raw": r}, (x,))  # noqa: E731
+    assert torch.autograd.gradgradcheck(call, (x, raw))
+    assert uses_native["forward"] > 0
+
+
 def test_the_same_numbers_on_any_thread_count(library):
     hull, _ = _pair(AffineHull, TABULATED, torch.float32)
     x = torch.randn(16, 8, 32, 32)

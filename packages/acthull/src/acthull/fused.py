@@ -126,8 +126,10 @@ class WeightedSum(torch.autograd.Function):
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None, None]:
         x, coefficients = ctx.saved_tensors
         need_x, need_c = ctx.needs_input_grad[:2]
-        if ctx.kernels is not None and (grads := ctx.kernels.backward(x, coefficients,
-                                                                      grad)) is not None:
+        # with create_graph (grad mode on here) only the torch ops below record a graph
+        # for second derivatives; a kernel's gradients would silently have none
+        fast = ctx.kernels is not None and not torch.is_grad_enabled()
+        if fast and (grads := ctx.kernels.backward(x, coefficients, grad)) is not None:
             grad_x, grad_c = grads
             return grad_x if need_x else None, grad_c if need_c else None, None, None
         grad_x: Tensor | None = None
