@@ -194,4 +194,11 @@ def test_build_errors_name_the_compiler(monkeypatch, tmp_path):
     monkeypatch.setenv("CXX", "false")  # a command that fails
     with pytest.raises(RuntimeError, match="false failed"):
         native.build()
+    hangs = tmp_path / "hangs"
+    hangs.write_text("#!/bin/sh\nexec sleep 30\n")
+    hangs.chmod(0o755)
+    monkeypatch.setenv("CXX", str(hangs))
+    monkeypatch.setattr(native, "BUILD_TIMEOUT_S", 0.5)
+    with pytest.raises(RuntimeError, match="hangs took over 0.5 s"):
+        native.build()
     assert not any((tmp_path / "kernels").iterdir())

@@ -8,12 +8,12 @@ tanh, sigmoid, silu), float32 or float64, on CPU. Anything else returns None and
 :class:`acthull.fused.WeightedSum` runs its eager kernel.
 
 The library is plain C++ (no torch headers), compiled on first use with one call of the
-system's C++ compiler (``$CXX``, else ``c++``; about a second) into act's cache, and
+system's C++ compiler (``$CXX``, else ``c++``; about 6 s, once) into act's cache, and
 called through ctypes. torch's extension builder would need ninja and include torch's
-headers (20 s), and it waits forever on the lock an interrupted build leaves; here each
-builder compiles to a temporary file and renames it. Where no compiler, glibc's vector
-maths or x86-64 is found, hulls warn once and use the eager kernel, which computes the
-same to float rounding.
+headers (20 s more), and it waits forever on the lock an interrupted build leaves; here
+each builder compiles to a temporary file and renames it. Where it cannot be built or
+loaded (no compiler; no glibc vector maths, as on macOS), hulls warn once and use the
+eager kernel, which computes the same to float rounding.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ SOURCE = Path(__file__).with_name("hull_kernel.cpp")
 FLAGS = ("-O3", "-fno-math-errno", "-fno-trapping-math", "-fopenmp", "-fPIC", "-shared",
          "-Wl,--no-undefined", "-Wl,-z,now")  # fmt: skip
 LIBRARIES = ("-lmvec", "-lm")
+BUILD_TIMEOUT_S = 300
 _TYPES = {torch.float32: "f32", torch.float64: "f64"}
 #: why the kernel is not available in this process (then hulls use the eager kernel)
 BUILD_PROBLEM: list[str] = []
@@ -72,8 +73,12 @@ def build() -> Path:
         log.info("acthull: compiling the native hull kernel into %s (once, a few seconds)",
                  path.parent)
         with atomic_path(path) as tmp:
-            done = subprocess.run([compiler, *FLAGS, str(SOURCE), "-o", str(tmp), *LIBRARIES],
-                                  capture_output=True, text=True, check=False)  # fmt: skip
+            command = [compiler, *FLAGS, str(SOURCE), "-o", str(tmp), *LIBRARIES]
+            try:
+                done = subprocess.run(command, capture_output=True, text=True, check=False,
+                                      timeout=BUILD_TIMEOUT_S)  # fmt: skip
+            except subprocess.TimeoutExpired:
+                raise RuntimeError(f"{compiler} took over {BUILD_TIMEOUT_S} s") from None
             if done.returncode != 0:
                 raise RuntimeError(f"{compiler} failed: {done.stderr.strip()[-400:]}")
     return path
