@@ -25,9 +25,12 @@ EXAMPLES = ["examples/act-cube", "examples/act-idw-regressor"]
 nox.options.sessions = ["lint", *PACKAGES, "examples", "integration", "other_cpu"]
 
 # Tests whose results must not depend on the CPU: run again under torch's generic kernels
-# and numba's generic target, which compute float32 functions and UMAP layouts otherwise.
-OTHER_CPU = {"ATEN_CPU_CAPABILITY": "default", "NUMBA_CPU_NAME": "generic"}
+# and numba's generic target, which compute float32 functions and UMAP layouts otherwise,
+# and acthull's native kernel built for baseline x86-64 alone (no AVX).
+OTHER_CPU = {"ATEN_CPU_CAPABILITY": "default", "NUMBA_CPU_NAME": "generic",
+             "ACT_HULL_KERNEL_TARGETS": "default"}
 CPU_SENSITIVE = [
+    "packages/acthull/tests/test_native.py",
     "packages/actcore/tests/test_equivalence.py",
     "packages/actbench/tests/test_shipped_tables.py",
     "packages/actbench/tests/test_tables.py",

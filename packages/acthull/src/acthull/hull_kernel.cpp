@@ -10,8 +10,9 @@
 //
 // Vector maths: glibc's libmvec has SIMD forms of tanh and exp; declaring them "simd"
 // lets the loops vectorise without -ffast-math (which would also change NaN handling).
-// target_clones compiles the loops for AVX-512, AVX2 and baseline x86-64 and picks one
-// when the library loads, so one build runs on any x86-64 CPU.
+// target_clones compiles the loops for the targets acthull.native passes in ACT_TARGETS
+// (AVX-512, AVX2 and baseline x86-64) and picks one when the library loads, so one build
+// runs on any x86-64 CPU.
 #include <stdint.h>
 
 #include <utility>
@@ -116,8 +117,8 @@ ACT_INLINE void backward_variant(unsigned set, const T* x, const T* g, T* gx, co
   ((set == Sets ? backward_loop<Sets>(x, g, gx, c, n, inner) : void()), ...);
 }
 
-#if defined(__x86_64__)
-#define ACT_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#if defined(__x86_64__) && defined(ACT_TARGETS)
+#define ACT_CLONES __attribute__((target_clones(ACT_TARGETS)))
 #else
 #define ACT_CLONES
 #endif

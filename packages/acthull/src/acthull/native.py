@@ -51,14 +51,25 @@ FLAGS = ("-O3", "-fno-math-errno", "-fno-trapping-math", "-fopenmp", "-fPIC", "-
          "-Wl,--no-undefined", "-Wl,-z,now")  # fmt: skip
 LIBRARIES = ("-lmvec", "-lm")
 BUILD_TIMEOUT_S = 300
+TARGETS_ENV = "ACT_HULL_KERNEL_TARGETS"
 _TYPES = {torch.float32: "f32", torch.float64: "f64"}
 #: why the kernel is not available in this process (then hulls use the eager kernel)
 BUILD_PROBLEM: list[str] = []
 
 
+def compile_flags() -> tuple[str, ...]:
+    """FLAGS and the x86-64 variants to build: ``$ACT_HULL_KERNEL_TARGETS`` (GCC
+    ``target_clones`` names, comma-separated, ``default`` among them), else
+    ``avx512f,avx2,default``. CI runs the kernel's tests on ``default`` alone, the
+    variant a CPU without AVX2 gets."""
+    targets = os.environ.get(TARGETS_ENV) or "avx512f,avx2,default"
+    quoted = ",".join(f'"{target.strip()}"' for target in targets.split(","))
+    return (*FLAGS, f"-DACT_TARGETS={quoted}")
+
+
 def library_path(compiler: str) -> Path:
     """Where the library built from this source, compiler and flags is cached."""
-    recipe = " ".join((compiler, *FLAGS, *LIBRARIES)).encode()
+    recipe = " ".join((compiler, *compile_flags(), *LIBRARIES)).encode()
     digest = hashlib.sha256(SOURCE.read_bytes() + recipe).hexdigest()[:16]
     return cache_root() / "kernels" / f"acthull_kernel-{digest}.so"
 
@@ -73,7 +84,7 @@ def build() -> Path:
         log.info("acthull: compiling the native hull kernel into %s (once, a few seconds)",
                  path.parent)
         with atomic_path(path) as tmp:
-            command = [compiler, *FLAGS, str(SOURCE), "-o", str(tmp), *LIBRARIES]
+            command = [compiler, *compile_flags(), str(SOURCE), "-o", str(tmp), *LIBRARIES]
             try:
                 done = subprocess.run(command, capture_output=True, text=True, check=False,
                                       timeout=BUILD_TIMEOUT_S)  # fmt: skip
