@@ -38,10 +38,10 @@ def uses_native(monkeypatch, library):
     return calls
 
 
-def _pair(cls, bases, dtype, seed=0):
+def _pair(cls, bases, dtype, seed=0, **options):
     """A hull with random coefficients and its twin on the eager kernel."""
     torch.manual_seed(seed)
-    hull = cls(bases).to(dtype)
+    hull = cls(bases, **options).to(dtype)
     with torch.no_grad():
         hull.raw.normal_()
     eager = copy.deepcopy(hull)
@@ -56,6 +56,21 @@ def _forward_backward(hull, x):
     return y.detach(), *grads
 
 
+def _check_against_eager(hull, eager, x):
+    """Outputs and input gradients to float rounding; coefficient gradients, sums over
+    the layer, rounded relative to the sum of the terms' sizes, Σ|dL/dy|·|f(x)| ≤
+    Σ|dL/dy|·(|x|+1) for these bases, not to the (cancelling) result."""
+    (y, grad_x, grad_raw), expected = _forward_backward(hull, x), _forward_backward(eager, x)
+    tol = {torch.float32: 2e-6, torch.float64: 1e-13}[x.dtype]
+    for a, b in zip((y, grad_x), expected):
+        torch.testing.assert_close(a, b, rtol=tol, atol=tol * b.abs().max().item())
+    x64 = x.double()
+    y64, _, exact = _forward_backward(eager.double(), x64)
+    scale = ((torch.cos(y64) - y64 * torch.sin(y64)).abs() * (x64.abs() + 1)).sum()
+    for got in (grad_raw, expected[2]):  # native, eager
+        assert (got.double() - exact).abs().max() <= tol * scale
+
+
 @pytest.mark.parametrize("cls", [ConvexHull, AffineHull])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 # one short block; a few blocks and a partial one; enough blocks to spread over threads
@@ -64,25 +79,31 @@ def test_matches_the_eager_kernel(uses_native, cls, dtype, shape):
     for bases in (TABULATED, ["identity", "relu", "tanh"], ["tanh"], ["swish"],
                   ["relu", "tanh", "relu"]):  # a base twice: its coefficients add
         hull, eager = _pair(cls, bases, dtype)
-        x = 3 * torch.randn(*shape, dtype=dtype)
-        (y, grad_x, grad_raw), expected = _forward_backward(hull, x), _forward_backward(eager, x)
-        tol = {torch.float32: 2e-6, torch.float64: 1e-13}[dtype]
-        for a, b in zip((y, grad_x), expected):
-            torch.testing.assert_close(a, b, rtol=tol, atol=tol * b.abs().max().item())
-        # coefficient gradients are sums over the layer, rounded relative to the sum of
-        # the terms' sizes, Σ|dL/dy|·|f(x)| ≤ Σ|dL/dy|·(|x|+1) here, not to the result
-        x64 = x.double()
-        y64, _, exact = _forward_backward(eager.double(), x64)
-        scale = ((torch.cos(y64) - y64 * torch.sin(y64)).abs() * (x64.abs() + 1)).sum()
-        for got in (grad_raw, expected[2]):  # native, eager
-            assert (got.double() - exact).abs().max() <= tol * scale
+        _check_against_eager(hull, eager, 3 * torch.randn(*shape, dtype=dtype))
     assert uses_native == {"forward": 5, "backward": 5}
 
 
-def test_matches_an_independent_formula_and_numerical_derivatives(uses_native):
-    hull, _ = _pair(AffineHull, TABULATED, torch.float64)
-    x = torch.randn(6, 50, dtype=torch.float64, requires_grad=True)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(("shape", "dim"), [
+    ((4, 3, 37, 37), 1),  # feature maps of several blocks
+    ((2, 3, 5, 40), 1),   # runs shorter than a block
+    ((6, 5, 33), 1),      # the shortest runs that take the kernel (MIN_RUN = 32)
+    ((2, 3, 7, 40), 2),   # channels along another dimension
+])
+def test_per_channel_coefficients_match_the_eager_kernel(uses_native, dtype, shape, dim):
+    channels = shape[dim]
+    for cls in (ConvexHull, AffineHull):
+        hull, eager = _pair(cls, TABULATED, dtype, channels=channels, channel_dim=dim)
+        _check_against_eager(hull, eager, 3 * torch.randn(*shape, dtype=dtype))
+    assert uses_native == {"forward": 2, "backward": 2}
+
+
+@pytest.mark.parametrize("channels", [None, 3])
+def test_matches_an_independent_formula_and_numerical_derivatives(uses_native, channels):
+    hull, _ = _pair(AffineHull, TABULATED, torch.float64, channels=channels)
+    x = torch.randn(2, 3, 40, dtype=torch.float64, requires_grad=True)
     c = hull.coefficients().detach()
+    c = c[:, None] if channels is None else c[:, :, None]  # (bases, 1 or channels, 1)
     torch.testing.assert_close(hull(x), sum(c[i] * f(x) for i, f in enumerate(FNS)))
     raw = hull.raw.detach().clone().requires_grad_()
     call = lambda x, r: torch.func.functional_call(hull, {"raw": r}, (x,))  # noqa: E731
@@ -102,8 +123,9 @@ def test_second_derivatives_go_through_torch_ops(uses_native):
     assert uses_native["forward"] > 0
 
 
-def test_the_same_numbers_on_any_thread_count(library):
-    hull, _ = _pair(AffineHull, TABULATED, torch.float32)
+@pytest.mark.parametrize("channels", [None, 8])
+def test_the_same_numbers_on_any_thread_count(library, channels):
+    hull, _ = _pair(AffineHull, TABULATED, torch.float32, channels=channels)
     x = torch.randn(16, 8, 32, 32)
     threads = torch.get_num_threads()
     try:
@@ -128,7 +150,7 @@ def test_nan_and_infinities_as_torch(library):
 
 def test_other_cases_take_the_eager_kernel(uses_native):
     per_channel = AffineHull(["identity", "relu"], channels=3)
-    per_channel(torch.randn(2, 3, 4)).sum().backward()
+    per_channel(torch.randn(2, 3, 4)).sum().backward()  # runs of 4 values: too short
     ConvexHull(["identity", "relu"]).bfloat16()(torch.randn(4, dtype=torch.bfloat16))
     ConvexHull(["identity", "relu", "exp"])(torch.randn(4))  # exp: not a native base
     assert uses_native == {"forward": 0, "backward": 0}

@@ -1,5 +1,6 @@
-// acthull's native hull kernel: y = sum_j c_j f_j(x) for per-layer coefficients c over
-// tabulated bases, forward in one pass and backward (grad_x and every <grad, f_j>) in one.
+// acthull's native hull kernel: y = sum_j c_j f_j(x) for per-layer or per-channel
+// coefficients c over tabulated bases, forward in one pass and backward (grad_x and every
+// <grad, f_j>) in one.
 //
 // One loop computes every base of the set per value (tanh once, the sigmoid once for
 // sigmoid and silu), so the layer is read and written once per direction. The loop is a
@@ -142,74 +143,96 @@ ACT_CLONES void backward_block_f64(unsigned set, const double* x, const double* 
   backward_variant(set, x, g, gx, c, n, inner, kAllSets);
 }
 
-// The set of bases present, and each one's summed coefficient (a base listed twice is
-// one term with the two coefficients added).
+// The set of bases present, and each one's summed coefficient in column ``channel`` of c
+// (k x channels, row-major; a base listed twice is one term with its coefficients added).
 template <typename T>
-unsigned gather(const T* c, const int64_t* bases, int64_t k, T* by_base) {
+unsigned gather(const T* c, const int64_t* bases, int64_t k, int64_t channels,
+                int64_t channel, T* by_base) {
   unsigned set = 0;
   for (int b = 0; b < kBases; ++b) by_base[b] = 0;
   for (int64_t j = 0; j < k; ++j) {
     set |= bit(Base(bases[j]));
-    by_base[bases[j]] += c[j];
+    by_base[bases[j]] += c[j * channels + channel];
   }
   return set;
 }
 
-// Blocks are spread over threads; small layers stay on the calling thread.
-constexpr int64_t kParallelFrom = 8;  // blocks
+// The layer as ``rows`` runs of ``length`` values; row r takes column r % channels of the
+// coefficients (per-layer coefficients: one row of every value, one column). The work
+// items are each row's blocks, spread over threads; small layers stay on the calling one.
+struct Layout {
+  int64_t rows, channels, length;
+  int64_t per_row() const { return (length + kBlock - 1) / kBlock; }
+  int64_t items() const { return rows * per_row(); }
+};
+constexpr int64_t kParallelFrom = 8;  // items
 
 template <typename T, typename Block>
 void forward_all(Block block, const T* x, T* y, const T* c, const int64_t* bases, int64_t k,
-                 int64_t n, int threads) {
-  T by_base[kBases];
-  const unsigned set = gather(c, bases, k, by_base);
-  const int64_t blocks = (n + kBlock - 1) / kBlock;
-#pragma omp parallel for num_threads(threads) schedule(static) if (blocks >= kParallelFrom)
-  for (int64_t b = 0; b < blocks; ++b) {
-    const int64_t start = b * kBlock, len = n - start < kBlock ? n - start : kBlock;
-    block(set, x + start, y + start, by_base, len);
+                 Layout layout, int threads) {
+  const int64_t per_row = layout.per_row(), items = layout.items();
+#pragma omp parallel for num_threads(threads) schedule(static) if (items >= kParallelFrom)
+  for (int64_t item = 0; item < items; ++item) {
+    const int64_t row = item / per_row, start = item % per_row * kBlock;
+    const int64_t len = layout.length - start < kBlock ? layout.length - start : kBlock;
+    T by_base[kBases];
+    const unsigned set = gather(c, bases, k, layout.channels, row % layout.channels, by_base);
+    const int64_t at = row * layout.length + start;
+    block(set, x + at, y + at, by_base, len);
   }
 }
 
 template <typename T, typename Block>
 void backward_all(Block block, const T* x, const T* g, T* gx, const T* c, const int64_t* bases,
-                  int64_t k, int64_t n, int threads, double* grad_c) {
-  T by_base[kBases];
-  const unsigned set = gather(c, bases, k, by_base);
-  const int64_t blocks = (n + kBlock - 1) / kBlock;
-  std::vector<double> inner(blocks * kBases);
-#pragma omp parallel for num_threads(threads) schedule(static) if (blocks >= kParallelFrom)
-  for (int64_t b = 0; b < blocks; ++b) {
-    const int64_t start = b * kBlock, len = n - start < kBlock ? n - start : kBlock;
-    block(set, x + start, g + start, gx + start, by_base, len, &inner[b * kBases]);
+                  int64_t k, Layout layout, int threads, double* grad_c) {
+  const int64_t per_row = layout.per_row(), items = layout.items();
+  std::vector<double> inner(items * kBases);
+#pragma omp parallel for num_threads(threads) schedule(static) if (items >= kParallelFrom)
+  for (int64_t item = 0; item < items; ++item) {
+    const int64_t row = item / per_row, start = item % per_row * kBlock;
+    const int64_t len = layout.length - start < kBlock ? layout.length - start : kBlock;
+    T by_base[kBases];
+    const unsigned set = gather(c, bases, k, layout.channels, row % layout.channels, by_base);
+    const int64_t at = row * layout.length + start;
+    block(set, x + at, g + at, gx + at, by_base, len, &inner[item * kBases]);
   }
-  double by_base_sum[kBases] = {};
-  for (int64_t b = 0; b < blocks; ++b)  // in block order: the same for any thread count
-    for (int base = 0; base < kBases; ++base) by_base_sum[base] += inner[b * kBases + base];
-  for (int64_t j = 0; j < k; ++j) grad_c[j] = by_base_sum[bases[j]];
+  std::vector<double> sums(layout.channels * kBases);  // per channel and base
+  for (int64_t item = 0; item < items; ++item) {  // in order: the same for any thread count
+    const int64_t channel = item / per_row % layout.channels;
+    for (int base = 0; base < kBases; ++base)
+      sums[channel * kBases + base] += inner[item * kBases + base];
+  }
+  for (int64_t j = 0; j < k; ++j)
+    for (int64_t channel = 0; channel < layout.channels; ++channel)
+      grad_c[j * layout.channels + channel] = sums[channel * kBases + bases[j]];
 }
 
 }  // namespace
 
+// x, y, g, gx: rows * length values; c and grad_c: k x channels.
 extern "C" {
 
 void act_hull_forward_f32(const float* x, float* y, const float* c, const int64_t* bases,
-                          int64_t k, int64_t n, int threads) {
-  forward_all<float>(forward_block_f32, x, y, c, bases, k, n, threads);
+                          int64_t k, int64_t rows, int64_t channels, int64_t length,
+                          int threads) {
+  forward_all<float>(forward_block_f32, x, y, c, bases, k, {rows, channels, length}, threads);
 }
 void act_hull_forward_f64(const double* x, double* y, const double* c, const int64_t* bases,
-                          int64_t k, int64_t n, int threads) {
-  forward_all<double>(forward_block_f64, x, y, c, bases, k, n, threads);
+                          int64_t k, int64_t rows, int64_t channels, int64_t length,
+                          int threads) {
+  forward_all<double>(forward_block_f64, x, y, c, bases, k, {rows, channels, length}, threads);
 }
 void act_hull_backward_f32(const float* x, const float* g, float* gx, const float* c,
-                           const int64_t* bases, int64_t k, int64_t n, int threads,
-                           double* grad_c) {
-  backward_all<float>(backward_block_f32, x, g, gx, c, bases, k, n, threads, grad_c);
+                           const int64_t* bases, int64_t k, int64_t rows, int64_t channels,
+                           int64_t length, int threads, double* grad_c) {
+  backward_all<float>(backward_block_f32, x, g, gx, c, bases, k, {rows, channels, length},
+                      threads, grad_c);
 }
 void act_hull_backward_f64(const double* x, const double* g, double* gx, const double* c,
-                           const int64_t* bases, int64_t k, int64_t n, int threads,
-                           double* grad_c) {
-  backward_all<double>(backward_block_f64, x, g, gx, c, bases, k, n, threads, grad_c);
+                           const int64_t* bases, int64_t k, int64_t rows, int64_t channels,
+                           int64_t length, int threads, double* grad_c) {
+  backward_all<double>(backward_block_f64, x, g, gx, c, bases, k, {rows, channels, length},
+                       threads, grad_c);
 }
 
 }  // extern "C"

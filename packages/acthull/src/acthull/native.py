@@ -3,8 +3,9 @@
 Eager PyTorch makes a pass over the layer for every base's value, every slope and every
 coefficient gradient; on KerasNet that made a hull's training step 1.2-1.5x ReLU's.
 ``hull_kernel.cpp`` reads the layer once per direction, block by block in cache. It
-covers the common case: per-layer coefficients over tabulated bases (identity, relu,
-tanh, sigmoid, silu), float32 or float64, on CPU. Anything else returns None and
+covers the common cases: per-layer coefficients, or per-channel ones where each channel
+holds a run of values (a convolution's feature map), over tabulated bases (identity,
+relu, tanh, sigmoid, silu), float32 or float64, on CPU. Anything else returns None and
 :class:`acthull.fused.WeightedSum` runs its eager kernel.
 
 The library is plain C++ (no torch headers), compiled on first use with one call of the
@@ -21,12 +22,14 @@ from __future__ import annotations
 import ctypes
 import functools
 import hashlib
+import math
 import os
 import shutil
 import subprocess
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -107,51 +110,89 @@ def library() -> ctypes.CDLL | None:
                       RuntimeWarning, stacklevel=2)  # fmt: skip
         return None
     pointer, count, threads = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
+    shape = [count, count, count, count]  # bases; rows, channels, length
     for suffix in _TYPES.values():
         getattr(lib, f"act_hull_forward_{suffix}").argtypes = [
-            pointer, pointer, pointer, pointer, count, count, threads]
+            pointer, pointer, pointer, pointer, *shape, threads]
         getattr(lib, f"act_hull_backward_{suffix}").argtypes = [
-            pointer, pointer, pointer, pointer, pointer, count, count, threads, pointer]
+            pointer, pointer, pointer, pointer, pointer, *shape, threads, pointer]
     return lib
+
+
+class Layout(NamedTuple):
+    """The layer as ``rows`` runs of ``length`` contiguous values, row r taking coefficient
+    column r % ``channels`` (per layer: one row, one column)."""
+
+    rows: int
+    channels: int
+    length: int
+
+
+#: Per-channel coefficients take the kernel when each channel's run of values is at least
+#: this long (a convolution's feature map); shorter runs (a dense layer's one value per
+#: channel) would pay a call per run, and take the eager kernel.
+MIN_RUN = 32
+
+
+def layout(x: Tensor, coefficients: Tensor) -> Layout | None:
+    """How the kernel walks ``x`` for coefficients shaped by
+    :func:`acthull.hull.coefficient_view` (one leading entry per base); None where it
+    cannot."""
+    varying = [d for d, size in enumerate(coefficients.shape[1:]) if size != 1]
+    if not varying:
+        return Layout(1, 1, x.numel())
+    if len(varying) > 1 or coefficients.dim() != x.dim() + 1:
+        return None
+    channels, length = x.shape[varying[0]], math.prod(x.shape[varying[0] + 1:])
+    if length < MIN_RUN:
+        return None
+    return Layout(x.numel() // length, channels, length)
 
 
 class NativeKernels:
     """The native kernel over one base set, as :class:`acthull.fused.WeightedSum` calls
     kernels: ``coefficients`` shaped to broadcast against ``x``; None where it does not
-    apply (per-channel coefficients, another device or dtype, no library)."""
+    apply (another device or dtype, per-channel runs shorter than :data:`MIN_RUN`, no
+    library)."""
 
     def __init__(self, calls: Sequence[Callable[..., Tensor]]):
         self.codes = torch.tensor([CODES[call] for call in calls], dtype=torch.int64)
 
     def forward(self, x: Tensor, coefficients: Tensor) -> Tensor | None:
-        if (lib := self._library_for(x, coefficients)) is None:
+        if (found := self._library_for(x, coefficients)) is None:
             return None
-        x, c = x.contiguous(), coefficients.detach().reshape(-1).contiguous()
+        lib, (rows, channels, length) = found
+        x = x.contiguous()
+        c = coefficients.detach().reshape(len(self.codes), channels).contiguous()
         out = torch.empty_like(x)
         getattr(lib, f"act_hull_forward_{_TYPES[x.dtype]}")(
             x.data_ptr(), out.data_ptr(), c.data_ptr(), self.codes.data_ptr(),
-            len(self.codes), x.numel(), torch.get_num_threads())
+            len(self.codes), rows, channels, length, torch.get_num_threads())
         return out
 
     def backward(self, x: Tensor, coefficients: Tensor,
                  grad: Tensor) -> tuple[Tensor, Tensor] | None:
-        if (lib := self._library_for(x, coefficients)) is None:
+        if (found := self._library_for(x, coefficients)) is None:
             return None
-        x, c = x.contiguous(), coefficients.detach().reshape(-1).contiguous()
-        grad = grad.to(x.dtype).contiguous()
+        lib, (rows, channels, length) = found
+        x, grad = x.contiguous(), grad.to(x.dtype).contiguous()
+        c = coefficients.detach().reshape(len(self.codes), channels).contiguous()
         grad_x = torch.empty_like(x)
-        grad_c = torch.empty(len(self.codes), dtype=torch.float64)
+        grad_c = torch.empty(len(self.codes), channels, dtype=torch.float64)
         getattr(lib, f"act_hull_backward_{_TYPES[x.dtype]}")(
             x.data_ptr(), grad.data_ptr(), grad_x.data_ptr(), c.data_ptr(),
-            self.codes.data_ptr(), len(self.codes), x.numel(), torch.get_num_threads(),
-            grad_c.data_ptr())
+            self.codes.data_ptr(), len(self.codes), rows, channels, length,
+            torch.get_num_threads(), grad_c.data_ptr())
         return grad_x, grad_c.to(coefficients.dtype).reshape(coefficients.shape)
 
-    def _library_for(self, x: Tensor, coefficients: Tensor) -> ctypes.CDLL | None:
-        applies = (x.device.type == "cpu" and x.dtype in _TYPES
-                   and coefficients.dtype == x.dtype
-                   and coefficients.numel() == len(self.codes))  # fmt: skip
-        return library() if applies else None
+    def _library_for(self, x: Tensor,
+                     coefficients: Tensor) -> tuple[ctypes.CDLL, Layout] | None:
+        if not (x.device.type == "cpu" and x.dtype in _TYPES and coefficients.dtype == x.dtype
+                and coefficients.shape[0] == len(self.codes)):  # fmt: skip
+            return None
+        if (walk := layout(x, coefficients)) is None or (lib := library()) is None:
+            return None
+        return lib, walk
 
 
 def covers(calls: Sequence[Callable[..., Tensor]]) -> bool:
