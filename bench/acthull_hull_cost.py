@@ -8,8 +8,9 @@ part of a step that is not arithmetic, paid once per activation layer.
 Rounds are interleaved (every activation once per round), so a change in machine load
 hits all of them alike; the figure is the median step time over rounds. Run on a quiet
 machine: ``.venv-dev/bin/python bench/acthull_hull_cost.py [--rounds 7] [--steps 30]
-[--kernel eager|compiled|autograd]`` (default ``fused``: the native kernel where it
-builds, whose first use compiles it; the warm-up steps take that).
+[--kernel eager|compiled|autograd] [--granularity channel]`` (default ``fused``: the
+native kernel where it builds, whose first use compiles it; the warm-up steps take that;
+``channel``: one coefficient vector per channel instead of per layer).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from actbench.hookspecs import MODELS
 from actbench.recipes import KERAS_RMSPROP
 from actcore import to_module
 from actcore.plugins import registry
+from acthull import replace_activations
 from acthull.hull import KERNELS
 
 SETS = ["identity(x),relu(x)", "identity(x),tanh(x)", "relu(x),tanh(x)",
@@ -34,22 +36,40 @@ ACTIVATIONS = ["relu(x)", "tanh(x)", *(f"{kind}({bases})" for kind in ("convex_n
                             for bases in SETS)]
 
 
-def factory(activation: str, kernel: str):
-    """``activation`` as a module factory; hulls with the given kernel."""
+def hull_spec(activation: str, kernel: str, granularity: str = "layer"):
+    """``activation`` as a HullSpec with the given kernel (None: not a hull)."""
     if "_n(" not in activation:
-        return activation
+        return None
     from acthull.hull import HullSpec
 
     kind, bases = activation.split("_n(", 1)
-    return HullSpec(kind=kind, bases=bases[:-1].replace("(x)", "").split(","),
-                    kernel=kernel).build  # fmt: skip
+    return HullSpec(kind=kind, bases=bases[:-1].replace("(x)", "").split(","), kernel=kernel,
+                    granularity=granularity)  # fmt: skip
 
 
-def stepper(model_name: str, activation: str, batch: int, kernel: str):
-    """A function running ``steps`` training steps of the model; returns seconds."""
+def factory(activation: str, kernel: str):
+    """``activation`` as a module factory; hulls with the given kernel."""
+    spec = hull_spec(activation, kernel)
+    return activation if spec is None else spec.build
+
+
+def build(model_name: str, activation: str, kernel: str, granularity: str):
+    """The model with ``activation`` at every site; per-channel hulls replace its ReLUs
+    (they need each site's channel count, which only a forward pass shows)."""
     torch.manual_seed(0)
-    model = registry(MODELS).get(model_name).build(factory(activation, kernel), (1, 28, 28),
-                                                   10)  # fmt: skip
+    spec = hull_spec(activation, kernel, granularity)
+    model = registry(MODELS).get(model_name)
+    if spec is None or granularity == "layer":
+        return model.build(factory(activation, kernel), (1, 28, 28), 10)
+    built = model.build("relu(x)", (1, 28, 28), 10)
+    replace_activations(built, spec, example_input=torch.zeros(1, 1, 28, 28))
+    return built
+
+
+def stepper(model_name: str, activation: str, batch: int, kernel: str,
+            granularity: str = "layer"):
+    """A function running ``steps`` training steps of the model; returns seconds."""
+    model = build(model_name, activation, kernel, granularity)
     optimizer = KERAS_RMSPROP.optimizer_for(model.parameters())
     x, y = torch.rand(batch, 1, 28, 28), torch.randint(0, 10, (batch,))
     model.train()
@@ -91,14 +111,18 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--kernel", choices=KERNELS, default="fused",
                         help="the hulls' kernel (fused: native where it builds; eager: torch ops)")
+    parser.add_argument("--granularity", choices=["layer", "channel"], default="layer",
+                        help="hull coefficients per layer (the paper's) or per channel")
     args = parser.parse_args()
     print(f"load average {os.getloadavg()[0]:.2f} (quiet: < 0.3); torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, batch {args.batch}, {args.kernel} kernel")
+          f"{torch.get_num_threads()} threads, batch {args.batch}, {args.kernel} kernel, "
+          f"coefficients per {args.granularity}")
     print("\nper call, forward and backward on 8 values:")
     for activation in ACTIVATIONS:
         print(f"  {activation:<40} {per_call_us(activation, args.kernel):7.1f} µs")
     for model_name in ("lenet5", "kerasnet"):
-        runs = {a: stepper(model_name, a, args.batch, args.kernel) for a in ACTIVATIONS}
+        runs = {a: stepper(model_name, a, args.batch, args.kernel, args.granularity)
+                for a in ACTIVATIONS}
         for run in runs.values():
             run(3)  # warm-up
         times: dict[str, list[float]] = {a: [] for a in ACTIVATIONS}
