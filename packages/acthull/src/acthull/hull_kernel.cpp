@@ -167,38 +167,49 @@ struct Layout {
 };
 constexpr int64_t kParallelFrom = 8;  // items
 
+// Where a work item's values lie, and the coefficients they take.
+template <typename T>
+struct Item {
+  int64_t at, len;
+  unsigned set;
+  T by_base[kBases];
+};
+
+template <typename T>
+Item<T> locate(int64_t item, Layout layout, const T* c, const int64_t* bases, int64_t k) {
+  const int64_t per_row = layout.per_row(), row = item / per_row;
+  const int64_t start = item % per_row * kBlock;
+  Item<T> it;
+  it.at = row * layout.length + start;
+  it.len = layout.length - start < kBlock ? layout.length - start : kBlock;
+  it.set = gather(c, bases, k, layout.channels, row % layout.channels, it.by_base);
+  return it;
+}
+
 template <typename T, typename Block>
 void forward_all(Block block, const T* x, T* y, const T* c, const int64_t* bases, int64_t k,
                  Layout layout, int threads) {
-  const int64_t per_row = layout.per_row(), items = layout.items();
+  const int64_t items = layout.items();
 #pragma omp parallel for num_threads(threads) schedule(static) if (items >= kParallelFrom)
   for (int64_t item = 0; item < items; ++item) {
-    const int64_t row = item / per_row, start = item % per_row * kBlock;
-    const int64_t len = layout.length - start < kBlock ? layout.length - start : kBlock;
-    T by_base[kBases];
-    const unsigned set = gather(c, bases, k, layout.channels, row % layout.channels, by_base);
-    const int64_t at = row * layout.length + start;
-    block(set, x + at, y + at, by_base, len);
+    const Item<T> it = locate(item, layout, c, bases, k);
+    block(it.set, x + it.at, y + it.at, it.by_base, it.len);
   }
 }
 
 template <typename T, typename Block>
 void backward_all(Block block, const T* x, const T* g, T* gx, const T* c, const int64_t* bases,
                   int64_t k, Layout layout, int threads, double* grad_c) {
-  const int64_t per_row = layout.per_row(), items = layout.items();
+  const int64_t items = layout.items();
   std::vector<double> inner(items * kBases);
 #pragma omp parallel for num_threads(threads) schedule(static) if (items >= kParallelFrom)
   for (int64_t item = 0; item < items; ++item) {
-    const int64_t row = item / per_row, start = item % per_row * kBlock;
-    const int64_t len = layout.length - start < kBlock ? layout.length - start : kBlock;
-    T by_base[kBases];
-    const unsigned set = gather(c, bases, k, layout.channels, row % layout.channels, by_base);
-    const int64_t at = row * layout.length + start;
-    block(set, x + at, g + at, gx + at, by_base, len, &inner[item * kBases]);
+    const Item<T> it = locate(item, layout, c, bases, k);
+    block(it.set, x + it.at, g + it.at, gx + it.at, it.by_base, it.len, &inner[item * kBases]);
   }
   std::vector<double> sums(layout.channels * kBases);  // per channel and base
   for (int64_t item = 0; item < items; ++item) {  // in order: the same for any thread count
-    const int64_t channel = item / per_row % layout.channels;
+    const int64_t channel = item / layout.per_row() % layout.channels;
     for (int base = 0; base < kBases; ++base)
       sums[channel * kBases + base] += inner[item * kBases + base];
   }
