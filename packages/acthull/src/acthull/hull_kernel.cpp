@@ -208,8 +208,9 @@ void backward_all(Block block, const T* x, const T* g, T* gx, const T* c, const 
     block(it.set, x + it.at, g + it.at, gx + it.at, it.by_base, it.len, &inner[item * kBases]);
   }
   std::vector<double> sums(layout.channels * kBases);  // per channel and base
+  const int64_t per_row = layout.per_row();
   for (int64_t item = 0; item < items; ++item) {  // in order: the same for any thread count
-    const int64_t channel = item / layout.per_row() % layout.channels;
+    const int64_t channel = item / per_row % layout.channels;
     for (int base = 0; base < kBases; ++base)
       sums[channel * kBases + base] += inner[item * kBases + base];
   }

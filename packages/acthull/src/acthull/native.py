@@ -70,9 +70,9 @@ def compile_flags() -> tuple[str, ...]:
     return (*FLAGS, f"-DACT_TARGETS={quoted}")
 
 
-def library_path(compiler: str) -> Path:
+def library_path(compiler: str, flags: tuple[str, ...]) -> Path:
     """Where the library built from this source, compiler and flags is cached."""
-    recipe = " ".join((compiler, *compile_flags(), *LIBRARIES)).encode()
+    recipe = " ".join((compiler, *flags, *LIBRARIES)).encode()
     digest = hashlib.sha256(SOURCE.read_bytes() + recipe).hexdigest()[:16]
     return cache_root() / "kernels" / f"acthull_kernel-{digest}.so"
 
@@ -82,12 +82,13 @@ def build() -> Path:
     compiler = os.environ.get("CXX") or "c++"
     if shutil.which(compiler) is None:
         raise RuntimeError(f"no C++ compiler {compiler!r} on PATH (set $CXX)")
-    path = library_path(compiler)
+    flags = compile_flags()
+    path = library_path(compiler, flags)
     if not path.exists():
         log.info("acthull: compiling the native hull kernel into %s (once, a few seconds)",
                  path.parent)
         with atomic_path(path) as tmp:
-            command = [compiler, *compile_flags(), str(SOURCE), "-o", str(tmp), *LIBRARIES]
+            command = [compiler, *flags, str(SOURCE), "-o", str(tmp), *LIBRARIES]
             try:
                 done = subprocess.run(command, capture_output=True, text=True, check=False,
                                       timeout=BUILD_TIMEOUT_S)  # fmt: skip
@@ -159,11 +160,9 @@ class NativeKernels:
         self.codes = torch.tensor([CODES[call] for call in calls], dtype=torch.int64)
 
     def forward(self, x: Tensor, coefficients: Tensor) -> Tensor | None:
-        if (found := self._library_for(x, coefficients)) is None:
+        if (operands := self._operands(x, coefficients)) is None:
             return None
-        lib, (rows, channels, length) = found
-        x = x.contiguous()
-        c = coefficients.detach().reshape(len(self.codes), channels).contiguous()
+        lib, (rows, channels, length), x, c = operands
         out = torch.empty_like(x)
         getattr(lib, f"act_hull_forward_{_TYPES[x.dtype]}")(
             x.data_ptr(), out.data_ptr(), c.data_ptr(), self.codes.data_ptr(),
@@ -172,11 +171,10 @@ class NativeKernels:
 
     def backward(self, x: Tensor, coefficients: Tensor,
                  grad: Tensor) -> tuple[Tensor, Tensor] | None:
-        if (found := self._library_for(x, coefficients)) is None:
+        if (operands := self._operands(x, coefficients)) is None:
             return None
-        lib, (rows, channels, length) = found
-        x, grad = x.contiguous(), grad.to(x.dtype).contiguous()
-        c = coefficients.detach().reshape(len(self.codes), channels).contiguous()
+        lib, (rows, channels, length), x, c = operands
+        grad = grad.to(x.dtype).contiguous()
         grad_x = torch.empty_like(x)
         grad_c = torch.empty(len(self.codes), channels, dtype=torch.float64)
         getattr(lib, f"act_hull_backward_{_TYPES[x.dtype]}")(
@@ -185,14 +183,17 @@ class NativeKernels:
             torch.get_num_threads(), grad_c.data_ptr())
         return grad_x, grad_c.to(coefficients.dtype).reshape(coefficients.shape)
 
-    def _library_for(self, x: Tensor,
-                     coefficients: Tensor) -> tuple[ctypes.CDLL, Layout] | None:
+    def _operands(self, x: Tensor, coefficients: Tensor
+                  ) -> tuple[ctypes.CDLL, Layout, Tensor, Tensor] | None:
+        """The library, the walk over ``x``, ``x`` contiguous and the coefficients as a
+        (bases, channels) matrix; None where the kernel does not apply."""
         if not (x.device.type == "cpu" and x.dtype in _TYPES and coefficients.dtype == x.dtype
                 and coefficients.shape[0] == len(self.codes)):  # fmt: skip
             return None
         if (walk := layout(x, coefficients)) is None or (lib := library()) is None:
             return None
-        return lib, walk
+        c = coefficients.detach().reshape(len(self.codes), walk.channels).contiguous()
+        return lib, walk, x.contiguous(), c
 
 
 def covers(calls: Sequence[Callable[..., Tensor]]) -> bool:
