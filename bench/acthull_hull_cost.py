@@ -47,12 +47,6 @@ def hull_spec(activation: str, kernel: str, granularity: str = "layer"):
                     granularity=granularity)  # fmt: skip
 
 
-def factory(activation: str, kernel: str):
-    """``activation`` as a module factory; hulls with the given kernel."""
-    spec = hull_spec(activation, kernel)
-    return activation if spec is None else spec.build
-
-
 def build(model_name: str, activation: str, kernel: str, granularity: str):
     """The model with ``activation`` at every site; per-channel hulls replace its ReLUs
     (they need each site's channel count, which only a forward pass shows)."""
@@ -60,7 +54,7 @@ def build(model_name: str, activation: str, kernel: str, granularity: str):
     spec = hull_spec(activation, kernel, granularity)
     model = registry(MODELS).get(model_name)
     if spec is None or granularity == "layer":
-        return model.build(factory(activation, kernel), (1, 28, 28), 10)
+        return model.build(activation if spec is None else spec.build, (1, 28, 28), 10)
     built = model.build("relu(x)", (1, 28, 28), 10)
     replace_activations(built, spec, example_input=torch.zeros(1, 1, 28, 28))
     return built
@@ -90,8 +84,8 @@ def per_call_us(activation: str, kernel: str, calls: int = 200, repeats: int = 5
     """Forward and backward of one activation module on 8 values, in µs (the fastest of
     ``repeats`` runs of ``calls``): what a call costs besides its arithmetic (Python,
     dispatch, autograd)."""
-    made = factory(activation, kernel)
-    module = made() if callable(made) else to_module(activation)
+    spec = hull_spec(activation, kernel)
+    module = to_module(activation) if spec is None else spec.build()
     x = torch.randn(8, requires_grad=True)
 
     def run() -> float:
