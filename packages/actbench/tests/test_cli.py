@@ -7,7 +7,7 @@ import json
 import pytest
 
 import actbench.cli
-from actbench import Result
+from actbench import TIMINGS, Result
 from actbench.compare import load_results, summarise, table
 from actcore.cli import main
 
@@ -114,8 +114,8 @@ def test_compare_on_worker_processes_equals_one_at_a_time(tmp_path):
     a, b = sorted(load_results(serial), key=key), sorted(load_results(pooled), key=key)
     assert [key(r) for r in a] == [key(r) for r in b] == [
         ("relu(x)", 0), ("relu(x)", 1), ("tanh(x)", 0), ("tanh(x)", 1)]
-    assert [r.model_dump(exclude={"runtime_s"}) for r in a] == [
-        r.model_dump(exclude={"runtime_s"}) for r in b]
+    assert [r.model_dump(exclude=TIMINGS) for r in a] == [
+        r.model_dump(exclude=TIMINGS) for r in b]
 
 
 def test_summaries_are_medians_and_sample_stds():

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from actbench import Recipe, train
+from actbench import TIMINGS, Recipe, train
 from actbench.activations import activation_factory
 from actbench.hookspecs import MODELS
 from actbench.stacked_training import _member_losses, auto_stack, train_many
@@ -176,7 +176,7 @@ def test_a_stopped_stack_resumes_from_its_checkpoint(tmp_path):
     train_many("mlp-digits", activations, 1, stack=3, epochs=2, checkpoint=tmp_path)
     assert (tmp_path / "stack-0.pt").exists()
     resumed = train_many("mlp-digits", activations, 1, stack=3, epochs=4, checkpoint=tmp_path)
-    fields = {"runtime_s"}
+    fields = TIMINGS
     assert [r.model_dump(exclude=fields) for r in resumed] == \
         [r.model_dump(exclude=fields) for r in whole]
     with pytest.raises(ActError, match="a stack of other functions"):

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from sklearn.metrics import accuracy_score, log_loss
 from torch import nn
 
-from actbench import Recipe, Result, train
+from actbench import TIMINGS, Recipe, Result, train
 from actbench.hookspecs import DATASETS, MODELS
 from actbench.recipes import KERAS_RMSPROP, SGD_STEP
 from actcore import ActError, ParseError, UnknownNameError
@@ -62,7 +62,7 @@ def test_harness_matches_a_plain_training_loop():
 def test_runs_are_deterministic_per_seed():
     a, b = (train("cnn-digits", "relu", seed=1, **FAST) for _ in range(2))
     c = train("cnn-digits", "relu", seed=2, **FAST)
-    fields = {"runtime_s"}
+    fields = TIMINGS
     assert a.model_dump(exclude=fields) == b.model_dump(exclude=fields)
     assert a.val_loss != c.val_loss
 
@@ -93,7 +93,7 @@ def test_trainings_in_threads_of_one_process_match_one_at_a_time(monkeypatch):
     monkeypatch.setattr(harness, "activation_factory", meeting_factory)
     with ThreadPoolExecutor(2) as pool:
         together = list(pool.map(lambda run: train("mlp-digits", *run, epochs=1), runs))
-    fields = {"runtime_s"}
+    fields = TIMINGS
     assert [r.model_dump(exclude=fields) for r in together] == \
         [r.model_dump(exclude=fields) for r in alone]
 
@@ -169,7 +169,7 @@ def test_checkpointed_run_resumes_where_it_stopped(tmp_path):
     resumed = train("mlp-digits", "relu", 5, epochs=4, checkpoint=path)
     straight = train("mlp-digits", "relu", 5, epochs=4)
     assert resumed.epochs == 4
-    assert resumed.model_dump(exclude={"runtime_s"}) == straight.model_dump(exclude={"runtime_s"})
+    assert resumed.model_dump(exclude=TIMINGS) == straight.model_dump(exclude=TIMINGS)
 
 
 def test_result_records_round_trip_through_json():

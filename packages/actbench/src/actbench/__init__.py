@@ -12,13 +12,15 @@ from actbench.recipes import Recipe
 from actbench.stacked_training import train_many
 from actbench.tables import Table, chance_accuracy, is_failed, load_table, read_table
 from actbench.tasks import Task, get_task
-from actbench.train import Result, evaluate_model, train
+from actbench.train import TIMINGS, Epoch, Result, evaluate_model, train
 from actcore.versions import package_version
 
 __version__ = package_version("actbench")
 
 __all__ = [
+    "TIMINGS",
     "DataSource",
+    "Epoch",
     "Model",
     "Optimizer",
     "Recipe",

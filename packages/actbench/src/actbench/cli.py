@@ -9,7 +9,14 @@ import sys
 from typing import Any
 
 from actbench.activations import activation_name
-from actbench.compare import plot, plot_learned, run_comparison, summarise, table
+from actbench.compare import (
+    checkpoint_folder,
+    plot,
+    plot_learned,
+    run_comparison,
+    summarise,
+    table,
+)
 from actbench.executors import make_executor
 from actbench.hookspecs import DATASETS, MODELS, TASKS
 from actbench.models import parameter_count
@@ -49,7 +56,9 @@ def add_bench(subparsers: argparse._SubParsersAction) -> None:
                       help="an activation expression (repeat for each)")
     add_output(many, None, "box plot PNG")
     many.add_argument("--results", metavar="FILE.jsonl",
-                      help="save runs here as they finish; runs already there are reused")
+                      help="save runs here as they finish; runs already there are reused, and "
+                           "unfinished runs checkpoint every epoch in FILE.checkpoints/ and "
+                           "resume from it")
     many.add_argument("--markdown", action="store_true", help="print a Markdown table")
     many.add_argument("--learned-plot", metavar="FILE.png",
                       help="draw seed 0's learned activations per layer (hulls: affine solid, "
@@ -174,8 +183,9 @@ def run_compare(args: argparse.Namespace) -> int:
     stack = stack_size(args.task, args.device, args.stack)
     recipe = recipe_for(registry(TASKS).get(args.task),
                         {k: v for k, v in settings.items() if k not in RUN_SETTINGS})
+    checkpoints = checkpoint_folder(args.results) if args.results else None
     job = functools.partial(_train_job, args.task, stack=stack, progress=in_process,
-                            **settings)  # fmt: skip
+                            checkpoint=checkpoints, **settings)  # fmt: skip
 
     def done(result: Result) -> None:
         bar.update()
@@ -185,7 +195,7 @@ def run_compare(args: argparse.Namespace) -> int:
 
     with make_executor(args.workers, args.scheduler) as executor:
         results = run_comparison(args.task, args.activation, range(args.seeds), job,
-                                 args.results, done, executor, stack, recipe)
+                                 args.results, done, executor, stack, recipe, checkpoints)
     bar.close()
     print(f"{args.task}: {args.seeds} seed(s) per activation, accuracies in %")
     print(table(summarise(results), markdown=args.markdown))

@@ -1,7 +1,9 @@
 """Compare activations on one task: the same seeds for each, a summary table and a plot.
 
 Results are appended to an optional JSON-lines file as runs finish (rewritten atomically),
-and runs already in it are not repeated, so an interrupted comparison resumes. Runs go
+and runs already in it are not repeated; unfinished runs keep a checkpoint of every epoch
+in a folder beside it (:func:`checkpoint_folder`), so an interrupted comparison resumes,
+losing at most an epoch per run in flight. Runs go
 one after another in this process, or side by side on any executor of
 :mod:`actbench.executors` (local processes, Dask); the activations of one seed go in
 stacks (:func:`actbench.train_many`) where stacking pays.
@@ -20,8 +22,8 @@ from pydantic import BaseModel, ValidationError
 
 from actbench.activations import activation_name
 from actbench.executors import SerialExecutor
-from actbench.recipes import Recipe
-from actbench.train import Result
+from actbench.recipes import EXECUTION_FIELDS, Recipe
+from actbench.train import Result, checkpoint_name
 from actcore import ActError
 from actcore.atomic import write_atomic
 from actcore.plot import save_figure
@@ -201,20 +203,31 @@ def save_results(results: Sequence[Result], path: str | os.PathLike[str]) -> Non
     write_atomic(path, "".join(r.model_dump_json() + "\n" for r in results))
 
 
-def _finished(executor: Executor, jobs: list[Callable[[], list[Result]]]) -> Iterator[Result]:
-    """Each job's results as it finishes; in process, one job at a time (so each is saved
-    before the next starts)."""
+def _finished(executor: Executor, jobs: list[Callable[[], list[Result]]]
+              ) -> Iterator[tuple[int, list[Result]]]:
+    """Each job's number and results as it finishes; in process, one job at a time (so
+    each is saved before the next starts)."""
     if isinstance(executor, SerialExecutor):
-        for job in jobs:
-            yield from job()
+        for number, job in enumerate(jobs):
+            yield number, job()
         return
-    futures = [executor.submit(job) for job in jobs]
+    futures = {executor.submit(job): number for number, job in enumerate(jobs)}
     for future in as_completed(futures):
-        yield from future.result()
+        yield futures[future], future.result()
 
 
-#: recipe fields that change how a run is carried out, not what it computes
-EXECUTION_FIELDS = ("eval_batch_size", "workers", "threads")
+def checkpoint_folder(results_path: str | os.PathLike[str]) -> Path:
+    """Where a comparison saved in ``results_path`` keeps its unfinished runs' checkpoints:
+    ``runs.jsonl`` -> ``runs.checkpoints/``."""
+    path = Path(results_path)
+    return path.with_name(path.stem + ".checkpoints")
+
+
+def _forget(folder: Path, task: str, recipe: Recipe, names: Sequence[str], seed: int) -> None:
+    """Remove the checkpoints of a job of ``names`` whose results are saved: its stack's,
+    and those of members retrained alone."""
+    for run in [names, *([n] for n in names if len(names) > 1)]:
+        (folder / checkpoint_name(task, recipe, run, seed)).unlink(missing_ok=True)
 
 
 def _check_recipe(results: Sequence[Result], task: str, recipe: Recipe,
@@ -254,6 +267,7 @@ def run_comparison(
     executor: Executor | None = None,
     stack: int = 1,
     recipe: Recipe | None = None,
+    checkpoints: str | os.PathLike[str] | None = None,
 ) -> list[Result]:
     """Train every activation on every seed (skipping runs already saved); return the
     results in the order activation by activation, seed by seed.
@@ -263,7 +277,9 @@ def run_comparison(
     it must pickle (a module-level function or a ``functools.partial`` of one).
     Activations are canonicalised (``relu`` is ``relu(x)``) and parsed before anything
     is trained. Given the runs' ``recipe``, saved runs of ``task`` trained with another
-    (another epoch count, learning rate, …) are refused rather than reused.
+    (another epoch count, learning rate, …) are refused rather than reused; given also
+    ``checkpoints``, the folder where ``train`` checkpoints its runs, a job's checkpoints
+    are removed once its results are saved.
     """
     activations = [activation_name(a) for a in activations]
     results = load_results(results_path) if results_path is not None else []
@@ -275,16 +291,23 @@ def run_comparison(
         if key in have and on_result is not None:
             on_result(have[key])
     # seed by seed, so that a comparison stopped early has every activation's first seeds
-    jobs = []
+    chunks = []
     for seed in seeds:
         todo = list(dict.fromkeys(a for a in activations if (task, a, seed) not in have))
-        jobs += [functools.partial(train, todo[i : i + stack], seed)
-                 for i in range(0, len(todo), stack)]  # fmt: skip
-    for result in _finished(executor or SerialExecutor(), jobs):
-        results.append(result)
-        have[(result.task, result.activation, result.seed)] = result
+        chunks += [(todo[i : i + stack], seed) for i in range(0, len(todo), stack)]
+    jobs = [functools.partial(train, names, seed) for names, seed in chunks]
+    for number, done in _finished(executor or SerialExecutor(), jobs):
+        for result in done:
+            results.append(result)
+            have[(result.task, result.activation, result.seed)] = result
         if results_path is not None:
             save_results(results, results_path)
-        if on_result is not None:
-            on_result(result)
+        if checkpoints is not None and recipe is not None:
+            _forget(Path(checkpoints), task, recipe, *chunks[number])
+        for result in done:
+            if on_result is not None:
+                on_result(result)
+    if checkpoints is not None and Path(checkpoints).is_dir() and \
+            not any(Path(checkpoints).iterdir()):
+        Path(checkpoints).rmdir()
     return [have[key] for key in wanted]

@@ -50,6 +50,10 @@ class Recipe(BaseModel):
     threads: int | None = Field(
         None, ge=1, description="torch CPU threads during the run (None: leave as is)"
     )
+    curves: bool = Field(
+        True, description="measure validation and test after every epoch, for learning "
+        "curves (off: only after the last; the training is the same either way)"
+    )
 
     @field_validator("optimizer")
     @classmethod
@@ -77,6 +81,9 @@ class Recipe(BaseModel):
             factor *= 0.5 * (1 + math.cos(math.pi * updates / (self.epochs * steps_per_epoch)))
         return factor
 
+
+#: fields that change how a run is carried out or what it records, not what it computes
+EXECUTION_FIELDS = ("eval_batch_size", "workers", "threads", "curves")
 
 # Fast CPU recipe for the digits tasks: a run takes about a second. One thread: tiny
 # matrices gain nothing from more, and lose a lot when other processes share the cores.

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,10 +33,13 @@ from actbench.stacking import StackedModel, Unstackable, keep_in_optimizer
 from actbench.tasks import Task, get_task
 from actbench.train import (
     RUN_ERRORS,
+    Clock,
+    Epoch,
     Result,
     Setup,
     batches,
     check_seed,
+    checkpoint_name,
     learned_state,
     load_checkpoint,
     prepare,
@@ -99,8 +101,9 @@ def train_many(
 ) -> list[Result]:
     """The :class:`Result` that :func:`actbench.train` gives for each activation, in order,
     trained ``stack`` at a time (None: :func:`auto_stack`; 1: one at a time). With a
-    ``checkpoint`` folder, each stack saves its state there after every epoch and
-    resumes from it."""
+    ``checkpoint`` folder, each run or stack saves its state there after every epoch
+    (:func:`actbench.train.checkpoint_name`) and resumes from it; the caller removes a
+    checkpoint once its results are safe."""
     check_seed(seed)
     device = resolve_device(device)
     stack = stack_size(task, device, stack)
@@ -108,8 +111,15 @@ def train_many(
     factories = [activation_factory(a, normalize=setup.recipe.normalize) for a in activations]
     names = [activation_name(a) for a in activations]
 
+    def saved(chunk: Sequence[int]) -> Path | None:
+        if checkpoint is None:
+            return None
+        names_ = [names[i] for i in chunk]
+        return Path(checkpoint) / checkpoint_name(setup.task.name, setup.recipe, names_, seed)
+
     def alone(i: int) -> Result:
-        return train_prepared(setup, activations[i], seed, device=device, progress=progress)
+        return train_prepared(setup, activations[i], seed, device=device,
+                              checkpoint=saved([i]), progress=progress)  # fmt: skip
 
     results: list[Result] = []
     for first in range(0, len(names), stack):
@@ -117,9 +127,8 @@ def train_many(
         if len(chunk) == 1:
             results.append(alone(first))
             continue
-        path = Path(checkpoint) / f"stack-{first}.pt" if checkpoint is not None else None
         run = _Stack(setup, [names[i] for i in chunk], [factories[i] for i in chunk], seed,
-                     device, path, progress)  # fmt: skip
+                     device, saved(chunk), progress)  # fmt: skip
         done = run.results()
         results += [done.get(j) or alone(i) for j, i in enumerate(chunk)]
     return results
@@ -151,7 +160,8 @@ class _Stack:
         self.setup, self.names, self.factories, self.seed = setup, names, factories, seed
         self.device, self.checkpoint, self.progress = device, checkpoint, progress
         self.done: dict[int, Result] = {}
-        self.start = time.perf_counter()
+        self.clock = Clock(share=len(names))
+        self.history: list[list[Epoch]] = [[] for _ in names]
 
     def results(self) -> dict[int, Result]:
         recipe = self.setup.recipe
@@ -177,7 +187,7 @@ class _Stack:
 
     def _fail(self, k: int, reason: str, epochs: int) -> None:
         self.done[k] = self.setup.failed(self.names[k], self.seed, reason, epochs,
-                                         time.perf_counter() - self.start)  # fmt: skip
+                                         self.clock, self.history[k])  # fmt: skip
 
     def _build(self) -> tuple[dict[int, nn.Module], list[str], Tensor]:
         """Each member's model, built from the seed as its solo run builds it; the
@@ -216,8 +226,10 @@ class _Stack:
                                f"({saved.get('functions')}); delete it to start over")
             failures = saved.get("failed", {})
             index = self._drop(model, optimizer, index, [k for k in index if k in failures])
-            epoch = resume(self.checkpoint, saved, model, optimizer, schedule,
-                           generator)["epoch"]
+            saved = resume(self.checkpoint, saved, model, optimizer, schedule, generator,
+                           recipe.epochs)  # fmt: skip
+            epoch, self.clock = saved["epoch"], Clock.resumed(saved, len(self.names))
+            self.history = saved["history"] or self.history
             for k, (reason, when) in failures.items():
                 self._fail(k, reason, when)
         bar = Progress(total=recipe.epochs, initial=epoch, unit="epoch", leave=False, delay=2,
@@ -238,16 +250,21 @@ class _Stack:
                     total += losses.detach()
                 epoch += 1
                 means = (total / setup.steps_per_epoch).cpu()
-                diverged = [k for k, mean in zip(index, means.tolist(), strict=True)
-                            if not math.isfinite(mean)]  # fmt: skip
+                losses = dict(zip(index, means.tolist(), strict=True))
+                diverged = [k for k, mean in losses.items() if not math.isfinite(mean)]
                 for k in diverged:
                     failures[k] = (f"training loss became non-finite in epoch {epoch}", epoch)
                     self._fail(k, *failures[k])
                 index = self._drop(model, optimizer, index, diverged)
+                if recipe.curves and index:
+                    self._record(model, index, epoch, losses)
                 bar.update()
                 if self.checkpoint is not None:
                     save_checkpoint(self.checkpoint, model, optimizer, schedule, generator,
-                                    epoch, failed=failures, functions=self.names)  # fmt: skip
+                                    epoch, failed=failures, functions=self.names,
+                                    history=[[h.model_dump() for h in member]
+                                             for member in self.history],
+                                    **self.clock.spent())  # fmt: skip
         finally:
             bar.close()
         return index
@@ -262,22 +279,35 @@ class _Stack:
         keep_in_optimizer(optimizer, model.keep(kept), kept, len(index))
         return [index[j] for j in kept]
 
-    def _measure(self, model: StackedModel, index: list[int]) -> None:
-        """Loss and accuracy per split for each member still running."""
+    def _record(self, model: StackedModel, index: list[int], epoch: int,
+                losses: dict[int, float]) -> None:
+        """Each running member's point of its learning curve after ``epoch``, with its
+        mean training loss from ``losses``."""
+        for k, measured in self._evaluate(model, index, ["val", "test"]).items():
+            self.history[k].append(self.setup.epoch_record(epoch, losses[k], measured))
+
+    def _evaluate(self, model: StackedModel, index: list[int], splits: list[str] | None = None
+                  ) -> dict[int, dict[str, tuple[float, float]]]:
+        """Loss and accuracy per split (default all) for each member still running."""
         recipe = self.setup.recipe
         metrics: dict[int, dict[str, tuple[float, float]]] = {k: {} for k in index}
-        for split, data in self.setup.evaluation_splits():
+        for split, data in self.setup.evaluation_splits(splits):
             for j, measured in enumerate(evaluate_stack(model, data, recipe.eval_batch_size,
                                                         self.device, recipe.workers)):
                 metrics[index[j]][split] = measured
-        runtime = (time.perf_counter() - self.start) / len(self.names)  # an equal share
-        for j, k in enumerate(index):
-            bad = [split for split, (loss, _) in metrics[k].items() if not math.isfinite(loss)]
+        return metrics
+
+    def _measure(self, model: StackedModel, index: list[int]) -> None:
+        """Each member still running's record from its loss and accuracy per split."""
+        recipe = self.setup.recipe
+        for j, (k, metrics) in enumerate(self._evaluate(model, index).items()):
+            bad = [split for split, (loss, _) in metrics.items() if not math.isfinite(loss)]
             if bad:
                 self._fail(k, f"{bad[0]} loss is non-finite after training", recipe.epochs)
                 continue
-            self.done[k] = self.setup.finished(self.names[k], self.seed, metrics[k],
-                                               learned_state(model.member(j)), runtime)
+            self.done[k] = self.setup.finished(self.names[k], self.seed, metrics,
+                                               learned_state(model.member(j)), self.clock,
+                                               self.history[k])  # fmt: skip
 
 
 def _member_losses(logits: Tensor, y: Tensor) -> Tensor:

@@ -5,18 +5,22 @@ the train, validation and test splits. It is deterministic for a seed on the CPU
 seed fixes the initial weights, the batch order and the augmentations). A run whose loss
 goes non-finite, or whose activation breaks the forward pass, stops and is recorded as
 failed with chance accuracy; only bad *input* (unknown task, unparsable expression,
-missing data, bad override) raises :class:`actcore.ActError`. With a ``checkpoint`` path
-a run saves its state after every epoch and resumes from it when restarted.
+missing data, bad override) raises :class:`actcore.ActError`. A run measures validation
+and test after every epoch (its learning curve, :attr:`Result.history`; test figures are
+for drawing, never for choosing). With a ``checkpoint`` path a run saves its state after
+every epoch and resumes from it when restarted, bit for bit as if never stopped.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 import pickle
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -31,7 +35,7 @@ from actbench.activations import ActivationSpec, activation_factory, activation_
 from actbench.datasets import DataSource, TensorData
 from actbench.hookspecs import DATASETS, MODELS
 from actbench.models import Model
-from actbench.recipes import Recipe
+from actbench.recipes import EXECUTION_FIELDS, Recipe
 from actbench.tables import chance_accuracy
 from actbench.tasks import Task, get_task
 from actcore import ActError
@@ -43,6 +47,18 @@ from actcore.plugins import registry
 from actcore.threads import seeded, torch_threads
 
 MAX_SEED = 2**63 - 1
+
+
+class Epoch(BaseModel):
+    """One point of a learning curve: the figures after ``epoch`` epochs. A loss that is
+    not finite is None."""
+
+    epoch: int
+    train_loss: float | None
+    val_accuracy: float
+    val_loss: float | None
+    test_accuracy: float
+    test_loss: float | None
 
 
 class Result(BaseModel):
@@ -66,6 +82,15 @@ class Result(BaseModel):
     #: a learnable activation's trained parameters at each site (module name ->
     #: parameter name -> values), so learned functions can be drawn from the record
     learned: dict[str, dict[str, list[float]]] = {}
+    #: the learning curve, one record per epoch trained (empty in results files written
+    #: before act recorded curves, or with ``curves=False`` in the recipe)
+    history: list[Epoch] = []
+    #: CPU seconds the run took (an equal share of its stack's); None in older files
+    cpu_s: float | None = None
+
+
+#: the fields of a :class:`Result` that differ between two runs of the same training
+TIMINGS = frozenset({"runtime_s", "cpu_s"})
 
 
 class _Failed(Exception):
@@ -165,30 +190,54 @@ class Setup:
     def steps_per_epoch(self) -> int:
         return math.ceil(len(self.splits["train"]) / self.recipe.batch_size)
 
-    def failed(self, name: str, seed: int, reason: str, epochs: int, runtime: float) -> Result:
-        """A failed run's record: chance accuracy, no losses."""
+    def failed(self, name: str, seed: int, reason: str, epochs: int, clock: Clock,
+               history: Sequence[Epoch] = ()) -> Result:
+        """A failed run's record: chance accuracy, no losses, the curve up to the failure."""
         chance = chance_accuracy(self.source.num_classes)
         return Result(
             task=self.task.name, activation=name, seed=seed, status="failed", reason=reason,
             train_accuracy=chance, val_accuracy=chance, test_accuracy=chance,
-            train_loss=None, val_loss=None, test_loss=None, runtime_s=runtime, epochs=epochs,
-            recipe=self.recipe.model_dump(mode="json"),
+            train_loss=None, val_loss=None, test_loss=None, runtime_s=clock.wall(),
+            cpu_s=clock.cpu(), epochs=epochs, recipe=self.recipe.model_dump(mode="json"),
+            history=list(history),
         )  # fmt: skip
 
     def finished(self, name: str, seed: int, metrics: dict[str, tuple[float, float]],
-                 learned: dict[str, dict[str, list[float]]], runtime: float) -> Result:
+                 learned: dict[str, dict[str, list[float]]], clock: Clock,
+                 history: Sequence[Epoch] = ()) -> Result:
         """A finished run's record from its ``(loss, accuracy)`` per split."""
         return Result(
             task=self.task.name, activation=name, seed=seed, status="ok", learned=learned,
             train_accuracy=metrics["train"][1], val_accuracy=metrics["val"][1],
             test_accuracy=metrics["test"][1], train_loss=metrics["train"][0],
-            val_loss=metrics["val"][0], test_loss=metrics["test"][0], runtime_s=runtime,
-            epochs=self.recipe.epochs, recipe=self.recipe.model_dump(mode="json"),
+            val_loss=metrics["val"][0], test_loss=metrics["test"][0], runtime_s=clock.wall(),
+            cpu_s=clock.cpu(), epochs=self.recipe.epochs,
+            recipe=self.recipe.model_dump(mode="json"), history=list(history),
         )  # fmt: skip
 
-    def evaluation_splits(self) -> Iterator[tuple[str, Dataset]]:
-        """The splits to measure, the train images without augmentation."""
-        for split, data in self.splits.items():
+    def epoch_record(self, epoch: int, train_loss: float,
+                     measured: dict[str, tuple[float, float]]) -> Epoch:
+        """The curve's point after ``epoch`` from the mean training loss and the
+        ``(loss, accuracy)`` of the validation and test splits."""
+        return Epoch(
+            epoch=epoch, train_loss=_finite(train_loss),
+            val_accuracy=measured["val"][1], val_loss=_finite(measured["val"][0]),
+            test_accuracy=measured["test"][1], test_loss=_finite(measured["test"][0]),
+        )  # fmt: skip
+
+    def curve_splits(self, epoch: int) -> list[str]:
+        """The splits to measure after ``epoch``: validation and test for the learning
+        curve (``recipe.curves``), and after the last epoch every split."""
+        if epoch == self.recipe.epochs:
+            return list(self.splits)
+        return ["val", "test"] if self.recipe.curves else []
+
+    def evaluation_splits(self, names: Iterable[str] | None = None
+                          ) -> Iterator[tuple[str, Dataset]]:
+        """The splits ``names`` (default all) to measure, the train images without
+        augmentation."""
+        for split in self.splits if names is None else names:
+            data = self.splits[split]
             if isinstance(data, TensorData):
                 data = TensorData(data.x, data.y)
             yield split, data
@@ -202,6 +251,33 @@ class Setup:
             optimizer, lambda t: self.recipe.lr_factor(t, steps)
         )
         return optimizer, schedule
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+class Clock:
+    """Wall and CPU seconds since it started, plus what a resumed run had spent before."""
+
+    def __init__(self, wall: float = 0.0, cpu: float = 0.0, share: int = 1):
+        self.start = (time.perf_counter(), time.process_time())
+        self.before = (wall, cpu)
+        self.share = share  # a stack's members each take an equal share
+
+    def wall(self) -> float:
+        return (self.before[0] + time.perf_counter() - self.start[0]) / self.share
+
+    def cpu(self) -> float:
+        return (self.before[1] + time.process_time() - self.start[1]) / self.share
+
+    def spent(self) -> dict[str, float]:
+        """The totals, for a checkpoint (undivided)."""
+        return {"wall_s": self.wall() * self.share, "cpu_s": self.cpu() * self.share}
+
+    @classmethod
+    def resumed(cls, state: dict[str, Any], share: int = 1) -> Clock:
+        return cls(float(state.get("wall_s", 0.0)), float(state.get("cpu_s", 0.0)), share)
 
 
 def check_seed(seed: object) -> None:
@@ -256,10 +332,11 @@ def train_prepared(setup: Setup, activation: ActivationSpec, seed: int, *,
     recipe = setup.recipe
     make_activation = activation_factory(activation, normalize=recipe.normalize)
     name = activation_name(activation)
-    start = time.perf_counter()
+    clock = Clock()
+    history: list[Epoch] = []
 
     def failed(reason: str, epochs: int) -> Result:
-        return setup.failed(name, seed, reason, epochs, time.perf_counter() - start)
+        return setup.failed(name, seed, reason, epochs, clock, history)
 
     # seeded keeps torch's generator to this run: a training in another thread waits its turn
     with seeded(seed, device), torch_threads(recipe.threads):
@@ -276,12 +353,14 @@ def train_prepared(setup: Setup, activation: ActivationSpec, seed: int, *,
         path = Path(checkpoint) if checkpoint is not None else None
         epoch = 0
         if path is not None and path.exists():
-            epoch = resume(path, load_checkpoint(path), model, optimizer, schedule,
-                           generator)["epoch"]
+            state = resume(path, load_checkpoint(path), model, optimizer, schedule, generator,
+                           recipe.epochs)  # fmt: skip
+            epoch, history, clock = state["epoch"], state["history"], Clock.resumed(state)
         bar = Progress(total=recipe.epochs, initial=epoch, unit="epoch", leave=False,
                        desc=f"{setup.task.name} {name} seed {seed}", disable=not progress,
                        delay=2)  # fmt: skip
         try:
+            metrics: dict[str, tuple[float, float]] = {}
             while epoch < recipe.epochs:
                 model.train()
                 total = torch.zeros((), device=device)
@@ -298,24 +377,40 @@ def train_prepared(setup: Setup, activation: ActivationSpec, seed: int, *,
                 mean = total.item() / setup.steps_per_epoch
                 if not math.isfinite(mean):
                     raise _Failed(f"training loss became non-finite in epoch {epoch}")
+                metrics = {split: evaluate_model(model, data, recipe.eval_batch_size, device,
+                                                 recipe.workers)
+                           for split, data in setup.evaluation_splits(setup.curve_splits(epoch))}
+                if recipe.curves:
+                    history.append(setup.epoch_record(epoch, mean, metrics))
                 bar.update()
                 bar.set_postfix(loss=f"{mean:.4f}")
                 if path is not None:
-                    save_checkpoint(path, model, optimizer, schedule, generator, epoch)
-            metrics = {}
-            for split, data in setup.evaluation_splits():
-                loss, accuracy = evaluate_model(model, data, recipe.eval_batch_size, device,
-                                                recipe.workers)  # fmt: skip
+                    save_checkpoint(path, model, optimizer, schedule, generator, epoch,
+                                    history=[h.model_dump() for h in history],
+                                    **clock.spent())  # fmt: skip
+            if len(metrics) < len(setup.splits):  # resumed after the last epoch
+                metrics = {split: evaluate_model(model, data, recipe.eval_batch_size, device,
+                                                 recipe.workers)
+                           for split, data in setup.evaluation_splits()}  # fmt: skip
+            for split, (loss, _) in metrics.items():
                 if not math.isfinite(loss):
                     raise _Failed(f"{split} loss is non-finite after training")
-                metrics[split] = (loss, accuracy)
         except _Failed as err:
             return failed(str(err), epoch)
         except RUN_ERRORS as err:
             return failed(f"{type(err).__name__}: {err}", epoch)
         finally:
             bar.close()
-    return setup.finished(name, seed, metrics, learned_state(model), time.perf_counter() - start)
+    return setup.finished(name, seed, metrics, learned_state(model), clock, history)
+
+
+def checkpoint_name(task: str, recipe: Recipe, names: Sequence[str], seed: int) -> str:
+    """The file name of the checkpoint of ``names`` (one run, or a stack) trained on
+    ``task`` from ``seed``. It names everything the training depends on but its length, so
+    another recipe never resumes it and a longer run of the same recipe does."""
+    key = json.dumps([task, seed, list(names), recipe.model_dump(
+        mode="json", exclude={"epochs", *EXECUTION_FIELDS})], sort_keys=True)
+    return f"seed{seed}-{hashlib.sha256(key.encode()).hexdigest()[:20]}.pt"
 
 
 def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
@@ -332,9 +427,11 @@ def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
 
 def resume(path: Path, state: dict[str, Any], model: nn.Module,
            optimizer: torch.optim.Optimizer, schedule: torch.optim.lr_scheduler.LRScheduler,
-           generator: torch.Generator) -> dict[str, Any]:
+           generator: torch.Generator, epochs: int) -> dict[str, Any]:
     """Put the run in ``state``, :func:`save_checkpoint`'s state read from ``path`` by
-    :func:`load_checkpoint`; return it (``"epoch"``: the epochs already done)."""
+    :func:`load_checkpoint`; return it (``"epoch"``: the epochs already done,
+    ``"history"``: the learning curve so far). A run of ``epochs`` epochs cannot resume
+    from a checkpoint made after more."""
     try:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -342,7 +439,19 @@ def resume(path: Path, state: dict[str, Any], model: nn.Module,
         generator.set_state(state["generator"])
         torch.set_rng_state(state["rng"])
         state["epoch"] = int(state["epoch"])
-        return state
+        state["history"] = _histories(state.get("history", []))
     except Exception as err:
         raise ActError(f"checkpoint {path} is not a checkpoint of this run "
                        f"({type(err).__name__}: {err}); delete it to start over") from None
+    if state["epoch"] > epochs:
+        raise ActError(f"checkpoint {path} was saved after epoch {state['epoch']}, past the "
+                       f"{epochs} epochs asked for; delete it to start over")
+    return state
+
+
+def _histories(saved: list) -> list:
+    """A checkpoint's learning curve: one list of :class:`Epoch` (a run's) or one per
+    stack member."""
+    if saved and isinstance(saved[0], list):
+        return [[Epoch.model_validate(h) for h in member] for member in saved]
+    return [Epoch.model_validate(h) for h in saved]

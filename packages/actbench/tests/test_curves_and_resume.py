@@ -1,0 +1,128 @@
+"""Learning curves in every result, and runs that survive a stop: a comparison stopped
+in the middle of a run resumes from its checkpoint, bit for bit."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+
+import pytest
+import torch
+
+from actbench import TIMINGS, Result, evaluate_model, train, train_many
+from actbench.compare import checkpoint_folder, load_results, run_comparison
+from actbench.train import load_checkpoint, prepare, recipe_for
+from actbench.tasks import get_task
+from actcore import ActError
+
+
+class Stop(BaseException):
+    """A stop in the middle of a run (what a killed process leaves)."""
+
+
+def stop_after(monkeypatch, epoch: int) -> None:
+    """Make every checkpoint save after ``epoch`` stop the run, as a kill would, once the
+    checkpoint is written."""
+    train_module = importlib.import_module("actbench.train")  # the package exports train()
+    save = train_module.save_checkpoint
+
+    def save_then_stop(path, *args, **kwargs):
+        save(path, *args, **kwargs)
+        if args[4] == epoch:
+            raise Stop
+
+    monkeypatch.setattr(train_module, "save_checkpoint", save_then_stop)
+    monkeypatch.setattr(importlib.import_module("actbench.stacked_training"),
+                        "save_checkpoint", save_then_stop)
+
+
+def test_every_epoch_is_recorded_and_the_last_equals_the_final_figures():
+    result = train("cnn-digits", "relu", 3, epochs=4)
+    assert [h.epoch for h in result.history] == [1, 2, 3, 4]
+    last = result.history[-1]
+    assert (last.val_accuracy, last.val_loss) == (result.val_accuracy, result.val_loss)
+    assert (last.test_accuracy, last.test_loss) == (result.test_accuracy, result.test_loss)
+    # the curve is real: the loss falls, and a 2-epoch run is the curve's second point
+    assert result.history[0].train_loss > result.history[-1].train_loss
+    short = train("cnn-digits", "relu", 3, epochs=2)
+    assert short.history == result.history[:2]
+    assert (short.val_accuracy, short.test_loss) == \
+        (result.history[1].val_accuracy, result.history[1].test_loss)
+
+
+def test_a_curve_point_is_the_model_measured_after_that_epoch(tmp_path):
+    """Cross-check: the point after epoch 1 is what evaluate_model measures on the model
+    saved in the checkpoint after epoch 1 (an independent measurement)."""
+    path = tmp_path / "run.pt"
+    run = train("cnn-digits", "tanh", 0, epochs=1, checkpoint=path)
+    setup = prepare("cnn-digits", None, False, {"epochs": 1})
+    from actbench.activations import activation_factory
+
+    model = setup.architecture.build(activation_factory("tanh"), setup.source.input_shape,
+                                     setup.source.num_classes)  # fmt: skip
+    model.load_state_dict(load_checkpoint(path)["model"])
+    loss, accuracy = evaluate_model(model, setup.splits["val"], 1000, torch.device("cpu"))
+    assert run.history[0].val_accuracy == accuracy
+    assert run.history[0].val_loss == pytest.approx(loss, rel=1e-12)
+
+
+def test_curves_off_trains_the_same_and_records_nothing():
+    on = train("mlp-digits", "relu", 1, epochs=3)
+    off = train("mlp-digits", "relu", 1, epochs=3, curves=False)
+    assert off.history == [] and len(on.history) == 3
+    assert off.model_dump(exclude={*TIMINGS, "history", "recipe"}) == \
+        on.model_dump(exclude={*TIMINGS, "history", "recipe"})
+
+
+def test_a_failed_run_keeps_its_curve_up_to_the_failure():
+    result = train("mlp-digits", "exp(exp(exp(x)))", 0, epochs=3)
+    assert result.status == "failed"
+    assert len(result.history) == result.epochs - 1 or result.epochs == 0
+
+
+def test_results_without_curves_still_load(tmp_path):
+    old = ('{"task":"mlp-digits","activation":"relu(x)","seed":0,"status":"ok","reason":"",'
+           '"train_accuracy":1.0,"val_accuracy":0.9,"test_accuracy":0.9,"train_loss":0.1,'
+           '"val_loss":0.2,"test_loss":0.2,"runtime_s":1.0,"epochs":30}\n')
+    (tmp_path / "old.jsonl").write_text(old)
+    (result,) = load_results(tmp_path / "old.jsonl")
+    assert result.history == [] and result.cpu_s is None
+
+
+@pytest.mark.parametrize(("task", "stack"), [("cnn-digits", 1), ("mlp-digits", 2)])
+def test_a_comparison_stopped_mid_run_resumes_bit_for_bit(tmp_path, monkeypatch, task, stack):
+    activations, seeds = ["relu(x)", "tanh(x)"], [0, 1]
+    epochs = 4
+    recipe = recipe_for(get_task(task), {"epochs": epochs})
+    results = tmp_path / "runs.jsonl"
+    folder = checkpoint_folder(results)
+    job = functools.partial(train_many, task, stack=stack, checkpoint=folder, epochs=epochs)
+
+    def compare() -> list[Result]:
+        return run_comparison(task, activations, seeds, job, results, stack=stack,
+                              recipe=recipe, checkpoints=folder)  # fmt: skip
+
+    stop_after(monkeypatch, 2)
+    with pytest.raises(Stop):
+        compare()
+    assert not results.exists()  # stopped in the first job, before any result
+    (saved,) = folder.iterdir()  # the run (or stack) in flight, after epoch 2
+    assert load_checkpoint(saved)["epoch"] == 2
+    monkeypatch.undo()
+    resumed = compare()
+    assert not folder.exists()  # every checkpoint removed once its run was saved
+    straight = [r for s in seeds for r in train_many(task, activations, s, stack=stack,
+                                                      epochs=epochs)]  # fmt: skip
+    key = {(r.activation, r.seed): r.model_dump(exclude=TIMINGS) for r in straight}
+    assert all(r.model_dump(exclude=TIMINGS) == key[(r.activation, r.seed)]
+               for r in resumed)  # fmt: skip
+    assert all(len(r.history) == epochs for r in resumed)
+    # the clock carried across the stop: the resumed run counts its first two epochs too
+    assert all(r.cpu_s is not None and r.cpu_s > 0 for r in resumed)
+
+
+def test_a_checkpoint_past_the_epochs_asked_for_is_refused(tmp_path):
+    path = tmp_path / "run.pt"
+    train("mlp-digits", "relu", 0, epochs=3, checkpoint=path)
+    with pytest.raises(ActError, match="past the 2 epochs asked for"):
+        train("mlp-digits", "relu", 0, epochs=2, checkpoint=path)
