@@ -11,8 +11,8 @@ import torch
 
 from actbench import TIMINGS, Result, evaluate_model, train, train_many
 from actbench.compare import checkpoint_folder, load_results, run_comparison
-from actbench.train import load_checkpoint, prepare, recipe_for
 from actbench.tasks import get_task
+from actbench.train import load_checkpoint, prepare, recipe_for
 from actcore import ActError
 
 
