@@ -9,11 +9,19 @@ import importlib
 import pytest
 import torch
 
-from actbench import TIMINGS, Result, evaluate_model, train, train_many
-from actbench.compare import checkpoint_folder, load_results, run_comparison
+from actbench import TIMINGS, Epoch, Result, evaluate_model, train, train_many
+from actbench.compare import (
+    checkpoint_folder,
+    load_results,
+    run_comparison,
+    summarise,
+    table,
+)
+from actbench.curves import crossings, figures_at, median_curves
 from actbench.tasks import get_task
 from actbench.train import load_checkpoint, prepare, recipe_for
 from actcore import ActError
+from actcore.cli import main
 
 
 class Stop(BaseException):
@@ -126,3 +134,54 @@ def test_a_checkpoint_past_the_epochs_asked_for_is_refused(tmp_path):
     train("mlp-digits", "relu", 0, epochs=3, checkpoint=path)
     with pytest.raises(ActError, match="past the 2 epochs asked for"):
         train("mlp-digits", "relu", 0, epochs=2, checkpoint=path)
+
+
+def _run(activation: str, seed: int, val: list[float], status: str = "ok",
+         epochs: int | None = None) -> Result:
+    """A made-up run whose validation curve is ``val`` (test = val - 0.01)."""
+    history = [Epoch(epoch=i, train_loss=1.0, val_accuracy=v, val_loss=1.0,
+                     test_accuracy=v - 0.01, test_loss=1.0) for i, v in enumerate(val, 1)]
+    last, test = (val[-1], val[-1] - 0.01) if status == "ok" else (0.1, 0.1)
+    return Result(task="t", activation=activation, seed=seed, status=status,
+                  train_accuracy=last, val_accuracy=last, test_accuracy=test,
+                  train_loss=None, val_loss=None, test_loss=None, runtime_s=1.0,
+                  epochs=epochs or len(val), history=history)  # fmt: skip
+
+
+def test_figures_at_an_epoch_read_the_curve_and_count_failures_from_their_epoch():
+    ok = _run("a", 0, [0.5, 0.6, 0.7])
+    assert figures_at(ok, 2) == (0.6, pytest.approx(0.59), False)
+    assert figures_at(ok, None) == (0.7, pytest.approx(0.69), False)
+    broke = _run("b", 0, [0.5, 0.6], status="failed", epochs=3)  # non-finite in epoch 3
+    assert figures_at(broke, 2) == (0.6, pytest.approx(0.59), False)
+    assert figures_at(broke, 3) == (0.1, 0.1, True)
+    with pytest.raises(ActError, match="trained 3 epochs: it has no figures after epoch 4"):
+        figures_at(ok, 4)
+    with pytest.raises(ActError, match="has no learning curve"):
+        figures_at(ok.model_copy(update={"history": []}), 2)
+    (a, b) = summarise([ok, broke], epoch=3)
+    assert (a.val_median, a.failed, b.failed) == (0.7, 0, 1)
+
+
+def test_crossings_mark_each_change_of_side():
+    assert crossings([1, 2, 3, 4], [2, 2, 2, 2]) == [3]  # a tie keeps the side before it
+    assert crossings([3, 1, 3, 3], [2, 2, 2, 2]) == [2, 3]
+    assert crossings([1, 1], [1, 1]) == []
+    curves = median_curves([_run("a", s, [0.5 + s * 0.1, 0.6]) for s in range(3)])
+    assert curves["a"] == [(0.6, 0.5, 0.7), (0.6, 0.6, 0.6)]
+
+
+def test_compare_reads_any_epoch_and_draws_the_curves(tmp_path, capsys):
+    results, picture = tmp_path / "runs.jsonl", tmp_path / "curves.png"
+    argv = ["bench", "compare", "-t", "mlp-digits", "-a", "relu", "-a", "tanh",
+            "--seeds", "2", "--epochs", "3", "--results", str(results)]  # fmt: skip
+    assert main(argv) == 0
+    saved = load_results(results)
+    capsys.readouterr()
+    assert main([*argv, "--at-epoch", "1", "--curves", str(picture)]) == 0
+    out = capsys.readouterr().out
+    assert "after epoch 1" in out and table(summarise(saved, 1)) in out
+    assert table(summarise(saved, 1)) != table(summarise(saved))
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main([*argv, "--at-epoch", "4"]) == 2
+    assert "--at-epoch must be from 1 to the runs' 3 epochs, got 4" in capsys.readouterr().err

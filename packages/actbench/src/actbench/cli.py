@@ -17,6 +17,7 @@ from actbench.compare import (
     summarise,
     table,
 )
+from actbench.curves import plot_curves
 from actbench.executors import make_executor
 from actbench.hookspecs import DATASETS, MODELS, TASKS
 from actbench.models import parameter_count
@@ -60,6 +61,12 @@ def add_bench(subparsers: argparse._SubParsersAction) -> None:
                            "unfinished runs checkpoint every epoch in FILE.checkpoints/ and "
                            "resume from it")
     many.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    many.add_argument("--at-epoch", type=int, metavar="N",
+                      help="print the table as it stood after epoch N (from the runs' "
+                           "learning curves)")
+    many.add_argument("--curves", metavar="FILE.png",
+                      help="draw each activation's median validation curve over seeds, "
+                           "with the seeds' range, against ReLU's")
     many.add_argument("--learned-plot", metavar="FILE.png",
                       help="draw seed 0's learned activations per layer (hulls: affine solid, "
                            "convex dashed)")
@@ -183,6 +190,9 @@ def run_compare(args: argparse.Namespace) -> int:
     stack = stack_size(args.task, args.device, args.stack)
     recipe = recipe_for(registry(TASKS).get(args.task),
                         {k: v for k, v in settings.items() if k not in RUN_SETTINGS})
+    if args.at_epoch is not None and not 1 <= args.at_epoch <= recipe.epochs:
+        raise ActError(f"--at-epoch must be from 1 to the runs' {recipe.epochs} epochs, "
+                       f"got {args.at_epoch}")
     checkpoints = checkpoint_folder(args.results) if args.results else None
     job = functools.partial(_train_job, args.task, stack=stack, progress=in_process,
                             checkpoint=checkpoints, **settings)  # fmt: skip
@@ -197,8 +207,13 @@ def run_compare(args: argparse.Namespace) -> int:
         results = run_comparison(args.task, args.activation, range(args.seeds), job,
                                  args.results, done, executor, stack, recipe, checkpoints)
     bar.close()
-    print(f"{args.task}: {args.seeds} seed(s) per activation, accuracies in %")
-    print(table(summarise(results), markdown=args.markdown))
+    when = f" after epoch {args.at_epoch}" if args.at_epoch is not None else ""
+    print(f"{args.task}: {args.seeds} seed(s) per activation, accuracies in %{when}")
+    print(table(summarise(results, args.at_epoch), markdown=args.markdown))
+    if args.curves:
+        plot_curves(results, args.curves, title=f"{args.task}: validation accuracy by epoch, "
+                    f"median of {args.seeds} seeds (band: min–max)")
+        log.info(f"learning curves drawn in {args.curves}")
     out = output_path(args)
     if out is not None:
         plot(results, out, title=f"{args.task}, {args.seeds} seeds")

@@ -21,6 +21,7 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from actbench.activations import activation_name
+from actbench.curves import figures_at
 from actbench.executors import SerialExecutor
 from actbench.recipes import EXECUTION_FIELDS, Recipe
 from actbench.train import Result, checkpoint_name
@@ -45,18 +46,19 @@ class Summary(BaseModel):
     test_ci95: tuple[float, float]
 
 
-def summarise(results: Sequence[Result]) -> list[Summary]:
-    """One :class:`Summary` per activation, in order of first appearance."""
-    groups: dict[str, list[Result]] = {}
+def summarise(results: Sequence[Result], epoch: int | None = None) -> list[Summary]:
+    """One :class:`Summary` per activation, in order of first appearance, of the runs'
+    final figures or, given ``epoch``, of their figures after that epoch
+    (:func:`actbench.curves.figures_at`)."""
+    groups: dict[str, list[tuple[float, float, bool]]] = {}
     for result in results:
-        groups.setdefault(result.activation, []).append(result)
+        groups.setdefault(result.activation, []).append(figures_at(result, epoch))
     summaries = []
     for activation, runs in groups.items():
-        val = [r.val_accuracy for r in runs]
-        test = [r.test_accuracy for r in runs]
+        val = [v for v, _, _ in runs]
+        test = [t for _, t, _ in runs]
         summaries.append(Summary(
-            activation=activation, runs=len(runs),
-            failed=sum(r.status == "failed" for r in runs),
+            activation=activation, runs=len(runs), failed=sum(f for _, _, f in runs),
             val_median=statistics.median(val), val_mean=statistics.fmean(val),
             val_std=statistics.stdev(val) if len(val) > 1 else 0.0,
             test_median=statistics.median(test), test_mean=statistics.fmean(test),
