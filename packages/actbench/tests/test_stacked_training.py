@@ -139,8 +139,9 @@ def test_train_many_returns_the_solo_results_in_order():
     assert [r.activation for r in many] == ["relu(x)", "tanh(x)", "selu(x)", "relu(x)"]
     for m, s in zip(many, solo, strict=True):
         assert m.status == s.status == "ok" and m.seed == 2 and m.epochs == 3
-        # float32: the same up to rounding, which moves an accuracy by at most an image here
-        assert abs(m.val_accuracy - s.val_accuracy) <= 1 / 360 + 1e-12
+        # float32: the same up to rounding. Losses are continuous in it (and these
+        # functions learn, far from chance); an accuracy moves by whole images wherever
+        # rounding flips a near-tie, so it is not compared here (float64 above is exact)
         assert m.val_loss == pytest.approx(s.val_loss, rel=1e-3)
         assert m.train_loss == pytest.approx(s.train_loss, rel=1e-3)
     assert many[0].val_loss == many[3].val_loss  # one function twice: the same run twice

@@ -341,10 +341,12 @@ def test_a_stacked_search_gives_each_free_worker_k_suggestions(tmp_path, monkeyp
     assert [len(job) for job in jobs] == [4, 4, 4, 2]  # the budget cuts the last job
     assert [f for job in jobs for f in job] == names and names[:8] == list(BASELINES)
     assert len(equivalence_classes(names)) == 14
-    solo = {r.activation: r for r in
-            (live.train_one("mlp-digits", f, 0, {"epochs": 1}) for f in names[:4])}
+    # each job's results are exactly what that stack trains (that a stack's members follow
+    # their solo runs is shown in float64 by actbench's stacked-training tests: in float32
+    # a function near chance turns the rounding a stack changes into whole images)
+    again = {r.activation: r for r in real("mlp-digits", names[:4], 0, {"epochs": 1})}
     for e in evaluations[:4]:
-        assert e.val_accuracy == pytest.approx(solo[e.function].val_accuracy, abs=1 / 360 + 1e-9)
+        assert e.val_accuracy == again[e.function].val_accuracy
 
 
 def test_the_automatic_stack_keeps_at_most_eight_trainings_in_flight(tmp_path, monkeypatch):
