@@ -12,6 +12,7 @@ import actfim.silent
 from actcore import to_module
 from actcore.stacked import StackedActivation
 from actfim import cdf_layout, fisher_cdf, kfac_spectrum
+from actfim.problems import layer_problem
 from actfim.stacked import stacked_spectra
 
 
@@ -134,3 +135,102 @@ def test_the_reference_model_keeps_the_weights(shift):
     h = torch.randn(3, 4, 2, 2)
     assert torch.equal(reference.act1(h), h + shift)
     assert model.act1 is not reference.act1 and not isinstance(model.act1, type(reference.act1))
+
+
+def _mlp(activation: nn.Module) -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(10, 16), activation, nn.Linear(16, 16), nn.Tanh(),
+                         nn.Linear(16, 3))  # fmt: skip
+
+
+XS = torch.randn(32, 10, generator=torch.Generator().manual_seed(2))
+
+
+class FunctionalRelu(nn.Module):
+    """An activation as a functional call, which no reference can swap."""
+
+    def forward(self, x):
+        return torch.nn.functional.relu(x - 100)
+
+
+@pytest.mark.parametrize("activation", [nn.Hardshrink(100), nn.Threshold(100.0, 0.0),
+                                        FunctionalRelu()], ids=["hardshrink", "threshold",
+                                                                "functional"])  # fmt: skip
+def test_an_activation_the_reference_cannot_replace_is_not_excused(activation):
+    """These kill layer 0's gradient (and layer 2's input): the activation's doing, as
+    with zero(x); the reference, which cannot replace them, must not excuse it."""
+    assert not kfac_spectrum(_mlp(to_module("zero(x)")), XS).valid
+    spectrum = kfac_spectrum(_mlp(activation), XS)
+    assert not spectrum.valid and spectrum.silent == []
+    assert "layer '0': factor G (is zero)" in spectrum.reason
+    assert "its reference could not replace" in spectrum.reason
+    assert type(activation).__name__ in spectrum.reason or "relu()" in spectrum.reason
+
+
+def test_a_saturating_reference_never_hides_a_healthy_layer():
+    """A dead ReLU layer (bias -100): with identity activations the logits are so large
+    that the softmax's gradient underflows, so the reference has G = 0 everywhere. Only
+    layers whose factors are zero in the real model too may be left out."""
+    model = _mlp(nn.ReLU())
+    with torch.no_grad():
+        model[0].bias.fill_(-100.0)
+        model[2].weight.mul_(30.0)
+        model[4].weight.mul_(30.0)
+    reference = actfim.silent.reference_model(model)
+    logits = reference(XS)
+    assert logits.abs().max() > 80  # the reference saturates, as described
+    spectrum = kfac_spectrum(model, XS)
+    # the dead layer (no gradient through ReLU at -100) is the function's failure, named;
+    # the healthy layers are kept, and the reference is said to decide nothing
+    assert not spectrum.valid and spectrum.silent == []
+    assert [layer.name for layer in spectrum.layers] == ["0", "2", "4"]
+    assert spectrum.reason.startswith("layer '0': factor G (is zero); ")
+    assert "has zero factors where this model has none (layers '2', '4'" in spectrum.reason
+
+
+class Gated(nn.Module):
+    """A head, and a second head whose input is multiplied by zero: no activation gives
+    that layer input (A), while the first head beside it is healthy."""
+
+    def __init__(self, activation: str):
+        super().__init__()
+        self.first = nn.Linear(4, 6)
+        self.act = to_module(activation)
+        self.head = nn.Linear(6, 3)
+        self.dead = nn.Linear(6, 3, bias=False)
+
+    def forward(self, x):
+        h = self.act(self.first(x))
+        return self.head(h) + self.dead(h * 0.0)
+
+
+@pytest.mark.parametrize("activation", ["relu(x)", "sigmoid(x)", "add(x,one(x))"])
+def test_a_layer_without_input_for_any_function_is_silent_by_its_a_factor(activation):
+    torch.manual_seed(0)
+    x = torch.randn(8, 4, generator=torch.Generator().manual_seed(0))
+    spectrum = kfac_spectrum(Gated(activation), x)
+    assert spectrum.valid, spectrum.reason
+    assert [(s.name, s.why) for s in spectrum.silent] == [("dead", actfim.silent.WHY["A"])]
+    assert [layer.name for layer in spectrum.layers] == ["first", "head"]  # kept beside it
+
+
+CONV2_ZERO = layer_problem("conv2", None, "is zero", True)
+
+
+def test_a_non_finite_factor_is_never_forgiven_by_the_reference():
+    def problems(conv1, conv2=CONV2_ZERO):
+        return {"stem": None, "conv1": conv1, "conv2": conv2, "head": None}
+
+    model = build("relu(x)")  # conv1 and conv2 get no gradient with any function
+    zero = layer_problem("conv1", None, "is zero", True)
+    assert zero.kind == "zero" and str(zero) == "layer 'conv1': factor G (is zero)"
+    silence = actfim.silent.silent_layers([problems(zero)], model, X, None)
+    assert silence.zero == {"conv1": "G", "conv2": "G"}
+    broken = layer_problem("conv1", "is zero", "is not finite", True)
+    assert broken.kind == "not_finite" and broken.zero == {"A"}
+    silence = actfim.silent.silent_layers([problems(broken)], model, X, None)
+    assert "conv1" not in silence.zero
+    # a layer zero for one function of a stack and not for another is never left out
+    silence = actfim.silent.silent_layers([problems(zero), problems(None, None)], model, X,
+                                          None)  # fmt: skip
+    assert silence.zero == {}

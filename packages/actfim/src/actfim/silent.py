@@ -14,24 +14,35 @@ activation functions are replaced by references:
 - A: when its A is zero also with the identity and with ``x + 1`` (a function that is not
   zero at 0: an input that stays zero then is zero by structure, not because f(0) = 0).
 
+A layer is left out only where its factor is zero in the real model too (for every
+function of a stacked pass), so a reference that fails for reasons of its own (logits so
+large without the activations that the softmax's gradient underflows) never hides a
+healthy layer, and a non-finite factor is never forgiven. Where the model holds
+activations the reference cannot replace (a module act has no kind for, a functional
+``F.relu`` call), the activation under test may be what silenced the layer: then no layer
+is left out, and the zero factor stays the function's failure, with the modules named.
+
 Silent layers are left out of the spectrum and its CDF features (they have no curvature
 to describe, for any function), named with the reason; since they depend only on the
 model, the feature length stays fixed for a given model. The reference passes run only
-when some layer has a zero factor, so models without one pay nothing.
+when some layer's factor is zero, so models without one pay nothing.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import TypeVar
 
+import torch
 from pydantic import BaseModel
 from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
 
-from actcore.activation_kinds import kind_of_module, swap_modules
+from actcore.activation_kinds import KINDS, kind_of_module, swap_modules
 from actcore.errors import ActError
 from actcore.stacked import StackedActivation
+from actfim.problems import LayerProblem
 
 L = TypeVar("L")  # a layer's spectrum, one or stacked: has name, kind and num_weights
 
@@ -100,31 +111,108 @@ def _zero(model: nn.Module, shift: float, inputs: Tensor, targets: Tensor | None
                          if not bool(factor.any())} for layer in factors}
 
 
+#: activation calls a reference cannot replace (it swaps modules only): torch's functional
+#: forms of every kind act knows, and the few element-wise ones it has no kind for
+_CALLS = frozenset(
+    {getattr(f, "__name__", str(f)) for k in KINDS.values() for f in k.functions}
+    | {m for k in KINDS.values() for m in k.methods}
+    | {"hardshrink", "softshrink", "threshold", "threshold_", "logsigmoid", "glu"}
+)
+#: torch's modules in torch.nn.modules.activation that are not element-wise activations
+_NOT_ACTIVATIONS = (nn.Softmax, nn.Softmin, nn.LogSoftmax, nn.Softmax2d, nn.MultiheadAttention)
+
+
+class _Calls(TorchFunctionMode):
+    """Records the activation calls made during a forward pass."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        if name in _CALLS:
+            self.seen.add(name)
+        return func(*args, **(kwargs or {}))
+
+
+def unswapped(model: nn.Module, inputs: Tensor) -> list[str]:
+    """The activations of ``model`` its reference cannot replace: modules of torch's
+    activation kinds act does not know (``Hardshrink``, ``Threshold``) and functional
+    calls in a ``forward`` (``F.relu(x)``), found by running the reference once."""
+    reference = reference_model(model)
+    found = [f"{name} ({type(m).__name__})" for name, m in reference.named_modules()
+             if type(m).__module__ == nn.modules.activation.__name__
+             and not isinstance(m, _NOT_ACTIVATIONS)]  # fmt: skip
+    calls = _Calls()
+    try:
+        with torch.no_grad(), calls:
+            reference(inputs)
+    except Exception:  # the reference's own failure says nothing about calls
+        pass
+    return found + [f"a call of {name}()" for name in sorted(calls.seen)]
+
+
+class Silence(BaseModel):
+    """The outcome of the silent-layer rule: the layers left out (name -> the factor, "G"
+    or "A", that no activation function makes non-zero), and why the rule could not be
+    applied, when it could not."""
+
+    zero: dict[str, str] = {}
+    note: str | None = None
+
+
 def zero_factors(model: nn.Module, inputs: Tensor, targets: Tensor | None,
-                 **options) -> dict[str, str]:
-    """The silent layers of ``model``: name -> the factor ("G" or "A") that no activation
-    function makes non-zero (arguments as for :func:`actfim.kfac_factors`)."""
+                 zeros: Sequence[dict[str, frozenset[str]]], **options) -> Silence:
+    """The silent layers of ``model`` given each function's zero factors per layer
+    (``zeros``): a layer whose factor is zero for every function and in the references
+    too (arguments as for :func:`actfim.kfac_factors`). A reference with a zero factor
+    where a function has none is not a bound on what activations can reach (its outputs
+    saturate without them): then it decides nothing."""
+    candidates = {name: [z[name] for z in zeros] for name in zeros[0]
+                  if all(z.get(name) for z in zeros)}  # fmt: skip
     identity = _zero(model, 0.0, inputs, targets, options)
-    silent = {name: "G" for name, zero in identity.items() if "G" in zero}
-    if any("A" in zero for zero in identity.values()):
-        shifted = _zero(model, 1.0, inputs, targets, options)
-        silent.update({name: "A" for name, zero in identity.items()
-                       if "A" in zero and "A" in shifted.get(name, ()) and name not in silent})
-    return silent
+    shifted = _zero(model, 1.0, inputs, targets, options) if any(
+        "A" in z for zs in candidates.values() for z in zs) else {}
+    wrong = sorted({name for ref in (identity, shifted) for name, factors in ref.items()
+                    for factor in factors if not all(factor in z.get(name, ()) for z in zeros)})
+    if wrong:
+        return Silence(note="act cannot tell whether the architecture or the activation "
+                            "function zeroes these factors: its reference (identity "
+                            "activations) has zero factors where this model has none (layers "
+                            f"{', '.join(map(repr, wrong))}; its outputs saturate)")
+    silent = {}
+    for name, zs in candidates.items():
+        if all("G" in z for z in zs) and "G" in identity.get(name, ()):
+            silent[name] = "G"
+        elif all("A" in z for z in zs) and "A" in identity.get(name, ()) and \
+                "A" in shifted.get(name, ()):
+            silent[name] = "A"
+    return Silence(zero=silent)
 
 
-def silent_layers(problems: Iterable[str | None], model: nn.Module, inputs: Tensor,
-                  targets: Tensor | None, **options) -> dict[str, str]:
-    """:func:`zero_factors` when one of the layers' ``problems``
-    (:func:`actfim.spectrum.layer_problem`) is a zero factor, else nothing: the reference
-    passes run only then."""
-    if not any(problem is not None and "(is zero)" in problem for problem in problems):
-        return {}
-    return zero_factors(model, inputs, targets, **options)
+def silent_layers(problems: Sequence[dict[str, LayerProblem | None]], model: nn.Module,
+                  inputs: Tensor, targets: Tensor | None, **options) -> Silence:
+    """The layers to leave out, given each function's ``problems`` per layer (one dict per
+    function of the pass). A layer can be left out only where every function's factor is
+    zero (never one with a non-zero or non-finite factor), and only when the references
+    agree. The reference passes run only when some layer is zero for every function."""
+    if not problems:
+        return Silence()
+    zeros = [{name: p.zero if p is not None and p.kind == "zero" else frozenset()
+              for name, p in fn.items()} for fn in problems]  # fmt: skip
+    if not any(all(z.get(name) for z in zeros) for name in zeros[0]):
+        return Silence()
+    missed = unswapped(model, inputs)
+    if missed:
+        return Silence(note="act cannot tell whether the architecture or the activation "
+                            "function zeroes these factors: its reference could not replace "
+                            f"{', '.join(missed)}")  # fmt: skip
+    return zero_factors(model, inputs, targets, zeros, **options)
 
 
 def leave_out(layers: list[L], zero: dict[str, str]) -> tuple[list[L], list[SilentLayer]]:
-    """``layers`` without the silent ones (``zero``: :func:`silent_layers`), and those."""
+    """``layers`` without the silent ones (``zero``: :attr:`Silence.zero`), and those."""
     kept = [layer for layer in layers if layer.name not in zero]
     silent = [SilentLayer(name=layer.name, kind=layer.kind, num_weights=layer.num_weights,
                           why=WHY[zero[layer.name]]) for layer in layers if layer.name in zero]

@@ -27,7 +27,8 @@ from actcore.errors import ActError
 from actcore.threads import torch_threads
 from actfim.factors import FisherType, LayerFactors, Likelihood, NonFiniteError, kfac_factors
 from actfim.layers import Mode, SkippedModule
-from actfim.silent import SilentLayer, leave_out, silent_layers
+from actfim.problems import LayerProblem, layer_problem
+from actfim.silent import Silence, SilentLayer, leave_out, silent_layers
 
 ROUNDOFF = 32
 
@@ -165,17 +166,17 @@ def kfac_spectrum(
     for i, layer in enumerate(factors):
         spectrum, problems[layer.name] = layer_spectrum(layer, eigenvalues[2 * i : 2 * i + 2])
         layers.append(spectrum)
-    zero = silent_layers(problems.values(), model, inputs, targets, fisher=fisher,
-                         likelihood=likelihood, mc_samples=mc_samples, dtype=dtype, seed=seed,
-                         mode=mode)
-    layers, silent = leave_out(layers, zero)
-    problems = [p for name, p in problems.items() if p and name not in zero]
+    silence = silent_layers([problems], model, inputs, targets, fisher=fisher,
+                            likelihood=likelihood, mc_samples=mc_samples, dtype=dtype,
+                            seed=seed, mode=mode)  # fmt: skip
+    layers, silent = leave_out(layers, silence.zero)
+    reason = reasons(problems, silence)
     return Spectrum(
         layers=layers,
         skipped=skipped,
         silent=silent,
-        valid=not problems,
-        reason="; ".join(problems) or None,
+        valid=reason is None,
+        reason=reason,
         fisher=fisher_name,
         mode=mode,
         seconds=time.perf_counter() - start,
@@ -254,9 +255,19 @@ def _finite_or_float64(factor: Tensor, decompose: Callable[[Tensor], Tensor]) ->
     return values
 
 
+def reasons(problems: dict[str, LayerProblem | None], silence: Silence) -> str | None:
+    """Why a function's spectrum is invalid (None: it is valid): its layers' problems but
+    those of the silent layers, and why none could be called silent where that is the
+    question."""
+    found = [str(p) for name, p in problems.items() if p and name not in silence.zero]
+    if silence.note and any(p and p.kind == "zero" for p in problems.values()):
+        found.append(silence.note)
+    return "; ".join(found) or None
+
+
 def layer_spectrum(
     layer: LayerFactors, eigenvalues: list[Tensor | None] | None = None
-) -> tuple[LayerSpectrum, str | None]:
+) -> tuple[LayerSpectrum, LayerProblem | None]:
     """Log-eigenvalues of ``layer``'s A ⊗ G per group, and a problem description.
 
     ``eigenvalues`` of A and G may be given when already computed.
@@ -312,16 +323,3 @@ def kronecker_logs(log_a: Tensor, log_g: Tensor) -> Tensor:
     """All log λ_i(A) + log μ_j(G) per stack, group by group: (stacks, eigenvalues)."""
     pairs = log_a.to(torch.float64)[:, :, :, None] + log_g.to(torch.float64)[:, :, None, :]
     return pairs.flatten(1)
-
-
-def layer_problem(name: str, bad_a: str | None, bad_g: str | None,
-                  finite: bool) -> str | None:
-    """What makes a layer's spectrum invalid, or None."""
-    if bad_a or bad_g:
-        which = " and ".join(
-            f"{factor} ({bad})" for factor, bad in (("A", bad_a), ("G", bad_g)) if bad
-        )
-        return f"layer {name!r}: factor {which}"
-    if not finite:  # e.g. a floor that underflowed to zero
-        return f"layer {name!r}: log-eigenvalues are not finite"
-    return None

@@ -24,6 +24,7 @@ from actcore.errors import ActError
 from actfim.factors import FisherType, Likelihood, stacked_factors
 from actfim.features import cdf_layout, kronecker_cdfs
 from actfim.layers import Mode, SkippedModule
+from actfim.problems import layer_problem
 from actfim.silent import SilentLayer, leave_out, silent_layers
 from actfim.spectrum import (
     LayerSpectrum,
@@ -31,9 +32,9 @@ from actfim.spectrum import (
     describe_failure,
     eigvalsh_all,
     kronecker_logs,
-    layer_problem,
     log_eigenvalues,
 )
+from actfim.spectrum import reasons as layer_reasons
 
 #: elements of layer outputs a stacked pass may hold (with autograd's saved tensors,
 #: a few times this many floats)
@@ -168,14 +169,15 @@ def stacked_spectra(
         layers.append(_Layer(layer.name, layer.kind, layer.num_weights, layer.a.shape[1],
                              layer.a.shape[2], layer.g.shape[2], log_a.cpu(), log_g.cpu(),
                              clamped_a.cpu(), clamped_g.cpu()))
-    zero = silent_layers((p for stack in problems for p in stack.values()), model, inputs,
-                         targets, fisher=fisher, likelihood=likelihood, mc_samples=mc_samples,
-                         dtype=dtype, seed=seed, mode=mode)
-    layers, silent = leave_out(layers, zero)
+    # a stack that failed as a whole has no layer problems to weigh
+    live = [problems[s] for s in range(stacks) if reasons[s] is None]
+    silence = silent_layers(live, model, inputs, targets, fisher=fisher,
+                            likelihood=likelihood, mc_samples=mc_samples, dtype=dtype,
+                            seed=seed, mode=mode)  # fmt: skip
+    layers, silent = leave_out(layers, silence.zero)
     for s in range(stacks):
-        found = [p for name, p in problems[s].items() if p and name not in zero]
-        if reasons[s] is None and found:
-            reasons[s] = "; ".join(found)
+        if reasons[s] is None:
+            reasons[s] = layer_reasons(problems[s], silence)
     return StackedSpectra(layers, [r is None for r in reasons], reasons,
                           [f is not None for f in stacked.failed], stacked.skipped, silent,
                           fisher_name, mode, (time.perf_counter() - start) / stacks)
