@@ -13,6 +13,8 @@ from actbench.activations import activation_factory
 from actbench.hookspecs import MODELS
 from actbench.stacked_training import _member_losses, auto_stack, train_many
 from actbench.stacking import StackedModel, Unstackable
+from actbench.tasks import get_task
+from actbench.train import checkpoint_name, recipe_for
 from actcore import ActError
 from actcore.plugins import registry
 
@@ -175,14 +177,20 @@ def test_a_stopped_stack_resumes_from_its_checkpoint(tmp_path):
     activations = ["relu", "exp(exp(exp(x)))", "tanh"]
     whole = train_many("mlp-digits", activations, 1, stack=3, epochs=4)
     train_many("mlp-digits", activations, 1, stack=3, epochs=2, checkpoint=tmp_path)
-    assert (tmp_path / "stack-0.pt").exists()
+    (saved,) = tmp_path.iterdir()  # named by the task, seed, functions and recipe
+    assert saved.name == checkpoint_name("mlp-digits", recipe_for(get_task("mlp-digits"), {}),
+                                         [f"{a}(x)" if "(" not in a else a
+                                          for a in activations], 1)  # fmt: skip
     resumed = train_many("mlp-digits", activations, 1, stack=3, epochs=4, checkpoint=tmp_path)
     fields = TIMINGS
     assert [r.model_dump(exclude=fields) for r in resumed] == \
         [r.model_dump(exclude=fields) for r in whole]
-    with pytest.raises(ActError, match="a stack of other functions"):
-        train_many("mlp-digits", ["selu", "elu", "tanh"], 1, stack=3, epochs=5,
-                   checkpoint=tmp_path)
+    # other functions, or another recipe, never resume it: they start their own
+    others = train_many("mlp-digits", ["selu", "elu", "tanh"], 1, stack=3, epochs=1,
+                        checkpoint=tmp_path)  # fmt: skip
+    assert [r.epochs for r in others] == [1, 1, 1] and len(list(tmp_path.iterdir())) == 2
+    train_many("mlp-digits", activations, 1, stack=3, epochs=1, lr=1e-3, checkpoint=tmp_path)
+    assert len(list(tmp_path.iterdir())) == 3
 
 
 def test_a_member_comes_out_as_a_plain_model_and_its_checkpoint_loads(tmp_path):
@@ -269,3 +277,98 @@ def test_members_follow_their_solo_runs_on_cuda():
                                        atol=1e-9, msg=key)  # fmt: skip
     many = train_many("mlp-digits", ["relu", "tanh"], 0, stack=2, device="cuda", epochs=2)
     assert [r.status for r in many] == ["ok", "ok"] and many[0].val_accuracy > 0.5
+
+
+class _Double(nn.Module):
+    def forward(self, x):
+        return x.double()
+
+
+def _dropout_mlp(act, input_shape, num_classes) -> nn.Module:
+    """An MLP with dropout after each activation, computing in float64."""
+    size = input_shape[-1] * input_shape[-2]
+    return nn.Sequential(_Double(), nn.Flatten(), nn.Linear(size, 24), act(), nn.Dropout(0.3),
+                         nn.Linear(24, 24), act(), nn.Dropout(0.3),
+                         nn.Linear(24, num_classes)).double()  # fmt: skip
+
+
+@pytest.fixture
+def dropout_task():
+    """mlp-digits' data with :func:`_dropout_mlp`, from a plugin."""
+    from actbench.models import Model
+    from actbench.tasks import Task
+    from actcore import hookimpl, plugins
+
+    class Plugin:
+        @hookimpl
+        def act_models(self):
+            return [Model("dropout-mlp64", "float64 MLP with dropout", _dropout_mlp)]
+
+    plugins.register(Plugin(), name="dropout-mlp64-plugin")
+    yield Task("digits-dropout64", "digits", "dropout-mlp64",
+               Recipe(optimizer="adam", lr=3e-3, epochs=2, batch_size=64))
+    plugins.unregister("dropout-mlp64-plugin")
+
+
+def test_a_member_that_draws_random_numbers_trains_alone_and_the_rest_keep_their_masks(
+        dropout_task, monkeypatch, caplog):
+    """RReLU draws a slope per value in training: in a stack its draws would shift the
+    dropout masks of every member after it (0.87 apart in a loss, measured). It trains
+    alone; the others stack and follow their solo runs, masks and all, in float64."""
+    import actbench.stacked_training as stacked_training
+
+    sizes: list[int] = []
+    real = stacked_training.StackedModel
+
+    def recording(members, sites):
+        sizes.append(len(members))
+        return real(members, sites)
+
+    monkeypatch.setattr(stacked_training, "StackedModel", recording)
+    activations = ["relu", nn.RReLU, "tanh", "selu(x)"]
+    with caplog.at_level("INFO"):
+        many = train_many(dropout_task, activations, seed=3, stack=4)
+    assert sizes == [3]  # relu, tanh and selu stacked; RReLU alone
+    assert "draws random numbers in training" in caplog.text
+    solo = [train(dropout_task, a, seed=3) for a in activations]
+    for m, s in zip(many, solo, strict=True):
+        assert m.status == s.status == "ok"
+        assert m.train_loss == pytest.approx(s.train_loss, rel=1e-9, abs=0)
+        assert m.val_loss == pytest.approx(s.val_loss, rel=1e-9, abs=0)
+        assert m.val_accuracy == s.val_accuracy  # float64: no near-tie flips at 1e-12
+
+
+def test_a_stack_that_runs_out_of_memory_is_halved(monkeypatch, caplog):
+    import actbench.stacked_training as stacked_training
+
+    tried: list[int] = []
+    real = stacked_training.StackedModel
+
+    class Small(real):
+        def forward(self, x):
+            if len(self) > 2:
+                raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+            return super().forward(x)
+
+    def recording(members, sites):
+        tried.append(len(members))
+        return Small(members, sites)
+
+    monkeypatch.setattr(stacked_training, "StackedModel", recording)
+    activations = ["relu", "tanh", "selu(x)", "elu(x)", "softsign(x)"]
+    with caplog.at_level("INFO"):
+        many = train_many("mlp-digits", activations, seed=0, stack=5, epochs=1)
+    assert tried == [5, 2, 3, 1 + 1] or tried[:3] == [5, 2, 3]
+    assert "a stack of 5 ran out of memory; stacks of 2 and 3 instead" in caplog.text
+    assert [r.activation for r in many] == [f"{a}(x)" if "(" not in a else a
+                                            for a in activations]  # fmt: skip
+    assert all(r.status == "ok" for r in many)
+
+
+def test_choosing_the_stack_size_leaves_the_callers_random_state_alone():
+    from actbench.stacked_training import stack_size
+
+    torch.manual_seed(11)
+    before = torch.get_rng_state()
+    assert stack_size("mlp-digits") == 32
+    assert torch.equal(torch.get_rng_state(), before)

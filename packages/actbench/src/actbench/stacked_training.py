@@ -16,6 +16,7 @@ forward pass) is redone one run at a time.
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -78,8 +79,9 @@ def stack_size(task: str | Task, device: str | torch.device = "cpu",
         return stack
     task, device = get_task(task), resolve_device(device)
     source = registry(DATASETS).get(task.dataset)
-    probe = registry(MODELS).get(task.model).build("identity", source.input_shape,
-                                                   source.num_classes)  # fmt: skip
+    with torch.random.fork_rng(devices=[]):  # building draws; the caller's state stays
+        probe = registry(MODELS).get(task.model).build("identity", source.input_shape,
+                                                       source.num_classes)  # fmt: skip
     size = auto_stack(probe, device)
     log.info("%s on %s: %s", task.name, device.type,
              f"stacks of {size}" if size > 1 else "one at a time (stacking does not pay)")
@@ -121,17 +123,29 @@ def train_many(
         return train_prepared(setup, activations[i], seed, device=device,
                               checkpoint=saved([i]), progress=progress)  # fmt: skip
 
-    results: list[Result] = []
-    for first in range(0, len(names), stack):
-        chunk = range(first, min(first + stack, len(names)))
+    results: dict[int, Result] = {}
+    chunks = [range(first, min(first + stack, len(names)))
+              for first in range(0, len(names), stack)]  # fmt: skip
+    while chunks:
+        chunk = chunks.pop(0)
         if len(chunk) == 1:
-            results.append(alone(first))
+            results[chunk[0]] = alone(chunk[0])
             continue
+        path = saved(chunk)
         run = _Stack(setup, [names[i] for i in chunk], [factories[i] for i in chunk], seed,
-                     device, saved(chunk), progress)  # fmt: skip
-        done = run.results()
-        results += [done.get(j) or alone(i) for j, i in enumerate(chunk)]
-    return results
+                     device, path, progress)  # fmt: skip
+        try:
+            done = run.results()
+        except torch.OutOfMemoryError:  # halve the stack, rather than go one at a time
+            half = len(chunk) // 2
+            log.info("%s: a stack of %d ran out of memory; stacks of %d and %d instead",
+                     setup.task.name, len(chunk), half, len(chunk) - half)
+            if path is not None:
+                path.unlink(missing_ok=True)
+            chunks[:0] = [chunk[:half], chunk[half:]]
+            continue
+        results.update((i, done.get(j) or alone(i)) for j, i in enumerate(chunk))
+    return [results[i] for i in range(len(names))]
 
 
 def build_with_sites(setup: Setup, factory: Callable[[], nn.Module],
@@ -179,6 +193,8 @@ class _Stack:
                 index = self._train(model, list(members))
                 if index:
                     self._measure(model, index)
+            except torch.OutOfMemoryError:
+                raise  # the caller halves the stack
             except RUN_ERRORS as err:  # one member broke the pass: the rest go alone
                 log.info("%s: a stacked pass failed (%s: %s); its members are trained one "
                          "at a time", self.setup.task.name, type(err).__name__, err)
@@ -192,7 +208,9 @@ class _Stack:
     def _build(self) -> tuple[dict[int, nn.Module], list[str], Tensor]:
         """Each member's model, built from the seed as its solo run builds it; the
         activation sites' names; torch's generator state after building. A member whose
-        building draws differently from the first is left to train alone."""
+        building draws differently from the first, or whose activations draw random
+        numbers in training (their draws would shift the dropout masks of the members
+        after it), is left to train alone."""
         members: dict[int, nn.Module] = {}
         sites: list[str] = []
         state = None
@@ -210,6 +228,16 @@ class _Stack:
             elif not torch.equal(after, state):
                 continue
             members[k] = model.to(self.device)
+        if members:
+            shape = self.setup.source.input_shape
+            reference, _ = build_with_sites(self.setup, nn.Identity, self.seed)
+            draws = _draws(reference.to(self.device), shape, self.device)
+            for k in list(members):
+                if not torch.equal(_draws(members[k], shape, self.device), draws):
+                    log.info("%s: %s draws random numbers in training (or breaks the "
+                             "forward pass); trained alone", self.setup.task.name,
+                             self.names[k])  # fmt: skip
+                    del members[k]
         return members, sites, state
 
     def _train(self, model: StackedModel, index: list[int]) -> list[int]:
@@ -258,6 +286,7 @@ class _Stack:
                 index = self._drop(model, optimizer, index, diverged)
                 if recipe.curves and index:
                     self._record(model, index, epoch, losses)
+                    model.train()  # measuring put it in eval mode
                 bar.update()
                 if self.checkpoint is not None:
                     save_checkpoint(self.checkpoint, model, optimizer, schedule, generator,
@@ -308,6 +337,21 @@ class _Stack:
             self.done[k] = self.setup.finished(self.names[k], self.seed, metrics,
                                                learned_state(model.member(j)), self.clock,
                                                self.history[k])  # fmt: skip
+
+
+def _draws(model: nn.Module, input_shape: tuple[int, ...], device: torch.device) -> Tensor:
+    """The state of the generator a training forward pass of ``model`` (a copy: batch
+    statistics stay as they are) leaves, from a fixed one: what its random layers draw."""
+    probe = copy.deepcopy(model).train()
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), \
+            torch.no_grad():
+        torch.manual_seed(0)
+        try:
+            probe(torch.zeros(2, *input_shape, device=device))
+        except RUN_ERRORS:  # a pass that breaks: no state matches it
+            return torch.empty(0, dtype=torch.uint8)
+        return (torch.cuda.get_rng_state(device) if device.type == "cuda"
+                else torch.get_rng_state())  # fmt: skip
 
 
 def _member_losses(logits: Tensor, y: Tensor) -> Tensor:
