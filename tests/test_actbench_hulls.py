@@ -65,3 +65,36 @@ def test_learned_activations_are_recorded_and_drawn_per_layer(tmp_path, monkeypa
             assert abs(x[one] - 1) < 1e-6 and y[one] == pytest.approx(1.0, abs=1e-5)
             assert abs(y[minus_one] + 0.5) > 1e-4  # trained away from 1/2
     assert (tmp_path / "learned.png").stat().st_size > 10_000
+
+
+def test_a_runs_clock_starts_after_the_native_kernel_is_compiled(monkeypatch):
+    """On a cold cache the first hull forward compiles the kernel (seconds): that happens
+    in the warm-up pass, before the run's clock starts, so runtime_s never counts it."""
+    import importlib
+
+    from acthull import native
+
+    train_module = importlib.import_module("actbench.train")
+    events: list[str] = []
+    real_build, real_clock = native.build, train_module.Clock
+
+    def build():
+        events.append("compile")
+        return real_build()
+
+    class Clock(real_clock):
+        def __init__(self, *args, **kwargs):
+            events.append("clock")
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(native, "build", build)
+    monkeypatch.setattr(train_module, "Clock", Clock)
+    native.library.cache_clear()
+    try:
+        result = actbench.train("mlp-digits", "convex_n(identity(x),relu(x),tanh(x))", 0,
+                                epochs=1)
+    finally:
+        native.library.cache_clear()
+    assert result.status == "ok"
+    assert events[-2:] == ["compile", "clock"] or (
+        native.library() is None and events[-1] == "clock")

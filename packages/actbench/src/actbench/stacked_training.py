@@ -47,6 +47,7 @@ from actbench.train import (
     resume,
     save_checkpoint,
     train_prepared,
+    warm_up,
 )
 from actcore import ActError
 from actcore.console import Progress, log
@@ -190,6 +191,8 @@ class _Stack:
                 return self.done
             torch.set_rng_state(state)
             try:
+                warm_up(model, self.setup.source.input_shape, self.device)
+                self.clock = Clock(share=len(self.names))  # not building, nor compiling
                 index = self._train(model, list(members))
                 if index:
                     self._measure(model, index)

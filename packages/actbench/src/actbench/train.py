@@ -280,6 +280,20 @@ class Clock:
         return cls(float(state.get("wall_s", 0.0)), float(state.get("cpu_s", 0.0)), share)
 
 
+def warm_up(model: nn.Module, input_shape: tuple[int, ...], device: torch.device) -> None:
+    """One forward pass of ``model`` on a zero image, in eval mode and without gradients,
+    which touches no weight, statistic or random state: kernels that build on first use
+    (acthull's native hull kernel) build here, before a run's clock starts."""
+    was_training = model.training
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), \
+            torch.no_grad():
+        model.eval()
+        try:
+            model(torch.zeros(1, *input_shape, device=device))
+        finally:
+            model.train(was_training)
+
+
 def check_seed(seed: object) -> None:
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
         raise ActError(f"seed must be an integer from 0 to 2**63 - 1 (torch's generators "
@@ -348,6 +362,11 @@ def train_prepared(setup: Setup, activation: ActivationSpec, seed: int, *,
         except Exception as err:  # a factory that cannot build is a failed activation
             return failed(f"building the model failed: {type(err).__name__}: {err}", 0)
         model.to(device)
+        try:
+            warm_up(model, setup.source.input_shape, device)
+        except RUN_ERRORS as err:
+            return failed(f"{type(err).__name__}: {err}", 0)
+        clock = Clock()  # the run's time: not building, nor compiling kernels
         optimizer, schedule = setup.optimizer_and_schedule(model.parameters())
         generator = torch.Generator().manual_seed(seed)
         path = Path(checkpoint) if checkpoint is not None else None

@@ -10,5 +10,6 @@ CACHE_ENV = "ACT_CACHE_DIR"
 
 
 def cache_root() -> Path:
-    """``$ACT_CACHE_DIR``, else ``~/.cache/act``."""
-    return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "act"))
+    """``$ACT_CACHE_DIR``, else (unset or empty, never the current folder)
+    ``~/.cache/act``."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "act")

@@ -78,7 +78,9 @@ ACT_INLINE void backward_loop(const T* __restrict x, const T* __restrict g, T* _
       s_id += gi * v;
     }
     if constexpr (Set & bit(kRelu)) {
-      const bool on = v > 0;  // selects between computed values: no branch in the loop
+      // as torch's threshold_backward: slope 1 unless v <= 0 (so at NaN too); selects
+      // between computed values: no branch in the loop
+      const bool on = !(v <= 0);
       const T term = gi * v;
       slope += on ? c_relu : T(0);
       s_relu += on ? term : T(0);
@@ -223,6 +225,10 @@ void backward_all(Block block, const T* x, const T* g, T* gx, const T* c, const 
 
 // x, y, g, gx: rows * length values; c and grad_c: k x channels.
 extern "C" {
+
+// What acthull.native checks when it loads the library: the interface and the bases.
+int64_t act_hull_abi_version() { return 2; }
+int64_t act_hull_bases() { return kBases; }
 
 void act_hull_forward_f32(const float* x, float* y, const float* c, const int64_t* bases,
                           int64_t k, int64_t rows, int64_t channels, int64_t length,

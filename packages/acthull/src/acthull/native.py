@@ -19,15 +19,19 @@ eager kernel, which computes the same to float rounding.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import hashlib
 import math
 import os
+import platform
 import shutil
+import signal
+import stat
 import subprocess
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -36,10 +40,15 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from actcore import operators
-from actcore.atomic import atomic_path
+from actcore.atomic import atomic_path, remove_stale_temporaries
 from actcore.cache import cache_root
 from actcore.console import log
 from actcore.errors import ActError
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no lock (and no native kernel: it needs glibc)
+    fcntl = None
 
 #: The bases the kernel computes, by their code in ``hull_kernel.cpp``.
 CODES: dict[Callable[..., Tensor], int] = {
@@ -58,6 +67,8 @@ TARGETS_ENV = "ACT_HULL_KERNEL_TARGETS"
 _TYPES = {torch.float32: "f32", torch.float64: "f64"}
 #: why the kernel is not available in this process (then hulls use the eager kernel)
 BUILD_PROBLEM: list[str] = []
+#: the interface version the library reports (act_hull_abi_version in hull_kernel.cpp)
+ABI_VERSION = 2
 
 
 def compile_flags() -> tuple[str, ...]:
@@ -70,46 +81,131 @@ def compile_flags() -> tuple[str, ...]:
     return (*FLAGS, f"-DACT_TARGETS={quoted}")
 
 
+def compiler_identity(compiler: str) -> str:
+    """What names the compiler in the cache key: its resolved path and its version line
+    (another compiler, or the same one upgraded, builds its own file)."""
+    path = shutil.which(compiler)
+    if path is None:
+        raise RuntimeError(f"no C++ compiler {compiler!r} on PATH (set $CXX)")
+    try:
+        done = subprocess.run([path, "--version"], capture_output=True, text=True,
+                              timeout=30, check=False)  # fmt: skip
+        version = (done.stdout or done.stderr).strip().splitlines()[0] if (
+            done.stdout or done.stderr).strip() else f"exit {done.returncode}"
+    except (OSError, subprocess.TimeoutExpired) as err:
+        version = type(err).__name__
+    return f"{os.path.realpath(path)} {version}"
+
+
 def library_path(compiler: str, flags: tuple[str, ...]) -> Path:
-    """Where the library built from this source, compiler and flags is cached."""
-    recipe = " ".join((compiler, *flags, *LIBRARIES)).encode()
-    digest = hashlib.sha256(SOURCE.read_bytes() + recipe).hexdigest()[:16]
-    return cache_root() / "kernels" / f"acthull_kernel-{digest}.so"
+    """Where the library built from this source, compiler (its identity and version),
+    flags and machine architecture is cached."""
+    recipe = " ".join((compiler_identity(compiler), platform.machine(), *flags, *LIBRARIES))
+    digest = hashlib.sha256(SOURCE.read_bytes() + recipe.encode()).hexdigest()[:16]
+    return kernel_folder() / f"acthull_kernel-{digest}.so"
+
+
+def kernel_folder() -> Path:
+    """The cache's kernel folder, created private to this user (mode 0700)."""
+    folder = cache_root() / "kernels"
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as err:
+        raise RuntimeError(f"cannot create {folder} ({err.strerror or err})") from None
+    return folder
+
+
+def check_private(path: Path) -> None:
+    """Refuse (RuntimeError) a kernel file or folder that is not this user's own: a link,
+    another user's, or writable by group or others. A library in it runs code when
+    loaded."""
+    info = path.lstat()
+    kind = "folder" if stat.S_ISDIR(info.st_mode) else "file"
+    if stat.S_ISLNK(info.st_mode):
+        raise RuntimeError(f"{path} is a symbolic link; the kernel is loaded only from a "
+                           "plain file in a folder of your own")
+    if info.st_uid != os.getuid():
+        raise RuntimeError(f"the {kind} {path} belongs to another user (uid {info.st_uid}); "
+                           "act loads kernels only from a folder of your own")
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise RuntimeError(f"the {kind} {path} is writable by other users (mode "
+                           f"{stat.S_IMODE(info.st_mode):o}); act loads kernels only from "
+                           "a folder only you can write")
 
 
 def build() -> Path:
-    """The kernel's shared library, compiled unless already cached."""
+    """The kernel's shared library, compiled unless already cached; one build at a time
+    per cache (a lock file), so workers starting together compile it once."""
     compiler = os.environ.get("CXX") or "c++"
-    if shutil.which(compiler) is None:
-        raise RuntimeError(f"no C++ compiler {compiler!r} on PATH (set $CXX)")
     flags = compile_flags()
     path = library_path(compiler, flags)
+    check_private(path.parent)
     if not path.exists():
-        log.info("acthull: compiling the native hull kernel into %s (once, a few seconds)",
-                 path.parent)
-        with atomic_path(path) as tmp:
-            command = [compiler, *flags, str(SOURCE), "-o", str(tmp), *LIBRARIES]
-            try:
-                done = subprocess.run(command, capture_output=True, text=True, check=False,
-                                      timeout=BUILD_TIMEOUT_S)  # fmt: skip
-            except subprocess.TimeoutExpired:
-                raise RuntimeError(f"{compiler} took over {BUILD_TIMEOUT_S} s") from None
-            if done.returncode != 0:
-                raise RuntimeError(f"{compiler} failed: {done.stderr.strip()[-400:]}")
+        with _build_lock(path.parent):
+            remove_stale_temporaries(path)  # a killed build's; no builder runs now
+            if not path.exists():
+                log.info("acthull: compiling the native hull kernel into %s (once, a few "
+                         "seconds)", path.parent)
+                with atomic_path(path) as tmp:
+                    _compile([compiler, *flags, str(SOURCE), "-o", str(tmp), *LIBRARIES])
+                    os.chmod(tmp, 0o700)
+    check_private(path)
     return path
+
+
+@contextlib.contextmanager
+def _build_lock(folder: Path) -> Iterator[None]:
+    """Hold the cache's build lock (the operating system's, freed when a builder dies)."""
+    with open(folder / ".build.lock", "a") as handle:
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _compile(command: list[str]) -> None:
+    """Run the compiler in a process group of its own, killed whole after
+    :data:`BUILD_TIMEOUT_S` (a compiler driver's children too)."""
+    compiler = command[0]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)  # fmt: skip
+    try:
+        _, stderr = process.communicate(timeout=BUILD_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise RuntimeError(f"{compiler} took over {BUILD_TIMEOUT_S} s") from None
+    if process.returncode != 0:
+        raise RuntimeError(f"{compiler} failed: {stderr.strip()[-400:]}")
 
 
 @functools.cache
 def library() -> ctypes.CDLL | None:
-    """The loaded kernel; None, with one warning per process, where it is unavailable."""
+    """The loaded kernel; None, with one warning per process, where it is unavailable:
+    no compiler, a cache that is not private, or a library that is not this kernel (a
+    missing symbol, another ABI version or base count)."""
     try:
         lib = ctypes.CDLL(str(build()))
-    except (OSError, RuntimeError, ActError) as err:  # ActError: the cache is not writable
+        _declare(lib)
+    except (OSError, RuntimeError, AttributeError, ActError) as err:
+        # ActError: the cache is not writable; AttributeError: a symbol is missing
         BUILD_PROBLEM.append(" ".join(str(err).split()))
         warnings.warn(f"acthull: the native hull kernel is not available here "
                       f"({BUILD_PROBLEM[-1][:300]}); hulls use the eager fused kernel",
                       RuntimeWarning, stacklevel=2)  # fmt: skip
         return None
+    return lib
+
+
+def _declare(lib: ctypes.CDLL) -> None:
+    """Check that ``lib`` is this kernel (its ABI version and base count) and declare its
+    functions' arguments."""
+    for name, expected in (("act_hull_abi_version", ABI_VERSION),
+                           ("act_hull_bases", len(CODES))):  # fmt: skip
+        function = getattr(lib, name)
+        function.restype, function.argtypes = ctypes.c_int64, []
+        if function() != expected:
+            raise RuntimeError(f"{lib._name} reports {name} {function()}, not {expected}: "
+                               "a library of another version of act")
     pointer, count, threads = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
     shape = [count, count, count, count]  # bases; rows, channels, length
     for suffix in _TYPES.values():
@@ -117,7 +213,6 @@ def library() -> ctypes.CDLL | None:
             pointer, pointer, pointer, pointer, *shape, threads]
         getattr(lib, f"act_hull_backward_{suffix}").argtypes = [
             pointer, pointer, pointer, pointer, pointer, *shape, threads, pointer]
-    return lib
 
 
 class Layout(NamedTuple):
@@ -174,7 +269,9 @@ class NativeKernels:
         if (operands := self._operands(x, coefficients)) is None:
             return None
         lib, (rows, channels, length), x, c = operands
-        grad = grad.to(x.dtype).contiguous()
+        grad = grad.to(x.dtype)
+        if grad.stride() != x.stride():  # the kernel walks both in x's memory order
+            grad = torch.empty_like(x).copy_(grad)
         grad_x = torch.empty_like(x)
         grad_c = torch.empty(len(self.codes), channels, dtype=torch.float64)
         getattr(lib, f"act_hull_backward_{_TYPES[x.dtype]}")(
@@ -185,15 +282,36 @@ class NativeKernels:
 
     def _operands(self, x: Tensor, coefficients: Tensor
                   ) -> tuple[ctypes.CDLL, Layout, Tensor, Tensor] | None:
-        """The library, the walk over ``x``, ``x`` contiguous and the coefficients as a
-        (bases, channels) matrix; None where the kernel does not apply."""
+        """The library, the walk over ``x``, ``x`` in memory the kernel walks and the
+        coefficients as a (bases, channels) matrix; None where the kernel does not apply.
+        Per-layer coefficients take ``x`` in any dense memory format (channels-last too:
+        the output keeps it); per-channel ones need runs of a channel, the standard
+        layout, and other formats take the eager kernel rather than a copy each way."""
         if not (x.device.type == "cpu" and x.dtype in _TYPES and coefficients.dtype == x.dtype
                 and coefficients.shape[0] == len(self.codes)):  # fmt: skip
             return None
-        if (walk := layout(x, coefficients)) is None or (lib := library()) is None:
+        if (walk := layout(x, coefficients)) is None:
+            return None
+        if not _dense(x):
+            x = x.contiguous()
+        elif walk.channels > 1 and not x.is_contiguous():
+            return None
+        if (lib := library()) is None:
             return None
         c = coefficients.detach().reshape(len(self.codes), walk.channels).contiguous()
-        return lib, walk, x.contiguous(), c
+        return lib, walk, x, c
+
+
+def _dense(x: Tensor) -> bool:
+    """Whether ``x``'s values fill its memory without gaps or overlaps, in some order of
+    its dimensions (the standard layout, channels-last, any permutation)."""
+    order = sorted(range(x.dim()), key=lambda d: x.stride(d))
+    expected = 1
+    for d in order:
+        if x.shape[d] != 1 and x.stride(d) != expected:
+            return False
+        expected *= x.shape[d]
+    return True
 
 
 def covers(calls: Sequence[Callable[..., Tensor]]) -> bool:
