@@ -254,3 +254,52 @@ def test_tensor_data_batches_cover_every_example_once():
     assert sorted(labels.tolist()) == list(range(10))
     for x, y in batches:
         assert torch.allclose(x.flatten(), y.float() / 255)
+
+
+def test_an_idx_header_too_large_for_memory_is_refused_before_reading(tmp_path):
+    path = tmp_path / "train-images-idx3-ubyte"
+    path.write_bytes(struct.pack(">I", 2051) + struct.pack(">III", 2**31, 2**31, 4) + b"\0" * 8)
+    with pytest.raises(ActError, match=r"shape \(2147483648, 2147483648, 4\), "
+                                       r"18,446,744,073,709,551,616 bytes, more than"):
+        idx_files.read_idx(path)
+
+
+def test_a_gzip_bomb_is_read_no_further_than_its_header_says(tmp_path):
+    """An honest-looking header, then 1 GB of zeros that gzip packs into 1 MB: reading
+    stops one byte past the header's size, instead of decompressing it all."""
+    path = tmp_path / "train-labels-idx1-ubyte.gz"
+    zeros = bytes(2**20)
+    with gzip.open(path, "wb", compresslevel=1) as f:
+        f.write(struct.pack(">II", 2049, 10) + bytes(10))
+        for _ in range(1024):
+            f.write(zeros)
+    assert path.stat().st_size < 8 * 2**20
+    import tracemalloc
+
+    tracemalloc.start()
+    with pytest.raises(ActError, match=r"more data than its header's shape \(10,\) holds"):
+        idx_files.read_idx(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 64 * 2**20  # not the gigabyte
+
+
+def test_labels_outside_the_ten_classes_are_a_corrupt_file(tmp_path, debian):
+    root = tmp_path / "bad"
+    _write_fashion(root, train=10, test=4, gz=False)
+    labels = root / "t10k-labels-idx1-ubyte"
+    data = bytearray(labels.read_bytes())
+    data[-2] = 200
+    labels.write_bytes(bytes(data))
+    with pytest.raises(ActError, match=r"label 200 at position 2; Fashion-MNIST's labels "
+                                       r"are 0-9 \(the file is corrupt\)"):
+        source("fashion-mnist").load("test", root=root)
+
+
+def test_mnist_under_fashion_mnists_names_is_named(tmp_path, debian):
+    root = tmp_path / "mnist"
+    _write_fashion(root, train=12, test=10, gz=False)
+    labels = root / "t10k-labels-idx1-ubyte"
+    labels.write_bytes(labels.read_bytes()[:8] + bytes([7, 2, 1, 0, 4, 1, 4, 9, 5, 9]))
+    with pytest.raises(ActError, match="holds MNIST's files"):
+        source("fashion-mnist").load("test", root=root)

@@ -10,6 +10,8 @@ needs uncompressed files on disk, which is why the few lines of the IDX format a
 from __future__ import annotations
 
 import gzip
+import math
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -59,28 +61,64 @@ def missing(root: Path) -> ActError:
     )
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """An IDX file of unsigned bytes (``.gz`` or not) as an array of its shape."""
+#: the most data an IDX file of this dataset may hold: the training images (60,000 of
+#: 28 x 28 bytes) with room to spare; a header that claims more is refused before reading
+MAX_BYTES = 64 * 2**20
+#: the first labels of MNIST's official files, which have Fashion-MNIST's names
+MNIST_LABELS = {True: bytes([5, 0, 4, 1, 9, 2, 1, 3, 1, 4]),
+                False: bytes([7, 2, 1, 0, 4, 1, 4, 9, 5, 9])}  # fmt: skip
+CLASSES = 10
+_CHUNK = 1 << 20
+
+
+def read_idx(path: Path, max_bytes: int = MAX_BYTES) -> np.ndarray:
+    """An IDX file of unsigned bytes (``.gz`` or not) as an array of its shape. The header
+    is checked first (in Python integers, against ``max_bytes``), and a gzipped file is
+    decompressed a chunk at a time up to the size the header gives, so neither a corrupt
+    header nor a small file that decompresses to gigabytes can exhaust memory."""
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as f:
-            data = f.read()
-    except (OSError, EOFError) as err:
+            head = f.read(4)
+            if len(head) < 4 or head[:2] != b"\0\0" or head[2] != IDX_UBYTE:
+                raise ActError(f"{path} is not an IDX file of unsigned bytes")
+            dims = f.read(4 * head[3])
+            if len(dims) != 4 * head[3]:
+                raise ActError(f"{path}: the header ends early")
+            shape = tuple(int.from_bytes(dims[i : i + 4], "big") for i in range(0, len(dims), 4))
+            size = math.prod(shape)
+            if size > max_bytes:
+                raise ActError(f"{path}: its header gives shape {shape}, {size:,} bytes, more "
+                               f"than any file of this dataset holds ({max_bytes:,})")
+            data = np.empty(size, np.uint8)
+            view, done = memoryview(data), 0
+            while done < size:
+                got = f.readinto(view[done : done + _CHUNK])
+                if not got:
+                    raise ActError(f"{path}: {done:,} bytes of data for shape {shape}, "
+                                   f"which needs {size:,}")
+                done += got
+            if f.read(1):
+                raise ActError(f"{path}: more data than its header's shape {shape} holds")
+    except (OSError, EOFError, zlib.error) as err:
         raise ActError(f"cannot read {path}: {err}") from None
-    if len(data) < 4 or data[:2] != b"\0\0" or data[2] != IDX_UBYTE:
-        raise ActError(f"{path} is not an IDX file of unsigned bytes")
-    dims = data[3]
-    header = 4 + 4 * dims
-    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims))
-    if len(data) != header + int(np.prod(shape)):
-        raise ActError(f"{path}: {len(data) - header} bytes of data for shape {shape}")
-    return np.frombuffer(data, np.uint8, offset=header).reshape(shape)
+    return data.reshape(shape)
 
 
 def read(folder: Path, train: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Images (N, 28, 28) and labels (N,) of the training or test set in ``folder``."""
-    images, labels = (read_idx(_file(folder, name) or folder / name) for name in FILES[train])
+    """Images (N, 28, 28) and labels (N,) of the training or test set in ``folder``;
+    labels out of 0-9, and MNIST's files under Fashion-MNIST's names, are refused."""
+    paths = [_file(folder, name) or folder / name for name in FILES[train]]
+    images, labels = (read_idx(path) for path in paths)
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise ActError(f"{folder}: images of shape {images.shape} but labels of shape "
                        f"{labels.shape}")  # fmt: skip
+    if len(labels) and labels.max() >= CLASSES:
+        bad = int(np.argmax(labels >= CLASSES))
+        raise ActError(f"{paths[1]}: label {labels[bad]} at position {bad}; Fashion-MNIST's "
+                       f"labels are 0-{CLASSES - 1} (the file is corrupt)")
+    if labels[: len(MNIST_LABELS[train])].tobytes() == MNIST_LABELS[train]:
+        raise ActError(f"{folder} holds MNIST's files (handwritten digits; their labels "
+                       "begin as MNIST's do), not Fashion-MNIST's, under the same names: "
+                       "point act at Fashion-MNIST's files")
     return images, labels
