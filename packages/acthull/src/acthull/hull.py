@@ -29,7 +29,7 @@ from actcore.errors import ActError
 from acthull import native
 from acthull.bases import compile_base, describe, expression, is_expression
 from acthull.fused import (
-    Kernels,
+    CompiledKernels,
     WeightedSum,
     compiled_kernels,
     direct,
@@ -125,7 +125,7 @@ class Hull(nn.Module):
 
     def _kernels(
         self, calls: tuple[Callable[[Tensor], Tensor], ...]
-    ) -> Kernels | native.NativeKernels | None:
+    ) -> CompiledKernels | native.NativeKernels | None:
         """The loops :class:`WeightedSum` tries first (None: its eager torch ops)."""
         if self.kernel == "compiled":
             return compiled_kernels(tuple(self.base_names))

@@ -29,8 +29,17 @@ __attribute__((simd("notinbranch"), nothrow, const)) double exp(double);
 namespace {
 
 constexpr int64_t kBlock = 4096;
-// The codes of acthull.native.CODES.
-enum Base : int64_t { kIdentity = 0, kRelu = 1, kTanh = 2, kSigmoid = 3, kSilu = 4, kBases };
+// The bases' numbers come from acthull.fused.TABULATED, the one table of them, through
+// acthull.native's compile flags; the library reports how many it was given.
+enum Base : int64_t {
+  kIdentity = ACT_BASE_IDENTITY,
+  kRelu = ACT_BASE_RELU,
+  kTanh = ACT_BASE_TANH,
+  kSigmoid = ACT_BASE_SIGMOID,
+  kSilu = ACT_BASE_SILU,
+};
+constexpr int64_t kBases = ACT_BASES;
+static_assert(kBases == 5, "hull_kernel.cpp implements five bases: add the new one here");
 constexpr unsigned bit(Base base) { return 1u << base; }
 constexpr unsigned kSets = 1u << kBases;
 

@@ -36,24 +36,22 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from actcore import operators
 from actcore.atomic import atomic_path, remove_stale_temporaries
 from actcore.cache import cache_root
 from actcore.console import log
 from actcore.errors import ActError
+from acthull.fused import TABULATED
 
 try:
     import fcntl
 except ImportError:  # not POSIX: no lock (and no native kernel: it needs glibc)
     fcntl = None
 
-#: The bases the kernel computes, by their code in ``hull_kernel.cpp``.
-CODES: dict[Callable[..., Tensor], int] = {
-    operators.identity: 0, torch.relu: 1, torch.tanh: 2, torch.sigmoid: 3, F.silu: 4,
-}
+#: The bases the kernel computes, numbered in the order of the one table of them,
+#: :data:`acthull.fused.TABULATED`; the numbers reach the C++ enum as -DACT_BASE_<NAME>.
+CODES: dict[Callable[..., Tensor], int] = {fn: code for code, fn in enumerate(TABULATED)}
 SOURCE = Path(__file__).with_name("hull_kernel.cpp")
 #: -fno-math-errno and -fno-trapping-math let the tanh and exp calls and the ReLU select
 #: vectorise (not -ffast-math: NaN and infinities behave as in torch); -fopenmp uses
@@ -78,7 +76,8 @@ def compile_flags() -> tuple[str, ...]:
     variant a CPU without AVX2 gets."""
     targets = os.environ.get(TARGETS_ENV) or "avx512f,avx2,default"
     quoted = ",".join(f'"{target.strip()}"' for target in targets.split(","))
-    return (*FLAGS, f"-DACT_TARGETS={quoted}")
+    codes = [f"-DACT_BASE_{TABULATED[fn].name.upper()}={code}" for fn, code in CODES.items()]
+    return (*FLAGS, f"-DACT_TARGETS={quoted}", *codes, f"-DACT_BASES={len(CODES)}")
 
 
 def compiler_identity(compiler: str) -> str:
