@@ -7,7 +7,7 @@ import signal
 
 from actbench.build import build
 from actbench.build_plan import BuildConfig
-from actbench.cli import add_stack
+from actbench.options import add_stack
 from actbench.recipes import parse_overrides
 from actcore import ActError
 from actcore.cli import add_normalize, add_operators, add_output, output_path

@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from actbench.activations import activation_name
+from actbench.build_command import add_command as add_build
 from actbench.compare import (
     checkpoint_folder,
     plot,
@@ -21,6 +22,7 @@ from actbench.curves import plot_curves
 from actbench.executors import make_executor
 from actbench.hookspecs import DATASETS, MODELS, TASKS
 from actbench.models import parameter_count
+from actbench.options import add_stack
 from actbench.recipes import parse_overrides
 from actbench.stacked_training import stack_size, train_many
 from actbench.train import Result, recipe_for, train
@@ -78,8 +80,6 @@ def add_bench(subparsers: argparse._SubParsersAction) -> None:
     add_stack(many)
     many.set_defaults(run=run_compare)
 
-    from actbench.build_command import add_command as add_build
-
     add_build(commands)
 
 
@@ -107,13 +107,6 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     for activation in args.activation if isinstance(args.activation, list) else [args.activation]:
         activation_name(activation)
     return dict(zip(RUN_SETTINGS, (args.data_root, args.download, args.device)), **overrides)
-
-
-def add_stack(parser: argparse.ArgumentParser, default: str = "32 for dense networks on a "
-              "CPU and any network on CUDA, else 1") -> None:
-    parser.add_argument("--stack", type=int, metavar="K",
-                        help=f"train K functions side by side as one network (1: one at a "
-                             f"time; default: {default})")
 
 
 def _train_job(task: str, activations: list[str], seed: int, **settings: Any) -> list[Result]:

@@ -1,4 +1,6 @@
-"""actbench's plugin kinds: datasets, models, tasks, benchmark tables and optimizers.
+"""actbench's plugin kinds: datasets, tasks, benchmark tables and optimizers (models are
+actcore's kind, which actbench's zoo implements; ``MODELS`` is here too for actbench's
+code).
 
 actbench adds these hook specifications to act's plugin manager from its plugin's
 ``act_addhooks``; any installed package may then implement them. The :class:`Kind`
@@ -11,10 +13,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from actcore.hookspecs import hookspec
+from actcore.plugins import MODELS as MODELS  # declared by actcore, which calls it
 from actcore.plugins import Kind
 
 DATASETS: Kind[Any] = Kind("dataset", "act_datasets")
-MODELS: Kind[Any] = Kind("model", "act_models")
 TASKS: Kind[Any] = Kind("task", "act_tasks")
 TABLES: Kind[Any] = Kind("table", "act_tables")
 OPTIMIZERS: Kind[Any] = Kind("optimizer", "act_optimizers")
@@ -23,12 +25,6 @@ OPTIMIZERS: Kind[Any] = Kind("optimizer", "act_optimizers")
 @hookspec
 def act_datasets() -> Iterable[Any]:
     """Return datasets (:class:`actbench.datasets.DataSource`)."""
-
-
-@hookspec
-def act_models() -> Iterable[Any]:
-    """Return model builders (:class:`actbench.models.Model`) that take the activation as
-    a parameter."""
 
 
 @hookspec

@@ -48,6 +48,19 @@ def act_cli(subparsers: argparse._SubParsersAction) -> None:
 
 
 @hookimpl
+def act_dataset_batch(dataset: str, size: int, seed: int, root: str | None, download: bool):
+    """actfim's ``--dataset``: a Fisher batch of one of actbench's datasets."""
+    from actbench.fisher import fisher_batch
+    from actbench.hookspecs import DATASETS
+    from actcore.plugins import registry
+    from actfim.hookspecs import DatasetBatch
+
+    source = registry(DATASETS).get(dataset)
+    inputs, targets = fisher_batch(dataset, size, seed, root, download)
+    return DatasetBatch(inputs, targets, tuple(source.input_shape), int(source.num_classes))
+
+
+@hookimpl
 def act_tables() -> list:
     from actbench.shipped import shipped_tables
 

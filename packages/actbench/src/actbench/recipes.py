@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 
 from actbench.hookspecs import OPTIMIZERS
+from actbench.optimizers import builtin_optimizers
 from actcore.errors import ActError
 from actcore.plugins import registry
 
@@ -60,8 +61,6 @@ class Recipe(BaseModel):
     def _registered(cls, name: str) -> str:
         """actbench's own optimizers need no plugin lookup (recipes are built while the
         plugins load); any other name must be registered by a plugin."""
-        from actbench.optimizers import builtin_optimizers
-
         if name not in {o.name for o in builtin_optimizers()}:
             try:
                 registry(OPTIMIZERS).get(name)

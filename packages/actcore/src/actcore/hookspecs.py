@@ -8,7 +8,8 @@ exactly like act's own packages do::
     [project.entry-points.act]
     mything = "mypackage.act_plugin"
 
-actcore owns two kinds (``act_operators``, ``act_cli``). A package that consumes a kind
+actcore owns the kinds it calls: ``act_operators``, ``act_cli`` and ``act_models`` (the
+model a command names). A package that consumes a kind
 of its own declares the hookspecs in its own ``hookspecs`` module and adds them from its
 plugin's ``act_addhooks`` (as pytest plugins do with ``pytest_addhooks``): actbench adds
 datasets, models, tasks, tables and optimizers, actsearch regressors and strategies. An
@@ -39,6 +40,14 @@ def act_addhooks(pluginmanager: pluggy.PluginManager) -> None:
 @hookspec
 def act_operators() -> Iterable[Any]:
     """Return :class:`actcore.operators.Operator` objects (fixed or learnable)."""
+
+
+@hookspec
+def act_models() -> Iterable[Any]:
+    """Return model builders: objects with a ``name``, a ``description`` and
+    ``build(activation, input_shape, num_classes) -> nn.Module`` that puts the activation
+    at every site. actcore looks models up by name (``--model allcnnc``); actbench's zoo
+    implements this hook."""
 
 
 @hookspec

@@ -34,7 +34,7 @@ from actcore.activation_kinds import (
 from actcore.compile import to_module
 from actcore.errors import ActError, UnknownNameError
 from actcore.expr import parse
-from actcore.plugins import Kind, Registry, registry
+from actcore.plugins import MODELS, Registry, registry
 from actcore.versions import install_hint
 
 
@@ -67,13 +67,9 @@ def build_model(
     return model
 
 
-def _zoo():
-    """act's model zoo: the ``act_models`` kind, which actbench declares (when it is
-    installed and enabled; otherwise there is no zoo)."""
-    try:
-        from actbench.hookspecs import MODELS
-    except ImportError:
-        return Registry(Kind("model", "act_models"), {})
+def _zoo() -> Registry:
+    """act's model zoo: the ``act_models`` kind (actbench's models, when it is installed
+    and enabled; otherwise the zoo is empty)."""
     return registry(MODELS)
 
 

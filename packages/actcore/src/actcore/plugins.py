@@ -38,9 +38,11 @@ class Kind(Generic[T]):
     hook: str
 
 
-#: actcore's own kind; other packages declare theirs next to their hookspecs
-#: (``actbench.hookspecs.MODELS``, ``actsearch.hookspecs.REGRESSORS``...).
+#: actcore's own kinds; other packages declare theirs next to their hookspecs
+#: (``actbench.hookspecs.DATASETS``, ``actsearch.hookspecs.REGRESSORS``...).
 OPERATORS: Kind[Any] = Kind("operator", "act_operators")
+#: models by name: actcore calls them (``--model``), actbench's zoo provides them
+MODELS: Kind[Any] = Kind("model", "act_models")
 
 
 @dataclass(frozen=True)

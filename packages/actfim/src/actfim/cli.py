@@ -21,7 +21,7 @@ from actcore.device import resolve_device
 from actcore.errors import ActError
 from actcore.lock import exclusive
 from actcore.model_source import build_model
-from actcore.plugins import registry
+from actcore.plugins import plugin_manager
 from actcore.threads import seeded
 from actcore.versions import install_hint
 from actfim.batch import spectra_for_activations
@@ -109,21 +109,19 @@ def load_batch(args: argparse.Namespace) -> tuple[Tensor, Tensor | None, tuple, 
                            "random inputs")
         inputs = torch.randn(args.batch_size, *args.input_shape, generator=generator)
         return inputs, None, args.input_shape, args.classes
-    try:  # datasets are actbench's kind: an optional dependency, named where it is used
-        from actbench.fisher import fisher_batch
-        from actbench.hookspecs import DATASETS
-    except ImportError:
+    # datasets come from a plugin (actbench's) through the hook actfim declares
+    batch = plugin_manager().hook.act_dataset_batch(
+        dataset=args.dataset, size=args.batch_size, seed=args.seed, root=args.data_root,
+        download=args.download)
+    if batch is None:
         raise ActError(f"--dataset needs actbench's datasets: {install_hint('actbench')}; "
-                       "or give --input-shape and --classes for random inputs") from None
-    dataset = registry(DATASETS).get(args.dataset)
-    for given, own, option in ((args.input_shape, tuple(dataset.input_shape), "--input-shape"),
-                               (args.classes, int(dataset.num_classes), "--classes")):
+                       "or give --input-shape and --classes for random inputs")
+    for given, own, option in ((args.input_shape, tuple(batch.input_shape), "--input-shape"),
+                               (args.classes, int(batch.num_classes), "--classes")):
         if given is not None and given != own:
             raise ActError(f"{option} {given} contradicts --dataset {args.dataset} ({own}); "
                            f"leave {option} out with a dataset")
-    inputs, targets = fisher_batch(args.dataset, args.batch_size, args.seed, args.data_root,
-                                   args.download)
-    return inputs, targets, tuple(dataset.input_shape), int(dataset.num_classes)
+    return batch.inputs, batch.targets, tuple(batch.input_shape), int(batch.num_classes)
 
 
 def _device(args: argparse.Namespace) -> torch.device:

@@ -1,4 +1,4 @@
-"""actfim's act plugin: the ``act fim`` command group."""
+"""actfim's act plugin: its hook (a dataset's batch) and the ``act fim`` command group."""
 
 from __future__ import annotations
 
@@ -6,6 +6,13 @@ import argparse
 
 from actcore.hookspecs import hookimpl
 from actfim import cli
+
+
+@hookimpl
+def act_addhooks(pluginmanager) -> None:
+    from actfim import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
 
 
 @hookimpl

@@ -191,7 +191,7 @@ def add_run(commands: argparse._SubParsersAction) -> None:
                    help="parallel trainings (default: all cores; 0: in this process)")
     p.add_argument("--scheduler", default=None,
                    help="Dask scheduler address ('local' starts a local cluster)")
-    from actbench.cli import add_stack
+    from actbench.options import add_stack
 
     add_stack(p, "where it pays, with at most 8 trainings in flight, as the paper's 8 "
                  "parallel workers")  # K suggestions per free worker, trained side by side
