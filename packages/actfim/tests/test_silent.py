@@ -13,7 +13,7 @@ from actcore import to_module
 from actcore.stacked import StackedActivation
 from actfim import cdf_layout, fisher_cdf, kfac_spectrum
 from actfim.problems import layer_problem
-from actfim.stacked import stacked_spectra
+from actfim.spectrum import stacked_spectra
 
 
 class Residual(nn.Module):

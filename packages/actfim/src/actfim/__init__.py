@@ -6,7 +6,7 @@
 """
 
 from actcore.versions import package_version
-from actfim.factors import FisherType, LayerFactors, Likelihood, kfac_factors
+from actfim.factors import LayerFactors, kfac_factors
 from actfim.features import (
     ALL_CNN_C_NUM_WEIGHTS,
     CdfLayout,
@@ -16,13 +16,16 @@ from actfim.features import (
     fisher_distance_matrix,
     layer_cdf,
 )
-from actfim.spectrum import LayerSpectrum, Spectrum, kfac_spectrum
+from actfim.labels import FisherType, Likelihood
+from actfim.options import FisherOptions
+from actfim.spectrum import LayerSpectrum, Spectrum, kfac_spectrum, stacked_spectra
 
 __version__ = package_version("actfim")
 
 __all__ = [
     "ALL_CNN_C_NUM_WEIGHTS",
     "CdfLayout",
+    "FisherOptions",
     "FisherType",
     "LayerFactors",
     "LayerSpectrum",
@@ -35,4 +38,5 @@ __all__ = [
     "kfac_factors",
     "kfac_spectrum",
     "layer_cdf",
+    "stacked_spectra",
 ]

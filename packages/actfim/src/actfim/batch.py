@@ -29,8 +29,9 @@ from actcore.store import Store
 from actcore.threads import seeded
 from actfim.factors import mixing_module
 from actfim.features import fisher_cdf
-from actfim.spectrum import Spectrum, kfac_spectrum
-from actfim.stacked import StackedSpectra, stack_size, stacked_spectra
+from actfim.options import FisherOptions
+from actfim.spectrum import Spectrum, kfac_spectrum, stacked_spectra
+from actfim.stacked import StackedSpectra, stack_size
 
 ModelFactory = Callable[[nn.Module], nn.Module]
 
@@ -167,6 +168,7 @@ def spectra_for_activations(
     as invalid with the reason; it never stops the run.
     """
     expressions = list(dict.fromkeys(str(parse(e)) for e in expressions))
+    options = FisherOptions.of(seed=seed, **spectrum_options)  # checked once, up front
     device = torch.device(device) if device is not None else inputs.device
     settings = {
         "seed": seed,
@@ -178,13 +180,12 @@ def spectra_for_activations(
     db = SpectrumStore(store, settings) if opened else store
     try:
         reference = _build(make_model, nn.Identity(), seed, device)
-        size = _stack(reference, inputs.to(device), stack, spectrum_options.get("mode", "train"))
+        size = _stack(reference, inputs.to(device), stack, options.mode)
         results = {}
         todo = [e for e in expressions if db is None or e not in db]
         if db is not None:
             results.update({e: db.get(e) for e in expressions if e in db})
-        job = _Job(make_model, reference, inputs, targets, seed, device, normalize,
-                   spectrum_options)
+        job = _Job(make_model, reference, inputs, targets, seed, device, normalize, options)
         with Progress(total=len(todo), desc="fisher spectra", unit="fn",
                       disable=not progress) as bar:
             for start in range(0, len(todo), size):
@@ -212,7 +213,7 @@ class _Job:
     one at a time when alone or when the stacked model cannot be built."""
 
     def __init__(self, make_model, reference, inputs, targets, seed, device, normalize,
-                 options):
+                 options: FisherOptions):
         self.make_model, self.reference = make_model, reference
         self.inputs, self.targets = inputs, targets
         self.seed, self.device = seed, device
@@ -238,8 +239,8 @@ class _Job:
             except Exception:
                 records.update((n, self.one(n)) for n in group)
             else:
-                spectra = stacked_spectra(model, self.inputs, self.targets,
-                                          stacks=len(group), seed=self.seed, **self.options)
+                spectra = stacked_spectra(model, self.inputs, self.targets, self.options,
+                                          stacks=len(group))
                 records.update(zip(group, SpectrumRecord.from_stacked(group, spectra)))
         return [records[n] for n in names]
 
@@ -260,8 +261,7 @@ class _Job:
                 expression=expression, valid=False,
                 reason=f"building the model failed: {type(err).__name__}: {err}",
                 seconds=time.perf_counter() - start)
-        spectrum = kfac_spectrum(model, self.inputs, self.targets, seed=self.seed,
-                                 **self.options)
+        spectrum = kfac_spectrum(model, self.inputs, self.targets, self.options)
         record = SpectrumRecord.from_spectrum(expression, spectrum)
         record.seconds = time.perf_counter() - start
         return record

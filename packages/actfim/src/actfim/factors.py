@@ -18,14 +18,16 @@ Fisher of the *average* per-sample log-likelihood.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.autograd.graph import GradientEdge, get_gradient_edge
 
 from actcore.errors import ActError
-from actfim.labels import FisherType, Likelihood, output_gradients
+from actfim.labels import FisherType, output_gradients
 from actfim.layers import Mode, SkippedModule, find_layers, model_mode, shape_check
+from actfim.options import FisherOptions
 from actfim.patches import ConvNd, conv_input_moment, linear_input_moment
 
 
@@ -77,22 +79,17 @@ def kfac_factors(
     model: nn.Module,
     inputs: Tensor,
     targets: Tensor | None = None,
-    *,
-    fisher: FisherType | str = FisherType.MC,
-    likelihood: Likelihood | str = Likelihood.CLASSIFICATION,
-    mc_samples: int = 1,
-    dtype: torch.dtype = torch.float32,
-    seed: int = 0,
-    mode: Mode = "train",
+    options: FisherOptions | None = None,
+    **settings: Any,
 ) -> tuple[list[LayerFactors], list[SkippedModule], Tensor]:
     """K-FAC factors of every supported layer that ``model(inputs)`` uses.
 
     Returns the factors, the skipped parameter-holding modules, and the model output.
-    See :func:`actfim.kfac_spectrum` for the arguments.
+    ``options`` and ``settings`` (its fields: ``fisher="type2"``) as for
+    :func:`actfim.kfac_spectrum`.
     """
-    stacked = stacked_factors(model, inputs, targets, stacks=1, fisher=fisher,
-                              likelihood=likelihood, mc_samples=mc_samples, dtype=dtype,
-                              seed=seed, mode=mode)
+    stacked = stacked_factors(model, inputs, targets, stacks=1,
+                              options=FisherOptions.of(options, **settings))
     if stacked.failed[0]:
         raise NonFiniteError(stacked.failed[0])
     layers = [LayerFactors(f.name, f.kind, f.num_weights, f.a[0], f.g[0])
@@ -106,12 +103,8 @@ def stacked_factors(
     targets: Tensor | None = None,
     *,
     stacks: int,
-    fisher: FisherType | str = FisherType.MC,
-    likelihood: Likelihood | str = Likelihood.CLASSIFICATION,
-    mc_samples: int = 1,
-    dtype: torch.dtype = torch.float32,
-    seed: int = 0,
-    mode: Mode = "train",
+    options: FisherOptions | None = None,
+    **settings: Any,
 ) -> StackedFactors:
     """K-FAC factors of ``stacks`` networks with ``model``'s weights, in one pass.
 
@@ -124,7 +117,10 @@ def stacked_factors(
     """
     if not isinstance(model, nn.Module):
         raise ActError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    fisher, likelihood = _check(fisher, likelihood, targets, inputs, mc_samples)
+    options = FisherOptions.of(options, **settings)
+    _check(options, targets, inputs)
+    fisher, likelihood, dtype, mode = (options.fisher, options.likelihood, options.dtype,
+                                       options.mode)  # fmt: skip
     if stacks < 1:
         raise ActError(f"stacks must be at least 1, got {stacks}")
     if stacks > 1 and (problem := mixing_module(model, mode)):
@@ -153,7 +149,7 @@ def stacked_factors(
             output = model(inputs)
             used = [tap for tap in taps.values() if tap.edges]
             vectors = _stack_gradients(output.detach(), stacks, failed, targets, fisher,
-                                       likelihood, mc_samples, seed)
+                                       likelihood, options.mc_samples, options.seed)
             draws = len(vectors)
             edges = [edge for tap in used for edge in tap.edges]
             for i, vector in enumerate(vectors):
@@ -233,23 +229,10 @@ def _stack_gradients(output: Tensor, stacks: int, failed: list[str | None],
     return [torch.cat([(v or zeros)[i] for v in per_stack]) for i in range(len(done))]
 
 
-def _check(fisher, likelihood, targets, inputs, mc_samples):
-    try:
-        fisher = FisherType(fisher)
-    except ValueError:
-        raise ActError(
-            f"unknown Fisher type {fisher!r}; use one of {[f.value for f in FisherType]}"
-        ) from None
-    try:
-        likelihood = Likelihood(likelihood)
-    except ValueError:
-        raise ActError(
-            f"unknown likelihood {likelihood!r}; use one of {[k.value for k in Likelihood]}"
-        ) from None
-    if fisher == FisherType.EMPIRICAL and targets is None:
+def _check(options: FisherOptions, targets: Tensor | None, inputs: Tensor) -> None:
+    """What the options cannot check alone: the batch, and the targets they need."""
+    if options.fisher == FisherType.EMPIRICAL and targets is None:
         raise ActError("the empirical Fisher needs targets")
-    if mc_samples < 1:
-        raise ActError(f"mc_samples must be at least 1, got {mc_samples}")
     if not isinstance(inputs, Tensor) or inputs.ndim < 2 or inputs.shape[0] == 0:
         raise ActError("inputs must be a non-empty tensor (N, ...) with a batch dimension "
                        "and the model's input shape")
@@ -259,7 +242,6 @@ def _check(fisher, likelihood, targets, inputs, mc_samples):
         raise ActError(
             f"{targets.shape[0]} targets for a batch of {inputs.shape[0]} inputs"
         )
-    return fisher, likelihood
 
 
 def _mean(total: Tensor, count: int) -> Tensor:

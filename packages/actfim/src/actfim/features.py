@@ -20,7 +20,7 @@ import torch
 from pydantic import BaseModel
 
 from actcore.errors import ActError
-from actfim.spectrum import Spectrum
+from actfim.eigenvalues import Spectrum
 
 LOG_RANGE = (-100.0, 100.0)
 

@@ -51,8 +51,6 @@ def model_mode(model: nn.Module, mode: Mode) -> Iterator[None]:
     """Run ``model`` in ``mode`` and give it back exactly as it was: every module's
     training flag and every buffer (BatchNorm's running statistics and batch counter,
     which a train-mode forward pass updates)."""
-    if mode not in ("train", "eval"):
-        raise ActError(f"mode must be 'train' or 'eval', got {mode!r}")
     flags = {module: module.training for module in model.modules()}
     buffers = {name: buffer.detach().clone() for name, buffer in model.named_buffers()
                if not is_lazy(buffer)}

@@ -2,8 +2,9 @@
 message that people read.
 
 The kinds: ``zero`` (a factor is zero: the layer gets no gradient, or no input, which
-:mod:`actfim.silent` may trace to the architecture) and ``not_finite`` (a factor, or its
-log-eigenvalues, is not finite: always the function's failure).
+:mod:`actfim.silent` may trace to the architecture), ``not_finite`` (a factor, or its
+log-eigenvalues, is not finite) and ``lapack`` (LAPACK could not decompose a finite
+factor, in float32 nor in float64); the last two are always the function's failure.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
+
+UNDECOMPOSED = "could not be decomposed by LAPACK"
 
 
 class LayerProblem(BaseModel):
@@ -20,7 +23,7 @@ class LayerProblem(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     layer: str
-    kind: Literal["zero", "not_finite"]
+    kind: Literal["zero", "not_finite", "lapack"]
     zero: frozenset[Literal["A", "G"]] = frozenset()
     message: str
 
@@ -28,16 +31,21 @@ class LayerProblem(BaseModel):
         return self.message
 
 
+#: what :func:`actfim.eigenvalues.log_eigenvalues` says of a factor, by kind; a layer with
+#: several takes the first kind of this order that it has
+WORDS = {"not_finite": "is not finite", "lapack": UNDECOMPOSED, "zero": "is zero"}
+
+
 def layer_problem(name: str, bad_a: str | None, bad_g: str | None,
                   finite: bool) -> LayerProblem | None:
-    """The problem of layer ``name`` from what is wrong with its factors A and G
-    (``"is zero"``, ``"is not finite"`` or None, as :func:`actfim.spectrum.log_eigenvalues`
-    says) and whether its log-eigenvalues are finite; None when there is none. A layer
-    with any non-finite factor is ``not_finite``, whatever else is zero."""
+    """The problem of layer ``name`` from what is wrong with its factors A and G (one of
+    :data:`WORDS`' values, or None) and whether its log-eigenvalues are finite; None when
+    there is none. A layer with a factor that is not finite, or not decomposed, is never
+    of kind ``zero``, whatever else is zero."""
     if bad_a or bad_g:
         bad = {factor: why for factor, why in (("A", bad_a), ("G", bad_g)) if why}
         which = " and ".join(f"{factor} ({why})" for factor, why in bad.items())
-        kind = "zero" if all(why == "is zero" for why in bad.values()) else "not_finite"
+        kind = next(k for k, words in WORDS.items() if words in bad.values())
         return LayerProblem(layer=name, kind=kind, message=f"layer {name!r}: factor {which}",
                             zero=frozenset(f for f, why in bad.items() if why == "is zero"))
     if not finite:  # e.g. a floor that underflowed to zero

@@ -42,6 +42,8 @@ from torch.overrides import TorchFunctionMode
 from actcore.activation_kinds import KINDS, kind_of_module, swap_modules
 from actcore.errors import ActError
 from actcore.stacked import StackedActivation
+from actfim.factors import kfac_factors
+from actfim.options import FisherOptions
 from actfim.problems import LayerProblem
 
 L = TypeVar("L")  # a layer's spectrum, one or stacked: has name, kind and num_weights
@@ -95,14 +97,12 @@ def reference_model(model: nn.Module, shift: float = 0.0) -> nn.Module:
 
 
 def _zero(model: nn.Module, shift: float, inputs: Tensor, targets: Tensor | None,
-          options: dict) -> dict[str, set[str]]:
+          options: FisherOptions) -> dict[str, set[str]]:
     """Per layer, its factors that are zero in the reference; nothing when the reference
     cannot be computed (then no layer is called silent)."""
-    from actfim.factors import kfac_factors
-
     try:
         factors, _, _ = kfac_factors(reference_model(model, shift), inputs, targets,
-                                     **options)
+                                     options)
     except ActError:
         raise
     except Exception:  # e.g. an output that is not finite without the activations
@@ -163,12 +163,13 @@ class Silence(BaseModel):
 
 
 def zero_factors(model: nn.Module, inputs: Tensor, targets: Tensor | None,
-                 zeros: Sequence[dict[str, frozenset[str]]], **options) -> Silence:
+                 zeros: Sequence[dict[str, frozenset[str]]],
+                 options: FisherOptions) -> Silence:
     """The silent layers of ``model`` given each function's zero factors per layer
     (``zeros``): a layer whose factor is zero for every function and in the references
-    too (arguments as for :func:`actfim.kfac_factors`). A reference with a zero factor
-    where a function has none is not a bound on what activations can reach (its outputs
-    saturate without them): then it decides nothing."""
+    too (``options`` as the real model's, :func:`actfim.kfac_factors`). A reference with a
+    zero factor where a function has none is not a bound on what activations can reach
+    (its outputs saturate without them): then it decides nothing."""
     candidates = {name: [z[name] for z in zeros] for name in zeros[0]
                   if all(z.get(name) for z in zeros)}  # fmt: skip
     identity = _zero(model, 0.0, inputs, targets, options)
@@ -192,7 +193,8 @@ def zero_factors(model: nn.Module, inputs: Tensor, targets: Tensor | None,
 
 
 def silent_layers(problems: Sequence[dict[str, LayerProblem | None]], model: nn.Module,
-                  inputs: Tensor, targets: Tensor | None, **options) -> Silence:
+                  inputs: Tensor, targets: Tensor | None,
+                  options: FisherOptions | None = None) -> Silence:
     """The layers to leave out, given each function's ``problems`` per layer (one dict per
     function of the pass). A layer can be left out only where every function's factor is
     zero (never one with a non-zero or non-finite factor), and only when the references
@@ -208,7 +210,7 @@ def silent_layers(problems: Sequence[dict[str, LayerProblem | None]], model: nn.
         return Silence(note="act cannot tell whether the architecture or the activation "
                             "function zeroes these factors: its reference could not replace "
                             f"{', '.join(missed)}")  # fmt: skip
-    return zero_factors(model, inputs, targets, zeros, **options)
+    return zero_factors(model, inputs, targets, zeros, options or FisherOptions())
 
 
 def leave_out(layers: list[L], zero: dict[str, str]) -> tuple[list[L], list[SilentLayer]]:

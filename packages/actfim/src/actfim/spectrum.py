@@ -1,119 +1,57 @@
-"""K-FAC Fisher spectra: the eigenvalues of every layer's A ⊗ G, in log space.
+"""K-FAC Fisher spectra: the eigenvalues of every layer's A ⊗ G, in log space, for one
+activation function or many at once.
 
-The eigenvalues of A ⊗ G are all products λ_i(A)·μ_j(G), so only the small factors
-are decomposed (``eigvalsh``, on the factors' device) and the spectrum is the set of
-pairwise sums log λ_i + log μ_j. Eigenvalues below ``ROUNDOFF·ε·λ_max`` (ε of the
-factor dtype) are at the level of round-off in forming and decomposing the factor (a
-PSD factor's tiny negative eigenvalues among them; measured float32 errors on All-CNN-C
-reach ~17ε·λ_max): they are set to that level and counted as *clamped*. float64
-factors resolve eigenvalues 10⁹ times smaller. A factor that is zero or not finite makes the
-spectrum invalid, as does a model whose output is not finite; except that a layer whose
-factor is zero whatever the activation function (the architecture silences it at
+One orchestration serves both: :func:`stacked_spectra` computes the spectra of ``K``
+networks that share a model and its weights in one pass (their activations an
+:class:`actcore.stacked.StackedActivation`), and :func:`kfac_spectrum` is that with one
+network. The settings are checked once (:class:`actfim.options.FisherOptions`); then the
+factors are collected (:mod:`actfim.factors`), decomposed (:mod:`actfim.stacked`) and put
+in log space (:mod:`actfim.eigenvalues`). A factor that is zero or not finite makes a
+function's spectrum invalid, as does an output that is not finite; except that a layer
+whose factor is zero whatever the activation function (the architecture silences it at
 initialisation: :mod:`actfim.silent`) is left out and named instead.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
 
 from actcore.console import Progress
 from actcore.errors import ActError
-from actcore.threads import torch_threads
-from actfim.factors import FisherType, LayerFactors, Likelihood, NonFiniteError, kfac_factors
-from actfim.layers import Mode, SkippedModule
+from actfim.eigenvalues import (
+    ROUNDOFF,
+    LayerSpectrum,
+    Spectrum,
+    describe_failure,
+    kronecker_logs,
+    layer_spectrum,
+    log_eigenvalues,
+)
+from actfim.factors import stacked_factors
+from actfim.options import FisherOptions
 from actfim.problems import LayerProblem, layer_problem
-from actfim.silent import Silence, SilentLayer, leave_out, silent_layers
+from actfim.silent import Silence, leave_out, silent_layers
+from actfim.stacked import StackedLayer, StackedSpectra, stacked_eigvalsh
 
-ROUNDOFF = 32
-
-
-class LayerSpectrum(BaseModel):
-    """The K-FAC spectrum of one layer."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    name: str
-    kind: str  # module class, e.g. "Conv2d"
-    num_weights: int  # weights and bias; equals len(log_eigenvalues)
-    groups: int
-    a_size: int  # rows of each group's A (input patch size, +1 for a bias)
-    g_size: int  # rows of each group's G
-    log_eigenvalues: Tensor  # 1-D, float64, on the CPU; all log λ(A) + log μ(G)
-    clamped_a: int = 0  # eigenvalues of A raised to the round-off floor
-    clamped_g: int = 0
-
-    def summary(self) -> dict[str, float | int | str]:
-        """Name, sizes and min/median/max of the log-eigenvalues."""
-        values = self.log_eigenvalues
-        finite = values[torch.isfinite(values)]
-        stats = (
-            (finite.min().item(), finite.median().item(), finite.max().item())
-            if finite.numel()
-            else (float("nan"),) * 3
-        )
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "weights": self.num_weights,
-            "eigenvalues": values.numel(),
-            "min": stats[0],
-            "median": stats[1],
-            "max": stats[2],
-            "clamped": self.clamped_a + self.clamped_g,
-        }
-
-
-class Spectrum(BaseModel):
-    """The K-FAC Fisher spectrum of a model: one entry per layer, in call order.
-
-    ``valid`` is False when the model output or a factor is not finite, a factor is
-    zero (e.g. no gradient reaches a layer) or the computation failed; ``reason`` says
-    which. Such functions are predicted to fail training.
-    """
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    layers: list[LayerSpectrum]
-    #: parameter-holding modules of unsupported kinds (BatchNorm, embeddings, ...):
-    #: their parameters are not in the spectrum
-    skipped: list[SkippedModule] = []
-    #: layers no activation function reaches at initialisation: not in the spectrum
-    silent: list[SilentLayer] = []
-    mode: str = "train"
-    valid: bool = True
-    reason: str | None = None
-    fisher: str = FisherType.MC.value
-    seconds: float = 0.0
-
-    @property
-    def num_weights(self) -> list[int]:
-        return [layer.num_weights for layer in self.layers]
-
-    def log_eigenvalues(self) -> Tensor:
-        """All layers' log-eigenvalues, concatenated."""
-        return torch.cat([layer.log_eigenvalues for layer in self.layers])
+__all__ = ["ROUNDOFF", "LayerSpectrum", "Spectrum", "kfac_spectrum", "kronecker_logs",
+           "layer_spectrum", "stacked_spectra"]  # fmt: skip
 
 
 def kfac_spectrum(
     model: nn.Module,
     inputs: Tensor,
     targets: Tensor | None = None,
+    options: FisherOptions | None = None,
     *,
-    fisher: FisherType | str = FisherType.MC,
-    likelihood: Likelihood | str = Likelihood.CLASSIFICATION,
-    mc_samples: int = 1,
-    dtype: torch.dtype = torch.float32,
-    seed: int = 0,
-    mode: Mode = "train",
     progress: bool = False,
+    **settings: Any,
 ) -> Spectrum:
-    """The K-FAC Fisher spectrum of ``model`` on a batch, one entry per layer.
+    """The K-FAC Fisher spectrum of ``model`` on a batch, one entry per layer:
+    :func:`stacked_spectra` with one network.
 
     Args:
         model: any module; its ``nn.Linear``/``nn.Conv1d``/``nn.Conv2d`` layers are
@@ -122,140 +60,89 @@ def kfac_spectrum(
         inputs: a batch ``(N, ...)``.
         targets: class indices ``(N,)`` (classification) or ``(N, D)`` (regression);
             needed only for ``fisher="empirical"``.
-        fisher: ``"mc"`` (labels drawn from the model, ``mc_samples`` per input),
-            ``"empirical"`` (the targets) or ``"type2"`` (exact expectation over labels;
-            one backward pass per output).
-        likelihood: ``"classification"`` (softmax cross-entropy) or ``"regression"``
-            (Gaussian, unit variance: half squared error).
-        dtype: precision of the factors and their decomposition (float32 or float64).
-        seed: seed of the label draws.
-        mode: ``"train"`` (the default: normalisation layers use the batch's statistics,
-            as in training and as the Act-Bench features were computed) or ``"eval"``
-            (BatchNorm uses its running statistics, dropout is off). The model is put in
-            this mode for the computation and then given back unchanged: training flags
-            and buffers (BatchNorm's running statistics) are restored.
-        progress: show a progress bar (the factors' passes, then each decomposition).
+        options: the Fisher settings (:class:`actfim.options.FisherOptions`: Fisher type,
+            likelihood, label draws, precision, seed, train or eval mode).
+        progress: show a progress bar (the factors' pass, then the decompositions).
+        settings: fields of the options given by name (``fisher="type2"``,
+            ``mode="eval"``, ``dtype=torch.float64``), over ``options``.
 
     Bad arguments raise :class:`ActError`; a non-finite or failed computation returns
     a spectrum with ``valid=False`` and the reason.
     """
-    if dtype not in (torch.float32, torch.float64):
-        raise ActError(f"dtype must be torch.float32 or torch.float64, not {dtype}")
-    if mode not in ("train", "eval"):
-        raise ActError(f"mode must be 'train' or 'eval', got {mode!r}")
-    start = time.perf_counter()
-    fisher_name = FisherType(fisher).value if fisher in set(FisherType) else str(fisher)
-    with Progress(desc="K-FAC factors (forward, backward)", unit="factor", leave=False,
-              disable=not progress) as bar:
-        factors, skipped, failure = _factors(
-            model, inputs, targets, fisher=fisher, likelihood=likelihood,
-            mc_samples=mc_samples, dtype=dtype, seed=seed, mode=mode,
-        )
-        if failure is None:
-            bar.set_description("eigenvalues of the factors")
-            bar.reset(total=2 * len(factors))
-            try:
-                eigenvalues = eigvalsh_all(
-                    [m for layer in factors for m in (layer.a, layer.g)], done=bar.update)
-            except Exception as err:  # e.g. LAPACK failing to converge on a degenerate factor
-                failure = describe_failure(err)
-    if failure is not None:
-        return Spectrum(layers=[], skipped=skipped, valid=False, reason=failure,
-                        fisher=fisher_name, mode=mode, seconds=time.perf_counter() - start)
-    layers, problems = [], {}
-    for i, layer in enumerate(factors):
-        spectrum, problems[layer.name] = layer_spectrum(layer, eigenvalues[2 * i : 2 * i + 2])
-        layers.append(spectrum)
-    silence = silent_layers([problems], model, inputs, targets, fisher=fisher,
-                            likelihood=likelihood, mc_samples=mc_samples, dtype=dtype,
-                            seed=seed, mode=mode)  # fmt: skip
-    layers, silent = leave_out(layers, silence.zero)
-    reason = reasons(problems, silence)
-    return Spectrum(
-        layers=layers,
-        skipped=skipped,
-        silent=silent,
-        valid=reason is None,
-        reason=reason,
-        fisher=fisher_name,
-        mode=mode,
-        seconds=time.perf_counter() - start,
-    )
+    return stacked_spectra(model, inputs, targets, options, stacks=1, progress=progress,
+                           **settings).spectrum(0)
 
 
-def _factors(model: nn.Module, inputs: Tensor, targets: Tensor | None, **options):
-    """The factors and skipped modules, or the reason the computation failed (user errors
-    are raised: a bad activation function must not stop a batch job, a bad call must)."""
-    try:
-        factors, skipped, _ = kfac_factors(model, inputs, targets, **options)
-    except ActError:
-        raise
-    except Exception as err:
-        return [], [], describe_failure(err)
-    return factors, skipped, None
+def stacked_spectra(
+    model: nn.Module,
+    inputs: Tensor,
+    targets: Tensor | None = None,
+    options: FisherOptions | None = None,
+    *,
+    stacks: int,
+    progress: bool = False,
+    **settings: Any,
+) -> StackedSpectra:
+    """The spectra of ``stacks`` networks that share ``model`` (see
+    :func:`actfim.factors.stacked_factors`); other arguments as for :func:`kfac_spectrum`.
 
-
-def describe_failure(err: Exception) -> str:
-    if isinstance(err, NonFiniteError):
-        return str(err)
-    return f"{type(err).__name__}: {err}"
-
-
-def eigvalsh_all(factors: list[Tensor],
-                  done: Callable[[int], object] = lambda n: None,
-                  decompose: Callable[[Tensor], Tensor] | None = None,
-                  ) -> list[Tensor | None]:
-    """Eigenvalues of each (finite) factor by ``decompose`` (default
-    ``torch.linalg.eigvalsh``); None for a non-finite one.
-
-    On the CPU the decompositions run side by side, one thread each: LAPACK's
-    tridiagonalisation synchronises its threads once per column, and on a busy
-    machine two-thread ``eigvalsh`` was measured 15× slower than one thread.
+    A failed stack is invalid with the reason; bad arguments raise.
     """
-    decompose = decompose or torch.linalg.eigvalsh
-    finite = [bool(torch.isfinite(f).all()) for f in factors]
-    work = [i for i in range(len(factors)) if finite[i]]
-    out: list[Tensor | None] = [None] * len(factors)
-    done(len(factors) - len(work))
-    if not work:
-        return out
-    if factors[work[0]].device.type != "cpu":
-        for i in work:
-            out[i] = _finite_or_float64(factors[i], decompose)
-            done(1)
-        return out
-    threads = torch.get_num_threads()
-    work.sort(key=lambda i: -factors[i].shape[-1])  # largest first, for balance
+    options = FisherOptions.of(options, **settings)
+    start = time.perf_counter()
 
-    def one_thread_eigvalsh(i: int) -> Tensor:
-        # the thread count is per thread (OpenMP, MKL): set it where LAPACK runs, or a
-        # decomposition may go multi-threaded and sum in a run-dependent order
-        torch.set_num_threads(1)
-        return _finite_or_float64(factors[i], decompose)
+    def seconds() -> float:
+        return (time.perf_counter() - start) / stacks
 
-    with torch_threads(1), ThreadPoolExecutor(max_workers=threads) as pool:
-        for i, values in zip(work, pool.map(one_thread_eigvalsh, work)):
-            out[i] = values
-            done(1)
-    return out
+    with Progress(desc="K-FAC factors (forward, backward)", unit="factor", leave=False,
+                  disable=not progress) as bar:  # fmt: skip
+        try:
+            stacked = stacked_factors(model, inputs, targets, stacks=stacks, options=options)
+        except ActError:
+            raise
+        except Exception as err:  # a bad activation function fails; a bad call raises
+            return StackedSpectra([], [False] * stacks, [describe_failure(err)] * stacks,
+                                  [True] * stacks, [], [], options.fisher.value, options.mode,
+                                  seconds())  # fmt: skip
+        bar.set_description("eigenvalues of the factors")
+        bar.reset(total=2 * len(stacked.layers))
+        values = stacked_eigvalsh([m for layer in stacked.layers for m in (layer.a, layer.g)],
+                                  stacks, done=bar.update)  # fmt: skip
+    reasons = list(stacked.failed)
+    layers, problems = [], [{} for _ in range(stacks)]
+    for i, layer in enumerate(stacked.layers):
+        (eig_a, ok_a), (eig_g, ok_g) = values[2 * i], values[2 * i + 1]
+        log_a, clamped_a, bad_a = log_eigenvalues(eig_a, ok_a, _finite(layer.a, stacks))
+        log_g, clamped_g, bad_g = log_eigenvalues(eig_g, ok_g, _finite(layer.g, stacks))
+        # a sum of two finite logs is finite: the pairs need not be formed to check
+        finite = (torch.isfinite(log_a).flatten(1).all(1)
+                  & torch.isfinite(log_g).flatten(1).all(1)).tolist()
+        for s in range(stacks):
+            problems[s][layer.name] = layer_problem(layer.name, bad_a[s], bad_g[s], finite[s])
+        layers.append(StackedLayer(layer.name, layer.kind, layer.num_weights,
+                                   layer.a.shape[1], layer.a.shape[2], layer.g.shape[2],
+                                   log_a.cpu(), log_g.cpu(), clamped_a.cpu(),
+                                   clamped_g.cpu()))  # fmt: skip
+    # a stack that failed as a whole has no layer problems to weigh
+    live = [problems[s] for s in range(stacks) if reasons[s] is None]
+    silence = silent_layers(live, model, inputs, targets, options)
+    layers, silent = leave_out(layers, silence.zero)
+    for s in range(stacks):
+        if reasons[s] is None:
+            reasons[s] = reasons_of(problems[s], silence)
+    return StackedSpectra(layers, [r is None for r in reasons], reasons,
+                          [f is not None for f in stacked.failed], stacked.skipped, silent,
+                          options.fisher.value, options.mode, seconds())  # fmt: skip
 
 
-def _finite_or_float64(factor: Tensor, decompose: Callable[[Tensor], Tensor]) -> Tensor:
-    """Eigenvalues of a finite factor; LAPACK's single-precision solver was seen to return
-    NaN without an error, or to fail to converge, for nearly singular float32 factors
-    (All-CNN-C's layers at batch 2): those are decomposed again in float64."""
-    if factor.dtype != torch.float32:
-        return decompose(factor)
-    try:
-        values = decompose(factor)
-    except torch.linalg.LinAlgError:
-        values = None
-    if values is None or not torch.isfinite(values).all():
-        values = decompose(factor.double()).to(factor.dtype)
-    return values
+def _finite(factor: Tensor, stacks: int) -> Tensor:
+    """Per stack, whether its factor is finite (a shared factor, stride 0, checked once)."""
+    if stacks > 1 and factor.stride(0) == 0:
+        return torch.isfinite(factor[0]).all().expand(stacks).cpu()
+    return torch.isfinite(factor.reshape(stacks, -1)).all(1).cpu()
 
 
-def reasons(problems: dict[str, LayerProblem | None], silence: Silence) -> str | None:
+def reasons_of(problems: dict[str, LayerProblem | None], silence: Silence) -> str | None:
     """Why a function's spectrum is invalid (None: it is valid): its layers' problems but
     those of the silent layers, and why none could be called silent where that is the
     question."""
@@ -263,63 +150,3 @@ def reasons(problems: dict[str, LayerProblem | None], silence: Silence) -> str |
     if silence.note and any(p and p.kind == "zero" for p in problems.values()):
         found.append(silence.note)
     return "; ".join(found) or None
-
-
-def layer_spectrum(
-    layer: LayerFactors, eigenvalues: list[Tensor | None] | None = None
-) -> tuple[LayerSpectrum, LayerProblem | None]:
-    """Log-eigenvalues of ``layer``'s A ⊗ G per group, and a problem description.
-
-    ``eigenvalues`` of A and G may be given when already computed.
-    """
-    if eigenvalues is None:
-        eigenvalues = eigvalsh_all([layer.a, layer.g])
-    logs = []
-    for factor, values in zip((layer.a, layer.g), eigenvalues):
-        finite = torch.tensor([values is not None])
-        if values is None:
-            values = torch.full(factor.shape[:2], float("nan"), dtype=factor.dtype,
-                                device=factor.device)
-        logs.append(log_eigenvalues(values[None], finite))
-    (log_a, clamped_a, bad_a), (log_g, clamped_g, bad_g) = logs
-    pairs = kronecker_logs(log_a, log_g)[0]
-    spectrum = LayerSpectrum(
-        name=layer.name,
-        kind=layer.kind,
-        num_weights=layer.num_weights,
-        groups=layer.a.shape[0],
-        a_size=layer.a.shape[1],
-        g_size=layer.g.shape[1],
-        log_eigenvalues=pairs.cpu(),
-        clamped_a=int(clamped_a[0]),
-        clamped_g=int(clamped_g[0]),
-    )
-    finite = bool(torch.isfinite(pairs).all())
-    return spectrum, layer_problem(layer.name, bad_a[0], bad_g[0], finite)
-
-
-def log_eigenvalues(values: Tensor, finite: Tensor) -> tuple[Tensor, Tensor, list[str | None]]:
-    """Log-eigenvalues of stacks of symmetric PSD factors, clamped at round-off.
-
-    ``values`` (stacks, groups, d) are the eigenvalues of each stack's factors (anything
-    for a stack whose factor was not ``finite``). Returns the logs, how many were raised
-    to the floor per stack, and per stack what is wrong with its factor (or None).
-    """
-    top = values.amax(dim=2, keepdim=True)
-    zero = (top <= 0).flatten(1).any(1) & finite
-    floor = top * (ROUNDOFF * torch.finfo(values.dtype).eps)
-    low = values < floor
-    logs = torch.where(zero[:, None, None], torch.log(values.clamp(min=0)),
-                       torch.log(torch.maximum(values, floor)))
-    logs[~finite] = float("nan")
-    good = finite & ~zero
-    clamped = low.flatten(1).sum(1) * good
-    bad = [None if ok else ("is zero" if z else "is not finite")
-           for ok, z in zip(good.tolist(), zero.tolist())]
-    return logs, clamped, bad
-
-
-def kronecker_logs(log_a: Tensor, log_g: Tensor) -> Tensor:
-    """All log λ_i(A) + log μ_j(G) per stack, group by group: (stacks, eigenvalues)."""
-    pairs = log_a.to(torch.float64)[:, :, :, None] + log_g.to(torch.float64)[:, :, None, :]
-    return pairs.flatten(1)

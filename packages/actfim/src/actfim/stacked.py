@@ -13,28 +13,17 @@ it gets alone: the same factors, label draws, clamping and validity.
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from actcore.errors import ActError
-from actfim.factors import FisherType, Likelihood, stacked_factors
+from actfim.eigenvalues import LayerSpectrum, Spectrum, eigvalsh_all, kronecker_logs
 from actfim.features import cdf_layout, kronecker_cdfs
-from actfim.layers import Mode, SkippedModule
-from actfim.problems import layer_problem
-from actfim.silent import SilentLayer, leave_out, silent_layers
-from actfim.spectrum import (
-    LayerSpectrum,
-    Spectrum,
-    describe_failure,
-    eigvalsh_all,
-    kronecker_logs,
-    log_eigenvalues,
-)
-from actfim.spectrum import reasons as layer_reasons
+from actfim.layers import SkippedModule
+from actfim.silent import SilentLayer
 
 #: elements of layer outputs a stacked pass may hold (with autograd's saved tensors,
 #: a few times this many floats)
@@ -59,7 +48,7 @@ def stack_size(model: nn.Module, inputs: Tensor) -> int:
 
 
 @dataclass
-class _Layer:
+class StackedLayer:
     name: str
     kind: str
     num_weights: int
@@ -76,7 +65,7 @@ class _Layer:
 class StackedSpectra:
     """The spectra of ``stacks`` networks: per stack, valid or the reason it is not."""
 
-    layers: list[_Layer]
+    layers: list[StackedLayer]
     valid: list[bool]
     reasons: list[str | None]
     failed: list[bool]  # no spectrum at all (the pass failed or the output is not finite)
@@ -123,67 +112,9 @@ class StackedSpectra:
         return Spectrum(layers=layers, **common)
 
 
-def stacked_spectra(
-    model: nn.Module,
-    inputs: Tensor,
-    targets: Tensor | None = None,
-    *,
-    stacks: int,
-    fisher: FisherType | str = FisherType.MC,
-    likelihood: Likelihood | str = Likelihood.CLASSIFICATION,
-    mc_samples: int = 1,
-    dtype: torch.dtype = torch.float32,
-    seed: int = 0,
-    mode: Mode = "train",
-) -> StackedSpectra:
-    """The spectra of ``stacks`` networks that share ``model`` (see
-    :func:`actfim.factors.stacked_factors`); arguments as for :func:`actfim.kfac_spectrum`.
-
-    A failed stack is invalid with the reason; bad arguments raise.
-    """
-    start = time.perf_counter()
-    fisher_name = FisherType(fisher).value if fisher in set(FisherType) else str(fisher)
-    try:
-        stacked = stacked_factors(model, inputs, targets, stacks=stacks, fisher=fisher,
-                                  likelihood=likelihood, mc_samples=mc_samples,
-                                  dtype=dtype, seed=seed, mode=mode)
-    except ActError:
-        raise
-    except Exception as err:
-        return StackedSpectra([], [False] * stacks, [describe_failure(err)] * stacks,
-                              [True] * stacks, [], [],
-                              fisher_name, mode, (time.perf_counter() - start) / stacks)
-    reasons = list(stacked.failed)
-    values = _stacked_eigvalsh([m for layer in stacked.layers for m in (layer.a, layer.g)],
-                               stacks)
-    layers, problems = [], [{} for _ in range(stacks)]
-    for i, layer in enumerate(stacked.layers):
-        (eig_a, ok_a), (eig_g, ok_g) = values[2 * i], values[2 * i + 1]
-        log_a, clamped_a, bad_a = log_eigenvalues(eig_a, ok_a)
-        log_g, clamped_g, bad_g = log_eigenvalues(eig_g, ok_g)
-        # a sum of two finite logs is finite: the pairs need not be formed to check
-        finite = (torch.isfinite(log_a).flatten(1).all(1)
-                  & torch.isfinite(log_g).flatten(1).all(1)).tolist()
-        for s in range(stacks):
-            problems[s][layer.name] = layer_problem(layer.name, bad_a[s], bad_g[s], finite[s])
-        layers.append(_Layer(layer.name, layer.kind, layer.num_weights, layer.a.shape[1],
-                             layer.a.shape[2], layer.g.shape[2], log_a.cpu(), log_g.cpu(),
-                             clamped_a.cpu(), clamped_g.cpu()))
-    # a stack that failed as a whole has no layer problems to weigh
-    live = [problems[s] for s in range(stacks) if reasons[s] is None]
-    silence = silent_layers(live, model, inputs, targets, fisher=fisher,
-                            likelihood=likelihood, mc_samples=mc_samples, dtype=dtype,
-                            seed=seed, mode=mode)  # fmt: skip
-    layers, silent = leave_out(layers, silence.zero)
-    for s in range(stacks):
-        if reasons[s] is None:
-            reasons[s] = layer_reasons(problems[s], silence)
-    return StackedSpectra(layers, [r is None for r in reasons], reasons,
-                          [f is not None for f in stacked.failed], stacked.skipped, silent,
-                          fisher_name, mode, (time.perf_counter() - start) / stacks)
-
-
-def _stacked_eigvalsh(factors: list[Tensor], stacks: int) -> list[tuple[Tensor, Tensor]]:
+def stacked_eigvalsh(factors: list[Tensor], stacks: int,
+                     done: Callable[[int], object] = lambda n: None
+                     ) -> list[tuple[Tensor, Tensor]]:
     """Per factor: the eigenvalues of every stack and which stacks were finite.
 
     A factor shared by every stack (a view of one, as the input layer's A is) is
@@ -195,9 +126,10 @@ def _stacked_eigvalsh(factors: list[Tensor], stacks: int) -> list[tuple[Tensor, 
     """
     shared = {i: _shared_eigvalsh(f[0], stacks) for i, f in enumerate(factors)
               if stacks > 1 and f.stride(0) == 0}  # fmt: skip
+    done(len(shared))
     own = [f for i, f in enumerate(factors) if i not in shared]
-    done = iter(_each_eigvalsh(own, stacks) if own else [])
-    return [shared[i] if i in shared else next(done) for i in range(len(factors))]
+    each = iter(_each_eigvalsh(own, stacks, done) if own else [])
+    return [shared[i] if i in shared else next(each) for i in range(len(factors))]
 
 
 #: the last shared factor decomposed, with its eigenvalues and whether they are finite
@@ -214,15 +146,24 @@ def _shared_eigvalsh(factor: Tensor, stacks: int) -> tuple[Tensor, Tensor]:
     return values.expand(stacks, *values.shape[1:]), ok.expand(stacks)
 
 
-def _each_eigvalsh(factors: list[Tensor], stacks: int) -> list[tuple[Tensor, Tensor]]:
+def _each_eigvalsh(factors: list[Tensor], stacks: int,
+                   done: Callable[[int], object] = lambda n: None
+                   ) -> list[tuple[Tensor, Tensor]]:
     finite = [torch.isfinite(f.reshape(stacks, -1)).all(1) for f in factors]
     clean = [torch.where(ok.view(-1, *[1] * (f.ndim - 1)), f, torch.zeros_like(f[:1]))
              for f, ok in zip(factors, finite)]
     pieces = max(1, min(stacks, torch.get_num_threads()))
     bounds = [(p * stacks // pieces, (p + 1) * stacks // pieces) for p in range(pieces)]
-    done = eigvalsh_all([f[lo:hi] for f in clean for lo, hi in bounds],
-                        decompose=_eigvalsh_or_nan)
-    values = [torch.cat(done[i * pieces : (i + 1) * pieces]) for i in range(len(clean))]
+    counted = {"pieces": 0}
+
+    def piece_done(n: int) -> None:  # a factor is done when all its pieces are
+        before = counted["pieces"] // pieces
+        counted["pieces"] += n
+        done(counted["pieces"] // pieces - before)
+
+    decomposed = eigvalsh_all([f[lo:hi] for f in clean for lo, hi in bounds],
+                              done=piece_done, decompose=_eigvalsh_or_nan)
+    values = [torch.cat(decomposed[i * pieces : (i + 1) * pieces]) for i in range(len(clean))]
     return [(v, ok & torch.isfinite(v.flatten(1)).all(1)) for v, ok in zip(values, finite)]
 
 
