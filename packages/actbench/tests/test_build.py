@@ -33,13 +33,13 @@ def config(**changes) -> BuildConfig:
 def counted(monkeypatch):
     """Count the trainings the builder runs (in process: ``workers=0``)."""
     calls: list[tuple[str, int]] = []
-    real = build_module.train
+    real = build_module.train_many  # every training of a build goes through it
 
-    def train(task, function, seed, **kwargs):
-        calls.append((function, seed))
-        return real(task, function, seed, **kwargs)
+    def train_many(task, functions, seed, **kwargs):
+        calls.extend((function, seed) for function in functions)
+        return real(task, functions, seed, **kwargs)
 
-    monkeypatch.setattr(build_module, "train", train)
+    monkeypatch.setattr(build_module, "train_many", train_many)
     return calls
 
 
@@ -90,14 +90,14 @@ def test_resume_after_a_crash_repeats_nothing(tmp_path, counted):
 
 
 def test_a_raising_function_is_recorded_not_raised(tmp_path, monkeypatch):
-    real = build_module.train
+    real = build_module.train_many
 
-    def train(task, function, seed, **kwargs):
-        if function == "add(relu(x),tanh(x))":
+    def train_many(task, functions, seed, **kwargs):
+        if "add(relu(x),tanh(x))" in functions:
             raise KeyError("operator exploded")
-        return real(task, function, seed, **kwargs)
+        return real(task, functions, seed, **kwargs)
 
-    monkeypatch.setattr(build_module, "train", train)
+    monkeypatch.setattr(build_module, "train_many", train_many)
     out = tmp_path / "t.json"
     summary = build(config(limit=6), out, workers=0, progress=False)
     assert summary.out == out
@@ -191,10 +191,10 @@ def test_what_is_wrong_for_every_function_stops_before_any_work(tmp_path, counte
 
 
 def test_an_act_error_inside_a_unit_stops_the_build(tmp_path, monkeypatch):
-    def train(task, function, seed, **kwargs):
+    def train_many(task, functions, seed, **kwargs):
         raise ActError("the data folder vanished")
 
-    monkeypatch.setattr(build_module, "train", train)
+    monkeypatch.setattr(build_module, "train_many", train_many)
     with pytest.raises(ActError, match="vanished"):
         build(config(limit=2), tmp_path / "t.json", workers=0, progress=False)
     assert not (tmp_path / "t.json").exists()

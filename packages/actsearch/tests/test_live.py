@@ -25,20 +25,28 @@ def config(**changes) -> SearchConfig:
     return SearchConfig(**{**base, **changes})
 
 
+def one_by_one(train):
+    """A per-function fake training as the search's job function (a list of functions)."""
+    def job(task, functions, seed, overrides):
+        return [train(task, function, seed, overrides) for function in functions]
+
+    return job
+
+
 @pytest.fixture
 def counted(monkeypatch):
     """Count trainings; fake a crash (KeyboardInterrupt) at a chosen call."""
     calls: list[str] = []
-    real = live.train_one
+    real = live.train_functions
     crash_at = {"n": None}
 
-    def train_one(task, function, seed, overrides):
+    def train_functions(task, functions, seed, overrides):
         if crash_at["n"] is not None and len(calls) == crash_at["n"]:
             raise KeyboardInterrupt
-        calls.append(function)
-        return real(task, function, seed, overrides)
+        calls.extend(functions)
+        return real(task, functions, seed, overrides)
 
-    monkeypatch.setattr(live, "train_one", train_one)
+    monkeypatch.setattr(live, "train_functions", train_functions)
     return calls, crash_at
 
 
@@ -160,7 +168,7 @@ def test_parallel_workers_are_all_busy_and_never_share_a_class(tmp_path, monkeyp
         with ThreadPoolExecutor(workers) as pool:
             yield pool
 
-    monkeypatch.setattr(live, "train_one", fake_train)
+    monkeypatch.setattr(live, "train_functions", one_by_one(fake_train))
     monkeypatch.setattr(actbench.executors, "make_executor", threads)
     for strategy in ("surrogate", "surrogate-batch"):
         overlaps.clear()
@@ -192,7 +200,7 @@ def _flaky_pools(monkeypatch, broken_for):
             self.serial = serial
 
         def submit(self, fn, *args, **kwargs):
-            if fn is live.train_one and broken_for(args[1], len(opened)):
+            if fn is live.train_functions and broken_for(args[1][0], len(opened)):
                 future = Future()
                 future.set_exception(BrokenProcessPool("a worker died"))
                 return future
@@ -256,18 +264,19 @@ def test_in_order_mode_picks_the_same_functions_whoever_finishes_first(tmp_path,
 
     from actbench import executors
 
-    real = live.train_one
+    real = live.train_functions
     started: list[str] = []
     finished: list[str] = []
     lock = threading.Lock()
     slow_parity = 0
 
-    def slow(task, function, seed, overrides):
+    def slow(task, functions, seed, overrides):
+        (function,) = functions
         with lock:
             started.append(function)
             index = len(started)
         time.sleep(0.3 if index % 2 == slow_parity else 0.0)  # every other job lags
-        result = real(task, function, seed, overrides)
+        result = real(task, functions, seed, overrides)
         with lock:
             finished.append(function)
         return result
@@ -277,7 +286,7 @@ def test_in_order_mode_picks_the_same_functions_whoever_finishes_first(tmp_path,
         with ThreadPoolExecutor(2) as pool:
             yield pool
 
-    monkeypatch.setattr(live, "train_one", slow)
+    monkeypatch.setattr(live, "train_functions", slow)
     monkeypatch.setattr(executors, "make_executor", threads)
     picked, completions = [], []
     for run in range(2):
@@ -328,13 +337,13 @@ def test_a_stacked_search_gives_each_free_worker_k_suggestions(tmp_path, monkeyp
     """--stack K: the strategy is asked for K suggestions per free worker and each job
     trains K functions side by side; the results are the solo trainings' up to rounding."""
     jobs: list[list[str]] = []
-    real = live.train_stack
+    real = live.train_functions
 
     def train_stack(task, functions, seed, overrides):
         jobs.append(list(functions))
         return real(task, functions, seed, overrides)
 
-    monkeypatch.setattr(live, "train_stack", train_stack)
+    monkeypatch.setattr(live, "train_functions", train_stack)
     evaluations = run_search(config(budget=14), tmp_path / "k", workers=0, progress=False,
                              stack=4)  # fmt: skip
     names = [e.function for e in evaluations]
@@ -354,12 +363,12 @@ def test_the_automatic_stack_keeps_at_most_eight_trainings_in_flight(tmp_path, m
     the paper's eight parallel trainings wait for results at once: a surrogate suggests
     better from more results."""
     jobs: list[int] = []
-    real = live.train_stack
+    real = live.train_functions
 
     def train_stack(task, functions, seed, overrides):
         jobs.append(len(functions))
         return real(task, functions, seed, overrides)
 
-    monkeypatch.setattr(live, "train_stack", train_stack)
+    monkeypatch.setattr(live, "train_functions", train_stack)
     run_search(config(budget=12), tmp_path, workers=0, progress=False, stack=None)
     assert jobs == [8, 4]  # one worker in process: stacks of 8, the budget cuts the last

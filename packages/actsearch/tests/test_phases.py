@@ -69,8 +69,8 @@ def test_killed_while_embedding(tmp_path, monkeypatch, small_chunks):
 
 
 def test_killed_while_training(tmp_path, monkeypatch, small_chunks):
-    train = Killer(live.train_one, at=5)
-    monkeypatch.setattr(live, "train_one", train)
+    train = Killer(live.train_functions, at=5)
+    monkeypatch.setattr(live, "train_functions", train)
     with pytest.raises(KeyboardInterrupt):
         run_search(config(), tmp_path, workers=0, progress=False)
     fisher = Killer(candidates.fisher_cdfs)

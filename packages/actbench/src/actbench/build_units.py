@@ -13,7 +13,7 @@ from actbench.hookspecs import DATASETS
 from actbench.stacked_training import train_many
 from actbench.tables import chance_accuracy
 from actbench.tasks import get_task
-from actbench.train import Result, train
+from actbench.train import Result, recipe_for
 from actbench.workstore import UnitKey, UnitResult
 from actcore import ActError
 from actcore.plugins import registry
@@ -33,63 +33,66 @@ def _fisher_unit(config: BuildConfig, function: str) -> tuple[bool, str, dict]:
     return record.valid, record.reason or "", record
 
 
-def _train_unit(config: BuildConfig, function: str, seed: int) -> tuple[bool, str, dict]:
-    result = train(config.task, function, seed, root=config.data_root, **config.overrides)
-    return result.status == "ok", result.reason, result
-
-
-def _failed_record(config: BuildConfig, key: UnitKey, reason: str,
-                   seconds: float) -> Result | SpectrumRecord:
-    if key.kind == "fisher":
-        return SpectrumRecord(expression=key.function, valid=False, reason=reason,
-                              seconds=seconds)
+def _failed_training(config: BuildConfig, key: UnitKey, reason: str, seconds: float) -> Result:
+    """The record of a training whose function raised outside the harness's checks."""
     task = get_task(config.task)
-    chance = chance_accuracy(registry(DATASETS).get(task.dataset).num_classes)
-    return Result(
-        task=task.name, activation=key.function, seed=key.seed, status="failed",
-        reason=reason, train_accuracy=chance, val_accuracy=chance, test_accuracy=chance,
-        train_loss=None, val_loss=None, test_loss=None, runtime_s=seconds, epochs=0,
-    )
+    return Result.failed(
+        task.name, key.function, key.seed, reason,
+        chance=chance_accuracy(registry(DATASETS).get(task.dataset).num_classes), epochs=0,
+        runtime_s=seconds, recipe=recipe_for(task, config.overrides).model_dump(mode="json"),
+    )  # fmt: skip
 
 
-def run_unit(config: BuildConfig, key: UnitKey) -> UnitResult:
-    """Compute one unit; any exception of the function is recorded, never raised."""
+def _fisher(config: BuildConfig, key: UnitKey) -> UnitResult:
+    """One Fisher unit; any exception of the function is recorded, never raised."""
     cpu, wall = time.process_time(), time.perf_counter()
     try:
-        if key.kind == "fisher":
-            ok, reason, record = _fisher_unit(config, key.function)
-        else:
-            ok, reason, record = _train_unit(config, key.function, key.seed)
+        ok, reason, record = _fisher_unit(config, key.function)
     except ActError:  # wrong for every function (data, settings): stop the build
         raise
     except Exception as err:  # an operator that raises is this function's result
         reason = f"{type(err).__name__}: {err}"
-        ok, record = False, _failed_record(config, key, reason, time.perf_counter() - wall)
+        ok, record = False, SpectrumRecord(expression=key.function, valid=False,
+                                           reason=reason, seconds=time.perf_counter() - wall)
     return UnitResult(
         key=key, ok=ok, reason=reason, record=record,
         cpu_s=time.process_time() - cpu, wall_s=time.perf_counter() - wall,
     )  # fmt: skip
 
 
-def _stacked_trainings(config: BuildConfig, keys: list[UnitKey]) -> list[UnitResult]:
-    """The training units of one seed, trained side by side (:func:`train_many`); each
-    unit is charged an equal share of the stack's time."""
+def _trainings(config: BuildConfig, keys: list[UnitKey], stack: int) -> list[UnitResult]:
+    """Training units of one seed through :func:`train_many`, which trains them ``stack``
+    at a time (1: one by one); each unit is charged an equal share of the call's time. A
+    function that raises past the harness fails alone: the others are redone one by one."""
     cpu, wall = time.process_time(), time.perf_counter()
-    results = train_many(config.task, [k.function for k in keys], keys[0].seed,
-                         stack=len(keys), root=config.data_root, **config.overrides)
+    try:
+        results = train_many(config.task, [k.function for k in keys], keys[0].seed,
+                             stack=stack, root=config.data_root, **config.overrides)
+    except ActError:  # wrong for every function (data, settings): stop the build
+        raise
+    except Exception as err:
+        if len(keys) > 1:
+            return [unit for key in keys for unit in _trainings(config, [key], 1)]
+        reason = f"{type(err).__name__}: {err}"
+        results = [_failed_training(config, keys[0], reason, time.perf_counter() - wall)]
     cpu_s, wall_s = ((time.process_time() - cpu) / len(keys),
                      (time.perf_counter() - wall) / len(keys))  # fmt: skip
     return [UnitResult(key=key, ok=r.status == "ok", reason=r.reason, record=r, cpu_s=cpu_s,
                        wall_s=wall_s) for key, r in zip(keys, results, strict=True)]  # fmt: skip
 
 
+def run_unit(config: BuildConfig, key: UnitKey) -> UnitResult:
+    """Compute one unit; any exception of the function is recorded, never raised."""
+    if key.kind == "fisher":
+        return _fisher(config, key)
+    return _trainings(config, [key], 1)[0]
+
+
 def run_units(config: BuildConfig, keys: list[UnitKey], stack: int = 1) -> list[UnitResult]:
-    """A batch of units, in one worker call (one torch thread); with ``stack`` > 1 the
-    trainings of each seed go ``stack`` at a time through :func:`train_many`."""
+    """A batch of units, in one worker call (one torch thread); the trainings of each
+    seed go ``stack`` at a time through :func:`train_many` (which decides how)."""
     single_thread()
-    if stack == 1:
-        return [run_unit(config, key) for key in keys]
-    done = {key: run_unit(config, key) for key in keys if key.kind == "fisher"}
+    done = {key: _fisher(config, key) for key in keys if key.kind == "fisher"}
     by_seed: dict[int, list[UnitKey]] = {}
     for key in keys:
         if key.kind == "train":
@@ -97,5 +100,5 @@ def run_units(config: BuildConfig, keys: list[UnitKey], stack: int = 1) -> list[
     for seed_keys in by_seed.values():
         for start in range(0, len(seed_keys), stack):
             chunk = seed_keys[start : start + stack]
-            done.update((r.key, r) for r in _stacked_trainings(config, chunk))
+            done.update((r.key, r) for r in _trainings(config, chunk, stack))
     return [done[key] for key in keys]

@@ -269,18 +269,9 @@ class _Stack:
         model.train()  # once: a stack's thousands of activation modules are slow to walk
         try:
             while epoch < recipe.epochs and index:
-                total = torch.zeros(len(index), device=self.device)
-                for x, y in batches(setup.splits["train"], recipe.batch_size, generator,
-                                    recipe.workers):  # fmt: skip
-                    x, y = x.to(self.device), y.to(self.device)
-                    losses = _member_losses(model(x), y)
-                    optimizer.zero_grad(set_to_none=True)
-                    losses.sum().backward()
-                    optimizer.step()
-                    schedule.step()
-                    total += losses.detach()
+                means = setup.train_epoch(lambda x, y: _member_losses(model(x), y), optimizer,
+                                          schedule, generator, self.device).cpu()
                 epoch += 1
-                means = (total / setup.steps_per_epoch).cpu()
                 losses = dict(zip(index, means.tolist(), strict=True))
                 diverged = [k for k, mean in losses.items() if not math.isfinite(mean)]
                 for k in diverged:

@@ -20,7 +20,7 @@ import os
 import pickle
 import re
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -87,6 +87,19 @@ class Result(BaseModel):
     history: list[Epoch] = []
     #: CPU seconds the run took (an equal share of its stack's); None in older files
     cpu_s: float | None = None
+
+    @classmethod
+    def failed(cls, task: str, activation: str, seed: int, reason: str, *, chance: float,
+               epochs: int, runtime_s: float, cpu_s: float | None = None,
+               recipe: dict[str, Any] | None = None,
+               history: Sequence[Epoch] = ()) -> Result:
+        """The one way a failed run is recorded: chance accuracy, no losses, the reason,
+        the epoch it failed in and its curve up to then."""
+        return cls(task=task, activation=activation, seed=seed, status="failed",
+                   reason=reason, train_accuracy=chance, val_accuracy=chance,
+                   test_accuracy=chance, train_loss=None, val_loss=None, test_loss=None,
+                   runtime_s=runtime_s, cpu_s=cpu_s, epochs=epochs, recipe=recipe,
+                   history=list(history))  # fmt: skip
 
 
 #: the fields of a :class:`Result` that differ between two runs of the same training
@@ -192,15 +205,11 @@ class Setup:
 
     def failed(self, name: str, seed: int, reason: str, epochs: int, clock: Clock,
                history: Sequence[Epoch] = ()) -> Result:
-        """A failed run's record: chance accuracy, no losses, the curve up to the failure."""
-        chance = chance_accuracy(self.source.num_classes)
-        return Result(
-            task=self.task.name, activation=name, seed=seed, status="failed", reason=reason,
-            train_accuracy=chance, val_accuracy=chance, test_accuracy=chance,
-            train_loss=None, val_loss=None, test_loss=None, runtime_s=clock.wall(),
-            cpu_s=clock.cpu(), epochs=epochs, recipe=self.recipe.model_dump(mode="json"),
-            history=list(history),
-        )  # fmt: skip
+        """A failed run's record (:meth:`Result.failed`) for this task and recipe."""
+        return Result.failed(self.task.name, name, seed, reason,
+                             chance=chance_accuracy(self.source.num_classes), epochs=epochs,
+                             runtime_s=clock.wall(), cpu_s=clock.cpu(),
+                             recipe=self.recipe.model_dump(mode="json"), history=history)
 
     def finished(self, name: str, seed: int, metrics: dict[str, tuple[float, float]],
                  learned: dict[str, dict[str, list[float]]], clock: Clock,
@@ -241,6 +250,26 @@ class Setup:
             if isinstance(data, TensorData):
                 data = TensorData(data.x, data.y)
             yield split, data
+
+    def train_epoch(self, losses: Callable[[Tensor, Tensor], Tensor],
+                    optimizer: torch.optim.Optimizer,
+                    schedule: torch.optim.lr_scheduler.LRScheduler,
+                    generator: torch.Generator, device: torch.device) -> Tensor:
+        """One epoch: every shuffled training batch through ``losses(x, y)`` (a network's
+        mean loss, or a stack's, one per member), whose sum is stepped; the epoch's mean
+        loss (per member). The one training loop of solo runs and stacks alike."""
+        recipe = self.recipe
+        total: Tensor | None = None
+        for x, y in batches(self.splits["train"], recipe.batch_size, generator,
+                            recipe.workers):  # fmt: skip
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            loss = losses(x, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.sum().backward()
+            optimizer.step()
+            schedule.step()
+            total = loss.detach() if total is None else total + loss.detach()
+        return total / self.steps_per_epoch
 
     def optimizer_and_schedule(
         self, params: Iterable[nn.Parameter]
@@ -382,18 +411,9 @@ def train_prepared(setup: Setup, activation: ActivationSpec, seed: int, *,
             metrics: dict[str, tuple[float, float]] = {}
             while epoch < recipe.epochs:
                 model.train()
-                total = torch.zeros((), device=device)
-                for x, y in batches(setup.splits["train"], recipe.batch_size, generator,
-                                    recipe.workers):  # fmt: skip
-                    x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                    loss = F.cross_entropy(model(x), y)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    schedule.step()
-                    total += loss.detach()
+                mean = setup.train_epoch(lambda x, y: F.cross_entropy(model(x), y),
+                                         optimizer, schedule, generator, device).item()
                 epoch += 1
-                mean = total.item() / setup.steps_per_epoch
                 if not math.isfinite(mean):
                     raise _Failed(f"training loss became non-finite in epoch {epoch}")
                 metrics = {split: evaluate_model(model, data, recipe.eval_batch_size, device,

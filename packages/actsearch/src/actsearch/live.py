@@ -31,18 +31,13 @@ from actsearch.report import ranking_accuracy, write_search_map
 from actsearch.strategies import SearchState, get_strategy
 from actsearch.study import Evaluation, Study
 
-__all__ = ["SearchConfig", "run_search", "train_one", "train_stack"]
+__all__ = ["SearchConfig", "run_search", "train_functions"]
 
 
-def train_one(task: str, function: str, seed: int, overrides: dict) -> Result:
-    """A worker's job: one training run through actbench."""
-    from actbench import train
-
-    return train(task, function, seed, **overrides)
-
-
-def train_stack(task: str, functions: list[str], seed: int, overrides: dict) -> list[Result]:
-    """A worker's job: several functions trained side by side (:func:`actbench.train_many`)."""
+def train_functions(task: str, functions: list[str], seed: int,
+                    overrides: dict) -> list[Result]:
+    """A worker's job: its functions through :func:`actbench.train_many`, side by side
+    (which decides how: one alone is a plain run)."""
     from actbench.stacked_training import train_many
 
     return train_many(task, functions, seed, stack=len(functions), **overrides)
@@ -199,12 +194,8 @@ def _fill_workers(loop: _Loop, strategy, executor, slots: int) -> None:
         for start in range(0, len(rows), loop.stack):
             job = rows[start : start + loop.stack]
             names = [loop.names[row] for row in job]
-            if len(job) == 1:
-                future = executor.submit(train_one, config.task, names[0], config.seed,
-                                         loop.overrides)  # fmt: skip
-            else:
-                future = executor.submit(train_stack, config.task, names, config.seed,
-                                         loop.overrides)  # fmt: skip
+            future = executor.submit(train_functions, config.task, names, config.seed,
+                                     loop.overrides)  # fmt: skip
             loop.pending[future] = job
 
 
@@ -225,8 +216,7 @@ def _collect_finished(loop: _Loop, finished) -> BrokenExecutor | None:
             if isinstance(err, BrokenExecutor):
                 broken = err
             continue
-        for row, result in zip(rows, [results] if isinstance(results, Result) else results,
-                               strict=True):  # fmt: skip
+        for row, result in zip(rows, results, strict=True):
             loop.done.append(loop.study.add(loop.names[row], result))
             loop.state.observed[row] = ranking_accuracy(result)
             loop.bar.update(1)
