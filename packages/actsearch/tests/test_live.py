@@ -372,3 +372,15 @@ def test_the_automatic_stack_keeps_at_most_eight_trainings_in_flight(tmp_path, m
     monkeypatch.setattr(live, "train_functions", train_stack)
     run_search(config(budget=12), tmp_path, workers=0, progress=False, stack=None)
     assert jobs == [8, 4]  # one worker in process: stacks of 8, the budget cuts the last
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("features", "unoin", "unknown feature set 'unoin'"),
+    ("strategy", "surogate", "unknown strategy 'surogate'"),
+    ("regressor", "knn", "unknown regressor 'knn'"),
+])  # fmt: skip
+def test_a_search_config_checks_its_names_once_when_made(field, value, message):
+    """Unknown names fail where the search is defined, with act's error (close names
+    suggested), before anything runs; the search itself then trusts them."""
+    with pytest.raises(ActError, match=message):
+        config(**{field: value})

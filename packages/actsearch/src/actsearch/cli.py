@@ -220,9 +220,7 @@ def add_run(commands: argparse._SubParsersAction) -> None:
 def run_live(args: argparse.Namespace) -> int:
     from actsearch.config import SearchConfig
     from actsearch.live import run_search
-    from actsearch.regressors import get_regressor
     from actsearch.report import top_lines, write_report
-    from actsearch.strategies import get_strategy
 
     if args.budget < 1:
         raise ActError("--budget must be at least 1")
@@ -233,9 +231,6 @@ def run_live(args: argparse.Namespace) -> int:
         normalize=args.normalize, operators=args.operators,
         baselines=baselines_of(args.baselines),
     )
-    get_strategy(config.strategy)
-    get_regressor(config.regressor)
-    check_feature_set(config.features)
     from actbench import get_task
 
     get_task(config.task)

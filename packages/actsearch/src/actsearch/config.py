@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
-from actsearch.features import BASELINES
+from actsearch.features import BASELINES, check_feature_set
 
 
 class SearchConfig(BaseModel):
@@ -26,6 +26,29 @@ class SearchConfig(BaseModel):
     baselines: tuple[str, ...] = Field(
         BASELINES, description="the functions trained first (the published 8 by default)"
     )
+
+    # Checked here, once, when the search is defined: the rest of a search trusts them. An
+    # unknown name raises act's own error (naming the close names), not a validation one.
+    @field_validator("regressor")
+    @classmethod
+    def _known_regressor(cls, name: str) -> str:
+        from actsearch.regressors import get_regressor
+
+        get_regressor(name)
+        return name
+
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, name: str) -> str:
+        from actsearch.strategies import get_strategy
+
+        get_strategy(name)
+        return name
+
+    @field_validator("features")
+    @classmethod
+    def _known_features(cls, name: str) -> str:
+        return check_feature_set(name)
 
     def settings(self) -> dict:
         """What must match for a study file to be resumed (not budget: it may grow; the

@@ -21,7 +21,7 @@ import numpy as np
 from actcore.atomic import atomic_path
 from actcore.cache import cache_root
 from actcore.console import Progress
-from actsearch.features import Features, check_feature_set
+from actsearch.features import Features
 
 CACHE_VERSION = "2"  # 2: union layouts follow the seed (see UNION_STATE)
 NEIGHBOURS = {"outputs": 15, "fisher": 3}
@@ -108,8 +108,8 @@ def compute_embedding(rows_by_kind: dict[str, np.ndarray], feature_set: str, see
     ``progress`` shows a bar over the union's two graphs, then one over the layout's
     epochs;
     ``approximate`` forces (or forbids) nearest-neighbour descent, by default used above
-    :data:`EXACT_UP_TO` rows."""
-    check_feature_set(feature_set)
+    :data:`EXACT_UP_TO` rows. ``feature_set`` is one its callers have checked
+    (:class:`actsearch.config.SearchConfig`, the replay's algorithms)."""
     n = len(next(iter(rows_by_kind.values())))
     approximate = scalable(n) if approximate is None else approximate
     if n < 4:

@@ -177,7 +177,6 @@ class Features:
 
     def require(self, feature_set: str) -> None:
         """Raise a clear error when ``feature_set`` needs features this object lacks."""
-        check_feature_set(feature_set)
         if feature_set in ("outputs", "union") and self.outputs is None:
             raise ActError(f"the {feature_set!r} feature set needs output features")
         if feature_set in ("fisher", "union") and self.fisher is None:

@@ -25,13 +25,20 @@ from actcore.errors import ActError
 from actcore.lock import exclusive
 from actsearch.candidates import prepare
 from actsearch.config import SearchConfig
-from actsearch.features import check_feature_set
 from actsearch.regressors import get_regressor
 from actsearch.report import ranking_accuracy, write_search_map
 from actsearch.strategies import SearchState, get_strategy
 from actsearch.study import Evaluation, Study
 
 __all__ = ["SearchConfig", "run_search", "train_functions"]
+
+
+#: trainings in flight at once with an automatic stack size: the paper's parallel workers
+IN_FLIGHT = 8
+#: trainings of one function lost to dead workers before the search stops
+MAX_LOST = 3
+#: times the worker pool may die while the features are computed before the search stops
+MAX_RESTARTS = 3
 
 
 def train_functions(task: str, functions: list[str], seed: int,
@@ -53,9 +60,7 @@ def run_search(config: SearchConfig, out: Path, workers: int | None = None,
     from actbench.executors import Pool, default_workers
     from actbench.stacked_training import stack_size
 
-    strategy = get_strategy(config.strategy)
-    regressor = get_regressor(config.regressor)
-    check_feature_set(config.features)
+    strategy = get_strategy(config.strategy)  # names SearchConfig has checked
     with exclusive(out / "study.sqlite", "the study"):  # one search of a study at a time
         study = Study(out / "study.sqlite", config.settings())
         try:
@@ -69,8 +74,8 @@ def run_search(config: SearchConfig, out: Path, workers: int | None = None,
             started = time.perf_counter()
             with Pool(workers, scheduler) as pool:
                 features, coords = _features(config, out, pool, progress)
-                loop = _Loop.start(config, study, features, coords, regressor, progress,
-                                   started, stack)
+                loop = _Loop.start(config, study, features, coords,
+                                   _Run(progress, started, stack))
                 _train_until_budget(loop, strategy, pool, slots)
             loop.bar.close()
             if loop.suggest_seconds:
@@ -88,7 +93,7 @@ def run_search(config: SearchConfig, out: Path, workers: int | None = None,
 
 def _features(config: SearchConfig, out: Path, pool, progress: bool):
     """The candidates' features and embedding; a pool that dies is restarted (finished
-    feature chunks are kept) up to :data:`MAX_LOST` times."""
+    feature chunks are kept) up to :data:`MAX_RESTARTS` times."""
     attempt = 1
     while True:
         try:
@@ -98,12 +103,21 @@ def _features(config: SearchConfig, out: Path, pool, progress: bool):
                 pool.resume()
             return features, coords
         except BrokenExecutor as err:
-            if attempt == MAX_LOST:
+            if attempt == MAX_RESTARTS:
                 raise ActError(f"workers died {attempt} times computing features ({err}); "
                                "finished chunks are saved, run the same command again to "
                                "go on") from None
             pool.restart(err)
             attempt += 1
+
+
+@dataclass(frozen=True)
+class _Run:
+    """How this run of a search goes (not what the search is: that is its config)."""
+
+    progress: bool
+    started: float  # when the run started (perf_counter)
+    stack: int  # functions per training job
 
 
 @dataclass
@@ -127,11 +141,11 @@ class _Loop:
     announced: bool = False  # the time to the first suggestion was logged
 
     @classmethod
-    def start(cls, config: SearchConfig, study: Study, features, coords, regressor,
-              progress: bool, started: float, stack: int = 1) -> _Loop:
+    def start(cls, config: SearchConfig, study: Study, features, coords, run: _Run) -> _Loop:
         """The loop over ``features``' candidates, with the study's evaluations so far."""
         from actcore.console import Progress
 
+        regressor = get_regressor(config.regressor)  # a name SearchConfig has checked
         names = features.names
         row_of = {n: i for i, n in enumerate(names)}
         state = SearchState(coords, features.candidates, regressor,
@@ -145,9 +159,9 @@ class _Loop:
         if config.data_root:
             overrides["root"] = config.data_root
         bar = Progress(total=config.budget, initial=min(len(done), config.budget),
-                       desc="search", unit="eval", disable=not progress)
+                       desc="search", unit="eval", disable=not run.progress)
         loop = cls(config, study, state, names, [row_of[n] for n in config.baselines],
-                   overrides, bar, done, started, stack)
+                   overrides, bar, done, run.started, run.stack)
         loop.show()
         return loop
 
@@ -243,11 +257,6 @@ def _next_rows(state: SearchState, strategy, baselines: list[int], free: int,
     finally:
         state.pending.difference_update(rows)
     return rows
-
-
-#: trainings in flight at once with an automatic stack size: the paper's parallel workers
-IN_FLIGHT = 8
-MAX_LOST = 3  # trainings of one function lost to dead workers before the search stops
 
 
 def _lost(lost: dict[int, int], function: str, row: int, err: Exception, bar) -> None:
