@@ -41,7 +41,7 @@ from actbench.activations import activation_factory
 from actbench.stacked_training import (
     _member_losses,
     build_with_sites,
-    stack_size,
+    members_per_stack,
     train_many,
 )
 from actbench.stacking import MemberActivations, StackedModel, _direct
@@ -81,7 +81,7 @@ def run_case(name: str) -> int:
     """Train the case's functions alone and stacked, print both rates; the stack size."""
     task, stack, stacked_count, solo_count, overrides = CASES[name]
     chosen = functions(name, stacked_count)
-    size = stack_size(task, "cpu", stack)
+    size = members_per_stack(task, "cpu", stack)
     train(task, "relu", 0, **{**overrides, "epochs": 1})  # data loaded, kernels warm
     start = time.perf_counter()
     alone = [train(task, f, 0, **overrides) for f in chosen[:solo_count]]

@@ -366,9 +366,9 @@ def test_a_stack_that_runs_out_of_memory_is_halved(monkeypatch, caplog):
 
 
 def test_choosing_the_stack_size_leaves_the_callers_random_state_alone():
-    from actbench.stacked_training import stack_size
+    from actbench.stacked_training import members_per_stack
 
     torch.manual_seed(11)
     before = torch.get_rng_state()
-    assert stack_size("mlp-digits") == 32
+    assert members_per_stack("mlp-digits") == 32
     assert torch.equal(torch.get_rng_state(), before)

@@ -12,7 +12,7 @@ from actfim import fisher_cdf, kfac_factors, kfac_spectrum
 from actfim.batch import spectra_for_activations
 from actfim.factors import stacked_factors
 from actfim.spectrum import stacked_spectra
-from actfim.stacked import stack_size
+from actfim.stacked import functions_per_pass
 
 FUNCTIONS = [
     "relu(x)", "tanh(x)", "add(sinh(x),square(x))", "mul(swish(x),erf(abs(x)))",
@@ -139,13 +139,13 @@ def test_a_stack_lapack_cannot_decompose_is_invalid_alone(monkeypatch):
 
 
 def test_stack_size_follows_the_models_activations():
-    small = stack_size(linear_net(nn.ReLU()), torch.randn(32, 6, dtype=torch.float64))
-    big = stack_size(nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), nn.ReLU()),
+    small = functions_per_pass(linear_net(nn.ReLU()), torch.randn(32, 6, dtype=torch.float64))
+    big = functions_per_pass(nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), nn.ReLU()),
                      torch.randn(128, 3, 32, 32))
     assert small == 256 and big == 1
     # in between: a Linear(6, 500) + ReLU on 100 inputs writes (500 + 500) * 100 values
     # per function; the stack is as many functions as fit in 2^24 values
-    between = stack_size(nn.Sequential(nn.Linear(6, 500), nn.ReLU()), torch.randn(100, 6))
+    between = functions_per_pass(nn.Sequential(nn.Linear(6, 500), nn.ReLU()), torch.randn(100, 6))
     assert between == 2**24 // 100_000 == 167
 
 

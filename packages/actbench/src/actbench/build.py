@@ -42,7 +42,7 @@ from actbench.card import TableCard, card_path, hardware, versions, write_card
 from actbench.executors import Pool, SerialExecutor
 from actbench.fisher import fisher_batch
 from actbench.hookspecs import DATASETS
-from actbench.stacked_training import stack_size
+from actbench.stacked_training import members_per_stack
 from actbench.tables import chance_accuracy, is_failed, write_table
 from actbench.tasks import get_task
 from actbench.train import prepare, recipe_for
@@ -209,7 +209,7 @@ def build(
         raise ActError(f"functions per task must be at least 1, got {per_task}")
     task = get_task(config.task)
     recipe = recipe_for(task, config.overrides)  # bad overrides fail before any work
-    stack = stack_size(task, "cpu", stack)
+    stack = members_per_stack(task, "cpu", stack)
     per_task = max(per_task, stack)
     _preflight(config, task.dataset)
     with exclusive(store_path(out), "the work store"):  # one build of ``out`` at a time

@@ -24,7 +24,7 @@ from actbench.hookspecs import DATASETS, MODELS, TASKS
 from actbench.models import parameter_count
 from actbench.options import add_stack
 from actbench.recipes import parse_overrides
-from actbench.stacked_training import stack_size, train_many
+from actbench.stacked_training import members_per_stack, train_many
 from actbench.train import Result, recipe_for, train
 from actcore import ActError
 from actcore.cli import add_device, add_group, add_normalize, add_output, output_path
@@ -180,7 +180,7 @@ def run_compare(args: argparse.Namespace) -> int:
     total = len(args.activation) * args.seeds
     bar = Progress(total=total, desc=args.task, unit="run", file=sys.stderr)
     in_process = args.workers == 0 and args.scheduler is None
-    stack = stack_size(args.task, args.device, args.stack)
+    stack = members_per_stack(args.task, args.device, args.stack)
     recipe = recipe_for(registry(TASKS).get(args.task),
                         {k: v for k, v in settings.items() if k not in RUN_SETTINGS})
     if args.at_epoch is not None and not 1 <= args.at_epoch <= recipe.epochs:

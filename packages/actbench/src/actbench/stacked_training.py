@@ -70,7 +70,7 @@ def auto_stack(model: nn.Module, device: torch.device) -> int:
     return STACK_CPU_DENSE
 
 
-def stack_size(task: str | Task, device: str | torch.device = "cpu",
+def members_per_stack(task: str | Task, device: str | torch.device = "cpu",
                stack: int | None = None) -> int:
     """``stack``, checked, or where it is None the size that pays for ``task``'s model on
     ``device`` (:func:`auto_stack`), logged."""
@@ -109,7 +109,7 @@ def train_many(
     checkpoint once its results are safe."""
     check_seed(seed)
     device = resolve_device(device)
-    stack = stack_size(task, device, stack)
+    stack = members_per_stack(task, device, stack)
     setup = prepare(task, root, download, overrides)  # the data, loaded once for all runs
     factories = [activation_factory(a, normalize=setup.recipe.normalize) for a in activations]
     names = [activation_name(a) for a in activations]

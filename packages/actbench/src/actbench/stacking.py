@@ -1,4 +1,6 @@
-"""K copies of one network that differ only in their activation functions, as one module.
+"""K copies of one network that differ only in their activation functions, as one module
+(a *training stack*: each function with its own weights; not a function pass, where
+functions share one set of weights for spectra: :mod:`actcore.stacked`).
 
 The members' samples travel member by member in one batch of ``K·B`` (member ``k`` owns
 rows ``k·B … (k+1)·B − 1``), so layers without parameters (pooling, flattening, residual

@@ -1,5 +1,6 @@
 """Many activation functions as one module: function ``k`` acts on the ``k``-th block of
-the batch.
+the batch (a *function pass*: ``K`` functions on one set of weights, for spectra; not a
+training stack, where each function has its own weights: :mod:`actbench.stacking`).
 
 Put in a model whose samples do not interact (no batch statistics), a batch of ``K``
 copies of the same inputs then runs ``K`` networks with the same weights and different

@@ -31,7 +31,7 @@ from actfim.factors import mixing_module
 from actfim.features import fisher_cdf
 from actfim.options import FisherOptions
 from actfim.spectrum import Spectrum, kfac_spectrum, stacked_spectra
-from actfim.stacked import StackedSpectra, stack_size
+from actfim.stacked import StackedSpectra, functions_per_pass
 
 ModelFactory = Callable[[nn.Module], nn.Module]
 
@@ -205,7 +205,7 @@ def _stack(reference: nn.Module, inputs: Tensor, stack: int | None, mode: str) -
         raise ActError(f"stack must be at least 1, got {stack}")
     if stack == 1 or mixing_module(reference, mode) is not None:
         return 1
-    return stack or stack_size(reference, inputs)
+    return stack or functions_per_pass(reference, inputs)
 
 
 class _Job:

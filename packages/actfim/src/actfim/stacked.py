@@ -31,7 +31,7 @@ STACK_ELEMENTS = 1 << 24
 MAX_STACK = 256
 
 
-def stack_size(model: nn.Module, inputs: Tensor) -> int:
+def functions_per_pass(model: nn.Module, inputs: Tensor) -> int:
     """How many functions to stack for ``model`` on this batch: as many as keep the
     layer outputs of one pass below :data:`STACK_ELEMENTS` (at most :data:`MAX_STACK`)."""
     sizes: list[int] = []

@@ -58,7 +58,7 @@ def run_search(config: SearchConfig, out: Path, workers: int | None = None,
     side; None stacks where it pays, up to :data:`IN_FLIGHT` trainings in flight in all
     (a surrogate that waits for fewer results suggests better)."""
     from actbench.executors import Pool, default_workers
-    from actbench.stacked_training import stack_size
+    from actbench.stacked_training import members_per_stack
 
     strategy = get_strategy(config.strategy)  # names SearchConfig has checked
     with exclusive(out / "study.sqlite", "the study"):  # one search of a study at a time
@@ -69,8 +69,8 @@ def run_search(config: SearchConfig, out: Path, workers: int | None = None,
                             "earlier run will run again")
             slots = max(1, default_workers() if workers is None else workers)
             if stack is None:  # no more in flight than the paper's parallel workers
-                stack = min(stack_size(config.task, "cpu"), max(1, IN_FLIGHT // slots))
-            stack = stack_size(config.task, "cpu", stack)
+                stack = min(members_per_stack(config.task, "cpu"), max(1, IN_FLIGHT // slots))
+            stack = members_per_stack(config.task, "cpu", stack)
             started = time.perf_counter()
             with Pool(workers, scheduler) as pool:
                 features, coords = _features(config, out, pool, progress)
