@@ -22,7 +22,7 @@ BASE_SITE = sysconfig.get_paths()["purelib"]  # nox runs from the base venv (./d
 PACKAGES = ["actcore", "acthull", "actfim", "actbench", "actsearch"]
 EXAMPLES = ["examples/act-cube", "examples/act-idw-regressor"]
 
-nox.options.sessions = ["lint", *PACKAGES, "examples", "integration", "other_cpu"]
+nox.options.sessions = ["lint", *PACKAGES, "examples", "integration", "other_cpu", "docs"]
 
 # Tests whose results must not depend on the CPU: run again under torch's generic kernels
 # and numba's generic target, which compute float32 functions and UMAP layouts otherwise,
@@ -104,6 +104,16 @@ def other_cpu(session: nox.Session) -> None:
     _install(session, *PACKAGES)
     session.env.update(OTHER_CPU)
     _pytest(session, *CPU_SENSITIVE)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site, built from scratch with warnings as errors: the tutorials
+    run, and the API and CLI references come from the installed packages."""
+    _install(session, *PACKAGES)
+    session.chdir(ROOT / "docs")
+    session.run("python", "-m", "sphinx", "-E", "-W", "--keep-going", "-q", "-b", "html",
+                ".", "_build/html", env={"MPLBACKEND": "Agg"})
 
 
 @nox.session(venv_backend="none")

@@ -53,21 +53,26 @@ def kfac_spectrum(
     """The K-FAC Fisher spectrum of ``model`` on a batch, one entry per layer:
     :func:`stacked_spectra` with one network.
 
-    Args:
-        model: any module; its ``nn.Linear``/``nn.Conv1d``/``nn.Conv2d`` layers are
-            found by hooks (other parameter-holding modules are listed as skipped).
-            All work happens on the model's device.
-        inputs: a batch ``(N, ...)``.
-        targets: class indices ``(N,)`` (classification) or ``(N, D)`` (regression);
-            needed only for ``fisher="empirical"``.
-        options: the Fisher settings (:class:`actfim.options.FisherOptions`: Fisher type,
-            likelihood, label draws, precision, seed, train or eval mode).
-        progress: show a progress bar (the factors' pass, then the decompositions).
-        settings: fields of the options given by name (``fisher="type2"``,
-            ``mode="eval"``, ``dtype=torch.float64``), over ``options``.
+    ``model``
+        any module; its ``nn.Linear``/``nn.Conv1d``/``nn.Conv2d`` layers are found by
+        hooks (other parameter-holding modules are listed as skipped). All work happens
+        on the model's device.
+    ``inputs``
+        a batch ``(N, ...)``.
+    ``targets``
+        class indices ``(N,)`` (classification) or ``(N, D)`` (regression); needed only
+        for ``fisher="empirical"``.
+    ``options``
+        the Fisher settings (:class:`actfim.FisherOptions`: Fisher type, likelihood,
+        label draws, precision, seed, train or eval mode).
+    ``progress``
+        show a progress bar (the factors' pass, then the decompositions).
+    ``settings``
+        fields of the options given by name (``fisher="type2"``, ``mode="eval"``,
+        ``dtype=torch.float64``), over ``options``.
 
-    Bad arguments raise :class:`ActError`; a non-finite or failed computation returns
-    a spectrum with ``valid=False`` and the reason.
+    Bad arguments raise :class:`actcore.ActError`; a non-finite or failed computation
+    returns a spectrum with ``valid=False`` and the reason.
     """
     return stacked_spectra(model, inputs, targets, options, stacks=1, progress=progress,
                            **settings).spectrum(0)

@@ -63,13 +63,13 @@ def plot_replay(
             ax.axhline(relu, color="grey", linestyle="--", linewidth=1, label="ReLU")
         ax.axhline(best, color="black", linestyle=":", linewidth=1, label="table best")
         ax.set_xlabel("evaluations")
-        ax.set_title(f"{panel} features" if panel else title)
+        ax.set_title(f"{panel} features" if panel else "best function found so far")
         ax.legend(fontsize=8, loc="lower right")
         ax.grid(alpha=0.3)
     best_axes[0].set_ylabel("best validation accuracy so far")
     if len(panels) > 1:
         _share_limits(best_axes)
-        fig.suptitle(title)
+    fig.suptitle(title)  # above the panels' own titles, however long
     for style, labels in zip(styles * len(panels), panels.values()):
         for label in labels:
             rho = spearman.get(label)
