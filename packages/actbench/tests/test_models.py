@@ -94,7 +94,7 @@ def test_all_cnn_c_weights_per_layer_match_spec():
     ("name", "data"),
     [("lenet5", FASHION), ("lenet5", CIFAR10), ("kerasnet", CIFAR10), ("allcnnc", CIFAR10),
      ("resnet56", CIFAR10), ("mlp", ((1, 8, 8), 10)), ("cnn", ((1, 8, 8), 10)),
-     ("mlp", ((5,), 3)), ("mlp3", FASHION)],
+     ("mlp", ((5,), 3)), ("mlp3", FASHION), ("allconv", FASHION)],
 )  # fmt: skip
 def test_models_map_a_batch_to_class_logits(name, data):
     shape, classes = data

@@ -93,6 +93,25 @@ def small_cnn(act: ActivationFactory, input_shape: tuple[int, ...], num_classes:
     )  # fmt: skip
 
 
+def all_conv_bn(act: ActivationFactory, input_shape: tuple[int, ...],
+                num_classes: int) -> nn.Module:
+    """All-CNN-C in spirit, sized for one CPU core: four 3x3 convolutions (8, 8, 16, 16
+    maps; the second and fourth with stride 2 in place of pooling), each followed by
+    BatchNorm and the activation, then one dense layer. Chosen by pilots for a
+    convolutional benchmark table on Fashion-MNIST (packages/actbench/docs/
+    allconv-fashion-mnist-pilots.md)."""
+    c, h, w = _image_shape("allconv", input_shape, 8)
+    h2, w2 = (_out(_out(size, 3, 2, 1), 3, 2, 1) for size in (h, w))
+    return nn.Sequential(
+        nn.Conv2d(c, 8, 3, padding=1), nn.BatchNorm2d(8), act(),
+        nn.Conv2d(8, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8), act(),
+        nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), act(),
+        nn.Conv2d(16, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16), act(),
+        nn.Flatten(),
+        nn.Linear(16 * h2 * w2, num_classes),
+    )  # fmt: skip
+
+
 # --- the hull paper's architectures ----------------------------------------------------
 
 
@@ -232,6 +251,8 @@ def builtin_models() -> list[Model]:
         Model("mlp3", "MLP, 3 hidden layers of 128 units (Fashion-MNIST at CPU scale)",
               dense_stack(3, 128)),
         Model("cnn", "small 3-conv CNN for 8x8 images (digits scale)", small_cnn),
+        Model("allconv", "4 conv + BatchNorm + dense, for 28x28 images (one CPU core)",
+              all_conv_bn),
         Model("lenet5", "LeNet-5: 2 conv + 2 dense, no dropout", lenet5),
         Model("kerasnet", "Keras CIFAR-10 example CNN: 4 conv + 2 dense, dropout", kerasnet),
         Model("allcnnc", "All-CNN-C: 9 convolutions, global average pooling", all_cnn_c),

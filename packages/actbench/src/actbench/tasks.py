@@ -8,6 +8,7 @@ from actbench.hookspecs import TASKS
 from actbench.recipes import (
     ADAMW_COSINE,
     DIGITS,
+    FASHION_CNN,
     FASHION_MLP,
     KERAS_RMSPROP,
     SGD_CIFAR,
@@ -42,6 +43,9 @@ def builtin_tasks() -> list[Task]:
         Task("mlp3-fashion-mnist", "fashion-mnist", "mlp3", FASHION_MLP,
              "CPU scale, made for a benchmark table: a 3x128 MLP on 12,000 Fashion-MNIST "
              "images"),
+        Task("allconv-fashion-mnist", "fashion-mnist", "allconv", FASHION_CNN,
+             "CPU scale, made for a convolutional benchmark table: 4 conv + BatchNorm on "
+             "8,000 Fashion-MNIST images"),
         Task("lenet5-fashion-mnist", "fashion-mnist", "lenet5", KERAS_RMSPROP, "hull paper"),
         Task("lenet5-cifar10", "cifar10", "lenet5", KERAS_RMSPROP, "hull paper"),
         Task("kerasnet-fashion-mnist", "fashion-mnist", "kerasnet", KERAS_RMSPROP, "hull paper"),
