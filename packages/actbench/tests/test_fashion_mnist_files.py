@@ -66,8 +66,9 @@ def test_lenet5_learns_fashion_mnist_in_seconds():
 
 def test_the_convolutional_table_task_trains_and_its_fisher_spectra_are_computed():
     """allconv-fashion-mnist, the convolutional table's task: its recipe learns (pilots:
-    84.9-85.5% validation over 10 seeds; chance is 10%), and its Fisher CDFs (BatchNorm in train mode: one function at a time) are
-    valid for ReLU and invalid for a function that silences the network."""
+    84.9-85.5% validation over 10 seeds; chance is 10%), and its Fisher CDFs (BatchNorm
+    in train mode: one function at a time) are valid for ReLU and invalid for a function
+    that silences the network."""
     from actbench.fisher import fisher_batch, model_factory
     from actfim.batch import spectra_for_activations
 
