@@ -1,0 +1,68 @@
+"""The hull paper's claims (a)-(d), read from a `bench compare` results file after any
+epoch of its runs' learning curves (or at their final epoch): one table row per epoch.
+
+(a) the best configuration is a hull (median test accuracy over seeds);
+(b) the affine hull beats the convex one, per base set (medians);
+(c) the best hull's median test accuracy minus the best customary activation's
+    (identity, ReLU, tanh, leaky ReLU): the paper reports +0.69 points for LeNet-5 on
+    Fashion-MNIST;
+(d) conv({id, ReLU}) matches or beats leaky ReLU (medians).
+
+Run: ``.venv-dev/bin/python bench/actbench_hull_claims.py --results
+packages/actbench/docs/lenet5-fashion-mnist-hulls-100.jsonl --at 6 25 50 100``
+(no ``--at``: the runs' final figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+from actbench.compare import load_results
+from actbench.curves import figures_at
+
+CUSTOMARY = ("identity(x)", "relu(x)", "tanh(x)", "leakyrelu(x)")
+BASE_SETS = ("identity(x),relu(x)", "identity(x),tanh(x)", "relu(x),tanh(x)",
+             "identity(x),relu(x),tanh(x)")  # fmt: skip
+
+
+def medians(results, epoch: int | None) -> dict[str, float]:
+    """Median test accuracy (%) over seeds per activation, after ``epoch``."""
+    tests: dict[str, list[float]] = {}
+    for r in results:
+        tests.setdefault(r.activation, []).append(100 * figures_at(r, epoch)[1])
+    return {name: statistics.median(values) for name, values in tests.items()}
+
+
+def claims(m: dict[str, float]) -> list[str]:
+    hulls = {n: v for n, v in m.items() if n.startswith(("convex_n", "affine_n"))}
+    best = max(m, key=m.get)
+    affine_wins = sum(m[f"affine_n({b})"] > m[f"convex_n({b})"] for b in BASE_SETS)
+    best_hull = max(hulls, key=hulls.get)
+    best_customary = max(CUSTOMARY, key=m.get)
+    return [
+        f"{'yes' if best in hulls else 'no'}: {best} {m[best]:.2f}",
+        f"{affine_wins} of {len(BASE_SETS)}",
+        f"{hulls[best_hull] - m[best_customary]:+.2f} ({best_hull} {hulls[best_hull]:.2f} "
+        f"vs {best_customary} {m[best_customary]:.2f})",
+        f"{'yes' if m['convex_n(identity(x),relu(x))'] >= m['leakyrelu(x)'] else 'no'}: "
+        f"{m['convex_n(identity(x),relu(x))']:.2f} vs {m['leakyrelu(x)']:.2f}",
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--results", required=True)
+    parser.add_argument("--at", type=int, nargs="*", default=[None])
+    args = parser.parse_args()
+    results = load_results(args.results)
+    print("| epochs | (a) best is a hull | (b) affine > convex | (c) best hull − best "
+          "customary | (d) conv{id,ReLU} ≥ leaky ReLU |")
+    print("|---|---|---|---|---|")
+    for epoch in args.at or [None]:
+        row = claims(medians(results, epoch))
+        print(f"| {epoch or 'final'} | " + " | ".join(row) + " |")
+
+
+if __name__ == "__main__":
+    main()
