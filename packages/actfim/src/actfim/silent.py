@@ -14,13 +14,14 @@ activation functions are replaced by references:
 - A: when its A is zero also with the identity and with ``x + 1`` (a function that is not
   zero at 0: an input that stays zero then is zero by structure, not because f(0) = 0).
 
-A layer is left out only where its factor is zero in the real model too (for every
-function of a stacked pass), so a reference that fails for reasons of its own (logits so
-large without the activations that the softmax's gradient underflows) never hides a
-healthy layer, and a non-finite factor is never forgiven. Where the model holds
-activations the reference cannot replace (a module act has no kind for, a functional
-``F.relu`` call), the activation under test may be what silenced the layer: then no layer
-is left out, and the zero factor stays the function's failure, with the modules named.
+The reference is free of every activation, however it is written: act's and torch's
+activation modules are swapped, and activation *calls* (``F.relu(x)`` in a ``forward``,
+the ``F.hardshrink`` inside ``nn.Hardshrink``) compute ``x + shift`` while it runs. A
+layer is left out only where its factor is zero in the real model too (for every function
+of a stacked pass), so a reference that fails for reasons of its own (logits so large
+without the activations that the softmax's gradient underflows: it then has zero factors
+where the model has none, and decides nothing) never hides a healthy layer, and a
+non-finite factor is never forgiven.
 
 Silent layers are left out of the spectrum and its CDF features (they have no curvature
 to describe, for any function), named with the reason; since they depend only on the
@@ -34,7 +35,6 @@ import copy
 from collections.abc import Sequence
 from typing import TypeVar
 
-import torch
 from pydantic import BaseModel
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
@@ -101,8 +101,9 @@ def _zero(model: nn.Module, shift: float, inputs: Tensor, targets: Tensor | None
     """Per layer, its factors that are zero in the reference; nothing when the reference
     cannot be computed (then no layer is called silent)."""
     try:
-        factors, _, _ = kfac_factors(reference_model(model, shift), inputs, targets,
-                                     options)
+        with _ActivationCalls(shift):
+            factors, _, _ = kfac_factors(reference_model(model, shift), inputs, targets,
+                                         options)
     except ActError:
         raise
     except Exception:  # e.g. an output that is not finite without the activations
@@ -111,46 +112,34 @@ def _zero(model: nn.Module, shift: float, inputs: Tensor, targets: Tensor | None
                          if not bool(factor.any())} for layer in factors}
 
 
-#: activation calls a reference cannot replace (it swaps modules only): torch's functional
-#: forms of every kind act knows, and the few element-wise ones it has no kind for
+#: the element-wise activation calls a reference computes as ``x + shift``: torch's
+#: functional forms and tensor methods of every kind act knows, and the few element-wise
+#: ones it has no kind for (the forwards of ``nn.Hardshrink``, ``nn.Threshold``, ...)
 _CALLS = frozenset(
     {getattr(f, "__name__", str(f)) for k in KINDS.values() for f in k.functions}
     | {m for k in KINDS.values() for m in k.methods}
-    | {"hardshrink", "softshrink", "threshold", "threshold_", "logsigmoid", "glu"}
+    | {"hardshrink", "softshrink", "threshold", "_threshold", "threshold_", "logsigmoid",
+       "rrelu_"}
 )
-#: torch's modules in torch.nn.modules.activation that are not element-wise activations
-_NOT_ACTIVATIONS = (nn.Softmax, nn.Softmin, nn.LogSoftmax, nn.Softmax2d, nn.MultiheadAttention)
 
 
-class _Calls(TorchFunctionMode):
-    """Records the activation calls made during a forward pass."""
+class _ActivationCalls(TorchFunctionMode):
+    """While active, every activation *call* (``F.relu(x)`` in a ``forward``, the
+    ``F.hardshrink`` inside ``nn.Hardshrink``) computes ``x + shift``, as the reference's
+    swapped modules do: a reference is then free of every activation, however it is
+    written, and the activation under test can never be what silences it."""
 
-    def __init__(self) -> None:
+    def __init__(self, shift: float) -> None:
         super().__init__()
-        self.seen: set[str] = set()
+        self.shift = shift
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        name = getattr(func, "__name__", "")
-        if name in _CALLS:
-            self.seen.add(name)
-        return func(*args, **(kwargs or {}))
-
-
-def unswapped(model: nn.Module, inputs: Tensor) -> list[str]:
-    """The activations of ``model`` its reference cannot replace: modules of torch's
-    activation kinds act does not know (``Hardshrink``, ``Threshold``) and functional
-    calls in a ``forward`` (``F.relu(x)``), found by running the reference once."""
-    reference = reference_model(model)
-    found = [f"{name} ({type(m).__name__})" for name, m in reference.named_modules()
-             if type(m).__module__ == nn.modules.activation.__name__
-             and not isinstance(m, _NOT_ACTIVATIONS)]  # fmt: skip
-    calls = _Calls()
-    try:
-        with torch.no_grad(), calls:
-            reference(inputs)
-    except Exception:  # the reference's own failure says nothing about calls
-        pass
-    return found + [f"a call of {name}()" for name in sorted(calls.seen)]
+        if getattr(func, "__name__", "") not in _CALLS or not args:
+            return func(*args, **(kwargs or {}))
+        x = args[0]
+        if func.__name__.endswith("_") or (kwargs or {}).get("inplace"):
+            return x.add_(self.shift) if self.shift else x
+        return x + self.shift if self.shift else x
 
 
 class Silence(BaseModel):
@@ -205,11 +194,6 @@ def silent_layers(problems: Sequence[dict[str, LayerProblem | None]], model: nn.
               for name, p in fn.items()} for fn in problems]  # fmt: skip
     if not any(all(z.get(name) for z in zeros) for name in zeros[0]):
         return Silence()
-    missed = unswapped(model, inputs)
-    if missed:
-        return Silence(note="act cannot tell whether the architecture or the activation "
-                            "function zeroes these factors: its reference could not replace "
-                            f"{', '.join(missed)}")  # fmt: skip
     return zero_factors(model, inputs, targets, zeros, options or FisherOptions())
 
 
