@@ -17,7 +17,7 @@ from actbench.compare import (
     summarise,
     table,
 )
-from actbench.curves import crossings, figures_at, median_curves
+from actbench.curves import crossings, figures_at, median_curves, plot_curves
 from actbench.tasks import get_task
 from actbench.train import load_checkpoint, prepare, recipe_for
 from actcore import ActError
@@ -161,6 +161,24 @@ def test_figures_at_an_epoch_read_the_curve_and_count_failures_from_their_epoch(
         figures_at(ok.model_copy(update={"history": []}), 2)
     (a, b) = summarise([ok, broke], epoch=3)
     assert (a.val_median, a.failed, b.failed) == (0.7, 0, 1)
+
+
+def test_the_curves_picture_draws_each_median_against_the_reference(tmp_path, monkeypatch):
+    import actbench.curves as curves_module
+
+    drawn = []
+    monkeypatch.setattr(curves_module, "save_figure", lambda fig, path, **kw: drawn.append(fig))
+    runs = [_run("relu(x)", s, [0.5, 0.6, 0.7]) for s in range(3)]
+    runs += [_run("tanh(x)", s, [0.55, 0.58, 0.75 + 0.01 * s]) for s in range(3)]
+    plot_curves(runs, tmp_path / "c.png")
+    tanh_ax = drawn[0].axes[1]
+    median = tanh_ax.lines[0]
+    assert list(median.get_xdata()) == [1, 2, 3]
+    assert list(median.get_ydata()) == pytest.approx([55, 58, 76])
+    assert list(tanh_ax.lines[1].get_ydata()) == pytest.approx([50, 60, 70])  # ReLU's
+    # above ReLU after epoch 1, below after 2, above after 3: marked at epochs 2 and 3
+    # (a vertical line and a dot each)
+    assert [line.get_xdata()[0] for line in tanh_ax.lines[2:]] == [2, 2, 3, 3]
 
 
 def test_crossings_mark_each_change_of_side():

@@ -13,6 +13,8 @@ import os
 import statistics
 from collections.abc import Sequence
 
+import numpy as np
+
 from actbench.train import Result
 from actcore import ActError
 from actcore.plot import save_figure
@@ -65,7 +67,7 @@ def crossings(curve: Sequence[float], reference: Sequence[float]) -> list[int]:
     it was before: where it overtakes it, or falls behind. Ties carry the last side."""
     marks, side = [], 0
     for epoch, (a, b) in enumerate(zip(curve, reference), start=1):
-        now = (a > b) - (a < b)
+        now = int(a > b) - int(a < b)
         if now and side and now != side:
             marks.append(epoch)
         side = now or side
@@ -99,17 +101,17 @@ def plot_curves(results: Sequence[Result], path: str | os.PathLike[str],
     lows = [m for c in curves.values() for m, _, _ in c[len(c) // 5:]]
     highs = [hi for c in curves.values() for _, _, hi in c]
     for ax, name in zip(grid.flatten(), names, strict=False):
-        median, low, high = (100 * v for v in zip(*curves[name], strict=True))
+        median, low, high = 100 * np.array(curves[name]).T  # (3, epochs), in %
         epochs = range(1, len(median) + 1)
         ax.fill_between(epochs, low, high, color="C0", alpha=0.25, linewidth=0,
                         label="seeds' min–max")
         ax.plot(epochs, median, color="C0", linewidth=1.3, label="median")
         if base is not None and name != reference:
-            ref = [100 * v for v in base[: len(median)]]
+            ref = 100 * np.array(base[: len(median)])
             ax.plot(range(1, len(ref) + 1), ref, color="0.35", linewidth=1, linestyle="--",
                     label=f"{reference} median")
             for epoch in crossings(median, ref):
-                ax.axvline(epoch, color="C3", linewidth=0.8, alpha=0.7)
+                ax.axvline(epoch, color="C3", linewidth=0.6, alpha=0.35)
                 ax.plot(epoch, median[epoch - 1], "o", color="C3", markersize=3.5)
         ax.set_title(_short(name), fontsize=9)
         ax.grid(alpha=0.3)
