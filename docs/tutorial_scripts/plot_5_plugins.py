@@ -10,7 +10,11 @@ module in the ``act`` entry-point group of its ``pyproject.toml``::
     my-things = "my_package.act_plugin"
 
 and marking the module's hook functions with ``actcore.hookimpl``. act's own packages take
-the same road. Here the three plugins are registered from a script instead.
+the same road, and so do the two complete third-party packages in the repository's
+``examples/`` folder (``act-cube`` adds an operator, ``act-idw-regressor`` a regressor),
+which CI installs from their own ``pyproject.toml`` and tests. Here the three hooks are
+registered from a script instead (:func:`actcore.plugins.register`), which is what the
+entry point does when act loads its plugins.
 """
 
 # %%
