@@ -20,10 +20,10 @@ from pydantic import BaseModel, ConfigDict
 from torch import Tensor
 
 from actcore.threads import torch_threads
-from actfim.factors import LayerFactors, NonFiniteError
+from actfim.factors import NonFiniteError
 from actfim.labels import FisherType
 from actfim.layers import SkippedModule
-from actfim.problems import WORDS, LayerProblem, layer_problem
+from actfim.problems import WORDS
 from actfim.silent import SilentLayer
 
 ROUNDOFF = 32
@@ -154,39 +154,6 @@ def _finite_or_float64(factor: Tensor, decompose: Callable[[Tensor], Tensor]) ->
     if values is None or not torch.isfinite(values).all():
         values = decompose(factor.double()).to(factor.dtype)
     return values
-
-
-def layer_spectrum(
-    layer: LayerFactors, eigenvalues: list[Tensor | None] | None = None
-) -> tuple[LayerSpectrum, LayerProblem | None]:
-    """Log-eigenvalues of ``layer``'s A ⊗ G per group, and a problem description.
-
-    ``eigenvalues`` of A and G may be given when already computed.
-    """
-    if eigenvalues is None:
-        eigenvalues = eigvalsh_all([layer.a, layer.g])
-    logs = []
-    for factor, values in zip((layer.a, layer.g), eigenvalues):
-        finite = torch.tensor([values is not None])
-        if values is None:
-            values = torch.full(factor.shape[:2], float("nan"), dtype=factor.dtype,
-                                device=factor.device)
-        logs.append(log_eigenvalues(values[None], finite))
-    (log_a, clamped_a, bad_a), (log_g, clamped_g, bad_g) = logs
-    pairs = kronecker_logs(log_a, log_g)[0]
-    spectrum = LayerSpectrum(
-        name=layer.name,
-        kind=layer.kind,
-        num_weights=layer.num_weights,
-        groups=layer.a.shape[0],
-        a_size=layer.a.shape[1],
-        g_size=layer.g.shape[1],
-        log_eigenvalues=pairs.cpu(),
-        clamped_a=int(clamped_a[0]),
-        clamped_g=int(clamped_g[0]),
-    )
-    finite = bool(torch.isfinite(pairs).all())
-    return spectrum, layer_problem(layer.name, bad_a[0], bad_g[0], finite)
 
 
 def log_eigenvalues(values: Tensor, finite: Tensor, factor_finite: Tensor | None = None

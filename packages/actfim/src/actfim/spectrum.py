@@ -28,7 +28,6 @@ from actfim.eigenvalues import (
     Spectrum,
     describe_failure,
     kronecker_logs,
-    layer_spectrum,
     log_eigenvalues,
 )
 from actfim.factors import stacked_factors
@@ -38,7 +37,7 @@ from actfim.silent import Silence, leave_out, silent_layers
 from actfim.stacked import StackedLayer, StackedSpectra, stacked_eigvalsh
 
 __all__ = ["ROUNDOFF", "LayerSpectrum", "Spectrum", "kfac_spectrum", "kronecker_logs",
-           "layer_spectrum", "stacked_spectra"]  # fmt: skip
+           "log_eigenvalues", "stacked_spectra"]  # fmt: skip
 
 
 def kfac_spectrum(
