@@ -74,6 +74,27 @@ def test_a_curve_point_is_the_model_measured_after_that_epoch(tmp_path):
     assert run.history[0].val_loss == pytest.approx(loss, rel=1e-12)
 
 
+def test_a_stack_measures_each_split_once_an_epoch(monkeypatch):
+    """Validation and test after every epoch, the training split after the last only:
+    the last curve point is the final figures' own measurement, not a second one."""
+    module = importlib.import_module("actbench.stacked_training")
+    evaluate, measured = module.evaluate_stack, []
+
+    def counting(model, data, *args):
+        measured.append(len(data))
+        return evaluate(model, data, *args)
+
+    monkeypatch.setattr(module, "evaluate_stack", counting)
+    runs = train_many("mlp-digits", ["relu", "tanh"], 1, stack=2, epochs=3)
+    setup = prepare("mlp-digits", None, False, {"epochs": 3})
+    sizes = {split: len(data) for split, data in setup.splits.items()}
+    assert measured == [sizes["val"], sizes["test"]] * 2 + \
+        [sizes[split] for split in setup.splits]
+    for run in runs:
+        assert (run.history[-1].val_accuracy, run.history[-1].test_loss) == \
+            (run.val_accuracy, run.test_loss)
+
+
 def test_curves_off_trains_the_same_and_records_nothing():
     on = train("mlp-digits", "relu", 1, epochs=3)
     off = train("mlp-digits", "relu", 1, epochs=3, curves=False)

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from actcore.errors import ActError
-from actfim.batch import SpectrumStore, spectra_for_activations
+from actfim.batch import SpectrumStore, activation_spectra, spectra_for_activations
+from actfim.features import fisher_cdf
 
 
 class Counting:
@@ -43,6 +44,22 @@ def test_same_initial_weights_and_validity():
     assert records["relu(x)"].valid and len(records["relu(x)"].cdf) == 0 + 2  # 76, 303 weights
     assert not records["zero(x)"].valid and "is zero" in records["zero(x)"].reason
     assert "not finite" in records["reciprocal(zero(x))"].reason
+
+
+def test_whole_spectra_are_the_records_spectra():
+    """``activation_spectra`` gives each function the weights the records were computed on,
+    so its spectra's CDFs are the records' to the last bit."""
+    x, y = torch.randn(16, 2, 5, 5), torch.randint(0, 3, (16,))
+    records = spectra_for_activations(Counting(), FUNCTIONS, x, y, progress=False, stack=1,
+                                      fisher="empirical")
+    factory = Counting()
+    spectra = dict(activation_spectra(factory, FUNCTIONS, x, y, fisher="empirical"))
+    assert list(spectra) == FUNCTIONS and len(factory.models) == 1 + len(FUNCTIONS)
+    for name in ("relu(x)", "tanh(x)"):
+        assert spectra[name].fisher == "empirical"
+        assert np.array_equal(fisher_cdf(spectra[name]), records[name].cdf)
+        assert [len(layer.log_eigenvalues) for layer in spectra[name].layers] == [76, 303]
+    assert not spectra["zero(x)"].valid and "is zero" in spectra["zero(x)"].reason
 
 
 def test_store_resumes_after_a_kill(tmp_path):

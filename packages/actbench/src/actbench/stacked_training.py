@@ -193,9 +193,9 @@ class _Stack:
             try:
                 warm_up(model, self.setup.source.input_shape, self.device)
                 self.clock = Clock(share=len(self.names))  # not building, nor compiling
-                index = self._train(model, list(members))
+                index, measured = self._train(model, list(members))
                 if index:
-                    self._measure(model, index)
+                    self._measure(model, index, measured)
             except torch.OutOfMemoryError:
                 raise  # the caller halves the stack
             except RUN_ERRORS as err:  # one member broke the pass: the rest go alone
@@ -243,13 +243,15 @@ class _Stack:
                     del members[k]
         return members, sites, state
 
-    def _train(self, model: StackedModel, index: list[int]) -> list[int]:
+    def _train(self, model: StackedModel, index: list[int]
+               ) -> tuple[list[int], dict[int, dict[str, tuple[float, float]]]]:
         """Train the stack whose positions hold members ``index``; a member that fails
-        leaves the stack. The members still in it, by position."""
+        leaves the stack. The members still in it, by position, and what the last epoch
+        measured of them (every split after the last epoch, as a solo run)."""
         setup, recipe = self.setup, self.setup.recipe
         optimizer, schedule = setup.optimizer_and_schedule(model.parameters())
         generator = torch.Generator().manual_seed(self.seed)
-        epoch, failures = 0, {}
+        epoch, failures, measured = 0, {}, {}
         if self.checkpoint is not None and self.checkpoint.exists():
             saved = load_checkpoint(self.checkpoint)
             if saved.get("functions") != self.names:
@@ -278,9 +280,12 @@ class _Stack:
                     failures[k] = (f"training loss became non-finite in epoch {epoch}", epoch)
                     self._fail(k, *failures[k])
                 index = self._drop(model, optimizer, index, diverged)
+                splits = setup.curve_splits(epoch)
+                measured = self._evaluate(model, index, splits) if splits and index else {}
                 if recipe.curves and index:
-                    self._record(model, index, epoch, losses)
-                    model.train()  # measuring put it in eval mode
+                    for k, metrics in measured.items():
+                        self.history[k].append(setup.epoch_record(epoch, losses[k], metrics))
+                model.train()  # measuring put it in eval mode
                 bar.update()
                 if self.checkpoint is not None:
                     save_checkpoint(self.checkpoint, model, optimizer, schedule, generator,
@@ -290,7 +295,7 @@ class _Stack:
                                     **self.clock.spent())  # fmt: skip
         finally:
             bar.close()
-        return index
+        return index, measured
 
     @staticmethod
     def _drop(model: StackedModel, optimizer: torch.optim.Optimizer, index: list[int],
@@ -301,13 +306,6 @@ class _Stack:
         kept = [j for j, k in enumerate(index) if k not in gone]
         keep_in_optimizer(optimizer, model.keep(kept), kept, len(index))
         return [index[j] for j in kept]
-
-    def _record(self, model: StackedModel, index: list[int], epoch: int,
-                losses: dict[int, float]) -> None:
-        """Each running member's point of its learning curve after ``epoch``, with its
-        mean training loss from ``losses``."""
-        for k, measured in self._evaluate(model, index, ["val", "test"]).items():
-            self.history[k].append(self.setup.epoch_record(epoch, losses[k], measured))
 
     def _evaluate(self, model: StackedModel, index: list[int], splits: list[str] | None = None
                   ) -> dict[int, dict[str, tuple[float, float]]]:
@@ -320,10 +318,15 @@ class _Stack:
                 metrics[index[j]][split] = measured
         return metrics
 
-    def _measure(self, model: StackedModel, index: list[int]) -> None:
-        """Each member still running's record from its loss and accuracy per split."""
+    def _measure(self, model: StackedModel, index: list[int],
+                 measured: dict[int, dict[str, tuple[float, float]]]) -> None:
+        """Each member still running's record from its loss and accuracy per split, as the
+        last epoch ``measured`` them (measured now when resumed after the last epoch)."""
         recipe = self.setup.recipe
-        for j, (k, metrics) in enumerate(self._evaluate(model, index).items()):
+        if any(len(metrics) < len(self.setup.splits) for metrics in measured.values()) \
+                or set(measured) != set(index):
+            measured = self._evaluate(model, index)
+        for j, (k, metrics) in enumerate(measured.items()):
             bad = [split for split, (loss, _) in metrics.items() if not math.isfinite(loss)]
             if bad:
                 self._fail(k, f"{bad[0]} loss is non-finite after training", recipe.epochs)

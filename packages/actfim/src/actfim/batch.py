@@ -200,6 +200,27 @@ def spectra_for_activations(
             db.close()
 
 
+def activation_spectra(
+    make_model: ModelFactory,
+    expressions: Iterable[str],
+    inputs: Tensor,
+    targets: Tensor | None = None,
+    *,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    **spectrum_options,
+) -> Iterator[tuple[str, Spectrum]]:
+    """Each expression's whole :class:`Spectrum` (every layer's log-eigenvalues), one
+    function at a time, on the weights :func:`spectra_for_activations` gives it: for
+    features other than the stored CDF (other bins, per-layer statistics)."""
+    options = FisherOptions.of(seed=seed, **spectrum_options)
+    device = torch.device(device) if device is not None else inputs.device
+    reference = _build(make_model, nn.Identity(), seed, device)
+    job = _Job(make_model, reference, inputs, targets, seed, device, False, options)
+    for expression in expressions:
+        yield expression, job.spectrum(expression)
+
+
 def _stack(reference: nn.Module, inputs: Tensor, stack: int | None, mode: str) -> int:
     if stack is not None and stack < 1:
         raise ActError(f"stack must be at least 1, got {stack}")
@@ -251,20 +272,21 @@ class _Job:
 
     def one(self, expression: str) -> SpectrumRecord:
         start = time.perf_counter()
+        record = SpectrumRecord.from_spectrum(expression, self.spectrum(expression))
+        record.seconds = time.perf_counter() - start
+        return record
+
+    def spectrum(self, expression: str) -> Spectrum:
+        """One function's spectrum; a model that cannot be built is an invalid one."""
         try:
             activation = to_module(expression, normalize=self.normalize)
             model = self.build(activation)
         except ActError:
             raise
         except Exception as err:
-            return SpectrumRecord(
-                expression=expression, valid=False,
-                reason=f"building the model failed: {type(err).__name__}: {err}",
-                seconds=time.perf_counter() - start)
-        spectrum = kfac_spectrum(model, self.inputs, self.targets, self.options)
-        record = SpectrumRecord.from_spectrum(expression, spectrum)
-        record.seconds = time.perf_counter() - start
-        return record
+            return Spectrum(layers=[], valid=False,
+                            reason=f"building the model failed: {type(err).__name__}: {err}")
+        return kfac_spectrum(model, self.inputs, self.targets, self.options)
 
 
 def _build(make_model: ModelFactory, activation: nn.Module, seed: int, device) -> nn.Module:
