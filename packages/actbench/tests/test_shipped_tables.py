@@ -1,5 +1,6 @@
-"""Sanity of the shipped tables (package data of actbench): ``act-bench-digits-mlp`` and
-``act-bench-fashion-mlp3``, each every class of ``binary(unary(x),unary(x))``."""
+"""Sanity of the shipped tables (package data of actbench): ``act-bench-digits-mlp``,
+``act-bench-fashion-mlp3`` and ``act-bench-fashion-allconv``, each every class of
+``binary(unary(x),unary(x))``."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ EXPECTED = {
     "act-bench-digits-mlp": ("mlp-digits", None, 0.95),
     "act-bench-fashion-mlp3": ("mlp3-fashion-mnist",
                                {"train": 12000, "val": 6000, "test": 10000}, 0.85),
+    "act-bench-fashion-allconv": ("allconv-fashion-mnist",
+                                  {"train": 8000, "val": 6000, "test": 10000}, 0.85),
 }
 
 

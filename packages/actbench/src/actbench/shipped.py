@@ -2,7 +2,9 @@
 
 Each holds every equivalence class of ``binary(unary(x),unary(x))`` trained with 3 seeds
 (medians), built with ``act bench build``: ``act-bench-digits-mlp`` on ``mlp-digits``,
-``act-bench-fashion-mlp3`` on ``mlp3-fashion-mnist`` (real images). Its card
+``act-bench-fashion-mlp3`` on ``mlp3-fashion-mnist`` (real images),
+``act-bench-fashion-allconv`` on ``allconv-fashion-mnist`` (a convolutional network on the
+same images). Its card
 (``NAME.card.json``) lies beside it. A table is registered only when its file is
 installed, so a checkout whose build has not finished lists none.
 """
@@ -24,6 +26,11 @@ SHIPPED: dict[str, tuple[str, str, float]] = {
     "act-bench-fashion-mlp3": (
         "act-bench-fashion-mlp3.json.gz",
         "binary(unary(x),unary(x)) on mlp3-fashion-mnist, 3 seeds (actbench)",
+        0.1,
+    ),
+    "act-bench-fashion-allconv": (
+        "act-bench-fashion-allconv.json.gz",
+        "binary(unary(x),unary(x)) on allconv-fashion-mnist (a CNN), 3 seeds (actbench)",
         0.1,
     ),
 }
