@@ -13,9 +13,12 @@ For a benchmark table and the task it was built on, this script
    predicts the others; the score is the Spearman correlation of prediction and
    validation accuracy, over all functions and over the working ones only (those whose
    training did not fail at chance), and the ROC AUC of the prediction for telling
-   failed from working functions; mean over 30 draws. Each set is scored through a 2-D
-   UMAP embedding (the search's road) and directly on the feature rows (no embedding),
-   so a signal lost by the embedding shows;
+   failed from working functions; mean over 30 draws (and the working Spearman's standard
+   deviation over the draws). Each set is scored through a 2-D
+   UMAP embedding (the search's road: 3 neighbours for Fisher features, as published) and
+   directly on the feature rows (no embedding), so a signal lost by the embedding shows;
+   the whole-network Fisher sets also through a UMAP embedding with 15 neighbours (the
+   outputs' setting);
 4. draws, per layer, the median log-eigenvalue of each working function against its
    accuracy.
 
@@ -48,6 +51,7 @@ LEVELS = np.linspace(0.0, 1.0, 101)
 CHUNK = 100  # functions per saved file
 TRAIN = 100  # functions the surrogate is fitted to, as after a search's budget
 DRAWS = 30
+ROADS = ["UMAP(15) + KNR", "UMAP + KNR", "KNR"]
 
 
 @dataclass(frozen=True)
@@ -146,10 +150,11 @@ def _save_chunk(path: Path, rows: list) -> None:
 
 
 def scores(rows: np.ndarray, kind: str, accuracy: np.ndarray, failed: np.ndarray,
-           embed: bool, seed: int = 0) -> dict[str, float]:
+           road: str, seed: int = 0) -> dict[str, float]:
     """Mean Spearman (all, working) and failed-vs-working AUC of KNR fitted to
     :data:`TRAIN` random functions, over :data:`DRAWS` draws; ``kind`` (``"outputs"`` or
-    ``"fisher"``) picks the embedding's metric and neighbours, as in a search."""
+    ``"fisher"``) picks the metric and the embedding's neighbours, as in a search;
+    ``road`` is one of :data:`ROADS`."""
     from scipy.stats import spearmanr
     from sklearn.metrics import roc_auc_score
     from sklearn.neighbors import KNeighborsRegressor
@@ -157,8 +162,13 @@ def scores(rows: np.ndarray, kind: str, accuracy: np.ndarray, failed: np.ndarray
     from actsearch.embedding import METRICS, compute_embedding
 
     metric = METRICS[kind]
-    if embed:
+    if road == "UMAP + KNR":
         rows, metric = compute_embedding({kind: rows}, kind, seed), "euclidean"
+    elif road == "UMAP(15) + KNR":
+        import umap
+
+        model = umap.UMAP(n_neighbors=15, metric=metric, random_state=seed, n_jobs=1)
+        rows, metric = model.fit_transform(rows), "euclidean"
     rng = np.random.default_rng(seed)
     found = {"all": [], "working": [], "auc": []}
     for _ in range(DRAWS):
@@ -170,7 +180,8 @@ def scores(rows: np.ndarray, kind: str, accuracy: np.ndarray, failed: np.ndarray
         found["all"].append(spearmanr(predicted, truth).statistic)
         found["working"].append(spearmanr(predicted[~bad], truth[~bad]).statistic)
         found["auc"].append(roc_auc_score(~bad, predicted) if bad.any() else np.nan)
-    return {key: float(np.nanmean(values)) for key, values in found.items()}
+    means = {key: float(np.nanmean(values)) for key, values in found.items()}
+    return means | {"sd working": float(np.std(found["working"]))}
 
 
 def feature_sets(spectra: dict[str, dict], table_cdf: np.ndarray, layout, outputs,
@@ -290,13 +301,14 @@ def main() -> None:
     results = []
     for name, rows in sets.items():
         rows = np.ascontiguousarray(rows[keep])
-        roads = [False] if args.no_embedding else [True, False]
+        roads = ["KNR"] if args.no_embedding else ROADS if name in (
+            "table CDF", f"{variants[0].name} quantiles") else ROADS[1:]
         for road in roads:
             kind = "outputs" if name == "outputs" else "fisher"
-            found = scores(rows, kind, accuracy[keep], failed[keep], embed=road)
-            results.append({"features": name, "road": "UMAP + KNR" if road else "KNR",
+            found = scores(rows, kind, accuracy[keep], failed[keep], road)
+            results.append({"features": name, "road": road,
                             "width": rows.shape[1], **found})
-            print(f"{name:32s} {results[-1]['road']:10s} width {rows.shape[1]:6d}  "
+            print(f"{name:32s} {road:14s} width {rows.shape[1]:6d}  "
                   f"Spearman all {found['all']:+.3f}  working {found['working']:+.3f}  "
                   f"AUC failed {found['auc']:.3f}", flush=True)
 
@@ -310,11 +322,11 @@ def main() -> None:
                        f"({variants[0].name} Fisher)\nagainst validation accuracy, functions "
                        "that did not fail at chance", args.out / "layers.png")
     with open(args.out / "signal.md", "w") as f:
-        f.write("| features | road | width | Spearman (all) | Spearman (working) | "
-                "AUC failed/working |\n|---|---|---:|---:|---:|---:|\n")
+        f.write("| features | road | width | Spearman (all) | Spearman (working) ± sd over "
+                "draws | AUC failed/working |\n|---|---|---:|---:|---:|---:|\n")
         for r in results:
             f.write(f"| {r['features']} | {r['road']} | {r['width']} | {r['all']:+.3f} | "
-                    f"{r['working']:+.3f} | {r['auc']:.3f} |\n")
+                    f"{r['working']:+.3f} ± {r['sd working']:.3f} | {r['auc']:.3f} |\n")
         f.write("\nPer layer, median log-eigenvalue against accuracy (working functions): "
                 + ", ".join(f"layer {j + 1} {rho:+.2f}" for j, rho in enumerate(rhos))
                 + "\n")
