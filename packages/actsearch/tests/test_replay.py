@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from actcore import ActError
 from actsearch import replay, replay_summary
 from actsearch.features import table_features
 
@@ -126,3 +127,13 @@ def test_relu_found_by_its_outputs_when_not_named(tmp_path):
     table = Table({n: record(0.5, [], []) for n in names})
     problem = replay.prepare(table, table_features(table), "outputs", cache=tmp_path)
     assert problem.start == 1
+
+
+@pytest.mark.parametrize("fields, message", [
+    (("surrogate", "knn", "union"), "unknown regressor 'knn'"),
+    (("surrogat", "knr", "union"), "unknown strategy 'surrogat'"),
+    (("surrogate", "knr", "fisher-cdf"), "unknown feature set 'fisher-cdf'"),
+])
+def test_an_algorithm_with_an_unknown_name_is_refused_when_made(fields, message):
+    with pytest.raises(ActError, match=message):
+        replay.Algorithm(*fields)

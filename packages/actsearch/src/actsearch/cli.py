@@ -20,7 +20,7 @@ from actcore.cli import (
 )
 from actcore.console import log
 from actcore.errors import ActError
-from actsearch.features import BASELINES, FEATURE_SETS, baselines_of, check_feature_set
+from actsearch.features import BASELINES, FEATURE_SETS, baselines_of
 from actsearch.report import write_csv
 
 
@@ -85,20 +85,14 @@ def _load(args: argparse.Namespace):
 
 def run_replay(args: argparse.Namespace) -> int:
     from actsearch import plot, replay, replay_summary
-    from actsearch.regressors import get_regressor
-    from actsearch.strategies import get_strategy
 
     regressors = args.regressor or ["knr"]
-    for name in regressors:
-        get_regressor(name)
-    get_strategy(args.strategy)
     table, features = _load(args)
     feature_sets = args.features or ["union" if features.fisher is not None else "outputs"]
-    for fs in feature_sets:
-        check_feature_set(fs)
-        features.require(fs)
     algorithms = [replay.Algorithm(args.strategy, r, fs) for fs in feature_sets
-                  for r in regressors]
+                  for r in regressors]  # checks every name
+    for fs in feature_sets:
+        features.require(fs)
     if not args.no_random:
         algorithms.append(replay.Algorithm("random", regressors[0], feature_sets[0]))
     out = output_path(args, table=Path(str(args.table)).name.split(".")[0])

@@ -26,7 +26,7 @@ from actcore.atomic import atomic_path
 from actcore.errors import ActError
 from actcore.lifetime import exit_with_parent
 from actsearch.embedding import embed
-from actsearch.features import Features, chance_filled
+from actsearch.features import Features, chance_filled, check_feature_set
 from actsearch.regressors import get_regressor
 from actsearch.strategies import SearchState, get_strategy
 
@@ -66,11 +66,17 @@ class Problem:
 
 @dataclass(frozen=True)
 class Algorithm:
-    """What one replay curve runs: a strategy, a regressor and a feature set."""
+    """What one replay curve runs: a strategy, a regressor and a feature set, each checked
+    once, here (an unknown name is an error listing the known ones)."""
 
     strategy: str
     regressor: str
     features: str
+
+    def __post_init__(self) -> None:
+        get_strategy(self.strategy)
+        get_regressor(self.regressor)
+        check_feature_set(self.features)
 
     @property
     def label(self) -> str:
@@ -192,8 +198,6 @@ def replay(
     if trials < 1 or budget < 1:
         raise ActError("--trials and --budget must be at least 1")
     for algorithm in algorithms:
-        get_strategy(algorithm.strategy)
-        get_regressor(algorithm.regressor)
         if algorithm.features not in problems:
             raise ActError(f"no problem prepared for feature set {algorithm.features!r}")
     jobs = jobs or os.cpu_count() or 1
