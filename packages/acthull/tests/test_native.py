@@ -361,9 +361,12 @@ def test_a_killed_builds_temporary_file_is_removed(monkeypatch, tmp_path, librar
     monkeypatch.setenv("ACT_CACHE_DIR", str(tmp_path))
     path = native.library_path(os.environ.get("CXX") or "c++", native.compile_flags())
     stale = path.with_name(f".{path.name}.tmp-abc123.so")
-    stale.write_bytes(b"half a library")
+    other = path.with_name(".acthull_kernel-0123456789abcdef.so.tmp-xyz789.so")  # other flags
+    kept = path.with_name("notes.so")
+    for file in (stale, other, kept):
+        file.write_bytes(b"half a library")
     native.build()
-    assert not stale.exists() and path.exists()
+    assert not stale.exists() and not other.exists() and path.exists() and kept.exists()
 
 
 def test_channels_last_stays_channels_last(uses_native):

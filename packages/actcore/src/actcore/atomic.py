@@ -48,14 +48,17 @@ def _prefix(path: Path) -> str:
     return f".{path.name}.tmp-"
 
 
-def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
+def remove_stale_temporaries(path: str | os.PathLike[str], names: str | None = None
+                             ) -> list[Path]:
     """Delete the temporary files :func:`atomic_path` left beside ``path`` when its
-    writer was killed. Call it only where no other writer of ``path`` can be running
-    (a job holding :func:`actcore.lock.exclusive`)."""
+    writer was killed; with ``names`` (a glob of file names in ``path``'s folder), those
+    of every file it matches. Call it only where no other writer of those files can be
+    running (a job holding their lock, e.g. :func:`actcore.lock.exclusive`)."""
     path = Path(path)
     if not path.parent.is_dir():
         return []
-    stale = [p for p in path.parent.glob(f"{glob.escape(_prefix(path))}*{path.suffix}")]
+    prefix = f".{names}.tmp-" if names is not None else glob.escape(_prefix(path))
+    stale = [p for p in path.parent.glob(f"{prefix}*{path.suffix}")]
     for tmp in stale:
         tmp.unlink(missing_ok=True)
     return stale

@@ -53,6 +53,7 @@ except ImportError:  # not POSIX: no lock (and no native kernel: it needs glibc)
 #: :data:`acthull.fused.TABULATED`; the numbers reach the C++ enum as -DACT_BASE_<NAME>.
 CODES: dict[Callable[..., Tensor], int] = {fn: code for code, fn in enumerate(TABULATED)}
 SOURCE = Path(__file__).with_name("hull_kernel.cpp")
+LIBRARY_STEM = "acthull_kernel"  # the cached libraries are LIBRARY_STEM-DIGEST.so
 #: -fno-math-errno and -fno-trapping-math let the tanh and exp calls and the ReLU select
 #: vectorise (not -ffast-math: NaN and infinities behave as in torch); -fopenmp uses
 #: torch's thread pool where torch ships libgomp (its Linux wheels); -z now fails the
@@ -101,7 +102,7 @@ def library_path(compiler: str, flags: tuple[str, ...]) -> Path:
     flags and machine architecture is cached."""
     recipe = " ".join((compiler_identity(compiler), platform.machine(), *flags, *LIBRARIES))
     digest = hashlib.sha256(SOURCE.read_bytes() + recipe.encode()).hexdigest()[:16]
-    return kernel_folder() / f"acthull_kernel-{digest}.so"
+    return kernel_folder() / f"{LIBRARY_STEM}-{digest}.so"
 
 
 def kernel_folder() -> Path:
@@ -141,7 +142,9 @@ def build() -> Path:
     check_private(path.parent)
     if not path.exists():
         with _build_lock(path.parent):
-            remove_stale_temporaries(path)  # a killed build's; no builder runs now
+            # killed builds' of any compiler or flags: the lock is the folder's, so no
+            # builder of any variant runs now
+            remove_stale_temporaries(path, names=f"{LIBRARY_STEM}-*{path.suffix}")
             if not path.exists():
                 log.info("acthull: compiling the native hull kernel into %s (once, a few "
                          "seconds)", path.parent)
