@@ -6,6 +6,12 @@ validation and test accuracy at chosen epochs (median and range over seeds) and 
 validation curves, each with its seeds' band. A gap counts as beyond seed noise where the
 two sides' seed ranges (two seeds or more each) do not overlap.
 
+``--augmentation-check STATE`` measures what the two implementations' augmentations do to
+one model (the reference's saved state, ``FILE.pt``): its mean loss on act's 54,000
+training images without augmentation, with act's shifts (an offset drawn uniformly from
+the integers −3..3) and with torchvision's ``RandomAffine`` shifts (a uniform draw on
+[−3, 3], rounded: ±3 half as often), flips in both.
+
     .venv-dev/bin/python bench/actbench_lenet5_sanity.py \
         --results packages/actbench/docs/lenet5-fashion-mnist-hulls-100.jsonl \
         --reference packages/actbench/docs/lenet5-fashion-mnist-reference/seed*.jsonl \
@@ -21,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from actbench.augment import flip_and_shift
 from actbench.compare import load_results
 
 
@@ -52,6 +59,59 @@ def late_median(runs: dict, key: str, first: int, last: int) -> list[float]:
     """Each run's median over epochs ``first``..``last`` (runs that reached ``last``)."""
     return [statistics.median(run[key][first - 1 : last]) for run in runs.values()
             if len(run[key]) >= last]
+
+
+def torchvision_shifts(images, generator):
+    """Flips, and the shifts torchvision's ``RandomAffine(0, (3/28, 3/28))`` draws for
+    28x28 images: ``round(uniform(-3, 3))`` pixels each way, zero fill."""
+    import torch
+    import torch.nn.functional as F
+
+    n, c, h, w = images.shape
+    flip = torch.rand(n, generator=generator) < 0.5
+    images = torch.where(flip[:, None, None, None], images.flip(-1), images)
+    dy, dx = ((torch.rand(n, generator=generator) * 6 - 3).round().long() + 3 for _ in "yx")
+    rows = (dy[:, None] + torch.arange(h))[:, None, :, None]
+    cols = (dx[:, None] + torch.arange(w))[:, None, None, :]
+    padded = F.pad(images, (3,) * 4)
+    return padded[torch.arange(n)[:, None, None, None], torch.arange(c)[None, :, None, None],
+                  rows, cols]
+
+
+def augmentation_check(state_path: Path) -> None:
+    """The loss of one model under no augmentation, act's and torchvision's."""
+    import sys
+
+    import torch
+    import torch.nn.functional as F
+
+    from actbench.hookspecs import DATASETS
+    from actcore.plugins import registry
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from actbench_lenet5_reference import lenet5
+
+    data = registry(DATASETS).get("fashion-mnist").load("train", None, False, augment=False)
+    x, y = data.x.float().div(255.0), data.y
+    state = torch.load(state_path, weights_only=True)
+    model = lenet5()
+    model.load_state_dict(state["model"])
+    model.eval()
+
+    @torch.no_grad()
+    def loss(augment, repeats: int = 3) -> float:
+        generator, total = torch.Generator().manual_seed(1), 0.0
+        for _ in range(repeats):
+            for i in range(0, len(y), 2000):
+                batch = x[i : i + 2000]
+                batch = augment(batch, generator) if augment else batch
+                total += F.cross_entropy(model(batch), y[i : i + 2000], reduction="sum").item()
+        return total / (repeats * len(y))
+
+    print(f"the reference's model after epoch {state['epoch']}, mean loss on the "
+          f"{len(y):,} training images: no augmentation {loss(None, 1):.4f}; act's shifts "
+          f"{loss(lambda b, g: flip_and_shift(b, 3, g)):.4f}; torchvision's shifts "
+          f"{loss(torchvision_shifts):.4f}")
 
 
 def plot(act: dict, reference: dict, path: Path) -> None:
@@ -92,6 +152,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, nargs="+",
                         default=[1, 6, 12, 25, 36, 50, 60, 75, 100])
     parser.add_argument("--plot", type=Path)
+    parser.add_argument("--augmentation-check", type=Path, metavar="STATE")
     args = parser.parse_args()
     act, reference = act_curves(args.results), reference_curves(args.reference)
     print(f"act seeds {sorted(act)}, reference seeds {sorted(reference)}")
@@ -108,16 +169,20 @@ def main() -> None:
             print(f"{epoch:5d} | {key:5s} | {statistics.median(a):.2f} [{min(a):.2f}, "
                   f"{max(a):.2f}] | {statistics.median(r):.2f} [{min(r):.2f}, {max(r):.2f}] | "
                   f"{verdict}")
-    for first, last in ((41, 70), (71, 100)):
+    print("each run's median over ten epochs (a single epoch swings by up to 3 points):")
+    for first in range(1, 101, 10):
         for key in ("val", "test", "loss"):
-            a, r = late_median(act, key, first, last), late_median(reference, key, first, last)
+            a = late_median(act, key, first, first + 9)
+            r = late_median(reference, key, first, first + 9)
             if a and r:
-                print(f"median of epochs {first}-{last}, {key}: act "
+                print(f"epochs {first:3d}-{first + 9:3d} {key:4s}: act "
                       f"{', '.join(f'{v:.3f}' for v in a)}; reference "
                       f"{', '.join(f'{v:.3f}' for v in r)}")
     if args.plot:
         plot(act, reference, args.plot)
         print(f"wrote {args.plot}")
+    if args.augmentation_check:
+        augmentation_check(args.augmentation_check)
 
 
 if __name__ == "__main__":
