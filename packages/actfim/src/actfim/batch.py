@@ -150,19 +150,27 @@ def spectra_for_activations(
 ) -> dict[str, SpectrumRecord]:
     """Spectra of ``make_model(activation)`` for every expression, same weights each.
 
-    Args:
-        make_model: builds the architecture around an activation module.
-        expressions: activation functions as actcore expressions (checked up front).
-        inputs, targets: the batch (see :func:`actfim.kfac_spectrum`).
-        store: a SQLite file (or open store) to save to and resume from.
-        seed: seed of the initial weights and of the label draws.
-        device: where to build the model (default: the inputs' device).
-        normalize: the normalised activations (mean 0, variance 1 under N(0, 1)); a
-            function that cannot be normalised is recorded invalid.
-        stack: functions computed together in one pass (:mod:`actfim.stacked`); None
-            chooses by the model's size, 1 computes one at a time. Models whose samples
-            interact (BatchNorm or dropout in train mode) are always done one at a time.
-        spectrum_options: passed to :func:`actfim.kfac_spectrum` (fisher, ...).
+    ``make_model``
+        builds the architecture around an activation module.
+    ``expressions``
+        activation functions as actcore expressions (checked up front).
+    ``inputs``, ``targets``
+        the batch (see :func:`actfim.kfac_spectrum`).
+    ``store``
+        a SQLite file (or open store) to save to and resume from.
+    ``seed``
+        seed of the initial weights and of the label draws.
+    ``device``
+        where to build the model (default: the inputs' device).
+    ``normalize``
+        the normalised activations (mean 0, variance 1 under N(0, 1)); a function that
+        cannot be normalised is recorded invalid.
+    ``stack``
+        functions computed together in one pass (:mod:`actfim.stacked`); None chooses
+        by the model's size, 1 computes one at a time. Models whose samples interact
+        (BatchNorm or dropout in train mode) are always done one at a time.
+    ``spectrum_options``
+        passed to :func:`actfim.kfac_spectrum` (``fisher``, ...).
 
     A function whose model cannot be built or whose spectrum is not finite is recorded
     as invalid with the reason; it never stops the run.
