@@ -323,8 +323,7 @@ class _Stack:
         """Each member still running's record from its loss and accuracy per split, as the
         last epoch ``measured`` them (measured now when resumed after the last epoch)."""
         recipe = self.setup.recipe
-        if any(len(metrics) < len(self.setup.splits) for metrics in measured.values()) \
-                or set(measured) != set(index):
+        if not measured:  # resumed after the last epoch: nothing measured in this process
             measured = self._evaluate(model, index)
         for j, (k, metrics) in enumerate(measured.items()):
             bad = [split for split, (loss, _) in metrics.items() if not math.isfinite(loss)]
