@@ -187,13 +187,12 @@ def spectra_for_activations(
     opened = not isinstance(store, SpectrumStore) and store is not None
     db = SpectrumStore(store, settings) if opened else store
     try:
-        reference = _build(make_model, nn.Identity(), seed, device)
-        size = _stack(reference, inputs.to(device), stack, options.mode)
+        job = _Job.prepare(make_model, inputs, targets, seed, device, normalize, options)
+        size = _stack(job.reference, inputs.to(device), stack, options.mode)
         results = {}
         todo = [e for e in expressions if db is None or e not in db]
         if db is not None:
             results.update({e: db.get(e) for e in expressions if e in db})
-        job = _Job(make_model, reference, inputs, targets, seed, device, normalize, options)
         with Progress(total=len(todo), desc="fisher spectra", unit="fn",
                       disable=not progress) as bar:
             for start in range(0, len(todo), size):
@@ -223,8 +222,7 @@ def activation_spectra(
     features other than the stored CDF (other bins, per-layer statistics)."""
     options = FisherOptions.of(seed=seed, **spectrum_options)
     device = torch.device(device) if device is not None else inputs.device
-    reference = _build(make_model, nn.Identity(), seed, device)
-    job = _Job(make_model, reference, inputs, targets, seed, device, False, options)
+    job = _Job.prepare(make_model, inputs, targets, seed, device, False, options)
     for expression in expressions:
         yield expression, job.spectrum(expression)
 
@@ -247,6 +245,13 @@ class _Job:
         self.inputs, self.targets = inputs, targets
         self.seed, self.device = seed, device
         self.normalize, self.options = normalize, options
+
+    @classmethod
+    def prepare(cls, make_model, inputs, targets, seed, device, normalize,
+                options: FisherOptions) -> _Job:
+        """A job whose models take the weights of a reference build from ``seed``."""
+        reference = _build(make_model, nn.Identity(), seed, device)
+        return cls(make_model, reference, inputs, targets, seed, device, normalize, options)
 
     def run(self, names: list[str]) -> list[SpectrumRecord]:
         records = {}
