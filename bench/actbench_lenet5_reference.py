@@ -7,12 +7,17 @@ the 60,000 training images (a seeded 10% held out, as act does); prints the trai
 and the accuracy on the 6,000 held-out and the 10,000 test images after every epoch. The
 official files are decompressed into a temporary folder for torchvision's reader.
 
+Shifts are torchvision's ``RandomAffine`` by default (a uniform draw on [-3, 3] pixels,
+rounded, so the extremes come half as often); ``--shifts crop`` draws whole pixels
+uniformly from -3..3 with zero fill (``RandomCrop`` with padding 3), the distribution
+act's own augmentation draws from, to tell a difference in shifts from one in act.
+
 With ``--out FILE`` each epoch is also a JSON line in FILE, and the run keeps its state
 (weights, optimiser, random generator) in ``FILE.pt`` after every epoch: the same command
 resumes it bit for bit where it stopped.
 
 Run: ``.venv-dev/bin/python bench/actbench_lenet5_reference.py [--epochs 6] [--seed 0]
-[--out FILE]``.
+[--shifts crop] [--out FILE]``.
 """
 
 from __future__ import annotations
@@ -34,14 +39,20 @@ from torchvision import datasets, transforms
 DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 
 
-def fashion_mnist(folder: Path, train: bool, augment: bool):
+SHIFTS = {
+    "affine": lambda: transforms.RandomAffine(0, (3 / 28, 3 / 28)),
+    "crop": lambda: transforms.RandomCrop(28, padding=3),
+}
+
+
+def fashion_mnist(folder: Path, train: bool, augment: bool, shifts: str = "affine"):
     raw = folder / "FashionMNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     for gz in DEBIAN.glob("*.gz"):
         if not (raw / gz.stem).exists():
             with gzip.open(gz) as f, open(raw / gz.stem, "wb") as out:
                 shutil.copyfileobj(f, out)
-    steps = [transforms.RandomHorizontalFlip(), transforms.RandomAffine(0, (3 / 28, 3 / 28))]
+    steps = [transforms.RandomHorizontalFlip(), SHIFTS[shifts]()]
     tf = transforms.Compose([*(steps if augment else []), transforms.ToTensor()])
     return datasets.FashionMNIST(str(folder), train=train, transform=tf)
 
@@ -74,11 +85,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--shifts", choices=sorted(SHIFTS), default="affine")
     parser.add_argument("--out", type=Path, help="JSON lines per epoch; state in OUT.pt")
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
-        train = fashion_mnist(Path(tmp), True, augment=True)
+        train = fashion_mnist(Path(tmp), True, augment=True, shifts=args.shifts)
         held_out = fashion_mnist(Path(tmp), True, augment=False)
         test = fashion_mnist(Path(tmp), False, augment=False)
         order = torch.randperm(60_000, generator=torch.Generator().manual_seed(0))
@@ -98,6 +110,9 @@ def main() -> None:
             torch.set_rng_state(state["rng"])
             done = state["epoch"]
             lines = args.out.read_text().splitlines(keepends=True)[:done]
+            made_with = json.loads(lines[0]).get("shifts", "affine") if lines else args.shifts
+            if made_with != args.shifts:
+                parser.error(f"{args.out} was made with --shifts {made_with}, not {args.shifts}")
             args.out.write_text("".join(lines))
         for epoch in range(done + 1, args.epochs + 1):
             start = time.perf_counter()
@@ -110,7 +125,8 @@ def main() -> None:
                 optimizer.step()
                 decay.step()
                 total, count = total + loss.item() * len(y), count + len(y)
-            record = {"epoch": epoch, "seed": args.seed, "train_loss": total / count,
+            record = {"epoch": epoch, "seed": args.seed, "shifts": args.shifts,
+                      "train_loss": total / count,
                       "val_accuracy": 100 * accuracy(model, val),
                       "test_accuracy": 100 * accuracy(model, test)}
             print(f"epoch {epoch}: loss {record['train_loss']:.4f}  validation "

@@ -1,10 +1,12 @@
 """act's LeNet-5 ReLU curves against the independent plain-PyTorch reference's.
 
 Reads act's ReLU runs from a ``bench compare`` results file and the reference's runs
-(``bench/actbench_lenet5_reference.py --out FILE``, one JSON-lines file per seed), prints
-validation and test accuracy at chosen epochs (median and range over seeds) and draws both
-validation curves, each with its seeds' band. A gap counts as beyond seed noise where the
-two sides' seed ranges (two seeds or more each) do not overlap.
+(``bench/actbench_lenet5_reference.py --out FILE``, one JSON-lines file per seed), grouped
+by the shifts they trained with (torchvision's, or act's with ``--shifts crop``); prints,
+for act against each group, validation and test accuracy at chosen epochs (median and
+range over seeds) and each run's ten-epoch medians, and draws every side's validation
+curve with its seeds' band. A gap counts as beyond seed noise where the two sides' seed
+ranges (two seeds or more each) do not overlap.
 
 ``--augmentation-check STATE`` measures what the two implementations' augmentations do to
 one model (the reference's saved state, ``FILE.pt``): its mean loss on act's 54,000
@@ -39,16 +41,23 @@ def act_curves(path: Path) -> dict[int, dict[str, list[float]]]:
             for r in load_results(path) if r.activation == "relu(x)" and r.history}
 
 
-def reference_curves(paths: list[Path]) -> dict[int, dict[str, list[float]]]:
-    """The reference's runs, from its per-epoch JSON lines."""
-    runs = {}
+REFERENCE_SIDES = {"affine": "reference (plain PyTorch)",
+                   "crop": "reference with act's shifts"}
+
+
+def reference_curves(paths: list[Path]) -> dict[str, dict[int, dict[str, list[float]]]]:
+    """The reference's runs, from its per-epoch JSON lines, by side (the shifts they
+    trained with; files from before ``--shifts`` existed used torchvision's)."""
+    sides: dict[str, dict[int, dict[str, list[float]]]] = {}
     for path in paths:
         lines = [json.loads(line) for line in path.read_text().splitlines() if line]
         if lines:
-            runs[lines[0]["seed"]] = {"val": [e["val_accuracy"] for e in lines],
-                                      "test": [e["test_accuracy"] for e in lines],
-                                      "loss": [e["train_loss"] for e in lines]}
-    return runs
+            side = REFERENCE_SIDES[lines[0].get("shifts", "affine")]
+            sides.setdefault(side, {})[lines[0]["seed"]] = {
+                "val": [e["val_accuracy"] for e in lines],
+                "test": [e["test_accuracy"] for e in lines],
+                "loss": [e["train_loss"] for e in lines]}
+    return sides
 
 
 def at(runs: dict, key: str, epoch: int) -> list[float]:
@@ -114,15 +123,14 @@ def augmentation_check(state_path: Path) -> None:
           f"{loss(torchvision_shifts):.4f}")
 
 
-def plot(act: dict, reference: dict, path: Path) -> None:
+def plot(sides: dict[str, dict], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for (label, runs), color in zip((("act", act), ("reference (plain PyTorch)", reference)),
-                                    ("tab:blue", "tab:orange")):
+    for (label, runs), color in zip(sides.items(), ("tab:blue", "tab:orange", "tab:green")):
         for ax, key in zip(axes, ("val", "loss")):
             length = min(len(run[key]) for run in runs.values())
             values = np.array([run[key][:length] for run in runs.values()])
@@ -154,10 +162,22 @@ def main() -> None:
     parser.add_argument("--plot", type=Path)
     parser.add_argument("--augmentation-check", type=Path, metavar="STATE")
     args = parser.parse_args()
-    act, reference = act_curves(args.results), reference_curves(args.reference)
-    print(f"act seeds {sorted(act)}, reference seeds {sorted(reference)}")
+    act, references = act_curves(args.results), reference_curves(args.reference)
+    print(f"act seeds {sorted(act)}")
+    for side, reference in references.items():
+        compare(act, side, reference, args.epochs)
+    if args.plot:
+        plot({"act": act, **references}, args.plot)
+        print(f"wrote {args.plot}")
+    if args.augmentation_check:
+        augmentation_check(args.augmentation_check)
+
+
+def compare(act: dict, side: str, reference: dict, epochs: list[int]) -> None:
+    """act against one reference side: chosen epochs, then ten-epoch medians per run."""
+    print(f"\nact against the {side}, seeds {sorted(reference)}")
     print("epoch | split | act median [range] | reference median [range] | apart")
-    for epoch in args.epochs:
+    for epoch in epochs:
         for key in ("val", "test"):
             a, r = at(act, key, epoch), at(reference, key, epoch)
             if not a or not r:
@@ -178,11 +198,6 @@ def main() -> None:
                 print(f"epochs {first:3d}-{first + 9:3d} {key:4s}: act "
                       f"{', '.join(f'{v:.3f}' for v in a)}; reference "
                       f"{', '.join(f'{v:.3f}' for v in r)}")
-    if args.plot:
-        plot(act, reference, args.plot)
-        print(f"wrote {args.plot}")
-    if args.augmentation_check:
-        augmentation_check(args.augmentation_check)
 
 
 if __name__ == "__main__":
