@@ -33,6 +33,7 @@ def test_replay_writes_csv_figure_and_summary(smooth_file, cache, tmp_path, caps
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "KNR (union)" in printed and "random" in printed
+    assert "it measures the search, not the features' signal" in printed  # says what rho is
     rows = list(csv.DictReader((out / "replay.csv").open()))
     assert len(rows) == 3 * 4 * 12  # three curves, four trials, twelve evaluations
     one = [r for r in rows if r["algorithm"] == "KNR (union)" and r["trial"] == "0"]

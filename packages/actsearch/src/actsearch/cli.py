@@ -140,6 +140,9 @@ def _print_summary(summaries: Sequence, problem) -> None:
               f"{s.evals_to_beat_relu:5.1f} ({s.beat_relu_fraction:4.0%})  "
               f"{s.evals_to_top1pct:5.1f} ({s.top1pct_fraction:4.0%})  "
               f"{s.evals_to_best:5.1f} ({s.best_fraction:4.0%})  {s.spearman_mean:8.3f}")
+    print("Spearman: each step's surrogate, fitted to the functions its own search chose, "
+          "ranking the unevaluated ones (the paper's figure); it measures the search, not "
+          "the features' signal on a random sample (the docs' Fisher-signal experiment does).")
 
 
 def run_embed(args: argparse.Namespace) -> int:
