@@ -62,6 +62,17 @@ def test_whole_spectra_are_the_records_spectra():
     assert not spectra["zero(x)"].valid and "is zero" in spectra["zero(x)"].reason
 
 
+def test_whole_spectra_refuse_bad_input_before_computing_any():
+    """An unknown name or option is refused when called, not after earlier spectra."""
+    x = torch.randn(8, 2, 5, 5)
+    for expressions, options, message in ((["relu(x)", "nope(x)"], {}, "nope"),
+                                          (["relu(x)"], {"fisher": "exact"}, "Fisher type")):
+        factory = Counting()
+        with pytest.raises(ActError, match=message):
+            activation_spectra(factory, expressions, x, **options)
+        assert factory.models == []
+
+
 def test_store_resumes_after_a_kill(tmp_path):
     path = tmp_path / "spectra.sqlite"
     x = torch.randn(8, 2, 5, 5)

@@ -219,12 +219,16 @@ def activation_spectra(
 ) -> Iterator[tuple[str, Spectrum]]:
     """Each expression's whole :class:`Spectrum` (every layer's log-eigenvalues), one
     function at a time, on the weights :func:`spectra_for_activations` gives it: for
-    features other than the stored CDF (other bins, per-layer statistics)."""
+    features other than the stored CDF (other bins, per-layer statistics). Expressions
+    and options are checked when called, before any spectrum is computed; the spectra come
+    as the iterator is read."""
+    expressions = list(expressions)
+    for expression in expressions:
+        parse(expression)  # an unknown name is refused now, not after hours of spectra
     options = FisherOptions.of(seed=seed, **spectrum_options)
     device = torch.device(device) if device is not None else inputs.device
     job = _Job.prepare(make_model, inputs, targets, seed, device, False, options)
-    for expression in expressions:
-        yield expression, job.spectrum(expression)
+    return ((expression, job.spectrum(expression)) for expression in expressions)
 
 
 def _stack(reference: nn.Module, inputs: Tensor, stack: int | None, mode: str) -> int:
