@@ -57,7 +57,7 @@ def reference_curves(paths: list[Path]) -> dict[str, dict[int, dict[str, list[fl
                 "val": [e["val_accuracy"] for e in lines],
                 "test": [e["test_accuracy"] for e in lines],
                 "loss": [e["train_loss"] for e in lines]}
-    return sides
+    return {side: sides[side] for side in REFERENCE_SIDES.values() if side in sides}
 
 
 def at(runs: dict, key: str, epoch: int) -> list[float]:
@@ -123,27 +123,42 @@ def augmentation_check(state_path: Path) -> None:
           f"{loss(torchvision_shifts):.4f}")
 
 
+SMOOTHING = 10  # epochs in the running median of the validation curves
+
+
+def running_median(values: list[float]) -> list[float]:
+    """The median of each full window of ``SMOOTHING`` epochs: single epochs swing by up
+    to 3 points, which hides a gap of half a point."""
+    return [statistics.median(values[i : i + SMOOTHING])
+            for i in range(len(values) - SMOOTHING + 1)]
+
+
 def plot(sides: dict[str, dict], path: Path) -> None:
+    """Validation accuracy (each run's ten-epoch running median) and training loss, each
+    side's median over its seeds with the seeds' range as a band."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
     for (label, runs), color in zip(sides.items(), ("tab:blue", "tab:orange", "tab:green")):
         for ax, key in zip(axes, ("val", "loss")):
             length = min(len(run[key]) for run in runs.values())
-            values = np.array([run[key][:length] for run in runs.values()])
-            epochs = np.arange(1, length + 1)
+            smooth = running_median if key == "val" else list
+            values = np.array([smooth(run[key][:length]) for run in runs.values()])
+            first = 1 + (SMOOTHING - 1) / 2 if key == "val" else 1  # a window's middle
+            epochs = first + np.arange(values.shape[1])
             ax.plot(epochs, np.median(values, 0), color=color,
                     label=f"{label}, median of {len(values)} seed{'s' * (len(values) > 1)}")
             ax.fill_between(epochs, values.min(0), values.max(0), color=color, alpha=0.2,
                             linewidth=0)
-    axes[0].set(xlabel="epoch", ylabel="validation accuracy (%)", ylim=(80, 92),
-                title="validation accuracy (band: the seeds' range)")
+    axes[0].set(xlabel="epoch", ylabel="validation accuracy (%)", ylim=(84, 91),
+                title="validation accuracy, ten-epoch running median\n(band: the seeds' range)")
     axes[1].set(xlabel="epoch", ylabel="mean training loss (augmented images)",
-                ylim=(0.2, 0.6), title="training loss")
+                ylim=(0.28, 0.42), title="training loss\n(band: the seeds' range)")
     for ax in axes:
+        ax.set_xlim(0, 101)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="lower right" if ax is axes[0] else "upper right")
     fig.suptitle("LeNet-5, ReLU, Fashion-MNIST, the hull paper's recipe: act against an "
