@@ -81,13 +81,17 @@ def save_state(path: Path, epoch: int, model, optimizer, decay) -> None:
     os.replace(path.with_name(path.name + ".tmp"), path)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--shifts", choices=sorted(SHIFTS), default="affine")
     parser.add_argument("--out", type=Path, help="JSON lines per epoch; state in OUT.pt")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.out is not None and args.out.exists() and args.out.read_text().strip():
+        made_with = json.loads(args.out.read_text().splitlines()[0]).get("shifts", "affine")
+        if made_with != args.shifts:  # files from before --shifts used torchvision's
+            parser.error(f"{args.out} was made with --shifts {made_with}, not {args.shifts}")
     torch.manual_seed(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         train = fashion_mnist(Path(tmp), True, augment=True, shifts=args.shifts)
@@ -110,9 +114,6 @@ def main() -> None:
             torch.set_rng_state(state["rng"])
             done = state["epoch"]
             lines = args.out.read_text().splitlines(keepends=True)[:done]
-            made_with = json.loads(lines[0]).get("shifts", "affine") if lines else args.shifts
-            if made_with != args.shifts:
-                parser.error(f"{args.out} was made with --shifts {made_with}, not {args.shifts}")
             args.out.write_text("".join(lines))
         for epoch in range(done + 1, args.epochs + 1):
             start = time.perf_counter()

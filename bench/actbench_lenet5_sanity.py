@@ -16,7 +16,7 @@ the integers −3..3) and with torchvision's ``RandomAffine`` shifts (a uniform 
 
     .venv-dev/bin/python bench/actbench_lenet5_sanity.py \
         --results packages/actbench/docs/lenet5-fashion-mnist-hulls-100.jsonl \
-        --reference packages/actbench/docs/lenet5-fashion-mnist-reference/seed*.jsonl \
+        --reference packages/actbench/docs/lenet5-fashion-mnist-reference/*seed*.jsonl \
         --plot docs/lenet5-relu-against-reference.png
 """
 
