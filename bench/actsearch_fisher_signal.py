@@ -50,6 +50,7 @@ import numpy as np
 LEVELS = np.linspace(0.0, 1.0, 101)
 CHUNK = 100  # functions per saved file
 TRAIN = 100  # functions the surrogate is fitted to, as after a search's budget
+PREDICTED = 100  # at least this many left to predict (Spearman's error about 0.1)
 DRAWS = 30
 ROADS = ["UMAP(15) + KNR", "UMAP + KNR", "KNR"]
 
@@ -161,6 +162,9 @@ def scores(rows: np.ndarray, kind: str, accuracy: np.ndarray, failed: np.ndarray
 
     from actsearch.embedding import METRICS, compute_embedding
 
+    if len(rows) < TRAIN + PREDICTED:
+        raise SystemExit(f"{len(rows)} functions to score: the surrogate is fitted to "
+                         f"{TRAIN} and needs at least {PREDICTED} more to predict")
     metric = METRICS[kind]
     if road == "UMAP + KNR":
         rows, metric = compute_embedding({kind: rows}, kind, seed), "euclidean"

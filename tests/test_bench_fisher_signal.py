@@ -50,6 +50,15 @@ def test_noise_scores_near_zero(signal):
     assert abs(found["auc"] - 0.5) < 0.1
 
 
+def test_too_few_functions_to_predict_are_refused_by_name(signal):
+    """A fit to 100 functions leaves a small table too few to predict: refused, not a
+    numpy error or a Spearman of seven points."""
+    accuracy, failed, rng = _table()
+    n = signal.TRAIN + signal.PREDICTED - 1
+    with pytest.raises(SystemExit, match=f"{n} functions to score"):
+        signal.scores(rng.normal(size=(n, 3)), "fisher", accuracy[:n], failed[:n], "KNR")
+
+
 def test_saved_spectra_are_the_batch_records(signal, tmp_path):
     from actbench.fisher import fisher_batch, model_factory
     from actfim.batch import spectra_for_activations
