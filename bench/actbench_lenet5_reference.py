@@ -88,8 +88,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--shifts", choices=sorted(SHIFTS), default="affine")
     parser.add_argument("--out", type=Path, help="JSON lines per epoch; state in OUT.pt")
     args = parser.parse_args(argv)
-    if args.out is not None and args.out.exists() and args.out.read_text().strip():
-        made_with = json.loads(args.out.read_text().splitlines()[0]).get("shifts", "affine")
+    text = args.out.read_text() if args.out is not None and args.out.exists() else ""
+    if text.strip():
+        made_with = json.loads(text.splitlines()[0]).get("shifts", "affine")
         if made_with != args.shifts:  # files from before --shifts used torchvision's
             parser.error(f"{args.out} was made with --shifts {made_with}, not {args.shifts}")
     torch.manual_seed(args.seed)

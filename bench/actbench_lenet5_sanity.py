@@ -64,10 +64,19 @@ def at(runs: dict, key: str, epoch: int) -> list[float]:
     return [run[key][epoch - 1] for run in runs.values() if len(run[key]) >= epoch]
 
 
-def late_median(runs: dict, key: str, first: int, last: int) -> list[float]:
-    """Each run's median over epochs ``first``..``last`` (runs that reached ``last``)."""
-    return [statistics.median(run[key][first - 1 : last]) for run in runs.values()
-            if len(run[key]) >= last]
+SMOOTHING = 10  # epochs a window median spans: single epochs swing by up to 3 points
+
+
+def window_median(values: list[float], start: int) -> float:
+    """The median of the ``SMOOTHING`` epochs from index ``start``."""
+    return statistics.median(values[start : start + SMOOTHING])
+
+
+def late_median(runs: dict, key: str, first: int) -> list[float]:
+    """Each run's median over the window starting at epoch ``first`` (runs that reached
+    its end)."""
+    return [window_median(run[key], first - 1) for run in runs.values()
+            if len(run[key]) >= first - 1 + SMOOTHING]
 
 
 def torchvision_shifts(images, generator):
@@ -123,14 +132,10 @@ def augmentation_check(state_path: Path) -> None:
           f"{loss(torchvision_shifts):.4f}")
 
 
-SMOOTHING = 10  # epochs in the running median of the validation curves
-
-
 def running_median(values: list[float]) -> list[float]:
-    """The median of each full window of ``SMOOTHING`` epochs: single epochs swing by up
-    to 3 points, which hides a gap of half a point."""
-    return [statistics.median(values[i : i + SMOOTHING])
-            for i in range(len(values) - SMOOTHING + 1)]
+    """The median of each full window of ``SMOOTHING`` epochs, sliding by one: a gap of
+    half a point hides in single epochs' swings."""
+    return [window_median(values, i) for i in range(len(values) - SMOOTHING + 1)]
 
 
 def plot(sides: dict[str, dict], path: Path) -> None:
@@ -205,12 +210,11 @@ def compare(act: dict, side: str, reference: dict, epochs: list[int]) -> None:
                   f"{max(a):.2f}] | {statistics.median(r):.2f} [{min(r):.2f}, {max(r):.2f}] | "
                   f"{verdict}")
     print("each run's median over ten epochs (a single epoch swings by up to 3 points):")
-    for first in range(1, 101, 10):
+    for first in range(1, 101, SMOOTHING):
         for key in ("val", "test", "loss"):
-            a = late_median(act, key, first, first + 9)
-            r = late_median(reference, key, first, first + 9)
+            a, r = late_median(act, key, first), late_median(reference, key, first)
             if a and r:
-                print(f"epochs {first:3d}-{first + 9:3d} {key:4s}: act "
+                print(f"epochs {first:3d}-{first + SMOOTHING - 1:3d} {key:4s}: act "
                       f"{', '.join(f'{v:.3f}' for v in a)}; reference "
                       f"{', '.join(f'{v:.3f}' for v in r)}")
 
