@@ -34,6 +34,7 @@ CPU_SENSITIVE = [
     "packages/actcore/tests/test_equivalence.py",
     "packages/actbench/tests/test_shipped_tables.py",
     "packages/actbench/tests/test_tables.py",
+    "packages/actbench/tests/test_precision.py",
     "packages/actsearch/tests/test_replay.py",
     "packages/actsearch/tests/test_live.py",
 ]

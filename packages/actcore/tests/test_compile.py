@@ -2,6 +2,7 @@ import copy
 import io
 import pickle
 
+import pytest
 import torch
 from torch import nn
 
@@ -65,3 +66,23 @@ def test_torch_compile_full_graph():
     compiled = torch.compile(module, backend="aot_eager", fullgraph=True)
     x = torch.randn(16)
     torch.testing.assert_close(compiled(x), module(x))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("normalize", [False, True])
+def test_low_precision_input_is_computed_in_float32(dtype, normalize):
+    """Under autocast a network hands its activations bfloat16 tensors; the expression runs
+    in float32 (not every operator has a low-precision kernel) and returns the input's
+    dtype: the float32 result rounded once."""
+    module = to_module("add(bessel_i1e(x),tanh(x))", normalize=normalize)
+    x = torch.linspace(-4, 4, 97).to(dtype).requires_grad_()
+    y = module(x)
+    assert y.dtype == dtype
+    assert torch.equal(y, module(x.detach().float()).to(dtype))
+    y.float().sum().backward()  # bessel_i1e's gradient has no bfloat16 kernel
+    assert x.grad.dtype == dtype and torch.isfinite(x.grad.float()).all()
+
+
+def test_float64_input_stays_float64():
+    x = torch.linspace(-4, 4, 9, dtype=torch.float64)
+    assert to_module("tanh(x)")(x).dtype == torch.float64

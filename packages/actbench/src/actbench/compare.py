@@ -242,12 +242,13 @@ def _check_recipe(results: Sequence[Result], task: str, recipe: Recipe,
         if r.task != task:
             continue
         if r.recipe is not None:
-            # a field added to Recipe since the run was saved is not held against it
-            differ = {k: v for k, v in wanted.items() if k in r.recipe and r.recipe[k] != v}
+            # a field added to Recipe since the run was saved: the run had its default
+            saved = {k: Recipe.model_fields[k].default for k in wanted} | r.recipe
+            differ = {k: v for k, v in wanted.items() if saved[k] != v}
             if differ:
                 field = next(iter(differ))
                 raise ActError(
-                    f"{path} holds {task} runs trained with {field}={r.recipe.get(field)!r} "
+                    f"{path} holds {task} runs trained with {field}={saved[field]!r} "
                     f"({r.activation}, seed {r.seed}), not the {field}={differ[field]!r} "
                     f"asked for: use the same settings to continue them, or another "
                     "--results file")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -54,6 +54,12 @@ class Recipe(BaseModel):
     curves: bool = Field(
         True, description="measure validation and test after every epoch, for learning "
         "curves (off: only after the last; the training is the same either way)"
+    )
+    precision: Literal["float32", "bfloat16"] = Field(
+        "float32", description="bfloat16: forward passes under torch.autocast, with "
+        "convolutions and matrix products in bfloat16 (weights, optimiser state, activation "
+        "functions and losses stay float32); faster where the CPU or GPU computes in "
+        "bfloat16, and a different training from float32's"
     )
 
     @field_validator("optimizer")

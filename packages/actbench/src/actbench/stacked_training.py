@@ -38,6 +38,7 @@ from actbench.train import (
     Epoch,
     Result,
     Setup,
+    autocast,
     batches,
     check_seed,
     checkpoint_name,
@@ -191,7 +192,8 @@ class _Stack:
                 return self.done
             torch.set_rng_state(state)
             try:
-                warm_up(model, self.setup.source.input_shape, self.device)
+                warm_up(model, self.setup.source.input_shape, self.device,
+                        self.setup.recipe.precision)
                 self.clock = Clock(share=len(self.names))  # not building, nor compiling
                 index, measured = self._train(model, list(members))
                 if index:
@@ -314,7 +316,8 @@ class _Stack:
         metrics: dict[int, dict[str, tuple[float, float]]] = {k: {} for k in index}
         for split, data in self.setup.evaluation_splits(splits):
             for j, measured in enumerate(evaluate_stack(model, data, recipe.eval_batch_size,
-                                                        self.device, recipe.workers)):
+                                                        self.device, recipe.workers,
+                                                        recipe.precision)):
                 metrics[index[j]][split] = measured
         return metrics
 
@@ -359,7 +362,8 @@ def _member_losses(logits: Tensor, y: Tensor) -> Tensor:
 
 @torch.no_grad()
 def evaluate_stack(
-    model: StackedModel, data: Dataset, batch_size: int, device: torch.device, workers: int = 0
+    model: StackedModel, data: Dataset, batch_size: int, device: torch.device, workers: int = 0,
+    precision: str = "float32",
 ) -> list[tuple[float, float]]:
     """Each member's mean cross-entropy loss and accuracy on ``data``, as
     :func:`actbench.evaluate_model` measures one model's."""
@@ -370,7 +374,8 @@ def evaluate_stack(
     count = 0
     for x, y in batches(data, batch_size, None, workers):
         x, y = x.to(device), y.to(device)
-        logits = model(x)
+        with autocast(device, precision):
+            logits = model(x)
         for j in range(k):
             loss[j] += F.cross_entropy(logits[j].float(), y, reduction="sum").double()
         correct += (logits.argmax(2) == y).sum(1)

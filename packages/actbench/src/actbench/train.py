@@ -121,18 +121,27 @@ def batches(
     )  # fmt: skip
 
 
+def autocast(device: torch.device, precision: str = "float32") -> torch.autocast:
+    """The precision of a recipe's forward passes (:attr:`Recipe.precision`): with
+    ``bfloat16``, torch's autocast runs convolutions and matrix products in bfloat16."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16")
+
+
 @torch.no_grad()
 def evaluate_model(
-    model: nn.Module, data: Dataset, batch_size: int, device: torch.device, workers: int = 0
+    model: nn.Module, data: Dataset, batch_size: int, device: torch.device, workers: int = 0,
+    precision: str = "float32",
 ) -> tuple[float, float]:
-    """Mean cross-entropy loss and accuracy of ``model`` on ``data``."""
+    """Mean cross-entropy loss and accuracy of ``model`` on ``data``, its forward passes
+    in the recipe's ``precision``."""
     model.eval()
     loss = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
     count = 0
     for x, y in batches(data, batch_size, None, workers):
         x, y = x.to(device), y.to(device)
-        logits = model(x)
+        with autocast(device, precision):
+            logits = model(x)
         loss += F.cross_entropy(logits.float(), y, reduction="sum").double()
         correct += (logits.argmax(1) == y).sum()
         count += len(y)
@@ -263,7 +272,8 @@ class Setup:
         for x, y in batches(self.splits["train"], recipe.batch_size, generator,
                             recipe.workers):  # fmt: skip
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            loss = losses(x, y)
+            with autocast(device, recipe.precision):  # the backward pass follows its casts
+                loss = losses(x, y)
             optimizer.zero_grad(set_to_none=True)
             loss.sum().backward()
             optimizer.step()
@@ -309,16 +319,19 @@ class Clock:
         return cls(float(state.get("wall_s", 0.0)), float(state.get("cpu_s", 0.0)), share)
 
 
-def warm_up(model: nn.Module, input_shape: tuple[int, ...], device: torch.device) -> None:
+def warm_up(model: nn.Module, input_shape: tuple[int, ...], device: torch.device,
+            precision: str = "float32") -> None:
     """One forward pass of ``model`` on a zero image, in eval mode and without gradients,
     which touches no weight, statistic or random state: kernels that build on first use
-    (acthull's native hull kernel) build here, before a run's clock starts."""
+    (acthull's native hull kernel, for the dtype of the run's ``precision``) build here,
+    before a run's clock starts."""
     was_training = model.training
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), \
             torch.no_grad():
         model.eval()
         try:
-            model(torch.zeros(1, *input_shape, device=device))
+            with autocast(device, precision):
+                model(torch.zeros(1, *input_shape, device=device))
         finally:
             model.train(was_training)
 
@@ -392,7 +405,7 @@ def train_prepared(setup: Setup, activation: ActivationSpec, seed: int, *,
             return failed(f"building the model failed: {type(err).__name__}: {err}", 0)
         model.to(device)
         try:
-            warm_up(model, setup.source.input_shape, device)
+            warm_up(model, setup.source.input_shape, device, recipe.precision)
         except RUN_ERRORS as err:
             return failed(f"{type(err).__name__}: {err}", 0)
         clock = Clock()  # the run's time: not building, nor compiling kernels
@@ -407,6 +420,11 @@ def train_prepared(setup: Setup, activation: ActivationSpec, seed: int, *,
         bar = Progress(total=recipe.epochs, initial=epoch, unit="epoch", leave=False,
                        desc=f"{setup.task.name} {name} seed {seed}", disable=not progress,
                        delay=2)  # fmt: skip
+        def measure(splits: Iterable[str] | None = None) -> dict[str, tuple[float, float]]:
+            return {split: evaluate_model(model, data, recipe.eval_batch_size, device,
+                                          recipe.workers, recipe.precision)
+                    for split, data in setup.evaluation_splits(splits)}  # fmt: skip
+
         try:
             metrics: dict[str, tuple[float, float]] = {}
             while epoch < recipe.epochs:
@@ -416,9 +434,7 @@ def train_prepared(setup: Setup, activation: ActivationSpec, seed: int, *,
                 epoch += 1
                 if not math.isfinite(mean):
                     raise _Failed(f"training loss became non-finite in epoch {epoch}")
-                metrics = {split: evaluate_model(model, data, recipe.eval_batch_size, device,
-                                                 recipe.workers)
-                           for split, data in setup.evaluation_splits(setup.curve_splits(epoch))}
+                metrics = measure(setup.curve_splits(epoch))
                 if recipe.curves:
                     history.append(setup.epoch_record(epoch, mean, metrics))
                 bar.update()
@@ -428,9 +444,7 @@ def train_prepared(setup: Setup, activation: ActivationSpec, seed: int, *,
                                     history=[h.model_dump() for h in history],
                                     **clock.spent())  # fmt: skip
             if len(metrics) < len(setup.splits):  # resumed after the last epoch
-                metrics = {split: evaluate_model(model, data, recipe.eval_batch_size, device,
-                                                 recipe.workers)
-                           for split, data in setup.evaluation_splits()}  # fmt: skip
+                metrics = measure()
             for split, (loss, _) in metrics.items():
                 if not math.isfinite(loss):
                     raise _Failed(f"{split} loss is non-finite after training")
@@ -443,12 +457,20 @@ def train_prepared(setup: Setup, activation: ActivationSpec, seed: int, *,
     return setup.finished(name, seed, metrics, learned_state(model), clock, history)
 
 
+#: recipe fields added after checkpoints were first named, with the value every run had
+#: before: a name holds one only where it differs, so older checkpoints keep their names
+NAMED_SINCE = {"precision": "float32"}
+
+
 def checkpoint_name(task: str, recipe: Recipe, names: Sequence[str], seed: int) -> str:
     """The file name of the checkpoint of ``names`` (one run, or a stack) trained on
     ``task`` from ``seed``. It names everything the training depends on but its length, so
     another recipe never resumes it and a longer run of the same recipe does."""
-    key = json.dumps([task, seed, list(names), recipe.model_dump(
-        mode="json", exclude={"epochs", *EXECUTION_FIELDS})], sort_keys=True)
+    fields = recipe.model_dump(mode="json", exclude={"epochs", *EXECUTION_FIELDS})
+    for field, before in NAMED_SINCE.items():
+        if fields[field] == before:
+            del fields[field]
+    key = json.dumps([task, seed, list(names), fields], sort_keys=True)
     return f"seed{seed}-{hashlib.sha256(key.encode()).hexdigest()[:20]}.pt"
 
 

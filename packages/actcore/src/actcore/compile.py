@@ -16,6 +16,9 @@ from torch import Tensor, nn
 from actcore.errors import ActError
 from actcore.expr import Expr, get_operator, parse
 
+#: input dtypes an activation is evaluated above, in float32
+LOW_PRECISION = (torch.float16, torch.bfloat16)
+
 
 class Input(nn.Module):
     """The leaf ``x``."""
@@ -55,6 +58,8 @@ class Activation(nn.Module):
     With ``normalize=True`` it computes ``(f(x) - m) / s``, where ``m`` and ``s`` are the
     mean and standard deviation of ``f(x)`` for ``x ~ N(0, 1)`` (see
     :mod:`actcore.normalize`): output mean 0 and variance 1 for a standard normal input.
+    A bfloat16 or half input (a network under autocast) is computed in float32 and the
+    result rounded once to the input's dtype.
     """
 
     def __init__(self, expr: str | Expr, normalize: bool = False):
@@ -75,9 +80,14 @@ class Activation(nn.Module):
             self.register_buffer("scale", torch.tensor(1.0 / std, dtype=torch.float64))
 
     def forward(self, x: Tensor) -> Tensor:
+        # below float32 (bfloat16 or half, as under autocast) the expression runs in float32:
+        # not every operator has a low-precision kernel (bessel_i1e's gradient has none),
+        # and 8 significant bits blur the shapes the functions differ by
+        low = x.dtype in LOW_PRECISION
+        y = self.root(x.float() if low else x)
         if self.normalized:
-            return (self.root(x) - self.shift.to(x.dtype)) * self.scale.to(x.dtype)
-        return self.root(x)
+            y = (y - self.shift.to(y.dtype)) * self.scale.to(y.dtype)
+        return y.to(x.dtype) if low else y
 
     def extra_repr(self) -> str:
         return f"{self.expression}, normalized" if self.normalized else self.expression
