@@ -24,15 +24,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+from actbench.shipped import SCHEMA, SHIPPED
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "packages/actbench/src/actbench/data"
-TASKS = {"act-bench-digits-mlp": "mlp-digits", "act-bench-fashion-mlp3": "mlp3-fashion-mnist",
-         "act-bench-fashion-allconv": "allconv-fashion-mnist"}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--table", choices=sorted(TASKS), default="act-bench-fashion-mlp3")
+    parser.add_argument("--table", choices=sorted(SHIPPED), default="act-bench-fashion-mlp3")
     parser.add_argument("--build-dir", type=Path, default=Path("/work/actbench-build"))
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--preview", action="store_true",
@@ -45,8 +45,8 @@ def main() -> int:
         return subprocess.call([*figure, "--running", str(out),
                                 str(ROOT / f"docs/{name}-partial.png")])  # fmt: skip
     act = Path(sys.executable).with_name("act")
-    status = subprocess.call([str(act), "bench", "build", "--task", TASKS[name], "--space",
-                              "binary(unary(x),unary(x))", "--seeds", "3", "--workers",
+    status = subprocess.call([str(act), "bench", "build", "--task", SHIPPED[name].task,
+                              "--space", SCHEMA, "--seeds", "3", "--workers",
                               str(args.workers), "--out", str(out)])  # fmt: skip
     if status != 0:
         return status

@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--store", help="the build's work store (NAME.json.gz.work.sqlite)")
     args = parser.parse_args()
-    card = read_card(card_path(DATA / SHIPPED[args.table][0]))
+    card = read_card(card_path(DATA / SHIPPED[args.table].file))
     print(f"{args.table}: task {card.task}, splits {card.splits}")
     ranked = top_spread(load_table(args.table))
     if args.store:

@@ -30,9 +30,9 @@ def test_built_table_gives_search_features(tmp_path):
 
 
 @pytest.mark.parametrize("name", [
-    pytest.param(name, marks=pytest.mark.skipif(not (DATA / file).is_file(),
-                                                reason=f"{file} is not built yet"))
-    for name, (file, _, _) in SHIPPED.items()])
+    pytest.param(name, marks=pytest.mark.skipif(not (DATA / table.file).is_file(),
+                                                reason=f"{table.file} is not built yet"))
+    for name, table in SHIPPED.items()])
 def test_replay_on_the_shipped_table_by_name(name, tmp_path, capsys):
     out = tmp_path / "replay"
     argv = ["search", "replay", "--table", name, "--trials", "2",

@@ -4,43 +4,63 @@ Each holds every equivalence class of ``binary(unary(x),unary(x))`` trained with
 (medians), built with ``act bench build``: ``act-bench-digits-mlp`` on ``mlp-digits``,
 ``act-bench-fashion-mlp3`` on ``mlp3-fashion-mnist`` (real images),
 ``act-bench-fashion-allconv`` on ``allconv-fashion-mnist`` (a convolutional network on the
-same images). Its card
-(``NAME.card.json``) lies beside it. A table is registered only when its file is
-installed, so a checkout whose build has not finished lists none.
+same images). Its card (``NAME.card.json``) lies beside it. A table is registered only
+when its file is installed; asked for by name before its build has finished, it is an
+error that gives the command building it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 from actbench.tables import NamedTable
 
 DATA = Path(__file__).parent / "data"
+SCHEMA = "binary(unary(x),unary(x))"
 
-SHIPPED: dict[str, tuple[str, str, float]] = {
-    "act-bench-digits-mlp": (
-        "act-bench-digits-mlp.json.gz",
-        "binary(unary(x),unary(x)) on mlp-digits, 3 seeds (actbench)",
-        0.1,
+
+class Shipped(NamedTuple):
+    """One shipped table: its file in :data:`DATA`, the task it is built on."""
+
+    file: str
+    task: str
+    description: str
+    chance: float = 0.1
+
+    def build_command(self) -> str:
+        return (f"act bench build --task {self.task} --space '{SCHEMA}' --seeds 3 "
+                f"--out {self.file}")
+
+
+SHIPPED: dict[str, Shipped] = {
+    "act-bench-digits-mlp": Shipped(
+        "act-bench-digits-mlp.json.gz", "mlp-digits",
+        f"{SCHEMA} on mlp-digits, 3 seeds (actbench)",
     ),
-    "act-bench-fashion-mlp3": (
-        "act-bench-fashion-mlp3.json.gz",
-        "binary(unary(x),unary(x)) on mlp3-fashion-mnist, 3 seeds (actbench)",
-        0.1,
+    "act-bench-fashion-mlp3": Shipped(
+        "act-bench-fashion-mlp3.json.gz", "mlp3-fashion-mnist",
+        f"{SCHEMA} on mlp3-fashion-mnist, 3 seeds (actbench)",
     ),
-    "act-bench-fashion-allconv": (
-        "act-bench-fashion-allconv.json.gz",
-        "binary(unary(x),unary(x)) on allconv-fashion-mnist (a CNN), 3 seeds (actbench)",
-        0.1,
+    "act-bench-fashion-allconv": Shipped(
+        "act-bench-fashion-allconv.json.gz", "allconv-fashion-mnist",
+        f"{SCHEMA} on allconv-fashion-mnist (a CNN), 3 seeds (actbench)",
     ),
-}
+}  # fmt: skip
 
 
 def shipped_tables() -> list[NamedTable]:
     """The shipped tables whose files are present."""
-    tables = []
-    for name, (file, description, chance) in SHIPPED.items():
-        path = DATA / file
-        if path.is_file():
-            tables.append(NamedTable(name, path, description, chance))
-    return tables
+    return [NamedTable(name, DATA / table.file, table.description, table.chance)
+            for name, table in SHIPPED.items() if (DATA / table.file).is_file()]
+
+
+def not_installed(name: str) -> str | None:
+    """Why a shipped table's name is not registered here (its file is missing: a checkout
+    whose build has not finished), with the command that builds it; None for other names."""
+    table = SHIPPED.get(name)
+    if table is None or (DATA / table.file).is_file():
+        return None
+    return (f"table {name!r} is one of actbench's, but its file is not installed here (its "
+            f"build has not finished); build it with `{table.build_command()}` and give "
+            "that file in its place")

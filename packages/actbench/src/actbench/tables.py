@@ -214,6 +214,10 @@ def load_table(source: str | os.PathLike[str]) -> Table:
 
     tables = registry(TABLES)
     if str(source) not in tables:
+        from actbench.shipped import not_installed
+
+        if (why := not_installed(str(source))) is not None:
+            raise ActError(why)
         raise ActError(
             f"table {str(source)!r} is neither an existing file nor a registered table"
             + (f" (registered: {', '.join(tables.names())})" if len(tables) else "")
