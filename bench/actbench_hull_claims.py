@@ -17,13 +17,29 @@ from __future__ import annotations
 
 import argparse
 import statistics
+from collections import Counter
 
 from actbench.compare import load_results
 from actbench.curves import figures_at
+from actcore import ActError
 
 CUSTOMARY = ("identity(x)", "relu(x)", "tanh(x)", "leakyrelu(x)")
 BASE_SETS = ("identity(x),relu(x)", "identity(x),tanh(x)", "relu(x),tanh(x)",
              "identity(x),relu(x),tanh(x)")  # fmt: skip
+GRID = CUSTOMARY + tuple(f"{hull}({bases})" for bases in BASE_SETS
+                         for hull in ("convex_n", "affine_n"))  # fmt: skip
+
+
+def seeds_per_activation(results) -> Counter:
+    """The grid's runs per activation; an activation of the twelve without any is an
+    error naming it (claims over part of the grid would compare other sets)."""
+    runs = Counter(r.activation for r in results)
+    missing = [name for name in GRID if name not in runs]
+    if missing:
+        raise ActError(f"the results hold no runs of {len(missing)} of the grid's "
+                       f"{len(GRID)} activations ({', '.join(missing)}): the claims "
+                       "compare them all")
+    return runs
 
 
 def medians(results, epoch: int | None) -> dict[str, float]:
@@ -56,6 +72,12 @@ def main() -> None:
     parser.add_argument("--at", type=int, nargs="*", default=[None])
     args = parser.parse_args()
     results = load_results(args.results)
+    try:
+        runs = seeds_per_activation(results)
+    except ActError as err:
+        parser.exit(2, f"error: {err}\n")
+    if len(set(runs.values())) > 1:
+        print("seeds per activation differ: " + ", ".join(f"{n} {k}" for n, k in runs.items()))
     print("| epochs | (a) best is a hull | (b) affine > convex | (c) best hull − best "
           "customary | (d) conv{id,ReLU} ≥ leaky ReLU |")
     print("|---|---|---|---|---|")

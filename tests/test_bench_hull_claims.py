@@ -1,0 +1,73 @@
+"""bench/actbench_hull_claims.py reads the hull paper's claims (a)-(d) from a comparison's
+results at any epoch of their curves, and refuses a grid that lacks an activation."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from actbench import Epoch, Result
+from actbench.compare import load_results
+from actcore import ActError
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "bench" / "actbench_hull_claims.py"
+
+
+@pytest.fixture(scope="module")
+def hull_claims():
+    spec = importlib.util.spec_from_file_location("actbench_hull_claims", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(name: str, seed: int, tests: list[float]) -> Result:
+    """A finished run whose test accuracy after epoch e is ``tests[e - 1]``."""
+    history = [Epoch(epoch=e + 1, train_loss=1.0, val_accuracy=t, val_loss=1.0,
+                     test_accuracy=t, test_loss=1.0) for e, t in enumerate(tests)]
+    return Result(task="t", activation=name, seed=seed, status="ok", train_accuracy=1.0,
+                  val_accuracy=tests[-1], test_accuracy=tests[-1], train_loss=1.0,
+                  val_loss=1.0, test_loss=1.0, runtime_s=1.0, epochs=len(tests),
+                  history=history)  # fmt: skip
+
+
+def test_the_six_epoch_grid_reads_as_its_page_reports(hull_claims):
+    """The committed 6-epoch LeNet-5 grid: the page's verdicts (best hull 82.52 against
+    ReLU's 83.75, -1.23 points)."""
+    results = load_results(ROOT / "packages/actbench/docs/lenet5-fashion-mnist-hulls.jsonl")
+    hull_claims.seeds_per_activation(results)
+    a, b, c, d = hull_claims.claims(hull_claims.medians(results, None))
+    assert a == "no: relu(x) 83.75" and b == "2 of 4"
+    assert c == "-1.23 (affine_n(identity(x),relu(x)) 82.52 vs relu(x) 83.75)"
+    assert d == "no: 82.26 vs 83.75"
+
+
+def test_claims_read_the_curves_at_the_epoch_asked_for(hull_claims):
+    """ReLU leads after epoch 1; the affine hull of {id, ReLU, tanh} overtakes it by the
+    end; affine beats convex on every base set at the end only."""
+    final = {name: 0.80 for name in hull_claims.GRID}
+    final |= {"relu(x)": 0.85, "leakyrelu(x)": 0.84, "convex_n(identity(x),relu(x))": 0.845,
+              "affine_n(identity(x),relu(x),tanh(x))": 0.86}
+    for bases in hull_claims.BASE_SETS:
+        final[f"affine_n({bases})"] = max(final[f"affine_n({bases})"],
+                                          final[f"convex_n({bases})"] + 0.001)
+    results = [_run(name, seed, [0.85 * top if name.startswith("affine") else 0.95 * top,
+                                 top + 0.001 * seed])
+               for name, top in final.items() for seed in range(3)]  # fmt: skip
+    early = hull_claims.claims(hull_claims.medians(results, 1))
+    late = hull_claims.claims(hull_claims.medians(results, 2))
+    assert early[0] == "no: relu(x) 80.75" and early[1] == "0 of 4"
+    assert late[0] == "yes: affine_n(identity(x),relu(x),tanh(x)) 86.10"
+    assert late[1] == "4 of 4" and late[2].startswith("+1.00 (affine_n(identity(x),relu(x)")
+    assert late[3] == "yes: 84.60 vs 84.10"
+
+
+def test_a_grid_without_an_activation_is_refused_by_name(hull_claims):
+    results = [_run(name, 0, [0.8]) for name in hull_claims.GRID if name != "tanh(x)"]
+    with pytest.raises(ActError, match=r"no runs of 1 of the grid's 12 activations \(tanh\(x\)\)"):
+        hull_claims.seeds_per_activation(results)
