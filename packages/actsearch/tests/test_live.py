@@ -76,6 +76,30 @@ def test_study_with_other_settings_is_refused(tmp_path, counted):
         run_search(config(budget=1, regressor="rfr"), tmp_path, workers=0, progress=False)
 
 
+def test_recipe_overrides_reach_every_training_and_tell_studies_apart(tmp_path, monkeypatch):
+    seen = []
+
+    def train_functions(task, functions, seed, overrides):
+        seen.append(dict(overrides))
+        return real(task, functions, seed, overrides)
+
+    real = live.train_functions
+    monkeypatch.setattr(live, "train_functions", train_functions)
+    wanted = {"precision": "bfloat16", "lr": 0.01}
+    run_search(config(budget=2, overrides=wanted), tmp_path, workers=0, progress=False)
+    assert seen and all(o == {**wanted, "epochs": 1} for o in seen)
+    with pytest.raises(ActError, match=r"other settings.*overrides"):
+        run_search(config(budget=2), tmp_path, workers=0, progress=False)
+    assert "overrides" not in config().settings()  # studies from before the option resume
+
+
+def test_a_bad_recipe_override_is_refused_when_the_search_is_defined():
+    with pytest.raises(ActError, match="bad training setting for task 'mlp-digits': lr"):
+        config(overrides={"lr": -1})
+    with pytest.raises(ActError, match="precision"):
+        config(overrides={"precision": "float8"})
+
+
 def test_a_second_search_on_the_same_study_is_refused(tmp_path, counted):
     from actcore.lock import exclusive
 
@@ -322,7 +346,7 @@ def test_the_extended_baselines_are_trained_first(tmp_path):
     """CoAtNet's search started from 13 functions; those outside the space join it."""
     from actsearch.features import BASELINES, EXTENDED_BASELINES, baselines_of
 
-    assert SearchConfig(task="t", space=["x"]).baselines == BASELINES  # the published 8
+    assert SearchConfig(task="mlp-digits", space=["x"]).baselines == BASELINES  # published 8
     assert baselines_of("extended") == EXTENDED_BASELINES and len(EXTENDED_BASELINES) == 13
     assert baselines_of("relu, gelu") == ("relu(x)", "gelu(x)")
     evaluations = run_search(config(budget=14, baselines=EXTENDED_BASELINES), tmp_path,

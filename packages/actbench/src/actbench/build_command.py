@@ -7,7 +7,7 @@ import signal
 
 from actbench.build import build
 from actbench.build_plan import BuildConfig
-from actbench.options import add_stack
+from actbench.options import add_set, add_stack
 from actbench.recipes import parse_overrides
 from actcore import ActError
 from actcore.cli import add_normalize, add_operators, add_output, output_path
@@ -34,8 +34,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
                      help="functions per submitted task (default 2)")
     add_stack(cmd)  # a worker call gets K functions
     cmd.add_argument("--epochs", type=int, help="override the recipe's epochs")
-    cmd.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                     help="override a recipe field, e.g. --set lr=0.01")
+    add_set(cmd)
     add_normalize(cmd)
     cmd.add_argument("--fisher", choices=["mc", "empirical", "type2"], default="mc")
     cmd.add_argument("--fisher-batch", type=int, default=128, help="examples for the Fisher")

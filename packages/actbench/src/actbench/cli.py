@@ -22,7 +22,7 @@ from actbench.curves import plot_curves
 from actbench.executors import make_executor
 from actbench.hookspecs import DATASETS, MODELS, TASKS
 from actbench.models import parameter_count
-from actbench.options import add_stack
+from actbench.options import add_set, add_stack
 from actbench.recipes import parse_overrides
 from actbench.stacked_training import members_per_stack, train_many
 from actbench.train import Result, recipe_for, train
@@ -87,8 +87,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", "-t", required=True, help="task name (act bench tasks)")
     parser.add_argument("--seeds", type=int, default=1, help="train seeds 0..N-1")
     parser.add_argument("--epochs", type=int, help="override the recipe's epochs")
-    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                        help="override any recipe field, e.g. --set lr=0.01")
+    add_set(parser)
     add_normalize(parser)
     parser.add_argument("--data-root", help="data folder (default $ACT_DATA)")
     parser.add_argument("--download", action="store_true", help="download missing data")

@@ -188,7 +188,7 @@ def add_run(commands: argparse._SubParsersAction) -> None:
                    help="parallel trainings (default: all cores; 0: in this process)")
     p.add_argument("--scheduler", default=None,
                    help="Dask scheduler address ('local' starts a local cluster)")
-    from actbench.options import add_stack
+    from actbench.options import add_set, add_stack
 
     add_stack(p, "where it pays, with at most 8 trainings in flight, as the paper's 8 "
                  "parallel workers")  # K suggestions per free worker, trained side by side
@@ -197,6 +197,7 @@ def add_run(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--features", default="union")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=None, help="override the task's epochs")
+    add_set(p)
     add_normalize(p)
     p.add_argument("--fisher-batch", type=int, default=32,
                    help="training examples in the Fisher batch (default 32)")
@@ -215,6 +216,7 @@ def add_run(commands: argparse._SubParsersAction) -> None:
 
 
 def run_live(args: argparse.Namespace) -> int:
+    from actbench.recipes import parse_overrides
     from actsearch.config import SearchConfig
     from actsearch.live import run_search
     from actsearch.report import top_lines, write_report
@@ -224,13 +226,11 @@ def run_live(args: argparse.Namespace) -> int:
     config = SearchConfig(
         task=args.task, space=args.space, budget=args.budget, regressor=args.regressor,
         strategy=args.strategy, features=args.features, seed=args.seed, epochs=args.epochs,
+        overrides=parse_overrides(args.set),
         fisher_batch=args.fisher_batch, data_root=args.data_root, in_order=args.in_order,
         normalize=args.normalize, operators=args.operators,
         baselines=baselines_of(args.baselines),
     )
-    from actbench import get_task
-
-    get_task(config.task)
     out = output_path(args, task=config.task)
     start = time.perf_counter()
     evaluations = run_search(config, out, args.workers, args.scheduler, stack=args.stack)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, field_validator
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from actsearch.features import BASELINES, check_feature_set
 
@@ -19,6 +21,10 @@ class SearchConfig(BaseModel):
     features: str = "union"
     seed: int = Field(0, ge=0)
     epochs: int | None = Field(None, ge=1)
+    overrides: dict[str, Any] = Field(
+        default_factory=dict, description="fields of the task's recipe to override (act "
+        "bench's --set), e.g. {'precision': 'bfloat16'}"
+    )
     fisher_batch: int = Field(32, ge=1)
     data_root: str | None = None
     in_order: bool = Field(False, description="take results in submission order")
@@ -50,12 +56,24 @@ class SearchConfig(BaseModel):
     def _known_features(cls, name: str) -> str:
         return check_feature_set(name)
 
+    @model_validator(mode="after")
+    def _known_task_and_recipe(self) -> SearchConfig:
+        """The task exists and takes the overrides (a bad field or value names itself)."""
+        from actbench import get_task
+        from actbench.train import recipe_for
+
+        recipe_for(get_task(self.task), self.overrides)
+        return self
+
     def settings(self) -> dict:
         """What must match for a study file to be resumed (not budget: it may grow; the
-        published baselines are left out, as studies from before the option hold them)."""
+        published baselines and no overrides are left out, as studies from before those
+        options hold them)."""
         settings = self.model_dump(exclude={"budget", "data_root", "in_order"})
         if self.baselines == BASELINES:
             del settings["baselines"]
         else:
             settings["baselines"] = list(self.baselines)
+        if not self.overrides:
+            del settings["overrides"]
         return settings

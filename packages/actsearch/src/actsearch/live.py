@@ -153,7 +153,9 @@ class _Loop:
         done = study.evaluations()
         for e in done:
             state.observed[row_of[e.function]] = e.val_accuracy
-        overrides: dict = {} if config.epochs is None else {"epochs": config.epochs}
+        overrides = dict(config.overrides)
+        if config.epochs is not None:
+            overrides["epochs"] = config.epochs
         if config.normalize:
             overrides["normalize"] = True
         if config.data_root:
