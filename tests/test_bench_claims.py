@@ -4,23 +4,15 @@ reports: planted differences are found, and differences inside the noise are tie
 from __future__ import annotations
 
 import csv
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "actsearch_claims.py"
-
 
 @pytest.fixture(scope="module")
-def claims():
-    spec = importlib.util.spec_from_file_location("actsearch_claims", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+def claims(bench_script):
+    return bench_script("actsearch_claims")
 
 
 def _replay(folder: Path, finals: dict[str, float], trials: int = 100, budget: int = 20) -> Path:

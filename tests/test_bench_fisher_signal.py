@@ -4,23 +4,13 @@ ones act's batch records hold."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "actsearch_fisher_signal.py"
-
 
 @pytest.fixture(scope="module")
-def signal():
-    spec = importlib.util.spec_from_file_location("actsearch_fisher_signal", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclass looks itself up there
-    spec.loader.exec_module(module)
-    return module
+def signal(bench_script):
+    return bench_script("actsearch_fisher_signal")
 
 
 def _table(n: int = 600, seed: int = 0):

@@ -3,8 +3,6 @@ results at any epoch of their curves, and refuses a grid that lacks an activatio
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,16 +12,11 @@ from actbench.compare import load_results
 from actcore import ActError
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "bench" / "actbench_hull_claims.py"
 
 
 @pytest.fixture(scope="module")
-def hull_claims():
-    spec = importlib.util.spec_from_file_location("actbench_hull_claims", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+def hull_claims(bench_script):
+    return bench_script("actbench_hull_claims")
 
 
 def _run(name: str, seed: int, tests: list[float]) -> Result:

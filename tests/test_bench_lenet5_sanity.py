@@ -4,25 +4,15 @@ and the reference's refusal to resume a run with other shifts
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
 
-
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(BENCH))  # the sanity script imports the reference's model
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(BENCH))
-    return module
+@pytest.fixture(scope="module")
+def sanity(bench_script):
+    return bench_script("actbench_lenet5_sanity")  # it imports the reference's model
 
 
 def _run(path: Path, seed: int, val: list[float], shifts: str | None) -> Path:
@@ -34,8 +24,7 @@ def _run(path: Path, seed: int, val: list[float], shifts: str | None) -> Path:
     return path
 
 
-def test_reference_runs_are_grouped_by_their_shifts(tmp_path):
-    sanity = _script("actbench_lenet5_sanity")
+def test_reference_runs_are_grouped_by_their_shifts(tmp_path, sanity):
     paths = [_run(tmp_path / "crop-seed0.jsonl", 0, [70.0, 80.0], "crop"),
              _run(tmp_path / "seed0.jsonl", 0, [71.0, 81.0], None),  # before --shifts
              _run(tmp_path / "seed1.jsonl", 1, [72.0, 82.0], "affine")]
@@ -47,8 +36,7 @@ def test_reference_runs_are_grouped_by_their_shifts(tmp_path):
     assert crop[0]["test"] == [69.0, 79.0] and crop[0]["loss"] == [1.0, 0.5]
 
 
-def test_running_median_takes_full_windows_only():
-    sanity = _script("actbench_lenet5_sanity")
+def test_running_median_takes_full_windows_only(sanity):
     values = [float(v) for v in range(12)]
     values[5] = 100.0  # one wild epoch moves no window's median far
     smooth = sanity.running_median(values)
@@ -57,9 +45,9 @@ def test_running_median_takes_full_windows_only():
 
 
 @pytest.mark.parametrize(("made_with", "asked"), [(None, "crop"), ("crop", "affine")])
-def test_the_reference_refuses_to_resume_with_other_shifts(tmp_path, capsys, made_with,
-                                                           asked):
-    reference = _script("actbench_lenet5_reference")
+def test_the_reference_refuses_to_resume_with_other_shifts(tmp_path, capsys, bench_script,
+                                                           made_with, asked):
+    reference = bench_script("actbench_lenet5_reference")
     out = _run(tmp_path / "run.jsonl", 0, [75.0], made_with)
     with pytest.raises(SystemExit) as stop:
         reference.main(["--out", str(out), "--shifts", asked])
