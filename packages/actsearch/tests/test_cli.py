@@ -75,10 +75,39 @@ def test_embed_plots_three_panels(smooth_file, cache, tmp_path, monkeypatch):
     from actbench.tables import load_table
     from actsearch.features import table_features
 
-    candidates = int(table_features(load_table(smooth_file)).candidates.sum())
+    table = load_table(smooth_file)
+    mask = table_features(table).candidates
+    failed = sum(table.failed(n) for n, m in zip(table.names(), mask, strict=True) if m)
     for _, points, texts in panels:
-        assert points == [candidates]  # one scatter of every candidate
+        assert points == [failed, int(mask.sum()) - failed]  # failed grey, then the rest
         assert "relu" in texts  # the baselines are labelled
+
+
+def test_embedding_colours_are_equal_count_bands_of_the_working_functions(tmp_path,
+                                                                           monkeypatch):
+    """Most working functions crowd near the best: colours are their deciles, so each
+    colour holds a tenth of them; failed ones are grey."""
+    from actsearch import plot
+
+    rng = np.random.default_rng(0)
+    accuracy = np.concatenate([0.86 + 0.01 * rng.random(900), rng.uniform(0.2, 0.8, 100),
+                               np.full(50, 0.1)])  # fmt: skip
+    failed = accuracy <= 0.1
+    coords = rng.normal(size=(len(accuracy), 2))
+    drawn = []
+    real = plot.save
+
+    def keep(fig, path):
+        drawn.append(fig.axes[0].collections)
+        return real(fig, path)
+
+    monkeypatch.setattr(plot, "save", keep)
+    plot.plot_embeddings({"outputs": coords}, accuracy, failed, {}, tmp_path / "e.png", "t")
+    grey, points = drawn[0]
+    assert len(grey.get_offsets()) == 50
+    colours = points.to_rgba(points.get_array())
+    counts = np.unique(colours, axis=0, return_counts=True)[1]
+    assert len(counts) == 10 and counts.min() >= 95 and counts.max() <= 105
 
 
 def test_regressors_listed(capsys):

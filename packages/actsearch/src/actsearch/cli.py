@@ -151,17 +151,17 @@ def run_embed(args: argparse.Namespace) -> int:
 
     table, features = _load(args)
     mask = features.candidates
-    acc = np.array([table.records[n].val_accuracy for n in table.names()])[mask]
-    panels = {}
-    for fs in FEATURE_SETS:
-        if fs == "outputs" or features.fisher is not None:
-            coords = embed(features, fs, seed=args.seed, cache=args.cache or True)
-            panels[fs] = (coords, np.nan_to_num(acc, nan=table.chance))
+    names = np.array(table.names())[mask]
+    accuracy = np.nan_to_num([table.records[n].val_accuracy for n in names], nan=table.chance)
+    failed = np.array([table.failed(n) for n in names], dtype=bool)
+    panels = {fs: embed(features, fs, seed=args.seed, cache=args.cache or True)
+              for fs in FEATURE_SETS if fs == "outputs" or features.fisher is not None}
     index = np.cumsum(mask) - 1  # row -> candidate index
     labels = {n: int(index[r]) for n, r in features.rows_like(BASELINES).items()
               if mask[r]}
     out = output_path(args, table=Path(str(args.table)).name.split(".")[0])
-    plot.plot_embeddings(panels, labels, out, f"{args.table}: {int(mask.sum())} candidates")
+    plot.plot_embeddings(panels, accuracy, failed, labels, out,
+                         f"{args.table}: {int(mask.sum())} candidates")
     log.info(f"wrote {out}")
     return 0
 

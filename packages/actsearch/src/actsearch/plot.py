@@ -104,19 +104,32 @@ def _share_limits(axes) -> None:
 
 
 def plot_embeddings(
-    panels: Mapping[str, tuple[np.ndarray, np.ndarray]], labels: Mapping[str, int], path: Path,
-    title: str,
+    panels: Mapping[str, np.ndarray], accuracy: np.ndarray, failed: np.ndarray,
+    labels: Mapping[str, int], path: Path, title: str, bands: int = 10,
 ) -> Path:
     """Scatter each 2-D embedding coloured by accuracy, well-known functions labelled.
 
-    ``panels`` maps a feature-set name to (coords, accuracy) of the candidates;
-    ``labels`` maps a function name to its candidate index.
+    ``panels`` maps a feature-set name to the candidates' coordinates, ``accuracy`` and
+    ``failed`` are the candidates' validation accuracy and failure flag, and ``labels``
+    maps a function name to its candidate index. Failed functions are grey; the others
+    are coloured in ``bands`` bands of equal count (deciles), not on a linear scale,
+    because most working functions sit within a few points of the best and a linear
+    scale from chance paints them all one colour.
     """
+    import matplotlib as mpl
+
+    working = accuracy[~failed]
+    edges = np.unique(np.quantile(working, np.linspace(0, 1, bands + 1))) \
+        if len(working) else np.array([0.0, 1.0])  # fmt: skip
+    cmap = mpl.colormaps["viridis"].resampled(max(len(edges) - 1, 1))
+    norm = mpl.colors.BoundaryNorm(edges, cmap.N) if len(edges) > 1 else None
+    order = np.flatnonzero(~failed)[np.argsort(working, kind="stable")]  # best on top
     fig, axes = _figure(1, len(panels), figsize=(5 * len(panels), 4.6), squeeze=False)
-    for ax, (name, (coords, acc)) in zip(axes[0], panels.items()):
-        order = np.argsort(acc)  # best on top
-        points = ax.scatter(coords[order, 0], coords[order, 1], c=acc[order], s=4,
-                            cmap="viridis")
+    for ax, (name, coords) in zip(axes[0], panels.items()):
+        ax.scatter(coords[failed, 0], coords[failed, 1], s=3, color="0.82",
+                   label=f"failed ({int(failed.sum())})")
+        points = ax.scatter(coords[order, 0], coords[order, 1], c=accuracy[order], s=4,
+                            cmap=cmap, norm=norm)
         for fn, i in labels.items():
             ax.plot(*coords[i], "r.", markersize=6)
             ax.annotate(fn.removesuffix("(x)"), coords[i], fontsize=8, color="red",
@@ -124,7 +137,10 @@ def plot_embeddings(
         ax.set_title(name)
         ax.set_xticks([])
         ax.set_yticks([])
-        fig.colorbar(points, ax=ax, label="validation accuracy")
+        ax.legend(loc="lower left", fontsize=7, markerscale=3, frameon=False)
+        bar = fig.colorbar(points, ax=ax, format="%.3f")
+        bar.set_label("validation accuracy (deciles of the working functions)", fontsize=8)
+        bar.ax.tick_params(labelsize=7)
     fig.suptitle(title)
     return save(fig, path)
 
