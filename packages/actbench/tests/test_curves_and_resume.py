@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from actbench import TIMINGS, Epoch, Result, evaluate_model, train, train_many
+from actbench.checkpoints import load_checkpoint
 from actbench.compare import (
     checkpoint_folder,
     load_results,
@@ -19,7 +20,7 @@ from actbench.compare import (
 )
 from actbench.curves import crossings, figures_at, median_curves, plot_curves
 from actbench.tasks import get_task
-from actbench.train import load_checkpoint, prepare, recipe_for
+from actbench.train import prepare, recipe_for
 from actcore import ActError
 from actcore.cli import main
 

@@ -11,9 +11,10 @@ import torch
 from torch import nn
 
 import actbench.cli
+from actbench.checkpoints import checkpoint_name
 from actbench.recipes import Recipe
 from actbench.tasks import get_task
-from actbench.train import checkpoint_name, train
+from actbench.train import train
 from actcore.cli import main
 
 

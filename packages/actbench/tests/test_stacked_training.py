@@ -10,11 +10,12 @@ from torch import nn
 
 from actbench import TIMINGS, Recipe, train
 from actbench.activations import activation_factory
+from actbench.checkpoints import checkpoint_name
 from actbench.hookspecs import MODELS
 from actbench.stacked_training import _member_losses, auto_stack, train_many
 from actbench.stacking import StackedModel, Unstackable
 from actbench.tasks import get_task
-from actbench.train import checkpoint_name, recipe_for
+from actbench.train import recipe_for
 from actcore import ActError
 from actcore.plugins import registry
 

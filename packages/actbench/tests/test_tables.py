@@ -14,6 +14,7 @@ from actbench.tables import (
     NamedTable,
     TableRecord,
     load_table,
+    named_tables,
     read_table,
     write_table,
 )
@@ -141,7 +142,9 @@ class _Plugin:
 
     @hookimpl
     def act_tables(self):
-        return [NamedTable("tiny-bench", self.path, "a test table")]
+        return [NamedTable("tiny-bench", self.path, "a test table"),
+                NamedTable("tiny-unbuilt", self.path.with_name("no.json"), "not built yet",
+                           unavailable="its build has not finished; run make-tiny")]
 
 
 def test_named_tables_come_from_the_plugin_hook(tmp_path: Path, table_data: dict):
@@ -152,5 +155,9 @@ def test_named_tables_come_from_the_plugin_hook(tmp_path: Path, table_data: dict
         assert load_table("tiny-bench").names() == list(table_data)
         with pytest.raises(ActError, match="neither an existing file nor a registered"):
             load_table("tiny-bnch")
+        with pytest.raises(ActError, match="'tiny-unbuilt': its build has not finished; run "
+                           "make-tiny"):
+            load_table("tiny-unbuilt")
+        assert "tiny-bench" in named_tables() and "tiny-unbuilt" not in named_tables()
     finally:
         plugins.unregister("tiny-tables")

@@ -8,7 +8,7 @@ import zlib
 import numpy as np
 import pytest
 
-from actbench.train import Result
+from actbench.results import Result
 from actcore import equivalence_classes
 from actcore.cli import main
 from actcore.errors import ActError

@@ -9,10 +9,11 @@ from actbench.datasets import DataSource, TensorData, data_root, image_folder
 from actbench.models import Model, parameter_count
 from actbench.optimizers import Optimizer
 from actbench.recipes import Recipe
+from actbench.results import TIMINGS, Epoch, Result
 from actbench.stacked_training import train_many
 from actbench.tables import Table, chance_accuracy, is_failed, load_table, read_table
 from actbench.tasks import Task, get_task
-from actbench.train import TIMINGS, Epoch, Result, evaluate_model, train
+from actbench.train import evaluate_model, train
 from actcore.versions import package_version
 
 __version__ = package_version("actbench")

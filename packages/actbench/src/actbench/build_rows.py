@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from actbench.build_plan import BuildConfig, Plan, make_plan, store_path
+from actbench.results import Result
 from actbench.tables import TableRecord
-from actbench.train import Result
 from actbench.workstore import FISHER_SEED, UnitKey, UnitResult, WorkStore
 from actfim.batch import SpectrumRecord
 

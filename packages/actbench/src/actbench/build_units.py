@@ -10,10 +10,11 @@ from actbench.build_plan import BuildConfig
 from actbench.executors import single_thread
 from actbench.fisher import fisher_batch, model_factory
 from actbench.hookspecs import DATASETS
+from actbench.results import Result
 from actbench.stacked_training import train_many
 from actbench.tables import chance_accuracy
 from actbench.tasks import get_task
-from actbench.train import Result, recipe_for
+from actbench.train import recipe_for
 from actbench.workstore import UnitKey, UnitResult
 from actcore import ActError
 from actcore.plugins import registry

@@ -24,8 +24,9 @@ from actbench.hookspecs import DATASETS, MODELS, TASKS
 from actbench.models import parameter_count
 from actbench.options import add_set, add_stack
 from actbench.recipes import parse_overrides
+from actbench.results import Result
 from actbench.stacked_training import members_per_stack, train_many
-from actbench.train import Result, recipe_for, train
+from actbench.train import recipe_for, train
 from actcore import ActError
 from actcore.cli import add_device, add_group, add_normalize, add_output, output_path
 from actcore.console import Progress, log

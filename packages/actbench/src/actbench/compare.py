@@ -21,10 +21,11 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from actbench.activations import activation_name
+from actbench.checkpoints import checkpoint_name
 from actbench.curves import figures_at
 from actbench.executors import SerialExecutor
 from actbench.recipes import EXECUTION_FIELDS, Recipe
-from actbench.train import Result, checkpoint_name
+from actbench.results import Result
 from actcore import ActError
 from actcore.atomic import write_atomic
 from actcore.plot import save_figure

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from actbench.train import Result
+from actbench.results import Result
 from actcore import ActError
 from actcore.plot import save_figure
 

@@ -4,9 +4,9 @@ Each holds every equivalence class of ``binary(unary(x),unary(x))`` trained with
 (medians), built with ``act bench build``: ``act-bench-digits-mlp`` on ``mlp-digits``,
 ``act-bench-fashion-mlp3`` on ``mlp3-fashion-mnist`` (real images),
 ``act-bench-fashion-allconv`` on ``allconv-fashion-mnist`` (a convolutional network on the
-same images). Its card (``NAME.card.json``) lies beside it. A table is registered only
-when its file is installed; asked for by name before its build has finished, it is an
-error that gives the command building it.
+same images). Its card (``NAME.card.json``) lies beside it. A table whose build has not
+finished is registered as unavailable: asked for by name, it is an error that gives the
+command building it.
 """
 
 from __future__ import annotations
@@ -50,17 +50,10 @@ SHIPPED: dict[str, Shipped] = {
 
 
 def shipped_tables() -> list[NamedTable]:
-    """The shipped tables whose files are present."""
-    return [NamedTable(name, DATA / table.file, table.description, table.chance)
-            for name, table in SHIPPED.items() if (DATA / table.file).is_file()]
-
-
-def not_installed(name: str) -> str | None:
-    """Why a shipped table's name is not registered here (its file is missing: a checkout
-    whose build has not finished), with the command that builds it; None for other names."""
-    table = SHIPPED.get(name)
-    if table is None or (DATA / table.file).is_file():
-        return None
-    return (f"table {name!r} is one of actbench's, but its file is not installed here (its "
-            f"build has not finished); build it with `{table.build_command()}` and give "
-            "that file in its place")
+    """Every shipped table; one whose file is not installed (its build has not finished)
+    is registered as unavailable, naming the command that builds it."""
+    return [NamedTable(name, DATA / table.file, table.description, table.chance,
+                       unavailable="" if (DATA / table.file).is_file() else
+                       "its file is not installed here (its build has not finished); build "
+                       f"it with `{table.build_command()}` and give that file in its place")
+            for name, table in SHIPPED.items()]  # fmt: skip

@@ -29,24 +29,20 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from actbench.activations import ActivationSpec, activation_factory, activation_name
+from actbench.checkpoints import checkpoint_name, load_checkpoint, resume, save_checkpoint
 from actbench.hookspecs import DATASETS, MODELS
+from actbench.results import Epoch, Result
 from actbench.stacking import StackedModel, Unstackable, keep_in_optimizer
 from actbench.tasks import Task, get_task
 from actbench.train import (
     RUN_ERRORS,
     Clock,
-    Epoch,
-    Result,
     Setup,
     autocast,
     batches,
     check_seed,
-    checkpoint_name,
     learned_state,
-    load_checkpoint,
     prepare,
-    resume,
-    save_checkpoint,
     train_prepared,
     warm_up,
 )
@@ -106,7 +102,7 @@ def train_many(
     """The :class:`Result` that :func:`actbench.train` gives for each activation, in order,
     trained ``stack`` at a time (None: :func:`auto_stack`; 1: one at a time). With a
     ``checkpoint`` folder, each run or stack saves its state there after every epoch
-    (:func:`actbench.train.checkpoint_name`) and resumes from it; the caller removes a
+    (:func:`actbench.checkpoints.checkpoint_name`) and resumes from it; the caller removes a
     checkpoint once its results are safe."""
     check_seed(seed)
     device = resolve_device(device)

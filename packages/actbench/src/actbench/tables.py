@@ -79,12 +79,15 @@ class TableRecord(BaseModel):
 
 @dataclass(frozen=True)
 class NamedTable:
-    """A table a package ships, registered through the ``act_tables`` hook."""
+    """A table a package ships, registered through the ``act_tables`` hook. A package may
+    register one whose file it cannot provide yet (a build not finished): ``unavailable``
+    then says why, and how to get it, to whoever asks for it by name."""
 
     name: str
     path: Path
     description: str = ""
     chance: float = CHANCE
+    unavailable: str = ""
 
 
 class Table(Mapping[str, TableRecord]):
@@ -197,11 +200,11 @@ def read_table(path: str | os.PathLike[str], chance: float = CHANCE) -> Table:
 
 
 def named_tables() -> dict[str, NamedTable]:
-    """The tables registered by installed packages, by name."""
+    """The tables registered by installed packages that can be read here, by name."""
     from actbench.hookspecs import TABLES
     from actcore.plugins import registry
 
-    return {t.name: t for t in registry(TABLES)}
+    return {t.name: t for t in registry(TABLES) if not t.unavailable}
 
 
 def load_table(source: str | os.PathLike[str]) -> Table:
@@ -214,15 +217,13 @@ def load_table(source: str | os.PathLike[str]) -> Table:
 
     tables = registry(TABLES)
     if str(source) not in tables:
-        from actbench.shipped import not_installed
-
-        if (why := not_installed(str(source))) is not None:
-            raise ActError(why)
         raise ActError(
             f"table {str(source)!r} is neither an existing file nor a registered table"
             + (f" (registered: {', '.join(tables.names())})" if len(tables) else "")
         )
     named = tables.get(str(source))
+    if getattr(named, "unavailable", ""):
+        raise ActError(f"table {named.name!r}: {named.unavailable}")
     return read_table(named.path, chance=getattr(named, "chance", CHANCE))
 
 

@@ -13,33 +13,30 @@ every epoch and resumes from it when restarted, bit for bit as if never stopped.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
-import pickle
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from actbench.activations import ActivationSpec, activation_factory, activation_name
+from actbench.checkpoints import load_checkpoint, resume, save_checkpoint
 from actbench.datasets import DataSource, TensorData
 from actbench.hookspecs import DATASETS, MODELS
 from actbench.models import Model
-from actbench.recipes import EXECUTION_FIELDS, Recipe
+from actbench.recipes import Recipe
+from actbench.results import Epoch, Result
 from actbench.tables import chance_accuracy
 from actbench.tasks import Task, get_task
 from actcore import ActError
-from actcore.atomic import atomic_path
 from actcore.compile import Activation
 from actcore.console import Progress
 from actcore.device import resolve_device
@@ -47,63 +44,6 @@ from actcore.plugins import registry
 from actcore.threads import seeded, torch_threads
 
 MAX_SEED = 2**63 - 1
-
-
-class Epoch(BaseModel):
-    """One point of a learning curve: the figures after ``epoch`` epochs. A loss that is
-    not finite is None."""
-
-    epoch: int
-    train_loss: float | None
-    val_accuracy: float
-    val_loss: float | None
-    test_accuracy: float
-    test_loss: float | None
-
-
-class Result(BaseModel):
-    """One training run."""
-
-    task: str
-    activation: str
-    seed: int
-    status: Literal["ok", "failed"]
-    reason: str = ""
-    train_accuracy: float
-    val_accuracy: float
-    test_accuracy: float
-    train_loss: float | None
-    val_loss: float | None
-    test_loss: float | None
-    runtime_s: float
-    epochs: int
-    #: the recipe it trained with (None in results files written before act recorded it)
-    recipe: dict[str, Any] | None = None
-    #: a learnable activation's trained parameters at each site (module name ->
-    #: parameter name -> values), so learned functions can be drawn from the record
-    learned: dict[str, dict[str, list[float]]] = {}
-    #: the learning curve, one record per epoch trained (empty in results files written
-    #: before act recorded curves, or with ``curves=False`` in the recipe)
-    history: list[Epoch] = []
-    #: CPU seconds the run took (an equal share of its stack's); None in older files
-    cpu_s: float | None = None
-
-    @classmethod
-    def failed(cls, task: str, activation: str, seed: int, reason: str, *, chance: float,
-               epochs: int, runtime_s: float, cpu_s: float | None = None,
-               recipe: dict[str, Any] | None = None,
-               history: Sequence[Epoch] = ()) -> Result:
-        """The one way a failed run is recorded: chance accuracy, no losses, the reason,
-        the epoch it failed in and its curve up to then."""
-        return cls(task=task, activation=activation, seed=seed, status="failed",
-                   reason=reason, train_accuracy=chance, val_accuracy=chance,
-                   test_accuracy=chance, train_loss=None, val_loss=None, test_loss=None,
-                   runtime_s=runtime_s, cpu_s=cpu_s, epochs=epochs, recipe=recipe,
-                   history=list(history))  # fmt: skip
-
-
-#: the fields of a :class:`Result` that differ between two runs of the same training
-TIMINGS = frozenset({"runtime_s", "cpu_s"})
 
 
 class _Failed(Exception):
@@ -178,23 +118,6 @@ def learned_state(model: nn.Module) -> dict[str, dict[str, list[float]]]:
         for name, module in model.named_modules()
         if isinstance(module, Activation) and any(True for _ in module.parameters())
     }  # fmt: skip
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """A training checkpoint, read as tensors and plain values only (``weights_only``): a
-    file from elsewhere that carries pickled objects, which could run code, is refused."""
-    try:
-        return torch.load(path, weights_only=True)
-    except pickle.UnpicklingError as err:
-        refused = re.search(r"GLOBAL ([\w.]+)", str(err))
-        if refused:
-            raise ActError(f"checkpoint {path} carries a pickled object ({refused[1]}), "
-                           "which act never saves and does not load") from None
-        raise ActError(f"checkpoint {path} is not a checkpoint of this run (it cannot be "
-                       "read as one); delete it to start over") from None
-    except Exception as err:
-        raise ActError(f"checkpoint {path} is not a checkpoint of this run "
-                       f"({type(err).__name__}: {err}); delete it to start over") from None
 
 
 @dataclass(frozen=True)
@@ -455,64 +378,3 @@ def train_prepared(setup: Setup, activation: ActivationSpec, seed: int, *,
         finally:
             bar.close()
     return setup.finished(name, seed, metrics, learned_state(model), clock, history)
-
-
-#: recipe fields added after checkpoints were first named, with the value every run had
-#: before: a name holds one only where it differs, so older checkpoints keep their names
-NAMED_SINCE = {"precision": "float32"}
-
-
-def checkpoint_name(task: str, recipe: Recipe, names: Sequence[str], seed: int) -> str:
-    """The file name of the checkpoint of ``names`` (one run, or a stack) trained on
-    ``task`` from ``seed``. It names everything the training depends on but its length, so
-    another recipe never resumes it and a longer run of the same recipe does."""
-    fields = recipe.model_dump(mode="json", exclude={"epochs", *EXECUTION_FIELDS})
-    for field, before in NAMED_SINCE.items():
-        if fields[field] == before:
-            del fields[field]
-    key = json.dumps([task, seed, list(names), fields], sort_keys=True)
-    return f"seed{seed}-{hashlib.sha256(key.encode()).hexdigest()[:20]}.pt"
-
-
-def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
-                    schedule: torch.optim.lr_scheduler.LRScheduler,
-                    generator: torch.Generator, epoch: int, **extra: Any) -> None:
-    """The run's state after ``epoch`` epochs (and ``extra`` plain values), written
-    atomically."""
-    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-             "schedule": schedule.state_dict(), "generator": generator.get_state(),
-             "rng": torch.get_rng_state(), "epoch": epoch, **extra}  # fmt: skip
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
-def resume(path: Path, state: dict[str, Any], model: nn.Module,
-           optimizer: torch.optim.Optimizer, schedule: torch.optim.lr_scheduler.LRScheduler,
-           generator: torch.Generator, epochs: int) -> dict[str, Any]:
-    """Put the run in ``state``, :func:`save_checkpoint`'s state read from ``path`` by
-    :func:`load_checkpoint`; return it (``"epoch"``: the epochs already done,
-    ``"history"``: the learning curve so far). A run of ``epochs`` epochs cannot resume
-    from a checkpoint made after more."""
-    try:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        generator.set_state(state["generator"])
-        torch.set_rng_state(state["rng"])
-        state["epoch"] = int(state["epoch"])
-        state["history"] = _histories(state.get("history", []))
-    except Exception as err:
-        raise ActError(f"checkpoint {path} is not a checkpoint of this run "
-                       f"({type(err).__name__}: {err}); delete it to start over") from None
-    if state["epoch"] > epochs:
-        raise ActError(f"checkpoint {path} was saved after epoch {state['epoch']}, past the "
-                       f"{epochs} epochs asked for; delete it to start over")
-    return state
-
-
-def _histories(saved: list) -> list:
-    """A checkpoint's learning curve: one list of :class:`Epoch` (a run's) or one per
-    stack member."""
-    if saved and isinstance(saved[0], list):
-        return [[Epoch.model_validate(h) for h in member] for member in saved]
-    return [Epoch.model_validate(h) for h in saved]

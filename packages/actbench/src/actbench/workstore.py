@@ -19,7 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from actbench.train import Result
+from actbench.results import Result
 from actcore import ActError
 from actcore.store import Store
 from actfim.batch import SpectrumRecord

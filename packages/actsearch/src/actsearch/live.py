@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from actbench.train import Result
+from actbench.results import Result
 from actcore.console import log
 from actcore.errors import ActError
 from actcore.lock import exclusive

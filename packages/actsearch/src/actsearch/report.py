@@ -8,7 +8,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from actbench.train import Result
+from actbench.results import Result
 from actcore.atomic import atomic_path
 from actcore.readable import readable
 from actsearch.features import BASELINES

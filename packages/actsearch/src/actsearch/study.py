@@ -14,7 +14,7 @@ import time
 
 from pydantic import BaseModel, ValidationError
 
-from actbench.train import Result
+from actbench.results import Result
 from actcore.errors import ActError
 from actcore.store import Store
 
