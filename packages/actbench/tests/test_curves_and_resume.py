@@ -119,14 +119,17 @@ def test_results_without_curves_still_load(tmp_path):
     assert result.history == [] and result.cpu_s is None
 
 
-@pytest.mark.parametrize(("task", "stack"), [("cnn-digits", 1), ("mlp-digits", 2)])
-def test_a_comparison_stopped_mid_run_resumes_bit_for_bit(tmp_path, monkeypatch, task, stack):
+@pytest.mark.parametrize(("task", "stack", "precision"), [
+    ("cnn-digits", 1, "float32"), ("mlp-digits", 2, "float32"), ("cnn-digits", 1, "bfloat16")])
+def test_a_comparison_stopped_mid_run_resumes_bit_for_bit(tmp_path, monkeypatch, task, stack,
+                                                          precision):
     activations, seeds = ["relu(x)", "tanh(x)"], [0, 1]
     epochs = 4
-    recipe = recipe_for(get_task(task), {"epochs": epochs})
+    recipe = recipe_for(get_task(task), {"epochs": epochs, "precision": precision})
     results = tmp_path / "runs.jsonl"
     folder = checkpoint_folder(results)
-    job = functools.partial(train_many, task, stack=stack, checkpoint=folder, epochs=epochs)
+    job = functools.partial(train_many, task, stack=stack, checkpoint=folder, epochs=epochs,
+                            precision=precision)
 
     def compare() -> list[Result]:
         return run_comparison(task, activations, seeds, job, results, stack=stack,
@@ -142,7 +145,8 @@ def test_a_comparison_stopped_mid_run_resumes_bit_for_bit(tmp_path, monkeypatch,
     resumed = compare()
     assert not folder.exists()  # every checkpoint removed once its run was saved
     straight = [r for s in seeds for r in train_many(task, activations, s, stack=stack,
-                                                      epochs=epochs)]  # fmt: skip
+                                                      epochs=epochs, precision=precision)]
+    assert all(r.recipe["precision"] == precision for r in resumed)
     key = {(r.activation, r.seed): r.model_dump(exclude=TIMINGS) for r in straight}
     assert all(r.model_dump(exclude=TIMINGS) == key[(r.activation, r.seed)]
                for r in resumed)  # fmt: skip
