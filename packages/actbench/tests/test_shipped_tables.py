@@ -13,6 +13,7 @@ from actbench.card import card_path, read_card
 from actbench.shipped import DATA, SCHEMA, SHIPPED, shipped_tables
 from actbench.tables import load_table, named_tables
 from actcore import Space, equivalence_classes
+from actcore.cli import main
 
 # table: the split sizes its card must record (None: built before cards had them), and
 # an accuracy the best functions pass
@@ -57,7 +58,7 @@ def test_a_shipped_table_not_built_yet_is_registered_with_its_build_command(monk
     assert not shipped_tables()[0].unavailable
 
 
-def test_registered_by_name_and_carded(shipped):
+def test_registered_by_name_and_carded(shipped, capsys):
     name, table = shipped
     splits, _ = EXPECTED[name]
     assert name in named_tables()
@@ -66,6 +67,9 @@ def test_registered_by_name_and_carded(shipped):
     assert card.schemas == [SCHEMA] and card.rows == len(table)
     assert card.splits == splits
     assert card.wall_s > 0 and card.cpu_s > 0
+    assert main(["bench", "tables"]) == 0
+    assert (f"{card.rows} rows of {card.classes} classes, task {card.task}, seeds 3, "
+            f"{card.failed} failed") in capsys.readouterr().out
 
 
 def test_rows_are_the_classes_computed_here(shipped, classes):

@@ -161,3 +161,19 @@ def test_named_tables_come_from_the_plugin_hook(tmp_path: Path, table_data: dict
         assert "tiny-bench" in named_tables() and "tiny-unbuilt" not in named_tables()
     finally:
         plugins.unregister("tiny-tables")
+
+
+def test_tables_are_listed_with_their_cards_or_why_not(tmp_path: Path, table_data: dict,
+                                                       capsys):
+    from actcore.cli import main
+
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(table_data))
+    plugins.register(_Plugin(path), name="tiny-tables")
+    try:
+        assert main(["bench", "tables"]) == 0
+    finally:
+        plugins.unregister("tiny-tables")
+    out = capsys.readouterr().out
+    assert f"tiny-bench                   a test table\n{'':<30}{path}\n" in out  # no card
+    assert "not available: its build has not finished; run make-tiny" in out

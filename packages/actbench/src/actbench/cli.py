@@ -45,6 +45,8 @@ def add_bench(subparsers: argparse._SubParsersAction) -> None:
     datasets.add_argument("--data-root", help="data folder (default $ACT_DATA)")
     datasets.set_defaults(run=run_datasets)
     commands.add_parser("tasks", help="list tasks and recipes").set_defaults(run=run_tasks)
+    commands.add_parser("tables", help="list the benchmark tables packages register, with "
+                        "their cards").set_defaults(run=run_tables)
 
     one = commands.add_parser("train", help="train a task with one activation")
     _common(one)
@@ -144,6 +146,23 @@ def run_tasks(args: argparse.Namespace) -> int:
         r = task.recipe
         print(f"{task.name:<24} {task.dataset:<14} {task.model:<11} {r.optimizer} lr {r.lr:g}, "
               f"{r.epochs} epochs, batch {r.batch_size}  {task.description}")  # fmt: skip
+    return 0
+
+
+def run_tables(args: argparse.Namespace) -> int:
+    from actbench.card import card_path, read_card
+    from actbench.hookspecs import TABLES
+
+    for named in registry(TABLES):
+        print(f"{named.name:<28} {named.description}")
+        if named.unavailable:
+            print(f"{'':<30}not available: {named.unavailable}")
+        elif card_path(named.path).is_file():
+            card = read_card(card_path(named.path))
+            print(f"{'':<30}{card.rows} rows of {card.classes} classes, task {card.task}, "
+                  f"seeds {len(card.seeds)}, {card.failed} failed; {named.path}")
+        else:
+            print(f"{'':<30}{named.path}")
     return 0
 
 
