@@ -256,14 +256,14 @@ def main() -> None:
                         help="score the rows directly only (no UMAP)")
     args = parser.parse_args()
 
-    from actbench.card import read_card
+    from actbench.card import card_path, read_card
     from actbench.tables import load_table, named_tables
     from actfim.features import layout_of
     from actsearch.features import fisher_matrix, output_features
 
     table = load_table(args.table)
     named = named_tables().get(args.table)
-    card = read_card(str(named.path).replace(".json.gz", ".card.json")) if named else None
+    card = read_card(card_path(named.path)) if named else None
     task = args.task or (card.task if card else None)
     if task is None:
         raise SystemExit("--task is needed for a table without a card")
