@@ -154,9 +154,9 @@ def run_tables(args: argparse.Namespace) -> int:
     from actbench.hookspecs import TABLES
 
     for named in registry(TABLES):
-        print(f"{named.name:<28} {named.description}")
-        if named.unavailable:
-            print(f"{'':<30}not available: {named.unavailable}")
+        print(f"{named.name:<28} {getattr(named, 'description', '')}")
+        if unavailable := getattr(named, "unavailable", ""):  # a plugin's table may lack it
+            print(f"{'':<30}not available: {unavailable}")
         elif card_path(named.path).is_file():
             card = read_card(card_path(named.path))
             print(f"{'':<30}{card.rows} rows of {card.classes} classes, task {card.task}, "

@@ -204,7 +204,7 @@ def named_tables() -> dict[str, NamedTable]:
     from actbench.hookspecs import TABLES
     from actcore.plugins import registry
 
-    return {t.name: t for t in registry(TABLES) if not t.unavailable}
+    return {t.name: t for t in registry(TABLES) if not getattr(t, "unavailable", "")}
 
 
 def load_table(source: str | os.PathLike[str]) -> Table:
