@@ -21,15 +21,15 @@ import torch
 import torch.nn.functional as F
 
 from actbench.activations import activation_factory
-from actbench.train import evaluate_model, prepare, warm_up
+from actbench.train import Setup, evaluate_model, prepare, warm_up
 
 TASKS = ("lenet5-fashion-mnist", "kerasnet-fashion-mnist", "allconv-fashion-mnist")
 
 
-def one_round(task: str, activation: str, images: int, precision: str
-              ) -> tuple[float, float, float]:
-    """(training images/s, evaluation images/s, mean training loss) of one epoch."""
-    setup = prepare(task, None, False, {"train_images": images, "precision": precision})
+def one_round(setup: Setup, activation: str) -> tuple[float, float, float]:
+    """(training images/s, evaluation images/s, mean training loss) of one epoch in the
+    setup's recipe (its precision among it)."""
+    precision, images = setup.recipe.precision, len(setup.splits["train"])
     torch.manual_seed(0)
     shape, classes = setup.source.input_shape, setup.source.num_classes
     model = setup.architecture.build(activation_factory(activation), shape, classes)
@@ -62,14 +62,16 @@ def main() -> None:
           "| bfloat16 | speed-up | loss float32 / bfloat16 |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for task in args.task or TASKS:
-        runs: dict[str, list[tuple[float, float, float]]] = {"float32": [], "bfloat16": []}
+        setups = {p: prepare(task, None, False, {"train_images": args.images, "precision": p})
+                  for p in ("float32", "bfloat16")}  # the data is read once a precision
+        runs: dict[str, list[tuple[float, float, float]]] = {p: [] for p in setups}
         for _ in range(args.rounds):
             for precision, rounds in runs.items():
-                rounds.append(one_round(task, args.activation, args.images, precision))
+                rounds.append(one_round(setups[precision], args.activation))
         med = {p: [statistics.median(r[i] for r in rs) for i in range(3)]
                for p, rs in runs.items()}  # fmt: skip
         f32, b16 = med["float32"], med["bfloat16"]
-        batch = prepare(task, None, False, {}).recipe.batch_size
+        batch = setups["float32"].recipe.batch_size
         print(f"| {task} | {batch} | {f32[0]:,.0f} | {b16[0]:,.0f} | {b16[0] / f32[0]:.2f}x "
               f"| {f32[1]:,.0f} | {b16[1]:,.0f} | {b16[1] / f32[1]:.2f}x "
               f"| {f32[2]:.4f} / {b16[2]:.4f} |")

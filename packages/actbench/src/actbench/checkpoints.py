@@ -38,9 +38,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
                        f"({type(err).__name__}: {err}); delete it to start over") from None
 
 
-#: recipe fields added after checkpoints were first named, with the value every run had
-#: before: a name holds one only where it differs, so older checkpoints keep their names
-NAMED_SINCE = {"precision": "float32"}
+#: recipe fields added after checkpoints were first named (every run before had their
+#: default): a name holds one only where it differs, so older checkpoints keep their names
+NAMED_SINCE = ("precision",)
 
 
 def checkpoint_name(task: str, recipe: Recipe, names: Sequence[str], seed: int) -> str:
@@ -48,8 +48,8 @@ def checkpoint_name(task: str, recipe: Recipe, names: Sequence[str], seed: int) 
     ``task`` from ``seed``. It names everything the training depends on but its length, so
     another recipe never resumes it and a longer run of the same recipe does."""
     fields = recipe.model_dump(mode="json", exclude={"epochs", *EXECUTION_FIELDS})
-    for field, before in NAMED_SINCE.items():
-        if fields[field] == before:
+    for field in NAMED_SINCE:
+        if fields[field] == Recipe.model_fields[field].default:
             del fields[field]
     key = json.dumps([task, seed, list(names), fields], sort_keys=True)
     return f"seed{seed}-{hashlib.sha256(key.encode()).hexdigest()[:20]}.pt"

@@ -157,8 +157,8 @@ def run_tables(args: argparse.Namespace) -> int:
         print(f"{named.name:<28} {getattr(named, 'description', '')}")
         if unavailable := getattr(named, "unavailable", ""):  # a plugin's table may lack it
             print(f"{'':<30}not available: {unavailable}")
-        elif card_path(named.path).is_file():
-            card = read_card(card_path(named.path))
+        elif (card := card_path(named.path)).is_file():
+            card = read_card(card)
             print(f"{'':<30}{card.rows} rows of {card.classes} classes, task {card.task}, "
                   f"seeds {len(card.seeds)}, {card.failed} failed; {named.path}")
         else:

@@ -343,6 +343,7 @@ def train_prepared(setup: Setup, activation: ActivationSpec, seed: int, *,
         bar = Progress(total=recipe.epochs, initial=epoch, unit="epoch", leave=False,
                        desc=f"{setup.task.name} {name} seed {seed}", disable=not progress,
                        delay=2)  # fmt: skip
+
         def measure(splits: Iterable[str] | None = None) -> dict[str, tuple[float, float]]:
             return {split: evaluate_model(model, data, recipe.eval_batch_size, device,
                                           recipe.workers, recipe.precision)
