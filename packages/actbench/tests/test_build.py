@@ -12,6 +12,7 @@ import pytest
 import actbench.build as build_loop
 import actbench.build_units as build_module
 from actbench.build import BuildConfig, build, make_plan, store_path
+from actbench.build_plan import build_order
 from actbench.card import card_path, read_card
 from actbench.tables import read_table
 from actbench.workstore import WorkStore
@@ -107,6 +108,29 @@ def test_a_raising_function_is_recorded_not_raised(tmp_path, monkeypatch):
         failed = [r for r in store.results() if r.key.function == "add(relu(x),tanh(x))"
                   and r.key.kind == "train"]  # fmt: skip
     assert failed[0].reason == "KeyError: 'operator exploded'" and not failed[0].ok
+
+
+def test_a_limited_build_is_the_start_of_the_full_builds_order():
+    """A build runs its classes in one fixed order, which a ``limit`` cuts: a build of N
+    classes, then the whole one, repeats nothing, and a preview of a build under way
+    equals a limited table. Rows keep the space's order."""
+    full, part = make_plan(config()), make_plan(config(limit=6))
+    order = [full.representatives[i] for i in full.order]
+    assert sorted(full.order) == list(range(full.classes)) and order != full.representatives
+    assert [part.representatives[i] for i in part.order] == order[:6]
+    assert part.representatives == [r for r in full.representatives if r in order[:6]]
+    assert [k.function for k in full.units(2) if k.kind == "fisher"] == order
+    assert part.units(2) == full.units(2)[: 6 * 3]
+
+
+def test_the_build_order_spreads_any_start_over_the_whole_space():
+    """The space's order groups functions by their operators: the first 300 of the CNN
+    space's 2,791 classes to be built come from every tenth of it in about equal numbers
+    (30 expected, binomial sd 5), not from its start."""
+    first = build_order(2791)[:300]
+    assert sorted(build_order(2791)) == list(range(2791)) and build_order(2791)[:300] == first
+    per_tenth = [sum(n * 10 // 2791 == tenth for n in first) for tenth in range(10)]
+    assert min(per_tenth) >= 15, per_tenth
 
 
 def test_card_and_settings_guard(tmp_path):

@@ -29,7 +29,8 @@ def add_command(commands: argparse._SubParsersAction) -> None:
                      help="parallel worker processes (default: all cores; 0: in process)")
     cmd.add_argument("--scheduler", metavar="ADDRESS",
                      help="run on a Dask cluster (tcp://host:8786, or 'local' to start one)")
-    cmd.add_argument("--limit", type=int, help="only the first N classes (a smoke run)")
+    cmd.add_argument("--limit", type=int, metavar="N",
+                     help="only N classes, a uniform sample of the space (a smoke run, a pilot)")
     cmd.add_argument("--per-task", type=int, default=2,
                      help="functions per submitted task (default 2)")
     add_stack(cmd)  # a worker call gets K functions

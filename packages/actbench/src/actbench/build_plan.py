@@ -1,4 +1,9 @@
-"""What a table build covers: its settings, and the plan of classes and work units."""
+"""What a table build covers: its settings, and the plan of classes and work units.
+
+A build runs its classes in a fixed shuffled order, not in the space's order, which groups
+functions by their operators: so the classes finished at any moment of a long build (its
+snapshot), and the classes of a ``limit``-ed build, are a uniform sample of the space.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from actbench.workstore import UnitKey
@@ -26,44 +32,59 @@ class BuildConfig(BaseModel):
     fisher: Literal["mc", "empirical", "type2"] = "mc"
     fisher_batch: int = Field(128, ge=1)
     fisher_seed: int = 0
-    limit: int | None = Field(None, ge=1, description="only the first N classes (smoke run)")
+    limit: int | None = Field(
+        None, ge=1, description="only the first N classes of the build order (a sample)"
+    )
     data_root: str | None = None
 
     def settings(self) -> dict[str, Any]:
         return self.model_dump(exclude={"limit", "data_root"})
 
 
+BUILD_ORDER_SEED = 0  # fixes the shuffle: every build of a space runs the same order
+
+
+def build_order(classes: int) -> list[int]:
+    """Class numbers in the order a build runs them: a fixed shuffle of the space's order."""
+    return np.random.default_rng(BUILD_ORDER_SEED).permutation(classes).tolist()
+
+
 @dataclass(frozen=True)
 class Plan:
-    """The classes to build: representatives, their other members, non-finite flags."""
+    """The classes to build, in the space's order (the table's rows follow it), their
+    other members, and the order in which the build runs them."""
 
     space: Space
     functions: int
     classes: int
     representatives: list[str]
     members: list[list[str]]
-    nonfinite: list[bool]
+    order: list[int]  # indexes into ``representatives``, first built first
 
     def units(self, seeds: int) -> list[UnitKey]:
+        """Each class's trainings and spectrum, classes in build order."""
         keys = []
-        for rep in self.representatives:
+        for index in self.order:
+            rep = self.representatives[index]
             keys += [UnitKey(function=rep, kind="train", seed=s) for s in range(seeds)]
             keys.append(UnitKey(function=rep, kind="fisher"))
         return keys
 
 
 def make_plan(config: BuildConfig, progress: bool = False) -> Plan:
-    """Group the space into classes (the first ``config.limit`` with a limit)."""
+    """Group the space into classes; with ``config.limit``, keep the first ``limit`` of the
+    build order."""
     space = Space(*config.schemas, operators=config.operators)
     classes = equivalence_classes(space, progress=progress)
     reps = classes.representatives
-    flags = classes.nonfinite_flags()
-    count = len(reps) if config.limit is None else min(config.limit, len(reps))
-    members = []
-    for rep in reps[:count]:
-        members.append([m for m in classes.members(rep) if m != rep])
-    return Plan(space, len(space), len(reps), reps[:count], members,
-                [bool(f) for f in flags[:count]])  # fmt: skip
+    chosen = build_order(len(reps))[: config.limit]
+    kept = sorted(chosen)
+    position = {number: index for index, number in enumerate(kept)}
+    return Plan(
+        space, len(space), len(reps), [reps[n] for n in kept],
+        [[m for m in classes.members(reps[n]) if m != reps[n]] for n in kept],
+        [position[n] for n in chosen],
+    )  # fmt: skip
 
 
 def store_path(out: str | Path) -> Path:
