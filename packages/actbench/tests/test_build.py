@@ -8,6 +8,7 @@ import math
 import statistics
 
 import pytest
+import torch
 
 import actbench.build as build_loop
 import actbench.build_units as build_module
@@ -189,12 +190,57 @@ def test_cli_local_processes_and_bad_input(tmp_path, capsys):
          "--out must end in .json or .json.gz"),
         (["--task", "mlp-digits", "--space", "binary(bogus(x),x)", "--out",
           str(tmp_path / "y.json")], "unknown operator 'bogus'"),
+        (["--task", "mlp-digits", "--space", SCHEMA, "--device", "gpu", "--out",
+          str(tmp_path / "y.json")], "unknown device 'gpu'"),
     ]  # fmt: skip
+    if not torch.cuda.is_available():  # fails before any work: no work store
+        bad.append((["--task", "mlp-digits", "--space", SCHEMA, "--device", "cuda", "--out",
+                     str(tmp_path / "y.json")], "'cuda', but no CUDA device is available"))
     for argv, message in bad:
         assert main(["bench", "build", *argv]) == 2
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err, err
     assert not (tmp_path / "x.txt").exists() and not (tmp_path / "y.json").exists()
+    assert not store_path(tmp_path / "y.json").exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_build_on_cuda(tmp_path):
+    out = tmp_path / "t.json"
+    summary = build(config(limit=4, device="cuda"), out, workers=1, progress=False)
+    assert summary.out == out and read_card(card_path(out)).workers.endswith("device cuda")
+    rows = read_table(out)
+    assert len(rows) == 4 and any(r.has_fisher and r.val_accuracy > 0.3 for r in rows.values())
+
+
+def test_every_unit_runs_on_the_device_set_and_a_build_may_change_device(
+    tmp_path, monkeypatch
+):
+    """The device reaches each training and spectrum; it is where the work runs, not what
+    it computes, so a build begun on one device goes on on another."""
+    import actfim.batch
+
+    devices = []
+    train, spectra = build_module.train_many, actfim.batch.spectra_for_activations
+
+    def train_many(task, functions, seed, **kwargs):
+        devices.append(("train", kwargs["device"]))
+        return train(task, functions, seed, **kwargs)
+
+    def spectra_for_activations(*args, **kwargs):
+        devices.append(("fisher", kwargs["device"]))
+        return spectra(*args, **kwargs)
+
+    monkeypatch.setattr(build_module, "train_many", train_many)
+    monkeypatch.setattr(actfim.batch, "spectra_for_activations", spectra_for_activations)
+    out = tmp_path / "t.json"
+    first = build(config(limit=2, device="cpu"), out, workers=0, progress=False)
+    assert sorted(devices) == [("fisher", torch.device("cpu"))] * 2 + [("train", "cpu")] * 2
+    assert read_card(card_path(out)).workers == "in process, device cpu"
+    devices.clear()
+    more = build(config(limit=3), out, workers=0, progress=False)  # this machine's default
+    assert more.reused == first.units and more.computed == 2
+    assert ("train", None) in devices
 
 
 @pytest.mark.parametrize(

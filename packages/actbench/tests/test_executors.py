@@ -1,4 +1,5 @@
-"""Worker pools stop at once when their job is interrupted (``kill``, Ctrl-C)."""
+"""Worker pools stop at once when their job is interrupted (``kill``, Ctrl-C); the
+device their work runs on."""
 
 from __future__ import annotations
 
@@ -7,6 +8,12 @@ import subprocess
 import sys
 import textwrap
 import time
+
+import pytest
+import torch
+
+from actbench.executors import worker_device
+from actcore import ActError
 
 # A job that hands each of two workers a unit of 60 s, then is killed (SIGTERM, turned
 # into KeyboardInterrupt as ``act bench build`` does) while both units run.
@@ -47,3 +54,17 @@ def test_an_interrupted_job_stops_its_running_workers(tmp_path):
         assert job.stdout.read().strip() == "interrupted"
     finally:
         job.kill()
+
+
+def test_the_workers_device_is_this_machines_unless_they_are_a_dask_clusters():
+    """Local workers run on this machine: its default, and a CUDA device it lacks fails
+    at once. A Dask cluster's workers may have devices this machine lacks: a named one is
+    only checked, and none named leaves each worker its own."""
+    assert worker_device(None, None).type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert worker_device("cuda:1", "tcp://gpu-node:8786") == torch.device("cuda", 1)
+    assert worker_device(None, "tcp://gpu-node:8786") is None
+    with pytest.raises(ActError, match="unknown device 'gpu'"):
+        worker_device("gpu", "tcp://gpu-node:8786")
+    if not torch.cuda.is_available():
+        with pytest.raises(ActError, match="no CUDA device is available"):
+            worker_device("cuda", None)

@@ -7,6 +7,7 @@ import zlib
 
 import numpy as np
 import pytest
+import torch
 
 from actbench.results import Result
 from actcore import equivalence_classes
@@ -87,10 +88,40 @@ def test_recipe_overrides_reach_every_training_and_tell_studies_apart(tmp_path, 
     monkeypatch.setattr(live, "train_functions", train_functions)
     wanted = {"precision": "bfloat16", "lr": 0.01}
     run_search(config(budget=2, overrides=wanted), tmp_path, workers=0, progress=False)
-    assert seen and all(o == {**wanted, "epochs": 1} for o in seen)
+    assert seen and all(o == {**wanted, "epochs": 1, "device": None} for o in seen)
     with pytest.raises(ActError, match=r"other settings.*overrides"):
         run_search(config(budget=2), tmp_path, workers=0, progress=False)
     assert "overrides" not in config().settings()  # studies from before the option resume
+
+
+def test_the_device_reaches_every_training_and_spectrum_and_a_study_may_change_device(
+    tmp_path, monkeypatch
+):
+    """Where a search runs is not what it computes: a study begun on one device goes on
+    on another."""
+    import actfim.batch
+
+    seen, spectra = [], actfim.batch.spectra_for_activations
+
+    def train_functions(task, functions, seed, overrides):
+        seen.append(overrides["device"])
+        return real(task, functions, seed, overrides)
+
+    def spectra_for_activations(*args, **kwargs):
+        seen.append(kwargs["device"])
+        return spectra(*args, **kwargs)
+
+    real = live.train_functions
+    monkeypatch.setattr(live, "train_functions", train_functions)
+    monkeypatch.setattr(actfim.batch, "spectra_for_activations", spectra_for_activations)
+    run_search(config(budget=2, device="cpu"), tmp_path, workers=0, progress=False)
+    assert seen == ["cpu", "cpu"]
+    assert "device" not in config(device="cpu").settings()
+    assert len(run_search(config(budget=3), tmp_path, workers=0, progress=False)) == 3
+    assert seen[-1] is None  # this machine's default: CUDA where it has one
+    seen.clear()
+    candidates.fisher_cdfs(config(device="cpu"), ["relu(x)", "tanh(x)"])
+    assert seen == [torch.device("cpu")]
 
 
 def test_a_bad_recipe_override_is_refused_when_the_search_is_defined():
@@ -152,6 +183,9 @@ def test_command_writes_the_report(tmp_path, capsys):
         (["--operators", "relu"], "has no operator to range over"),
         (["--space", "max(unary(x)"], "unbalanced parentheses"),
         (["--budget", "0"], "at least 1"),
+        (["--device", "gpu"], "unknown device 'gpu'"),
+        *([] if torch.cuda.is_available() else
+          [(["--device", "cuda"], "'cuda', but no CUDA device is available")]),
     ],
 )
 def test_bad_run_input_is_a_clear_error(tmp_path, capsys, extra, message):
@@ -402,6 +436,7 @@ def test_the_automatic_stack_keeps_at_most_eight_trainings_in_flight(tmp_path, m
     ("features", "unoin", "unknown feature set 'unoin'"),
     ("strategy", "surogate", "unknown strategy 'surogate'"),
     ("regressor", "knn", "unknown regressor 'knn'"),
+    ("device", "meta", "device 'meta' is not supported"),
 ])  # fmt: skip
 def test_a_search_config_checks_its_names_once_when_made(field, value, message):
     """Unknown names fail where the search is defined, with act's error (close names

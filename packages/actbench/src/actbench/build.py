@@ -39,7 +39,7 @@ from actbench.build_plan import BuildConfig, Plan, make_plan, store_path
 from actbench.build_rows import assemble, snapshot
 from actbench.build_units import run_units
 from actbench.card import TableCard, card_path, hardware, versions, write_card
-from actbench.executors import Pool, SerialExecutor
+from actbench.executors import Pool, SerialExecutor, worker_device
 from actbench.fisher import fisher_batch
 from actbench.hookspecs import DATASETS
 from actbench.stacked_training import members_per_stack
@@ -209,7 +209,8 @@ def build(
         raise ActError(f"functions per task must be at least 1, got {per_task}")
     task = get_task(config.task)
     recipe = recipe_for(task, config.overrides)  # bad overrides fail before any work
-    stack = members_per_stack(task, "cpu", stack)
+    device = worker_device(config.device, scheduler)
+    stack = members_per_stack(task, device, stack)
     per_task = max(per_task, stack)
     _preflight(config, task.dataset)
     with exclusive(store_path(out), "the work store"):  # one build of ``out`` at a time
@@ -224,7 +225,8 @@ def build(
             todo = [k for k in keys if k not in done]
             tally = _Tally(units=len(keys), reused=len(keys) - len(todo), clock=start)
             label = "in process" if workers == 0 else f"{workers or 'all'} local processes"
-            where = f"dask {scheduler}" if scheduler else label
+            on = "each worker's (CUDA where it has one)" if device is None else str(device)
+            where = f"{f'dask {scheduler}' if scheduler else label}, device {on}"
             try:
                 if todo:
                     with Progress(total=len(keys), initial=len(keys) - len(todo),

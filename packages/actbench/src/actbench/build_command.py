@@ -10,7 +10,7 @@ from actbench.build_plan import BuildConfig
 from actbench.options import add_set, add_stack
 from actbench.recipes import parse_overrides
 from actcore import ActError
-from actcore.cli import add_normalize, add_operators, add_output, output_path
+from actcore.cli import add_device, add_normalize, add_operators, add_output, output_path
 from actcore.console import log
 
 
@@ -40,6 +40,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     cmd.add_argument("--fisher", choices=["mc", "empirical", "type2"], default="mc")
     cmd.add_argument("--fisher-batch", type=int, default=128, help="examples for the Fisher")
     cmd.add_argument("--data-root", help="data folder (default $ACT_DATA)")
+    add_device(cmd)  # on a Dask cluster, default: each worker's own
     cmd.set_defaults(run=run_build)
 
 
@@ -58,7 +59,7 @@ def run_build(args: argparse.Namespace) -> int:
     config = BuildConfig(
         task=args.task, schemas=args.space, operators=args.operators, seeds=args.seeds,
         overrides=overrides, fisher=args.fisher, fisher_batch=args.fisher_batch,
-        limit=args.limit, data_root=args.data_root,
+        limit=args.limit, data_root=args.data_root, device=args.device,
     )  # fmt: skip
     previous = signal.signal(signal.SIGTERM, _interrupt)  # kill: stop workers, keep work
     try:

@@ -12,15 +12,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from actbench.workstore import UnitKey
 from actcore import Space, equivalence_classes
+from actcore.device import parse_device
 
 
 class BuildConfig(BaseModel):
-    """What a table is built from; everything but ``limit`` and ``data_root`` tags the
-    work store, so a rerun with other settings cannot mix results."""
+    """What a table is built from; everything but ``limit``, ``data_root`` and ``device``
+    (where the work runs, not what it computes) tags the work store, so a rerun with other
+    settings cannot mix results."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -36,9 +38,18 @@ class BuildConfig(BaseModel):
         None, ge=1, description="only the first N classes of the build order (a sample)"
     )
     data_root: str | None = None
+    device: str | None = Field(
+        None, description="cpu, cuda or cuda:N for every unit; None: CUDA on a worker "
+        "that has it, else its CPU"
+    )
+
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, name: str | None) -> str | None:
+        return name if name is None else str(parse_device(name))
 
     def settings(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"limit", "data_root"})
+        return self.model_dump(exclude={"limit", "data_root", "device"})
 
 
 BUILD_ORDER_SEED = 0  # fixes the shuffle: every build of a space runs the same order

@@ -17,6 +17,7 @@ from actbench.tasks import get_task
 from actbench.train import recipe_for
 from actbench.workstore import UnitKey, UnitResult
 from actcore import ActError
+from actcore.device import resolve_device
 from actcore.plugins import registry
 from actfim.batch import SpectrumRecord
 
@@ -29,7 +30,7 @@ def _fisher_unit(config: BuildConfig, function: str) -> tuple[bool, str, dict]:
                                    config.data_root)
     record = spectra_for_activations(
         model_factory(task.name), [function], inputs, targets, seed=config.fisher_seed,
-        progress=False, fisher=config.fisher,
+        progress=False, fisher=config.fisher, device=resolve_device(config.device),
     )[function]
     return record.valid, record.reason or "", record
 
@@ -68,7 +69,8 @@ def _trainings(config: BuildConfig, keys: list[UnitKey], stack: int) -> list[Uni
     cpu, wall = time.process_time(), time.perf_counter()
     try:
         results = train_many(config.task, [k.function for k in keys], keys[0].seed,
-                             stack=stack, root=config.data_root, **config.overrides)
+                             stack=stack, root=config.data_root, device=config.device,
+                             **config.overrides)  # fmt: skip
     except ActError:  # wrong for every function (data, settings): stop the build
         raise
     except Exception as err:

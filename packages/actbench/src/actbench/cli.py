@@ -19,7 +19,7 @@ from actbench.compare import (
     table,
 )
 from actbench.curves import plot_curves
-from actbench.executors import make_executor
+from actbench.executors import make_executor, worker_device
 from actbench.hookspecs import DATASETS, MODELS, TASKS
 from actbench.models import parameter_count
 from actbench.options import add_set, add_stack
@@ -199,7 +199,8 @@ def run_compare(args: argparse.Namespace) -> int:
     total = len(args.activation) * args.seeds
     bar = Progress(total=total, desc=args.task, unit="run", file=sys.stderr)
     in_process = args.workers == 0 and args.scheduler is None
-    stack = members_per_stack(args.task, args.device, args.stack)
+    stack = members_per_stack(args.task, worker_device(args.device, args.scheduler),
+                              args.stack)
     recipe = recipe_for(registry(TASKS).get(args.task),
                         {k: v for k, v in settings.items() if k not in RUN_SETTINGS})
     if args.at_epoch is not None and not 1 <= args.at_epoch <= recipe.epochs:

@@ -16,11 +16,14 @@ import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from actcore import ActError
 from actcore.console import log
 from actcore.lifetime import exit_with_parent
+
+if TYPE_CHECKING:
+    import torch
 
 
 def single_thread() -> None:
@@ -48,6 +51,18 @@ class SerialExecutor(Executor):
                 raise
             future.set_exception(err)
         return future
+
+
+def worker_device(name: str | None, scheduler: str | None) -> torch.device | None:
+    """The device of a ``--device`` setting as the workers will use it: this machine's
+    for local workers (so a CUDA device it lacks fails before any work); on a Dask
+    cluster the device named, or None where each worker takes its own (CUDA if it has
+    one)."""
+    from actcore.device import parse_device, resolve_device
+
+    if scheduler is None:
+        return resolve_device(name)
+    return None if name is None else parse_device(name)
 
 
 def default_workers() -> int:

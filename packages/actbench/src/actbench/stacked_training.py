@@ -48,7 +48,7 @@ from actbench.train import (
 )
 from actcore import ActError
 from actcore.console import Progress, log
-from actcore.device import resolve_device
+from actcore.device import parse_device, resolve_device
 from actcore.plugins import registry
 from actcore.threads import seeded, torch_threads
 
@@ -67,15 +67,16 @@ def auto_stack(model: nn.Module, device: torch.device) -> int:
     return STACK_CPU_DENSE
 
 
-def members_per_stack(task: str | Task, device: str | torch.device = "cpu",
-               stack: int | None = None) -> int:
+def members_per_stack(task: str | Task, device: str | torch.device | None = "cpu",
+                      stack: int | None = None) -> int:
     """``stack``, checked, or where it is None the size that pays for ``task``'s model on
-    ``device`` (:func:`auto_stack`), logged."""
+    ``device`` (:func:`auto_stack`; a CPU's for None, a device left to Dask workers),
+    logged. The device is only named here, not used: it need not be this machine's."""
     if stack is not None:
         if stack < 1:
             raise ActError(f"stack must be 1 or more, got {stack}")
         return stack
-    task, device = get_task(task), resolve_device(device)
+    task, device = get_task(task), parse_device(device or "cpu")
     source = registry(DATASETS).get(task.dataset)
     with torch.random.fork_rng(devices=[]):  # building draws; the caller's state stays
         probe = registry(MODELS).get(task.model).build("identity", source.input_shape,

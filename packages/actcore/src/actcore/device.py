@@ -7,17 +7,28 @@ import torch
 from actcore.errors import ActError
 
 
+def parse_device(name: str | torch.device) -> torch.device:
+    """``name`` as a :class:`torch.device` of a kind act runs on (cpu, cuda, cuda:N),
+    whether or not this machine has it: a setting checked where it is made, for workers
+    elsewhere (a Dask cluster's) to resolve."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ActError(f"unknown device {str(name)!r} (use cpu, cuda or cuda:N)") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ActError(f"device {str(name)!r} is not supported (use cpu, cuda or cuda:N)")
+    return device
+
+
 def resolve_device(name: str | torch.device | None) -> torch.device:
-    """``name`` as a :class:`torch.device`; ``None`` means CUDA when available, else CPU.
+    """``name`` as a :class:`torch.device` of this machine; ``None`` means CUDA when
+    available, else CPU.
 
     Unknown names and CUDA devices this machine does not have raise :class:`ActError`.
     """
     if name is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError):
-        raise ActError(f"unknown device {str(name)!r} (use cpu, cuda or cuda:N)") from None
+    device = parse_device(name)
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ActError(f"device {str(name)!r}, but no CUDA device is available")
@@ -26,6 +37,4 @@ def resolve_device(name: str | torch.device | None) -> torch.device:
                 f"device {str(name)!r}, but this machine has "
                 f"{torch.cuda.device_count()} CUDA device(s)"
             )
-    elif device.type != "cpu":
-        raise ActError(f"device {str(name)!r} is not supported (use cpu, cuda or cuda:N)")
     return device

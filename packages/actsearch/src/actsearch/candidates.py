@@ -99,6 +99,7 @@ def fisher_cdfs(config: SearchConfig, names: list[str],
     ``moments`` are their Gaussian moments in a normalised search, computed once by it."""
     from actbench import get_task
     from actbench.fisher import fisher_batch, model_factory
+    from actcore.device import resolve_device
     from actcore.normalize import remember
     from actfim.batch import spectra_for_activations
 
@@ -110,7 +111,7 @@ def fisher_cdfs(config: SearchConfig, names: list[str],
                                    config.data_root)
     records = spectra_for_activations(
         model_factory(task.name), names, inputs, targets, seed=config.seed, progress=False,
-        normalize=config.normalize,
+        normalize=config.normalize, device=resolve_device(config.device),
     )
     cdfs = [records[n].cdf or [] for n in names]
     return fisher_matrix(cdfs) if any(cdfs) else np.full((len(names), 0), np.nan)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from actcore.cli import (
+    add_device,
     add_group,
     add_normalize,
     add_operators,
@@ -202,6 +203,7 @@ def add_run(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--fisher-batch", type=int, default=32,
                    help="training examples in the Fisher batch (default 32)")
     p.add_argument("--data-root", default=None)
+    add_device(p)  # on a Dask cluster, default: each worker's own
     p.add_argument("--baselines", default="published", metavar="SET",
                    help="the functions trained first: 'published' (ELU, ReLU, SELU, sigmoid, "
                         "Softplus, Softsign, Swish, tanh), 'extended' (those and ELiSH, GELU, "
@@ -227,7 +229,8 @@ def run_live(args: argparse.Namespace) -> int:
         task=args.task, space=args.space, budget=args.budget, regressor=args.regressor,
         strategy=args.strategy, features=args.features, seed=args.seed, epochs=args.epochs,
         overrides=parse_overrides(args.set),
-        fisher_batch=args.fisher_batch, data_root=args.data_root, in_order=args.in_order,
+        fisher_batch=args.fisher_batch, data_root=args.data_root, device=args.device,
+        in_order=args.in_order,
         normalize=args.normalize, operators=args.operators,
         baselines=baselines_of(args.baselines),
     )

@@ -27,6 +27,10 @@ class SearchConfig(BaseModel):
     )
     fisher_batch: int = Field(32, ge=1)
     data_root: str | None = None
+    device: str | None = Field(
+        None, description="cpu, cuda or cuda:N for every training and spectrum; None: CUDA "
+        "on a worker that has it, else its CPU"
+    )
     in_order: bool = Field(False, description="take results in submission order")
     normalize: bool = Field(False, description="search normalised activation functions")
     baselines: tuple[str, ...] = Field(
@@ -51,6 +55,13 @@ class SearchConfig(BaseModel):
         get_strategy(name)
         return name
 
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, name: str | None) -> str | None:
+        from actcore.device import parse_device
+
+        return name if name is None else str(parse_device(name))
+
     @field_validator("features")
     @classmethod
     def _known_features(cls, name: str) -> str:
@@ -66,10 +77,10 @@ class SearchConfig(BaseModel):
         return self
 
     def settings(self) -> dict:
-        """What must match for a study file to be resumed (not budget: it may grow; the
-        published baselines and no overrides are left out, as studies from before those
-        options hold them)."""
-        settings = self.model_dump(exclude={"budget", "data_root", "in_order"})
+        """What must match for a study file to be resumed (not budget: it may grow; not
+        where the work runs; the published baselines and no overrides are left out, as
+        studies from before those options hold them)."""
+        settings = self.model_dump(exclude={"budget", "data_root", "device", "in_order"})
         if self.baselines == BASELINES:
             del settings["baselines"]
         else:

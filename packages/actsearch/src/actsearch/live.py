@@ -57,20 +57,21 @@ def run_search(config: SearchConfig, out: Path, workers: int | None = None,
     With ``stack`` K > 1, each free worker gets K suggestions and trains them side by
     side; None stacks where it pays, up to :data:`IN_FLIGHT` trainings in flight in all
     (a surrogate that waits for fewer results suggests better)."""
-    from actbench.executors import Pool, default_workers
+    from actbench.executors import Pool, default_workers, worker_device
     from actbench.stacked_training import members_per_stack
 
     strategy = get_strategy(config.strategy)  # names SearchConfig has checked
+    slots = max(1, default_workers() if workers is None else workers)
+    device = worker_device(config.device, scheduler)  # a CUDA device missing here fails now
+    if stack is None:  # no more in flight than the paper's parallel workers
+        stack = min(members_per_stack(config.task, device), max(1, IN_FLIGHT // slots))
+    stack = members_per_stack(config.task, device, stack)
     with exclusive(out / "study.sqlite", "the study"):  # one search of a study at a time
         study = Study(out / "study.sqlite", config.settings())
         try:
             if study.dropped:
                 log.warning(f"{study.dropped} training(s) that dead workers broke off in an "
                             "earlier run will run again")
-            slots = max(1, default_workers() if workers is None else workers)
-            if stack is None:  # no more in flight than the paper's parallel workers
-                stack = min(members_per_stack(config.task, "cpu"), max(1, IN_FLIGHT // slots))
-            stack = members_per_stack(config.task, "cpu", stack)
             started = time.perf_counter()
             with Pool(workers, scheduler) as pool:
                 features, coords = _features(config, out, pool, progress)
@@ -160,6 +161,7 @@ class _Loop:
             overrides["normalize"] = True
         if config.data_root:
             overrides["root"] = config.data_root
+        overrides["device"] = config.device
         bar = Progress(total=config.budget, initial=min(len(done), config.budget),
                        desc="search", unit="eval", disable=not run.progress)
         loop = cls(config, study, state, names, [row_of[n] for n in config.baselines],
