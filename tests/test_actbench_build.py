@@ -14,7 +14,7 @@ from actcore.cli import main
 def test_built_table_gives_search_features(tmp_path):
     config = BuildConfig(task="mlp-digits", schemas=["binary(unary(x),unary(x))"],
                          operators=["zero", "relu", "tanh", "add", "div"], seeds=1,
-                         overrides={"epochs": 1}, fisher_batch=32)  # fmt: skip
+                         overrides={"epochs": 1}, fisher_batch=32, device="cpu")  # fmt: skip
     summary = build(config, tmp_path / "tiny.json.gz", workers=0, progress=False)
     from actsearch.features import table_features
 

@@ -27,7 +27,7 @@ SCHEMA = "binary(unary(x),unary(x))"
 
 def config(**changes) -> BuildConfig:
     settings = dict(task="mlp-digits", schemas=[SCHEMA], operators=OPERATORS, seeds=1,
-                    overrides={"epochs": 1}, fisher_batch=32)  # fmt: skip
+                    overrides={"epochs": 1}, fisher_batch=32, device="cpu")  # fmt: skip
     return BuildConfig(**{**settings, **changes})
 
 
@@ -238,7 +238,7 @@ def test_every_unit_runs_on_the_device_set_and_a_build_may_change_device(
     assert sorted(devices) == [("fisher", torch.device("cpu"))] * 2 + [("train", "cpu")] * 2
     assert read_card(card_path(out)).workers == "in process, device cpu"
     devices.clear()
-    more = build(config(limit=3), out, workers=0, progress=False)  # this machine's default
+    more = build(config(limit=3, device=None), out, workers=0, progress=False)  # default
     assert more.reused == first.units and more.computed == 2
     assert ("train", None) in devices
 

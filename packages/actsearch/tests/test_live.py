@@ -22,7 +22,7 @@ OPS = ["relu", "tanh", "sigmoid", "elu", "identity", "abs", "swish", "softplus",
 
 def config(**changes) -> SearchConfig:
     base = dict(task="mlp-digits", space=["max(unary(x),unary(x))"], operators=OPS,
-                budget=12, features="outputs", epochs=1)
+                budget=12, features="outputs", epochs=1, device="cpu")
     return SearchConfig(**{**base, **changes})
 
 
@@ -88,7 +88,7 @@ def test_recipe_overrides_reach_every_training_and_tell_studies_apart(tmp_path, 
     monkeypatch.setattr(live, "train_functions", train_functions)
     wanted = {"precision": "bfloat16", "lr": 0.01}
     run_search(config(budget=2, overrides=wanted), tmp_path, workers=0, progress=False)
-    assert seen and all(o == {**wanted, "epochs": 1, "device": None} for o in seen)
+    assert seen and all(o == {**wanted, "epochs": 1, "device": "cpu"} for o in seen)
     with pytest.raises(ActError, match=r"other settings.*overrides"):
         run_search(config(budget=2), tmp_path, workers=0, progress=False)
     assert "overrides" not in config().settings()  # studies from before the option resume
@@ -117,7 +117,8 @@ def test_the_device_reaches_every_training_and_spectrum_and_a_study_may_change_d
     run_search(config(budget=2, device="cpu"), tmp_path, workers=0, progress=False)
     assert seen == ["cpu", "cpu"]
     assert "device" not in config(device="cpu").settings()
-    assert len(run_search(config(budget=3), tmp_path, workers=0, progress=False)) == 3
+    assert len(run_search(config(budget=3, device=None), tmp_path, workers=0,
+                          progress=False)) == 3
     assert seen[-1] is None  # this machine's default: CUDA where it has one
     seen.clear()
     candidates.fisher_cdfs(config(device="cpu"), ["relu(x)", "tanh(x)"])

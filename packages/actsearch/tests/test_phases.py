@@ -13,7 +13,7 @@ OPS = ["relu", "tanh", "sigmoid", "elu", "identity", "abs", "swish", "softplus",
 
 def config(**changes) -> SearchConfig:
     base = dict(task="mlp-digits", space=["max(unary(x),unary(x))"], operators=OPS,
-                budget=9, features="union", epochs=1)
+                budget=9, features="union", epochs=1, device="cpu")
     return SearchConfig(**{**base, **changes})
 
 
