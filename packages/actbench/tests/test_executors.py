@@ -12,7 +12,8 @@ import time
 import pytest
 import torch
 
-from actbench.executors import worker_device
+from actbench import executors
+from actbench.executors import make_executor, spread_over_gpus, worker_device
 from actcore import ActError
 
 # A job that hands each of two workers a unit of 60 s, then is killed (SIGTERM, turned
@@ -68,3 +69,36 @@ def test_the_workers_device_is_this_machines_unless_they_are_a_dask_clusters():
     if not torch.cuda.is_available():
         with pytest.raises(ActError, match="no CUDA device is available"):
             worker_device("cuda", None)
+
+
+def _number() -> int | None:
+    time.sleep(1)  # each worker gets one
+    return executors.WORKER_NUMBER
+
+
+def test_each_local_worker_has_its_own_number():
+    """The number :func:`spread_over_gpus` gives a GPU by."""
+    with make_executor(3) as pool:
+        numbers = [f.result() for f in [pool.submit(_number) for _ in range(3)]]
+    assert sorted(numbers) == [0, 1, 2]
+
+
+def test_workers_take_the_gpus_in_turn(monkeypatch):
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    assert [spread_over_gpus(n) for n in range(5)] == chosen == [0, 1, 2, 0, 1]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert spread_over_gpus(0) is None and len(chosen) == 5
+
+
+def _gpu() -> int:
+    time.sleep(1)
+    return torch.cuda.current_device()
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")
+def test_two_workers_train_on_two_gpus():
+    with make_executor(2) as pool:
+        assert sorted(f.result() for f in [pool.submit(_gpu) for _ in range(2)]) == [0, 1]

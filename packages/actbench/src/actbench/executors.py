@@ -2,10 +2,12 @@
 
 * ``workers=0``: in this process, one unit after another (debugging, tiny builds);
 * local processes (default, all cores): a :class:`~concurrent.futures.ProcessPoolExecutor`
-  with ``spawn`` workers, each limited to one torch thread;
+  with ``spawn`` workers, each limited to one torch thread and, on a machine with GPUs,
+  given one of them in turn (:func:`spread_over_gpus`);
 * a Dask distributed cluster: ``scheduler="tcp://host:8786"`` connects to a running
   scheduler, ``scheduler="local"`` starts a :class:`distributed.LocalCluster` of
-  ``workers`` single-threaded processes on this machine. Either way the build uses
+  ``workers`` single-threaded processes on this machine (GPUs in turn, as above; a
+  cluster of your own places its workers itself). Either way the build uses
   ``Client.get_executor()``, so the code path is the same as for local processes.
 """
 
@@ -23,6 +25,8 @@ from actcore.console import log
 from actcore.lifetime import exit_with_parent
 
 if TYPE_CHECKING:
+    from multiprocessing.sharedctypes import Synchronized
+
     import torch
 
 
@@ -34,9 +38,30 @@ def single_thread() -> None:
         torch.set_num_threads(1)
 
 
-def _start_worker(parent: int) -> None:
+#: this process's number among its pool's workers (None outside a local pool)
+WORKER_NUMBER: int | None = None
+
+
+def spread_over_gpus(worker: int) -> int | None:
+    """Make this worker's default CUDA device the GPU its number falls on (round robin over
+    this machine's GPUs), so that ``cuda`` means one GPU per worker in turn and not every
+    worker on the first; None on a machine without CUDA."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    gpu = worker % torch.cuda.device_count()
+    torch.cuda.set_device(gpu)
+    return gpu
+
+
+def _start_worker(parent: int, started: Synchronized) -> None:
+    global WORKER_NUMBER
     exit_with_parent(parent)  # no orphan workers after a kill -9 of the build
     single_thread()
+    with started.get_lock():
+        WORKER_NUMBER, started.value = started.value, started.value + 1
+    spread_over_gpus(WORKER_NUMBER)
 
 
 class SerialExecutor(Executor):
@@ -130,11 +155,12 @@ def make_executor(workers: int | None = None, scheduler: str | None = None) -> I
         if workers == 0:
             yield SerialExecutor()
             return
+        spawn = multiprocessing.get_context("spawn")
         pool = ProcessPoolExecutor(
             max_workers=workers or default_workers(),
-            mp_context=multiprocessing.get_context("spawn"),
+            mp_context=spawn,
             initializer=_start_worker,
-            initargs=(os.getpid(),),
+            initargs=(os.getpid(), spawn.Value("i", 0)),
         )
         try:
             yield pool
@@ -168,6 +194,9 @@ def make_executor(workers: int | None = None, scheduler: str | None = None) -> I
         raise ActError(f"cannot reach the Dask scheduler at {scheduler}: {err}") from None
     try:
         client.run(single_thread)
+        if cluster is not None:  # this machine's workers: one GPU each in turn
+            for number, worker in enumerate(sorted(client.scheduler_info()["workers"])):
+                client.run(spread_over_gpus, number, workers=[worker])
         if any(n > 1 for n in client.nthreads().values()):
             log.warning("some Dask workers have several threads: their trainings take turns "
                         "(torch's generator is one per process); start workers with "
