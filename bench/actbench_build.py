@@ -2,7 +2,7 @@
 
     .venv-dev/bin/python bench/actbench_build.py [--classes 16] [--workers 2] [--repeats 2]
 
-Builds the same small table (the first ``--classes`` classes of
+Builds the same small table (``--classes`` classes, the start of the build order, of
 ``binary(unary(x),unary(x))`` over relu/tanh/sigmoid/swish and add/mul/max on mlp-digits,
 full recipe, 1 seed + the Fisher spectrum) several ways, each into a fresh output:
 
