@@ -320,7 +320,7 @@ def _flaky_pools(monkeypatch, broken_for):
             return SerialExecutor().submit(fn, config, keys, *more)
 
     @contextmanager
-    def make_executor(workers, scheduler):
+    def make_executor(workers, scheduler, device):
         opened.append(len(opened) + 1)
         yield Flaky()
 

@@ -93,6 +93,15 @@ def test_workers_take_the_gpus_in_turn(monkeypatch):
     assert spread_over_gpus(0) is None and len(chosen) == 5
 
 
+def test_only_work_on_plain_cuda_spreads_over_the_gpus():
+    """A CPU build on a GPU machine starts no CUDA in its workers; a device with an index
+    is the one every worker uses."""
+    in_turn = executors._gpus_in_turn
+    assert in_turn("cuda") and in_turn(torch.device("cuda")) and in_turn(None)
+    assert not in_turn("cpu") and not in_turn(torch.device("cpu"))
+    assert not in_turn("cuda:1") and not in_turn(torch.device("cuda", 0))
+
+
 def _gpu() -> int:
     time.sleep(1)
     return torch.cuda.current_device()
@@ -100,5 +109,5 @@ def _gpu() -> int:
 
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")
 def test_two_workers_train_on_two_gpus():
-    with make_executor(2) as pool:
+    with make_executor(2, device="cuda") as pool:
         assert sorted(f.result() for f in [pool.submit(_gpu) for _ in range(2)]) == [0, 1]

@@ -223,7 +223,7 @@ def test_parallel_workers_are_all_busy_and_never_share_a_class(tmp_path, monkeyp
                       val_loss=0.1, test_loss=0.1, runtime_s=0.05, epochs=1)
 
     @contextlib.contextmanager
-    def threads(workers, scheduler):
+    def threads(workers, scheduler, device):
         with ThreadPoolExecutor(workers) as pool:
             yield pool
 
@@ -266,7 +266,7 @@ def _flaky_pools(monkeypatch, broken_for):
             return self.serial.submit(fn, *args, **kwargs)
 
     @contextmanager
-    def make_executor(workers, scheduler):
+    def make_executor(workers, scheduler, device):
         opened.append(len(opened) + 1)
         with real(0, None) as serial:
             yield Flaky(serial)
@@ -341,7 +341,7 @@ def test_in_order_mode_picks_the_same_functions_whoever_finishes_first(tmp_path,
         return result
 
     @contextmanager
-    def threads(workers, scheduler):
+    def threads(workers, scheduler, device):
         with ThreadPoolExecutor(2) as pool:
             yield pool
 

@@ -237,7 +237,7 @@ def build(
                         if executor is not None:
                             runner.run(executor, todo, 1)
                         else:
-                            with Pool(workers, scheduler) as pool:
+                            with Pool(workers, scheduler, device) as pool:
                                 runner.run_restarting(pool, keys)
             finally:
                 wall_total = tally.wall_to(store)

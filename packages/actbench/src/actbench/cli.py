@@ -199,8 +199,8 @@ def run_compare(args: argparse.Namespace) -> int:
     total = len(args.activation) * args.seeds
     bar = Progress(total=total, desc=args.task, unit="run", file=sys.stderr)
     in_process = args.workers == 0 and args.scheduler is None
-    stack = members_per_stack(args.task, worker_device(args.device, args.scheduler),
-                              args.stack)
+    device = worker_device(args.device, args.scheduler)
+    stack = members_per_stack(args.task, device, args.stack)
     recipe = recipe_for(registry(TASKS).get(args.task),
                         {k: v for k, v in settings.items() if k not in RUN_SETTINGS})
     if args.at_epoch is not None and not 1 <= args.at_epoch <= recipe.epochs:
@@ -216,7 +216,7 @@ def run_compare(args: argparse.Namespace) -> int:
         if not in_process:
             bar.write(_line(result), file=sys.stderr)
 
-    with make_executor(args.workers, args.scheduler) as executor:
+    with make_executor(args.workers, args.scheduler, device) as executor:
         results = run_comparison(args.task, args.activation, range(args.seeds), job,
                                  args.results, done, executor, stack, recipe, checkpoints)
     bar.close()

@@ -2,8 +2,8 @@
 
 * ``workers=0``: in this process, one unit after another (debugging, tiny builds);
 * local processes (default, all cores): a :class:`~concurrent.futures.ProcessPoolExecutor`
-  with ``spawn`` workers, each limited to one torch thread and, on a machine with GPUs,
-  given one of them in turn (:func:`spread_over_gpus`);
+  with ``spawn`` workers, each limited to one torch thread and, for work on a machine's
+  GPUs, given one of them in turn (:func:`spread_over_gpus`);
 * a Dask distributed cluster: ``scheduler="tcp://host:8786"`` connects to a running
   scheduler, ``scheduler="local"`` starts a :class:`distributed.LocalCluster` of
   ``workers`` single-threaded processes on this machine (GPUs in turn, as above; a
@@ -51,17 +51,24 @@ def spread_over_gpus(worker: int) -> int | None:
     if not torch.cuda.is_available():
         return None
     gpu = worker % torch.cuda.device_count()
-    torch.cuda.set_device(gpu)
+    torch.cuda.set_device(gpu)  # starts CUDA in this process: only for work on the GPU
     return gpu
 
 
-def _start_worker(parent: int, started: Synchronized) -> None:
+def _gpus_in_turn(device: str | torch.device | None) -> bool:
+    """Whether local workers take this machine's GPUs in turn: for work on plain ``cuda``,
+    or (None) on each worker's own default device."""
+    return device is None or str(device) == "cuda"
+
+
+def _start_worker(parent: int, started: Synchronized, gpus_in_turn: bool) -> None:
     global WORKER_NUMBER
     exit_with_parent(parent)  # no orphan workers after a kill -9 of the build
     single_thread()
     with started.get_lock():
         WORKER_NUMBER, started.value = started.value, started.value + 1
-    spread_over_gpus(WORKER_NUMBER)
+    if gpus_in_turn:
+        spread_over_gpus(WORKER_NUMBER)
 
 
 class SerialExecutor(Executor):
@@ -103,8 +110,9 @@ class Pool:
     whole process pool (``BrokenExecutor``), so a job that should outlive it starts a new
     pool and submits the lost work again. ``executor`` is the current executor."""
 
-    def __init__(self, workers: int | None = None, scheduler: str | None = None):
-        self._args = (workers, scheduler)
+    def __init__(self, workers: int | None = None, scheduler: str | None = None,
+                 device: str | torch.device | None = "cpu"):
+        self._args = (workers, scheduler, device)
         self._stack = ExitStack()
         self.executor: Executor
         self.paused = False
@@ -146,9 +154,14 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
 
 
 @contextmanager
-def make_executor(workers: int | None = None, scheduler: str | None = None) -> Iterator[Executor]:
+def make_executor(
+    workers: int | None = None, scheduler: str | None = None,
+    device: str | torch.device | None = "cpu",
+) -> Iterator[Executor]:
     """An executor for ``workers`` parallel units (None: all cores), or on a Dask
-    ``scheduler`` address (``"local"`` for a local cluster)."""
+    ``scheduler`` address (``"local"`` for a local cluster). ``device`` is where the units
+    run (:func:`worker_device`): for plain ``cuda``, or None, this machine's workers take
+    its GPUs in turn."""
     if workers is not None and workers < 0:
         raise ActError(f"--workers must be 0 (in process) or more, got {workers}")
     if scheduler is None:
@@ -160,7 +173,7 @@ def make_executor(workers: int | None = None, scheduler: str | None = None) -> I
             max_workers=workers or default_workers(),
             mp_context=spawn,
             initializer=_start_worker,
-            initargs=(os.getpid(), spawn.Value("i", 0)),
+            initargs=(os.getpid(), spawn.Value("i", 0), _gpus_in_turn(device)),
         )
         try:
             yield pool
@@ -194,7 +207,7 @@ def make_executor(workers: int | None = None, scheduler: str | None = None) -> I
         raise ActError(f"cannot reach the Dask scheduler at {scheduler}: {err}") from None
     try:
         client.run(single_thread)
-        if cluster is not None:  # this machine's workers: one GPU each in turn
+        if cluster is not None and _gpus_in_turn(device):  # this machine's workers
             for number, worker in enumerate(sorted(client.scheduler_info()["workers"])):
                 client.run(spread_over_gpus, number, workers=[worker])
         if any(n > 1 for n in client.nthreads().values()):

@@ -73,7 +73,7 @@ def run_search(config: SearchConfig, out: Path, workers: int | None = None,
                 log.warning(f"{study.dropped} training(s) that dead workers broke off in an "
                             "earlier run will run again")
             started = time.perf_counter()
-            with Pool(workers, scheduler) as pool:
+            with Pool(workers, scheduler, device) as pool:
                 features, coords = _features(config, out, pool, progress)
                 loop = _Loop.start(config, study, features, coords,
                                    _Run(progress, started, stack))
