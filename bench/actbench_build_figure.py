@@ -66,10 +66,10 @@ def main() -> None:
     if args.running:
         from actbench.build import snapshot
 
-        config, plan, rows = snapshot(args.table)
-        table = Table(rows, source=args.table)
-        title = (f"{config.task}, {config.schemas[0]}: {len(rows)} of {plan.classes} "
-                 f"classes so far")  # fmt: skip
+        build = snapshot(args.table)
+        table = Table(build.rows, source=args.table)
+        title = (f"{build.config.task}, {build.config.schemas[0]}: {len(build.rows)} of "
+                 f"{build.plan.classes} classes so far")  # fmt: skip
     else:
         table = load_table(args.table)
         name = Path(args.table).name.removesuffix(".gz").removesuffix(".json")

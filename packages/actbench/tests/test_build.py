@@ -91,6 +91,33 @@ def test_resume_after_a_crash_repeats_nothing(tmp_path, counted):
     assert len(read_table(out)) == make_plan(config()).classes
 
 
+def test_a_snapshot_of_a_stopped_build_is_a_table_of_its_first_classes(tmp_path, capsys):
+    """``act bench snapshot`` writes what a build has finished (the start of its order,
+    so a sample of the space) as a table and card; the finished build's rows agree."""
+    out, snap, batches = tmp_path / "t.json", tmp_path / "snap.json.gz", []
+
+    def stop_after_three(results):  # a batch: one class's training and spectrum
+        batches.append(results)
+        if len(batches) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        build(config(), out, workers=0, per_task=1, progress=False, on_batch=stop_after_three)
+    assert main(["bench", "snapshot", str(out), "-o", str(snap)]) == 0
+    assert capsys.readouterr().out.startswith(f"3 of {make_plan(config()).classes} classes")
+    plan = make_plan(config())
+    partial, card = read_table(snap), read_card(card_path(snap))
+    assert sorted(partial) == sorted(plan.representatives[i] for i in plan.order[:3])
+    assert card.rows == 3 and not card.complete and card.task == "mlp-digits"
+    whole = read_table(build(config(), out, workers=0, progress=False).out)
+    for name, row in partial.items():
+        assert row.model_dump(exclude={"runtime"}) == whole[name].model_dump(exclude={"runtime"})
+    for argv, message in [([str(tmp_path / "none.json")], "none.json.work.sqlite does not exist"),
+                          ([str(out), "-o", str(tmp_path / "s.txt")], "must end in .json")]:
+        assert main(["bench", "snapshot", *argv]) == 2
+        assert message in capsys.readouterr().err
+
+
 def test_a_raising_function_is_recorded_not_raised(tmp_path, monkeypatch):
     real = build_module.train_many
 

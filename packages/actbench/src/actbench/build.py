@@ -54,7 +54,7 @@ from actcore.lock import exclusive
 from actcore.plugins import registry
 
 __all__ = ["BuildConfig", "BuildSummary", "Plan", "build", "make_plan", "snapshot",
-           "store_path"]
+           "store_path", "write_snapshot"]
 
 MAX_RESTARTS = 3  # pools started for one build call when workers keep dying
 
@@ -202,9 +202,7 @@ def build(
     With ``stack`` K > 1 (None: where it pays), a worker gets K functions at a time and
     trains each seed's K side by side (:func:`actbench.train_many`).
     """
-    out = Path(out)
-    if not out.name.endswith((".json", ".json.gz")):
-        raise ActError(f"--out must end in .json or .json.gz, got {out}")
+    out = _table_path(out)
     if per_task < 1:
         raise ActError(f"functions per task must be at least 1, got {per_task}")
     task = get_task(config.task)
@@ -258,6 +256,30 @@ def build(
             )
         finally:
             store.close()
+
+
+def write_snapshot(out: str | Path, to: str | Path) -> TableCard:
+    """Write the rows the build of ``out`` has finished so far (:func:`snapshot`; running
+    or stopped) as the table ``to``, with its card: a uniform sample of the space to search
+    or study while the build goes on (``complete`` is false until every class is in)."""
+    to = _table_path(to)
+    state = snapshot(out)
+    if not state.rows:
+        raise ActError(f"the build of {out} has not finished a class yet")
+    task = get_task(state.config.task)
+    recipe = recipe_for(task, state.config.overrides).model_dump()
+    card = _card(state.config, state.plan, task, recipe, state.rows, state.results,
+                 state.wall_s, f"a snapshot of the build of {Path(out).name}", to)
+    write_card(card, card_path(to))  # the card first, as a build writes them
+    write_table(to, state.rows)
+    return card
+
+
+def _table_path(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.name.endswith((".json", ".json.gz")):
+        raise ActError(f"--out must end in .json or .json.gz, got {path}")
+    return path
 
 
 def _preflight(config: BuildConfig, dataset: str) -> None:

@@ -1,11 +1,12 @@
-"""``act bench build``: the command line of :func:`actbench.build.build`."""
+"""``act bench build`` and ``act bench snapshot``: the command lines of
+:func:`actbench.build.build` and :func:`actbench.build.write_snapshot`."""
 
 from __future__ import annotations
 
 import argparse
 import signal
 
-from actbench.build import build
+from actbench.build import build, write_snapshot
 from actbench.build_plan import BuildConfig
 from actbench.options import add_set, add_stack
 from actbench.recipes import parse_overrides
@@ -43,6 +44,14 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     add_device(cmd)  # on a Dask cluster, default: each worker's own
     cmd.set_defaults(run=run_build)
 
+    snap = commands.add_parser(
+        "snapshot", help="write the rows a build has finished so far (a uniform sample)"
+    )
+    snap.add_argument("build", metavar="BUILD",
+                      help="the build's --out, TABLE.json[.gz] (its work store is beside it)")
+    add_output(snap, "bench-snapshot.json.gz", "the partial table, with its card")
+    snap.set_defaults(run=run_snapshot)
+
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
@@ -75,4 +84,12 @@ def run_build(args: argparse.Namespace) -> int:
               f"units missing ({summary.lost} lost to failed batches); rerun to finish")
         return 1
     log.info(f"table written to {summary.out}, card {summary.card}")
+    return 0
+
+
+def run_snapshot(args: argparse.Namespace) -> int:
+    out = output_path(args)
+    card = write_snapshot(args.build, out)
+    print(f"{card.rows} of {card.classes} classes written to {out} "
+          f"({card.failed} failed at chance, {card.fisher_invalid} without a spectrum)")
     return 0

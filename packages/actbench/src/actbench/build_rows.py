@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -53,11 +54,25 @@ def assemble(
     return rows
 
 
-def snapshot(out: str | Path) -> tuple[BuildConfig, Plan, dict[str, TableRecord]]:
-    """The rows finished so far by the build of ``out`` (running or interrupted), read
-    from its work store: a preview, or the figures of a build still under way."""
+@dataclass(frozen=True)
+class Snapshot:
+    """A build as its work store holds it: settings, plan, finished units, the rows of
+    the classes whose units are all done, and the wall time of its sessions so far."""
+
+    config: BuildConfig
+    plan: Plan
+    results: dict[UnitKey, UnitResult]
+    rows: dict[str, TableRecord]
+    wall_s: float
+
+
+def snapshot(out: str | Path) -> Snapshot:
+    """The build of ``out`` (running or interrupted) as far as it has gone: a preview, or
+    the figures of a build still under way. Its rows are a uniform sample of the space
+    (a build runs its classes in a shuffled order)."""
     config = BuildConfig.model_validate(WorkStore.settings_of(store_path(out)))
     plan = make_plan(config)
     with WorkStore(store_path(out), config.settings()) as store:
         results = {r.key: r for r in store.results()}
-    return config, plan, assemble(plan, config.seeds, results)
+        wall_s = float(store.meta("wall_s") or 0.0)
+    return Snapshot(config, plan, results, assemble(plan, config.seeds, results), wall_s)
