@@ -22,6 +22,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from actbench.tables import Table, load_table
+from actcore.readable import readable
 
 RELU = "max(relu(x),zero(x))"
 
@@ -41,8 +42,8 @@ def plot(table: Table, title: str, path: str) -> dict:
         marks["ReLU"] = (RELU, "black")
     for label, (name, color) in marks.items():
         acc = table[name].val_accuracy
-        ax.axvline(acc, color=color, ls="--", lw=1, label=f"{label}: {table.canonical(name)} "
-                   f"{100 * acc:.1f}%")  # fmt: skip
+        ax.axvline(acc, color=color, ls="--", lw=1,
+                   label=f"{label}: {readable(table.canonical(name))} {100 * acc:.1f}%")
     ax.set_xlabel("median validation accuracy (3 seeds)")
     ax.set_ylabel("unique functions (log)")
     ax.set_title(title, fontsize=10)
