@@ -174,6 +174,13 @@ def test_card_and_settings_guard(tmp_path):
     assert card.hardware["cores"] >= 1 and card.cpu_s > 0 and card.wall_s > 0
     with pytest.raises(ActError, match="other settings"):
         build(config(seeds=2, limit=3), out, workers=0, progress=False)
+    # a smaller build on the same store: its card counts the CPU time of its own units
+    build(config(limit=2), out, workers=0, progress=False)
+    with WorkStore(store_path(out), config().settings()) as store:
+        own = {k.function for k in make_plan(config(limit=2)).units(1)}
+        expected = sum(r.cpu_s for r in store.results() if r.key.function in own)
+    assert read_card(card_path(out)).cpu_s == pytest.approx(expected)
+    assert expected < card.cpu_s
 
 
 def test_dask_local_cluster_same_table(tmp_path, caplog):

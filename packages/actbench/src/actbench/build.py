@@ -315,7 +315,8 @@ def _card(config, plan, task, recipe, rows, results, wall_total, where, out) -> 
                 "weights": "one initialisation (the seed) for every function"},
         fisher_invalid=fisher_invalid, nonfinite_policy=NONFINITE_POLICY,
         versions=versions(), hardware=hardware(), workers=where,
-        cpu_s=sum(r.cpu_s for r in results.values()), wall_s=wall_total,
+        cpu_s=sum(results[k].cpu_s for k in plan.units(config.seeds) if k in results),
+        wall_s=wall_total,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
     )  # fmt: skip
 

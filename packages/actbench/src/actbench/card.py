@@ -44,7 +44,7 @@ class TableCard(BaseModel):
     versions: dict[str, str]
     hardware: dict[str, str | int]
     workers: str
-    cpu_s: float = Field(description="CPU time of all finished work units, all sessions")
+    cpu_s: float = Field(description="CPU time of the finished units of its classes, all sessions")
     wall_s: float = Field(description="wall time of all build sessions")
     created: str
 
