@@ -222,9 +222,12 @@ def build(
             keys = plan.units(config.seeds)
             todo = [k for k in keys if k not in done]
             tally = _Tally(units=len(keys), reused=len(keys) - len(todo), clock=start)
-            label = "in process" if workers == 0 else f"{workers or 'all'} local processes"
+            if scheduler:
+                where = f"dask {scheduler}"
+            else:
+                where = "in process" if workers == 0 else f"{workers or 'all'} local processes"
             on = "each worker's (CUDA where it has one)" if device is None else str(device)
-            where = f"{f'dask {scheduler}' if scheduler else label}, device {on}"
+            where += f", device {on}"
             try:
                 if todo:
                     with Progress(total=len(keys), initial=len(keys) - len(todo),
