@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from actbench import executors
-from actbench.executors import make_executor, spread_over_gpus, worker_device
+from actbench.executors import default_workers, make_executor, spread_over_gpus, worker_device
 from actcore import ActError
 
 # A job that hands each of two workers a unit of 60 s, then is killed (SIGTERM, turned
@@ -91,6 +91,21 @@ def test_workers_take_the_gpus_in_turn(monkeypatch):
     assert [spread_over_gpus(n) for n in range(5)] == chosen == [0, 1, 2, 0, 1]
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert spread_over_gpus(0) is None and len(chosen) == 5
+
+
+def test_work_on_gpus_starts_one_worker_per_gpu_unless_told(monkeypatch):
+    """A CUDA context per worker costs hundreds of MB, and workers on one GPU take turns:
+    by default one worker per GPU the work runs on; CPU work takes every core."""
+    cores = default_workers("cpu")
+    assert cores >= 1 and default_workers() == cores
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
+    assert default_workers("cuda") == default_workers(torch.device("cuda")) == 3
+    assert default_workers("cuda:2") == 1
+    assert default_workers(None) == 3  # each worker's own default: CUDA here
+    assert default_workers("cpu") == cores
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert default_workers(None) == cores
 
 
 def test_only_work_on_plain_cuda_spreads_over_the_gpus():

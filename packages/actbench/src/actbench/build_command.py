@@ -27,7 +27,8 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     cmd.add_argument("--seeds", type=int, default=3, help="train seeds 0..N-1 (default 3)")
     add_output(cmd, "bench-build-{task}.json.gz", "the table, TABLE.json[.gz]")
     cmd.add_argument("--workers", type=int,
-                     help="parallel worker processes (default: all cores; 0: in process)")
+                     help="parallel worker processes (default: all cores, or one per GPU for "
+                          "work on CUDA; 0: in process)")
     cmd.add_argument("--scheduler", metavar="ADDRESS",
                      help="run on a Dask cluster (tcp://host:8786, or 'local' to start one)")
     cmd.add_argument("--limit", type=int, metavar="N",

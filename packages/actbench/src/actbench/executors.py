@@ -1,9 +1,10 @@
 """Where a build's work runs: one :class:`concurrent.futures.Executor` interface for all.
 
 * ``workers=0``: in this process, one unit after another (debugging, tiny builds);
-* local processes (default, all cores): a :class:`~concurrent.futures.ProcessPoolExecutor`
-  with ``spawn`` workers, each limited to one torch thread and, for work on a machine's
-  GPUs, given one of them in turn (:func:`spread_over_gpus`);
+* local processes (default: all cores, or one per GPU; :func:`default_workers`): a
+  :class:`~concurrent.futures.ProcessPoolExecutor` with ``spawn`` workers, each limited
+  to one torch thread and, for work on a machine's GPUs, given one of them in turn
+  (:func:`spread_over_gpus`);
 * a Dask distributed cluster: ``scheduler="tcp://host:8786"`` connects to a running
   scheduler, ``scheduler="local"`` starts a :class:`distributed.LocalCluster` of
   ``workers`` single-threaded processes on this machine (GPUs in turn, as above; a
@@ -97,8 +98,19 @@ def worker_device(name: str | None, scheduler: str | None) -> torch.device | Non
     return None if name is None else parse_device(name)
 
 
-def default_workers() -> int:
-    """All cores this process may use."""
+def default_workers(device: str | torch.device | None = "cpu") -> int:
+    """How many local workers a job starts unless told: one per GPU the work runs on
+    (plain ``cuda``: each of this machine's; ``cuda:N``: that one), else all cores this
+    process may use. Each GPU worker holds a CUDA context of its own (hundreds of MB), and
+    workers sharing a GPU take turns on it; ``--workers`` sets more. ``device`` None is
+    each worker's own default: this machine's GPUs where it has CUDA."""
+    import torch
+
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    if device.type == "cuda":
+        return 1 if device.index is not None else max(1, torch.cuda.device_count())
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
@@ -158,7 +170,7 @@ def make_executor(
     workers: int | None = None, scheduler: str | None = None,
     device: str | torch.device | None = "cpu",
 ) -> Iterator[Executor]:
-    """An executor for ``workers`` parallel units (None: all cores), or on a Dask
+    """An executor for ``workers`` parallel units (None: :func:`default_workers`), or on a Dask
     ``scheduler`` address (``"local"`` for a local cluster). ``device`` is where the units
     run (:func:`worker_device`): for plain ``cuda``, or None, this machine's workers take
     its GPUs in turn."""
@@ -170,7 +182,7 @@ def make_executor(
             return
         spawn = multiprocessing.get_context("spawn")
         pool = ProcessPoolExecutor(
-            max_workers=workers or default_workers(),
+            max_workers=workers or default_workers(device),
             mp_context=spawn,
             initializer=_start_worker,
             initargs=(os.getpid(), spawn.Value("i", 0), _gpus_in_turn(device)),
@@ -193,7 +205,7 @@ def make_executor(
     cluster = None
     if scheduler == "local":
         cluster = LocalCluster(
-            n_workers=workers or default_workers(), threads_per_worker=1, processes=True,
+            n_workers=workers or default_workers(device), threads_per_worker=1, processes=True,
             dashboard_address=":0",
         )  # fmt: skip
         address: Any = cluster

@@ -186,7 +186,8 @@ def add_run(commands: argparse._SubParsersAction) -> None:
     add_operators(p)
     p.add_argument("--budget", type=int, default=50, help="evaluations in total")
     p.add_argument("--workers", type=int, default=None,
-                   help="parallel trainings (default: all cores; 0: in this process)")
+                   help="parallel trainings (default: all cores, or one per GPU for work on "
+                        "CUDA; 0: in this process)")
     p.add_argument("--scheduler", default=None,
                    help="Dask scheduler address ('local' starts a local cluster)")
     from actbench.options import add_set, add_stack

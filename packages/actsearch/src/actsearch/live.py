@@ -61,8 +61,8 @@ def run_search(config: SearchConfig, out: Path, workers: int | None = None,
     from actbench.stacked_training import members_per_stack
 
     strategy = get_strategy(config.strategy)  # names SearchConfig has checked
-    slots = max(1, default_workers() if workers is None else workers)
     device = worker_device(config.device, scheduler)  # a CUDA device missing here fails now
+    slots = max(1, default_workers(device) if workers is None else workers)
     if stack is None:  # no more in flight than the paper's parallel workers
         stack = min(members_per_stack(config.task, device), max(1, IN_FLIGHT // slots))
     stack = members_per_stack(config.task, device, stack)
