@@ -18,7 +18,7 @@ from actbench.compare import (
     summarise,
     table,
 )
-from actbench.curves import crossings, figures_at, median_curves, plot_curves
+from actbench.curves import crossings, figures_at, hold_for, median_curves, plot_curves
 from actbench.tasks import get_task
 from actbench.train import prepare, recipe_for
 from actcore import ActError
@@ -211,6 +211,21 @@ def test_crossings_mark_each_change_of_side():
     assert crossings([1, 2, 3, 4], [2, 2, 2, 2]) == [3]  # a tie keeps the side before it
     assert crossings([3, 1, 3, 3], [2, 2, 2, 2]) == [2, 3]
     assert crossings([1, 1], [1, 1]) == []
+
+
+def test_a_crossing_counts_once_the_new_side_is_held():
+    """Curves near a tie swap sides from epoch to epoch: no mark until one stays ahead;
+    the mark is where its lead began."""
+    reference = [5.0] * 14
+    curve = [4, 4, 4, 4, 4, 6, 4, 6, 4, 6, 6, 6, 5, 6]  # level at 13: the lead it had holds
+    assert crossings(curve, reference) == [6, 7, 8, 9, 10]
+    assert crossings(curve, reference, hold=3) == [10]
+    assert crossings(curve, reference, hold=5) == [10]
+    assert crossings(curve, reference, hold=6) == []  # the lead is 5 epochs long
+    assert crossings([6, 4, 4, 4], [5] * 4, hold=3) == []  # the first side was never held
+    with pytest.raises(ActError, match="at least 1 epoch"):
+        crossings(curve, reference, hold=0)
+    assert [hold_for(n) for n in (1, 6, 25, 100)] == [1, 1, 2, 10]
     curves = median_curves([_run("a", s, [0.5 + s * 0.1, 0.6]) for s in range(3)])
     assert curves["a"] == [(0.6, 0.5, 0.7), (0.6, 0.6, 0.6)]
 

@@ -71,7 +71,8 @@ def add_bench(subparsers: argparse._SubParsersAction) -> None:
                            "learning curves)")
     many.add_argument("--curves", metavar="FILE.png",
                       help="draw each activation's median validation curve over seeds, "
-                           "with the seeds' range, against ReLU's")
+                           "with the seeds' range, against ReLU's, marking where one takes "
+                           "a lead it keeps for a tenth of the epochs")
     many.add_argument("--learned-plot", metavar="FILE.png",
                       help="draw seed 0's learned activations per layer (hulls: affine solid, "
                            "convex dashed)")

@@ -62,23 +62,41 @@ def median_curves(results: Sequence[Result]) -> dict[str, list[tuple[float, floa
     return curves
 
 
-def crossings(curve: Sequence[float], reference: Sequence[float]) -> list[int]:
+def crossings(curve: Sequence[float], reference: Sequence[float], hold: int = 1) -> list[int]:
     """The epochs (1-based) after which ``curve`` is on the other side of ``reference`` than
-    it was before: where it overtakes it, or falls behind. Ties carry the last side."""
-    marks, side = [], 0
+    it was before: where it overtakes it, or falls behind. A side counts once the curve
+    has kept it ``hold`` epochs in a row, and a crossing is marked at the first of them, so
+    noise around a tie marks nothing. Ties carry the last side."""
+    if hold < 1:
+        raise ActError(f"a side must be held at least 1 epoch, got {hold}")
+    marks, held, side, start, length = [], 0, 0, 0, 0
     for epoch, (a, b) in enumerate(zip(curve, reference), start=1):
-        now = int(a > b) - int(a < b)
-        if now and side and now != side:
-            marks.append(epoch)
-        side = now or side
+        now = (int(a > b) - int(a < b)) or side
+        if not now:
+            continue
+        if now == side:
+            length += 1
+        else:
+            side, start, length = now, epoch, 1
+        if length == hold and side != held:
+            if held:
+                marks.append(start)
+            held = side
     return marks
+
+
+def hold_for(epochs: int) -> int:
+    """How many epochs a curve must stay on a side of the reference for a crossing to be
+    drawn: a tenth of the training. Single epochs of one run swing by points, so curves
+    near a tie cross back and forth; a tenth of the training on one side is a lead."""
+    return max(1, epochs // 10)
 
 
 def plot_curves(results: Sequence[Result], path: str | os.PathLike[str],
                 reference: str = "relu(x)", title: str = "") -> None:
     """One panel per activation: its median validation accuracy over seeds against epochs,
     a band from the seeds' minimum to their maximum, ``reference``'s median curve in grey,
-    and a mark at each epoch where the two cross."""
+    and a mark at each epoch where the two cross for :func:`hold_for` epochs or more."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -89,6 +107,7 @@ def plot_curves(results: Sequence[Result], path: str | os.PathLike[str],
         raise ActError("no run has a learning curve to draw (results saved before act "
                        "recorded curves, or trained with curves=False)")
     base = [m for m, _, _ in curves[reference]] if reference in curves else None
+    hold = hold_for(max(len(c) for c in curves.values()))
     names = list(curves)
     cols = min(4, len(names))
     rows = -(-len(names) // cols)
@@ -110,8 +129,8 @@ def plot_curves(results: Sequence[Result], path: str | os.PathLike[str],
             ref = 100 * np.array(base[: len(median)])
             ax.plot(range(1, len(ref) + 1), ref, color="0.35", linewidth=1, linestyle="--",
                     label=f"{reference} median")
-            for epoch in crossings(median, ref):
-                ax.axvline(epoch, color="C3", linewidth=0.6, alpha=0.35)
+            for epoch in crossings(median, ref, hold):
+                ax.axvline(epoch, color="C3", linewidth=0.8, alpha=0.5)
                 ax.plot(epoch, median[epoch - 1], "o", color="C3", markersize=3.5)
         ax.set_title(_short(name), fontsize=9)
         ax.grid(alpha=0.3)
@@ -124,7 +143,7 @@ def plot_curves(results: Sequence[Result], path: str | os.PathLike[str],
     other = next((i for i, name in enumerate(names) if name != reference), 0)
     handles, labels = grid.flatten()[other].get_legend_handles_labels()
     handles.append(plt.Line2D([], [], color="C3", marker="o", markersize=3.5, linewidth=0.8))
-    labels.append(f"crosses {reference}")
+    labels.append(f"crosses {reference}" + (f" (and stays {hold}+ epochs)" if hold > 1 else ""))
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
     fig.suptitle(title or "validation accuracy by epoch: median over seeds, band min–max")
     fig.tight_layout(rect=(0, 0.05, 1, 1))
