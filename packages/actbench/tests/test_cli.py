@@ -53,6 +53,20 @@ def test_bad_input_exits_2_with_one_line(argv, message, capsys):
     assert message in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("option", ["--curves", "--learned-plot", "-o"])
+def test_a_bad_figure_name_fails_before_any_training(option, tmp_path, capsys, monkeypatch):
+    """A grid of hours must not end in 'cannot draw': the name is checked first."""
+    monkeypatch.setattr("actbench.cli.run_comparison", lambda *a, **k: pytest.fail("trained"))
+    results = tmp_path / "runs.jsonl"
+    argv = ["bench", "compare", "-t", "mlp-digits", "-a", "relu", "--epochs", "1",
+            "--results", str(results), option, str(tmp_path / "figure.txt")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == (f"act: error: cannot draw '{tmp_path / 'figure.txt'}': a figure "
+                           "file ends in .png, .pdf, .svg")
+    assert not results.exists()
+
+
 def test_compare_prints_table_writes_plot_and_resumes(tmp_path, capsys, monkeypatch):
     plot, results = tmp_path / "cmp.png", tmp_path / "runs.jsonl"
     argv = ["bench", "compare", "-t", "mlp-digits", "-a", "relu", "-a", "identity(x)",

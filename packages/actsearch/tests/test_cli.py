@@ -146,7 +146,8 @@ def test_tables_that_cannot_be_searched_are_refused(tmp_path, capsys, rows, accu
            "Validation Loss": 1, "Test Accuracy": 0.5, "Test Loss": 1}
     path = tmp_path / "t.json"
     path.write_text(json.dumps({f"{u}(x)": row for u in rows}))
-    code = main(["search", command, "--table", str(path), "--out", str(tmp_path / "o")])
+    out = tmp_path / ("o.png" if command == "embed" else "o")  # a figure; a report folder
+    code = main(["search", command, "--table", str(path), "--out", str(out)])
     err = capsys.readouterr().err
     assert code == 2 and message in err, err
 

@@ -30,6 +30,7 @@ from actbench.train import recipe_for, train
 from actcore import ActError
 from actcore.cli import add_device, add_group, add_normalize, add_output, output_path
 from actcore.console import Progress, log
+from actcore.plot import figure_path
 from actcore.plugins import registry
 
 
@@ -60,7 +61,7 @@ def add_bench(subparsers: argparse._SubParsersAction) -> None:
     _common(many)
     many.add_argument("--activation", "-a", action="append", required=True,
                       help="an activation expression (repeat for each)")
-    add_output(many, None, "box plot PNG")
+    add_output(many, None, "box plot PNG", figure=True)
     many.add_argument("--results", metavar="FILE.jsonl",
                       help="save runs here as they finish; runs already there are reused, and "
                            "unfinished runs checkpoint every epoch in FILE.checkpoints/ and "
@@ -69,11 +70,11 @@ def add_bench(subparsers: argparse._SubParsersAction) -> None:
     many.add_argument("--at-epoch", type=int, metavar="N",
                       help="print the table as it stood after epoch N (from the runs' "
                            "learning curves)")
-    many.add_argument("--curves", metavar="FILE.png",
+    many.add_argument("--curves", type=figure_path, metavar="FILE.png",
                       help="draw each activation's median validation curve over seeds, "
                            "with the seeds' range, against ReLU's, marking where one takes "
                            "a lead it keeps for a tenth of the epochs")
-    many.add_argument("--learned-plot", metavar="FILE.png",
+    many.add_argument("--learned-plot", type=figure_path, metavar="FILE.png",
                       help="draw seed 0's learned activations per layer (hulls: affine solid, "
                            "convex dashed)")
     many.add_argument("--workers", type=int, default=0,

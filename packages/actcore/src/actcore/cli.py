@@ -19,6 +19,7 @@ from actcore import plugins
 from actcore.atomic import make_parent
 from actcore.console import NORMAL, QUIET, VERBOSE, configure
 from actcore.errors import ActError
+from actcore.plot import figure_path
 from actcore.versions import install_hint
 
 
@@ -55,13 +56,16 @@ def int_at_least(minimum: int):
 OUTPUT_ROOT = "act-out"
 
 
-def add_output(parser: argparse.ArgumentParser, default: str | None, what: str) -> None:
+def add_output(parser: argparse.ArgumentParser, default: str | None, what: str,
+               figure: bool = False) -> None:
     """The one output option of act's commands: ``-o/--out PATH``. ``default`` (a name
     under ``act-out/`` that may hold ``{fields}`` filled in by :func:`output_path`; None:
-    nothing is written unless asked) is shown in ``--help``. Missing folders are created."""
+    nothing is written unless asked) is shown in ``--help``; a ``figure``'s name is
+    checked as the options are read (:func:`actcore.plot.figure_path`), not after the
+    work whose result it draws. Missing folders are created."""
     shown = f"default: {OUTPUT_ROOT}/{default}" if default else "optional"
-    parser.add_argument("-o", "--out", type=Path, default=None, metavar="PATH",
-                        help=f"{what} ({shown})")
+    parser.add_argument("-o", "--out", type=figure_path if figure else Path, default=None,
+                        metavar="FILE.png" if figure else "PATH", help=f"{what} ({shown})")
     parser.set_defaults(out_default=default)
 
 

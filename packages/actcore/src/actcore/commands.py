@@ -125,7 +125,7 @@ def add_fn(subparsers: argparse._SubParsersAction) -> None:
         description="Plot the functions on [-5, 5] in one PNG figure.",
     )
     plot.add_argument("functions", nargs="+", metavar="EXPR")
-    add_output(plot, "functions.png", "PNG file")
+    add_output(plot, "functions.png", "PNG file", figure=True)
     add_normalize(plot)
     plot.set_defaults(run=run_fn_plot)
 

@@ -19,6 +19,17 @@ Y_LIMIT = 10.0  # fast-growing functions would otherwise flatten everything else
 FIGURE_FORMATS = (".png", ".pdf", ".svg")
 
 
+def figure_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a figure file: its suffix names a format act draws in, else an error.
+    Commands use it as the ``type`` of their figure options too, so a bad name fails
+    before any work (an ActError raised there passes argparse by: one line, exit 2)."""
+    path = Path(path)
+    if path.suffix.lower() not in FIGURE_FORMATS:
+        raise ActError(f"cannot draw {str(path)!r}: a figure file ends in "
+                       f"{', '.join(FIGURE_FORMATS)}")
+    return path
+
+
 def save_figure(fig, path: str | os.PathLike[str], **savefig) -> Path:
     """Write ``fig`` atomically in the format its suffix names, then close it.
 
@@ -28,13 +39,8 @@ def save_figure(fig, path: str | os.PathLike[str], **savefig) -> Path:
     """
     import matplotlib.pyplot as plt
 
-    path = Path(path)
     try:
-        if path.suffix.lower() not in FIGURE_FORMATS:
-            raise ActError(
-                f"cannot draw {str(path)!r}: a figure file ends in "
-                f"{', '.join(FIGURE_FORMATS)}"
-            )
+        path = figure_path(path)
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format=path.suffix.lower()[1:], **savefig)
     finally:

@@ -21,6 +21,7 @@ from actcore.device import resolve_device
 from actcore.errors import ActError
 from actcore.lock import exclusive
 from actcore.model_source import build_model
+from actcore.plot import figure_path
 from actcore.plugins import plugin_manager
 from actcore.threads import seeded
 from actcore.versions import install_hint
@@ -39,7 +40,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     spectrum.add_argument("--activation", metavar="EXPR",
                           help="activation expression, e.g. 'relu(x)' (needed for act's zoo; "
                           "an outside model keeps its own without it)")
-    spectrum.add_argument("--plot", type=Path, metavar="FILE.png",
+    spectrum.add_argument("--plot", type=figure_path, metavar="FILE.png",
                           help="save a picture of the spectra")
     spectrum.set_defaults(run=run_spectrum)
 

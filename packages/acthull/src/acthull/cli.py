@@ -24,7 +24,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         description="CHECKPOINT is written by acthull.save_checkpoint(path, model).",
     )
     show.add_argument("checkpoint", type=Path)
-    add_output(show, None, "PNG of the learned functions")
+    add_output(show, None, "PNG of the learned functions", figure=True)
     show.add_argument("--range", nargs=2, type=float, default=(-5.0, 5.0), metavar=("LO", "HI"))
     show.set_defaults(run=run_show)
 
@@ -32,7 +32,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "trajectory", help="plot coefficient trajectories saved by a CoefficientRecorder"
     )
     trajectory.add_argument("trajectories", type=Path, help="JSON file")
-    add_output(trajectory, "hull-trajectory.png", "PNG file")
+    add_output(trajectory, "hull-trajectory.png", "PNG file", figure=True)
     trajectory.set_defaults(run=run_trajectory)
 
 

@@ -49,7 +49,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
     p = commands.add_parser("embed", help="plot a table's 2-D embeddings by accuracy")
     _table_args(p)
-    add_output(p, "search-embed-{table}.png", "PNG file")
+    add_output(p, "search-embed-{table}.png", "PNG file", figure=True)
     p.set_defaults(run=run_embed)
 
     p = commands.add_parser("regressors", help="list the registered regressors and strategies")
