@@ -28,6 +28,7 @@ from actbench.results import Result
 from actbench.stacked_training import members_per_stack, train_many
 from actbench.train import recipe_for, train
 from actcore import ActError
+from actcore.atomic import make_parent
 from actcore.cli import add_device, add_group, add_normalize, add_output, output_path
 from actcore.console import Progress, log
 from actcore.plot import figure_path
@@ -198,6 +199,10 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_compare(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    out = output_path(args)  # every output's folder made, or refused, before any training
+    for path in (args.results, args.curves, args.learned_plot):
+        if path:
+            make_parent(path)
     total = len(args.activation) * args.seeds
     bar = Progress(total=total, desc=args.task, unit="run", file=sys.stderr)
     in_process = args.workers == 0 and args.scheduler is None
@@ -229,7 +234,6 @@ def run_compare(args: argparse.Namespace) -> int:
         plot_curves(results, args.curves, title=f"{args.task}: validation accuracy by epoch, "
                     f"median of {args.seeds} seeds (band: min–max)")
         log.info(f"learning curves drawn in {args.curves}")
-    out = output_path(args)
     if out is not None:
         plot(results, out, title=f"{args.task}, {args.seeds} seeds")
         log.info(f"plot written to {out}")

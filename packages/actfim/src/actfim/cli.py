@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from actcore import parse
 from actcore.activation_kinds import DEFAULT_KINDS
+from actcore.atomic import make_parent
 from actcore.cli import add_device, add_group, comma_list
 from actcore.console import log
 from actcore.device import resolve_device
@@ -142,6 +143,8 @@ def _options(args: argparse.Namespace) -> dict:
 
 def run_spectrum(args: argparse.Namespace) -> int:
     activation = None if args.activation is None else str(parse(args.activation))
+    if args.plot is not None:
+        make_parent(args.plot)  # a folder that cannot be made fails before the spectrum
     inputs, targets, shape, classes = load_batch(args)
     options = _options(args)
     device = _device(args)

@@ -151,6 +151,7 @@ def run_embed(args: argparse.Namespace) -> int:
     from actsearch.embedding import embed
 
     table, features = _load(args)
+    out = output_path(args, table=Path(str(args.table)).name.split(".")[0])  # before the work
     mask = features.candidates
     names = np.array(table.names())[mask]
     accuracy = np.nan_to_num([table.records[n].val_accuracy for n in names], nan=table.chance)
@@ -160,7 +161,6 @@ def run_embed(args: argparse.Namespace) -> int:
     index = np.cumsum(mask) - 1  # row -> candidate index
     labels = {n: int(index[r]) for n, r in features.rows_like(BASELINES).items()
               if mask[r]}
-    out = output_path(args, table=Path(str(args.table)).name.split(".")[0])
     plot.plot_embeddings(panels, accuracy, failed, labels, out,
                          f"{args.table}: {int(mask.sum())} candidates")
     log.info(f"wrote {out}")
