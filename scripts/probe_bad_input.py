@@ -49,6 +49,8 @@ CLI = {
                                           "--results", "{tmp}/afile/runs.jsonl"],
     "embed -o FILE/e.png": ["search", "embed", "--table", "act-bench-digits-mlp",
                             "-o", "{tmp}/afile/e.png"],
+    "embed --cache FILE/c": ["search", "embed", "--table", "act-bench-digits-mlp",
+                             "--cache", "{tmp}/afile/c", "-o", "{tmp}/e.png"],
     "fim spectrum --plot s.csv": ["fim", "spectrum", "--model", "mlp", "--activation",
                                   "relu(x)", "--input-shape", "64", "--classes", "10",
                                   "--plot", "{tmp}/s.csv"],

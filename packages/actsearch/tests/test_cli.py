@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from actcore import ActError
 from actcore.cli import main
 from actsearch.embedding import embed
 from actsearch.features import Features
@@ -220,6 +221,9 @@ def test_embedding_is_cached_and_keyed_by_features(tmp_path, monkeypatch):
     changed = Features(names, features.outputs + 1, features.fisher)
     with pytest.raises(AssertionError, match="recomputed"):
         embed(changed, "union", seed=0, cache=tmp_path)
+    (tmp_path / "a-file").touch()  # a cache that cannot be written: refused before the work
+    with pytest.raises(ActError, match="cannot create the folder"):
+        embed(changed, "union", seed=0, cache=tmp_path / "a-file" / "cache")
 
 
 def test_batch_never_suggests_two_members_of_one_class():

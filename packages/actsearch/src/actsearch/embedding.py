@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from actcore.atomic import atomic_path
+from actcore.atomic import atomic_path, make_parent
 from actcore.cache import cache_root
 from actcore.console import Progress
 from actsearch.features import Features
@@ -183,6 +183,7 @@ def embed(
                     return coords
             except (OSError, ValueError):
                 pass  # a damaged cache file is recomputed and replaced
+        make_parent(path)  # a cache folder that cannot be made fails before the work
     # the approximate path works in float32 (umap-learn's own precision): mask and convert
     # in one copy, not two
     dtype = np.float32 if scalable(int(mask.sum())) else None
