@@ -74,6 +74,25 @@ def test_batch_command_resumes_and_exports(tiny, tmp_path, capsys, monkeypatch):
     assert sorted(exported) == ["relu(x)", "sigmoid(x)", "tanh(x)"]
 
 
+@pytest.mark.parametrize(("command", "option", "name"), [
+    ("spectrum", "--plot", "spectrum.csv"),
+    ("spectrum", "--plot", "a-file/spectrum.png"),
+    ("batch", "--export", "a-file/t.json"),
+])
+def test_an_output_that_cannot_be_written_fails_before_the_spectra(
+        tiny, tmp_path, capsys, monkeypatch, command, option, name):
+    monkeypatch.setattr(actfim.batch._Job, "run", lambda *a: pytest.fail("computed"))
+    monkeypatch.setattr("actfim.cli.kfac_spectrum", lambda *a, **k: pytest.fail("computed"))
+    (tmp_path / "a-file").touch()
+    argv = ["fim", command, "--model", "tinyfim_nets:tiny", "--input-shape", "2,5,5",
+            "--classes", "3", "--batch-size", "8", option, str(tmp_path / name)]
+    argv += ["--activation", "relu(x)"] if command == "spectrum" else [
+        "relu(x)", "--store", str(tmp_path / "s.sqlite")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("act: error: cannot ") and err.count("\n") == 1
+
+
 def test_a_second_batch_on_the_same_store_is_refused(tiny, tmp_path, capsys):
     from actcore.lock import exclusive
 

@@ -202,6 +202,8 @@ def run_batch(args: argparse.Namespace) -> int:
         expressions += [line.strip() for line in lines if line.strip()]
     if not expressions:
         raise ActError("give activation expressions or --from-file FILE")
+    if args.export is not None:
+        make_parent(args.export)  # a folder that cannot be made fails before the spectra
     inputs, targets, shape, classes = load_batch(args)
     device = _device(args)
     with exclusive(args.store, "the spectrum store"):  # one batch job per store at a time
