@@ -77,6 +77,16 @@ def test_a_bad_output_fails_before_any_training(option, name, message, tmp_path,
     assert err.startswith("act: error: ") and message in err and err.count("\n") == 1
 
 
+def test_train_refuses_a_checkpoint_it_cannot_write_before_training(tmp_path, capsys,
+                                                                   monkeypatch):
+    monkeypatch.setattr("actbench.cli.train", lambda *a, **k: pytest.fail("trained"))
+    (tmp_path / "a-file").touch()
+    argv = ["bench", "train", "-t", "mlp-digits", "-a", "relu", "--checkpoint",
+            str(tmp_path / "a-file" / "c.pt")]
+    assert main(argv) == 2
+    assert "cannot create the folder" in capsys.readouterr().err
+
+
 def test_compare_prints_table_writes_plot_and_resumes(tmp_path, capsys, monkeypatch):
     plot, results = tmp_path / "cmp.png", tmp_path / "runs.jsonl"
     argv = ["bench", "compare", "-t", "mlp-digits", "-a", "relu", "-a", "identity(x)",

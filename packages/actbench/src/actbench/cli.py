@@ -181,6 +181,8 @@ def run_train(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if args.checkpoint and args.seeds != 1:
         raise ActError("--checkpoint works with one seed at a time")
+    if args.checkpoint:
+        make_parent(args.checkpoint)  # a folder that cannot be made fails before the training
     results = []
     bar = Progress(range(args.seeds), desc=args.task, unit="run", file=sys.stderr)
     for seed in bar:
