@@ -211,6 +211,8 @@ def test_crossings_mark_each_change_of_side():
     assert crossings([1, 2, 3, 4], [2, 2, 2, 2]) == [3]  # a tie keeps the side before it
     assert crossings([3, 1, 3, 3], [2, 2, 2, 2]) == [2, 3]
     assert crossings([1, 1], [1, 1]) == []
+    curves = median_curves([_run("a", s, [0.5 + s * 0.1, 0.6]) for s in range(3)])
+    assert curves["a"] == [(0.6, 0.5, 0.7), (0.6, 0.6, 0.6)]
 
 
 def test_a_crossing_counts_once_the_new_side_is_held():
@@ -226,8 +228,6 @@ def test_a_crossing_counts_once_the_new_side_is_held():
     with pytest.raises(ActError, match="at least 1 epoch"):
         crossings(curve, reference, hold=0)
     assert [hold_for(n) for n in (1, 6, 25, 100)] == [1, 1, 2, 10]
-    curves = median_curves([_run("a", s, [0.5 + s * 0.1, 0.6]) for s in range(3)])
-    assert curves["a"] == [(0.6, 0.5, 0.7), (0.6, 0.6, 0.6)]
 
 
 def test_compare_reads_any_epoch_and_draws_the_curves(tmp_path, capsys):
