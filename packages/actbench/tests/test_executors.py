@@ -126,3 +126,22 @@ def _gpu() -> int:
 def test_two_workers_train_on_two_gpus():
     with make_executor(2, device="cuda") as pool:
         assert sorted(f.result() for f in [pool.submit(_gpu) for _ in range(2)]) == [0, 1]
+
+
+def test_parallelism_counts_what_the_executor_runs_at_once():
+    """A process pool's processes, a Dask cluster's threads over all its workers, and one
+    for work in this process."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    distributed = pytest.importorskip("distributed")
+    from actbench.executors import SerialExecutor, parallelism
+
+    assert parallelism(SerialExecutor()) == 1
+    with ThreadPoolExecutor(3) as threads:
+        assert parallelism(threads) == 3
+    with make_executor(workers=0) as serial:
+        assert parallelism(serial) == 1
+    with (distributed.LocalCluster(n_workers=2, threads_per_worker=2, processes=False,
+                                   dashboard_address=":0") as cluster,
+          distributed.Client(cluster) as client):
+        assert parallelism(client.get_executor()) == 4

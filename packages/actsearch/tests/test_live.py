@@ -197,8 +197,10 @@ def test_bad_run_input_is_a_clear_error(tmp_path, capsys, extra, message):
     assert code == 2 and message in err and "Traceback" not in err, err
 
 
-def test_parallel_workers_are_all_busy_and_never_share_a_class(tmp_path, monkeypatch):
-    """Two thread workers, a fake 50 ms training: record what runs at the same time."""
+def _slow_trainings(monkeypatch, threads):
+    """Trainings that take 50 ms each on a pool of ``threads`` threads, whatever the
+    search asks for (as a cluster has its own workers); returns the sets of functions
+    that were training together, one per training's start."""
     import contextlib
     import threading
     import time
@@ -223,12 +225,18 @@ def test_parallel_workers_are_all_busy_and_never_share_a_class(tmp_path, monkeyp
                       val_loss=0.1, test_loss=0.1, runtime_s=0.05, epochs=1)
 
     @contextlib.contextmanager
-    def threads(workers, scheduler, device):
-        with ThreadPoolExecutor(workers) as pool:
-            yield pool
+    def pool(workers, scheduler, device):
+        with ThreadPoolExecutor(threads or workers) as executor:
+            yield executor
 
     monkeypatch.setattr(live, "train_functions", one_by_one(fake_train))
-    monkeypatch.setattr(actbench.executors, "make_executor", threads)
+    monkeypatch.setattr(actbench.executors, "make_executor", pool)
+    return overlaps
+
+
+def test_parallel_workers_are_all_busy_and_never_share_a_class(tmp_path, monkeypatch):
+    """Two thread workers, a fake 50 ms training: record what runs at the same time."""
+    overlaps = _slow_trainings(monkeypatch, threads=None)
     for strategy in ("surrogate", "surrogate-batch"):
         overlaps.clear()
         out = tmp_path / strategy
@@ -240,6 +248,18 @@ def test_parallel_workers_are_all_busy_and_never_share_a_class(tmp_path, monkeyp
         for together in overlaps:
             if len(together) == 2:
                 assert len(equivalence_classes(sorted(together))) == 2
+
+
+def test_a_search_on_a_cluster_keeps_all_its_workers_busy(tmp_path, monkeypatch):
+    """On a Dask cluster the trainings in flight follow the cluster's workers, not this
+    machine's cores (here a 'cluster' of three more threads than this machine has cores)."""
+    from actbench.executors import default_workers
+
+    cluster = default_workers("cpu") + 3
+    overlaps = _slow_trainings(monkeypatch, threads=cluster)
+    run_search(config(budget=3 * cluster), tmp_path, scheduler="tcp://cluster:8786",
+               progress=False)
+    assert max(len(together) for together in overlaps) == cluster
 
 
 def _flaky_pools(monkeypatch, broken_for):

@@ -39,7 +39,7 @@ from actbench.build_plan import BuildConfig, Plan, make_plan, store_path
 from actbench.build_rows import assemble, snapshot
 from actbench.build_units import run_units
 from actbench.card import TableCard, card_path, hardware, versions, write_card
-from actbench.executors import Pool, SerialExecutor, worker_device
+from actbench.executors import Pool, SerialExecutor, parallelism, worker_device
 from actbench.fisher import fisher_batch
 from actbench.hookspecs import DATASETS
 from actbench.stacked_training import members_per_stack
@@ -174,7 +174,7 @@ class _Runner:
             done = self.store.done()
             try:
                 self.run(pool.executor, [k for k in keys if k not in done],
-                         _parallelism(pool.executor))
+                         parallelism(pool.executor))
                 return
             except BrokenExecutor as err:
                 if started == MAX_RESTARTS:
@@ -293,14 +293,6 @@ def _preflight(config: BuildConfig, dataset: str) -> None:
     for split in ("train", "val", "test"):
         source.load(split, config.data_root, False, augment=False)
     fisher_batch(dataset, config.fisher_batch, config.fisher_seed, config.data_root)
-
-
-def _parallelism(pool: Executor) -> int:
-    """How many batches the executor runs at once (processes, or Dask worker threads)."""
-    client = getattr(pool, "_client", None)
-    if client is not None:
-        return max(1, sum(client.nthreads().values()))
-    return max(1, getattr(pool, "_max_workers", None) or 1)
 
 
 def _card(config, plan, task, recipe, rows, results, wall_total, where, out) -> TableCard:

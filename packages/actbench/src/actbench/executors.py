@@ -117,6 +117,15 @@ def default_workers(device: str | torch.device | None = "cpu") -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def parallelism(executor: Executor) -> int:
+    """How many units ``executor`` runs at once: its processes, or a Dask cluster's worker
+    threads (all of them, wherever they are), or 1 in this process."""
+    client = getattr(executor, "_client", None)
+    if client is not None:
+        return max(1, sum(client.nthreads().values()))
+    return max(1, getattr(executor, "_max_workers", None) or 1)
+
+
 class Pool:
     """:func:`make_executor` that a job can restart: one dead worker process breaks a
     whole process pool (``BrokenExecutor``), so a job that should outlive it starts a new

@@ -57,15 +57,12 @@ def run_search(config: SearchConfig, out: Path, workers: int | None = None,
     With ``stack`` K > 1, each free worker gets K suggestions and trains them side by
     side; None stacks where it pays, up to :data:`IN_FLIGHT` trainings in flight in all
     (a surrogate that waits for fewer results suggests better)."""
-    from actbench.executors import Pool, default_workers, worker_device
+    from actbench.executors import Pool, parallelism, worker_device
     from actbench.stacked_training import members_per_stack
 
     strategy = get_strategy(config.strategy)  # names SearchConfig has checked
     device = worker_device(config.device, scheduler)  # a CUDA device missing here fails now
-    slots = max(1, default_workers(device) if workers is None else workers)
-    if stack is None:  # no more in flight than the paper's parallel workers
-        stack = min(members_per_stack(config.task, device), max(1, IN_FLIGHT // slots))
-    stack = members_per_stack(config.task, device, stack)
+    size = members_per_stack(config.task, device, stack)  # checked before any work
     with exclusive(out / "study.sqlite", "the study"):  # one search of a study at a time
         study = Study(out / "study.sqlite", config.settings())
         try:
@@ -74,9 +71,12 @@ def run_search(config: SearchConfig, out: Path, workers: int | None = None,
                             "earlier run will run again")
             started = time.perf_counter()
             with Pool(workers, scheduler, device) as pool:
+                slots = parallelism(pool.executor)  # on a cluster: its workers, not ours
+                if stack is None:  # no more in flight than the paper's parallel workers
+                    size = min(size, max(1, IN_FLIGHT // slots))
                 features, coords = _features(config, out, pool, progress)
                 loop = _Loop.start(config, study, features, coords,
-                                   _Run(progress, started, stack))
+                                   _Run(progress, started, size))
                 _train_until_budget(loop, strategy, pool, slots)
             loop.bar.close()
             if loop.suggest_seconds:
