@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from actbench.activations import activation_factory
-from actbench.train import Setup, evaluate_model, prepare, warm_up
+from actbench.train import Setup, evaluate_model, layout, prepare, warm_up
 
 TASKS = ("lenet5-fashion-mnist", "kerasnet-fashion-mnist", "allconv-fashion-mnist")
 
@@ -34,6 +34,7 @@ def one_round(setup: Setup, activation: str) -> tuple[float, float, float]:
     shape, classes = setup.source.input_shape, setup.source.num_classes
     model = setup.architecture.build(activation_factory(activation), shape, classes)
     device = torch.device("cpu")
+    model.to(memory_format=layout(device))  # as the harness lays it out
     warm_up(model, shape, device, precision)
     optimizer, schedule = setup.optimizer_and_schedule(model.parameters())
     generator = torch.Generator().manual_seed(0)

@@ -5,7 +5,8 @@
 2. LeNet-5 on Fashion-MNIST-shaped data (synthetic, so no download is needed) with the
    hull paper's recipe (RMSprop, Keras time decay, flips and shifts, batch 32): images/s
    through ``actbench.train`` versus a plain hand-written PyTorch loop doing the same
-   work in the same process. Target ratio >= 0.9.
+   work in the same process, both with the channels-last layout the harness uses on a
+   CPU (what that layout buys: ``bench/actbench_layout.py``). Target ratio >= 0.9.
 
 Run: ``.venv-dev/bin/python bench/actbench_train.py [--runs 5]``. Both parts use one
 torch thread (stable figures on a shared machine); the machine load is printed.
@@ -63,6 +64,7 @@ def plain_loop(data: dict[str, TensorData], epochs: int, seed: int) -> float:
     start = time.perf_counter()
     torch.manual_seed(seed)
     model = registry(MODELS).get("lenet5").build(torch.nn.ReLU, (1, 28, 28), 10)
+    model.to(memory_format=torch.channels_last)
     opt = torch.optim.RMSprop(model.parameters(), lr=1e-4, alpha=0.9, eps=1e-7)
     g = torch.Generator().manual_seed(seed)
     x, y = data["train"].x, data["train"].y
