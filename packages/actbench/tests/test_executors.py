@@ -20,7 +20,13 @@ from actcore import ActError
 # into KeyboardInterrupt as ``act bench build`` does) while both units run.
 JOB = textwrap.dedent("""
     import signal, sys, time
-    from actbench.executors import make_executor
+    from contextlib import contextmanager
+    from actbench.executors import Pool, make_executor
+
+    @contextmanager
+    def through_pool(workers):
+        with Pool(workers) as pool:
+            yield pool.executor
 
     def interrupt(signum, frame):
         raise KeyboardInterrupt
@@ -28,7 +34,7 @@ JOB = textwrap.dedent("""
     if __name__ == "__main__":
         signal.signal(signal.SIGTERM, interrupt)
         try:
-            with make_executor(2) as pool:
+            with EXECUTOR as pool:
                 futures = [pool.submit(time.sleep, 60) for _ in range(2)]
                 time.sleep(3)  # both workers started and busy
                 print("running", flush=True)
@@ -39,12 +45,15 @@ JOB = textwrap.dedent("""
 """)
 
 
-def test_an_interrupted_job_stops_its_running_workers(tmp_path):
+@pytest.mark.parametrize("executor", ["make_executor(2)", "through_pool(2)"])
+def test_an_interrupted_job_stops_its_running_workers(tmp_path, executor):
     """Units whose results nobody will collect are not waited for: before this, the
     pool's shutdown waited for each running unit (a whole stack of trainings), and a
-    killed table build once hung for good with a worker blocked on its result."""
+    killed table build once hung for good with a worker blocked on its result. The same
+    through :class:`Pool`, as builds, comparisons and searches use it (a killed build
+    once waited for its running units there)."""
     script = tmp_path / "job.py"
-    script.write_text(JOB)
+    script.write_text(JOB.replace("EXECUTOR", executor))
     job = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     try:
         assert job.stdout.readline().strip() == "running"

@@ -143,8 +143,9 @@ class Pool:
         self.paused = False
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._stack.close()
+    def __exit__(self, *exc: Any) -> None:
+        self._stack.__exit__(*exc)  # an error or interrupt reaches the executor: it stops
+        # its workers instead of waiting for their units
 
     def pause(self) -> None:
         """Stop the workers (and free their memory) until :meth:`resume`."""
