@@ -71,7 +71,8 @@ def layout(device: torch.device) -> torch.memory_format:
     """How a run lays out its 4-D weights, and so the feature maps computed from them:
     channels-last on a CPU, where oneDNN's convolutions and max pooling are faster in it
     (a LeNet-5 step about 1.4x here; ``bench/actbench_layout.py``). The same arithmetic,
-    rounded differently; dense layers, and runs on a GPU, are left as they are."""
+    rounded differently (dropout on feature maps lays the same draws over them in memory
+    order); dense layers, and runs on a GPU, are left as they are."""
     return torch.channels_last if device.type == "cpu" else torch.preserve_format
 
 
