@@ -144,8 +144,9 @@ class Pool:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self._stack.__exit__(*exc)  # an error or interrupt reaches the executor: it stops
+        # the error or interrupt that ends the job reaches the executor, which then stops
         # its workers instead of waiting for their units
+        self._stack.__exit__(*exc)
 
     def pause(self) -> None:
         """Stop the workers (and free their memory) until :meth:`resume`."""
