@@ -244,3 +244,44 @@ def test_compare_reads_any_epoch_and_draws_the_curves(tmp_path, capsys):
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main([*argv, "--at-epoch", "4"]) == 2
     assert "--at-epoch must be from 1 to the runs' 3 epochs, got 4" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd", "rmsprop"])
+def test_a_checkpoint_of_another_layout_resumes_the_same_training(tmp_path, optimizer):
+    """A run saved contiguous (an older act, or a GPU) and resumed channels-last takes the
+    steps a contiguous resume takes: torch's fused optimisers read a parameter and its
+    state as flat arrays, so the state is laid out like its parameter on resuming (before,
+    a fused Adam paired the wrong numbers, silently)."""
+    from actbench.checkpoints import resume, save_checkpoint
+    from actbench.recipes import Recipe
+
+    recipe = Recipe(optimizer=optimizer, lr=1e-2, momentum=0.9 if optimizer == "sgd" else 0,
+                    epochs=2, batch_size=4)  # fmt: skip
+    x = torch.randn(4, 3, 6, 6, generator=torch.Generator().manual_seed(0))
+
+    def steps(conv, opt, n):
+        for _ in range(n):
+            opt.zero_grad()
+            conv(x).square().mean().backward()
+            opt.step()
+
+    def run(layout):
+        torch.manual_seed(0)
+        conv = torch.nn.Conv2d(3, 8, 3).to(memory_format=layout)
+        opt = recipe.optimizer_for(conv.parameters())
+        schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 1.0)
+        return conv, opt, schedule
+
+    conv, opt, schedule = run(torch.contiguous_format)
+    steps(conv, opt, 3)
+    path = tmp_path / "run.pt"
+    save_checkpoint(path, conv, opt, schedule, torch.Generator(), 1)
+    resumed = {}
+    for layout in (torch.contiguous_format, torch.channels_last):
+        conv, opt, schedule = run(layout)
+        resume(path, load_checkpoint(path), conv, opt, schedule, torch.Generator(), 2)
+        steps(conv, opt, 3)
+        resumed[layout] = conv.weight.detach()
+    assert resumed[torch.channels_last].is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(resumed[torch.channels_last], resumed[torch.contiguous_format],
+                               rtol=0, atol=1e-6)

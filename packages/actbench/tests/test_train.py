@@ -59,10 +59,11 @@ def test_harness_matches_a_plain_training_loop():
     assert result.val_loss == pytest.approx(log_loss(val.y, probs, labels=range(10)), rel=1e-4)
 
 
-def test_convolutions_run_channels_last_on_a_cpu_and_compute_the_same(monkeypatch):
+def test_convolutions_run_channels_last_on_a_cpu_and_compute_the_same(monkeypatch, tmp_path):
     """On a CPU a CNN's feature maps are channels-last (faster here); the training is the
     one a contiguous layout gives, to float32 rounding: after three epochs the losses
-    agree to 1e-4 (1e-7 measured), where another seed moves them by 0.1."""
+    agree to 1e-4 (1e-7 measured), where another seed moves them by 0.1. A run that an
+    older act checkpointed contiguous goes on channels-last to the same figures."""
     import importlib
 
     layouts: set[tuple[bool, bool]] = set()
@@ -76,16 +77,21 @@ def test_convolutions_run_channels_last_on_a_cpu_and_compute_the_same(monkeypatc
 
     train("cnn-digits", Recording, 0, epochs=1)
     assert layouts == {(True, False)}
-    channels_last = train("cnn-digits", "relu", 0, epochs=3)
     harness = importlib.import_module("actbench.train")
     assert harness.layout(torch.device("cuda")) is torch.preserve_format
-    monkeypatch.setattr(harness, "layout", lambda device: torch.preserve_format)
-    contiguous = train("cnn-digits", "relu", 0, epochs=3)
-    other_seed = train("cnn-digits", "relu", 1, epochs=3)
+    channels_last = train("cnn-digits", "relu", 0, epochs=3)
+    checkpoint = tmp_path / "run.pt"
+    with monkeypatch.context() as contiguous_layout:
+        contiguous_layout.setattr(harness, "layout", lambda device: torch.preserve_format)
+        contiguous = train("cnn-digits", "relu", 0, epochs=3)
+        other_seed = train("cnn-digits", "relu", 1, epochs=3)
+        train("cnn-digits", "relu", 0, epochs=2, checkpoint=checkpoint)
+    upgraded = train("cnn-digits", "relu", 0, epochs=3, checkpoint=checkpoint)
     for field in ("train_loss", "val_loss", "test_loss"):
         a, b = getattr(channels_last, field), getattr(contiguous, field)
         assert a == pytest.approx(b, rel=1e-4), field
         assert abs(getattr(other_seed, field) - b) > 100 * abs(a - b)
+        assert getattr(upgraded, field) == pytest.approx(a, rel=1e-4), field
 
 
 def test_runs_are_deterministic_per_seed():

@@ -77,6 +77,7 @@ def resume(path: Path, state: dict[str, Any], model: nn.Module,
     try:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        _lay_out_like_parameters(optimizer)
         schedule.load_state_dict(state["schedule"])
         generator.set_state(state["generator"])
         torch.set_rng_state(state["rng"])
@@ -89,6 +90,18 @@ def resume(path: Path, state: dict[str, Any], model: nn.Module,
         raise ActError(f"checkpoint {path} was saved after epoch {state['epoch']}, past the "
                        f"{epochs} epochs asked for; delete it to start over")
     return state
+
+
+def _lay_out_like_parameters(optimizer: torch.optim.Optimizer) -> None:
+    """Give each optimiser state tensor its parameter's memory layout. A checkpoint keeps
+    the layout it was saved in (contiguous from an act before channels-last, or from a GPU
+    run), and torch's fused optimisers (act's Adam, AdamW and SGD) read a parameter and
+    its state as flat arrays: in another layout they pair the wrong numbers, silently."""
+    for param, state in optimizer.state.items():
+        for key, value in state.items():
+            if (torch.is_tensor(value) and value.shape == param.shape
+                    and value.stride() != param.stride()):
+                state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
 
 def _histories(saved: list) -> list:
