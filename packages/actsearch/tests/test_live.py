@@ -197,9 +197,9 @@ def test_bad_run_input_is_a_clear_error(tmp_path, capsys, extra, message):
     assert code == 2 and message in err and "Traceback" not in err, err
 
 
-def _slow_trainings(monkeypatch, threads):
-    """Trainings that take 50 ms each on a pool of ``threads`` threads, whatever the
-    search asks for (as a cluster has its own workers); returns the sets of functions
+def _slow_trainings(monkeypatch, threads, seconds=0.05):
+    """Trainings that take ``seconds`` each on a pool of ``threads`` threads (None: the
+    workers the search asks for; a cluster has its own); returns the sets of functions
     that were training together, one per training's start."""
     import contextlib
     import threading
@@ -216,7 +216,7 @@ def _slow_trainings(monkeypatch, threads):
         with lock:
             running.add(function)
             overlaps.append(set(running))
-        time.sleep(0.05)
+        time.sleep(seconds)
         with lock:
             running.discard(function)
         acc = 0.1 + (zlib.crc32(function.encode()) % 80) / 100  # the same in every process
@@ -256,7 +256,7 @@ def test_a_search_on_a_cluster_keeps_all_its_workers_busy(tmp_path, monkeypatch)
     from actbench.executors import default_workers
 
     cluster = default_workers("cpu") + 3
-    overlaps = _slow_trainings(monkeypatch, threads=cluster)
+    overlaps = _slow_trainings(monkeypatch, threads=cluster, seconds=0.5)  # all start first
     run_search(config(budget=3 * cluster), tmp_path, scheduler="tcp://cluster:8786",
                progress=False)
     assert max(len(together) for together in overlaps) == cluster
