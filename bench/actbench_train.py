@@ -27,6 +27,7 @@ from actbench import DataSource, Task, TensorData
 from actbench.augment import flip_and_shift
 from actbench.hookspecs import MODELS
 from actbench.recipes import KERAS_RMSPROP
+from actbench.train import layout
 from actcore import hookimpl
 from actcore.plugins import register, registry
 
@@ -64,7 +65,7 @@ def plain_loop(data: dict[str, TensorData], epochs: int, seed: int) -> float:
     start = time.perf_counter()
     torch.manual_seed(seed)
     model = registry(MODELS).get("lenet5").build(torch.nn.ReLU, (1, 28, 28), 10)
-    model.to(memory_format=torch.channels_last)
+    model.to(memory_format=layout(torch.device("cpu")))  # as the harness lays it out
     opt = torch.optim.RMSprop(model.parameters(), lr=1e-4, alpha=0.9, eps=1e-7)
     g = torch.Generator().manual_seed(seed)
     x, y = data["train"].x, data["train"].y
