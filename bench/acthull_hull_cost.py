@@ -5,12 +5,14 @@ each of the eight hulls, against ReLU, in the same run. Target: at most 1.2x ReL
 First it prints each activation's cost per call, forward and backward on 8 values: the
 part of a step that is not arithmetic, paid once per activation layer.
 
+The networks are laid out as act's training lays them out on a CPU (channels-last,
+:func:`actbench.train.layout`); ``--contiguous`` keeps PyTorch's default layout instead.
 Rounds are interleaved (every activation once per round), so a change in machine load
 hits all of them alike; the figure is the median step time over rounds. Run on a quiet
 machine: ``.venv-dev/bin/python bench/acthull_hull_cost.py [--rounds 7] [--steps 30]
-[--kernel eager|compiled|autograd] [--granularity channel]`` (default ``fused``: the
-native kernel where it builds, whose first use compiles it; the warm-up steps take that;
-``channel``: one coefficient vector per channel instead of per layer).
+[--kernel eager|compiled|autograd] [--granularity channel] [--contiguous]`` (default
+``fused``: the native kernel where it builds, whose first use compiles it; the warm-up
+steps take that; ``channel``: one coefficient vector per channel instead of per layer).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import torch.nn.functional as F
 
 from actbench.hookspecs import MODELS
 from actbench.recipes import KERAS_RMSPROP
+from actbench.train import layout
 from actcore import to_module
 from actcore.plugins import registry
 from acthull import replace_activations
@@ -60,10 +63,10 @@ def build(model_name: str, activation: str, kernel: str, granularity: str):
     return built
 
 
-def stepper(model_name: str, activation: str, batch: int, kernel: str,
-            granularity: str = "layer"):
+def stepper(model_name: str, activation: str, batch: int, kernel: str, granularity: str,
+            memory_format: torch.memory_format):
     """A function running ``steps`` training steps of the model; returns seconds."""
-    model = build(model_name, activation, kernel, granularity)
+    model = build(model_name, activation, kernel, granularity).to(memory_format=memory_format)
     optimizer = KERAS_RMSPROP.optimizer_for(model.parameters())
     x, y = torch.rand(batch, 1, 28, 28), torch.randint(0, 10, (batch,))
     model.train()
@@ -107,16 +110,19 @@ def main() -> None:
                         help="the hulls' kernel (fused: native where it builds; eager: torch ops)")
     parser.add_argument("--granularity", choices=["layer", "channel"], default="layer",
                         help="hull coefficients per layer (the paper's) or per channel")
+    parser.add_argument("--contiguous", action="store_true",
+                        help="PyTorch's default layout, not the one act trains in")
     args = parser.parse_args()
+    memory_format = torch.contiguous_format if args.contiguous else layout(torch.device("cpu"))
     print(f"load average {os.getloadavg()[0]:.2f} (quiet: < 0.3); torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, batch {args.batch}, {args.kernel} kernel, "
-          f"coefficients per {args.granularity}")
+          f"coefficients per {args.granularity}, {str(memory_format).split('.')[-1]}")
     print("\nper call, forward and backward on 8 values:")
     for activation in ACTIVATIONS:
         print(f"  {activation:<40} {per_call_us(activation, args.kernel):7.1f} µs")
     for model_name in ("lenet5", "kerasnet"):
-        runs = {a: stepper(model_name, a, args.batch, args.kernel, args.granularity)
-                for a in ACTIVATIONS}
+        runs = {a: stepper(model_name, a, args.batch, args.kernel, args.granularity,
+                           memory_format) for a in ACTIVATIONS}
         for run in runs.values():
             run(3)  # warm-up
         times: dict[str, list[float]] = {a: [] for a in ACTIVATIONS}

@@ -90,26 +90,41 @@ def test_matches_the_eager_kernel(uses_native, cls, dtype, shape):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize(("shape", "dim"), [
-    ((4, 3, 37, 37), 1),  # feature maps of several blocks
-    ((2, 3, 5, 40), 1),   # runs shorter than a block
-    ((6, 5, 33), 1),      # the shortest runs that take the kernel (MIN_RUN = 32)
-    ((2, 3, 7, 40), 2),   # channels along another dimension
+@pytest.mark.parametrize(("shape", "dim", "channels_last"), [
+    ((4, 3, 37, 37), 1, False),  # feature maps of several blocks
+    ((2, 3, 5, 40), 1, False),   # runs shorter than a block
+    ((6, 5, 33), 1, False),      # the shortest runs that take the kernel (MIN_RUN = 32)
+    ((2, 3, 7, 40), 2, False),   # channels along another dimension
+    # channels interleaved: channels-last maps (items of several rows, a partial one, and
+    # enough of them to spread over threads), a dense layer's features, two channels, and
+    # rows longer than a block
+    ((4, 20, 24, 24), 1, True),
+    ((3, 7, 5, 5), 1, True),
+    ((32, 500), 1, False),
+    ((9, 2), 1, False),
+    ((3, 4100), 1, False),
 ])
-def test_per_channel_coefficients_match_the_eager_kernel(uses_native, dtype, shape, dim):
+def test_per_channel_coefficients_match_the_eager_kernel(uses_native, dtype, shape, dim,
+                                                         channels_last):
     channels = shape[dim]
+    x = 3 * torch.randn(*shape, dtype=dtype)
+    if channels_last:
+        x = x.to(memory_format=torch.channels_last)
     for cls in (ConvexHull, AffineHull):
         hull, eager = _pair(cls, TABULATED, dtype, channels=channels, channel_dim=dim)
-        _check_against_eager(hull, eager, 3 * torch.randn(*shape, dtype=dtype))
+        _check_against_eager(hull, eager, x)
     assert uses_native == {"forward": 2, "backward": 2}
 
 
-@pytest.mark.parametrize("channels", [None, 3])
-def test_matches_an_independent_formula_and_numerical_derivatives(uses_native, channels):
+@pytest.mark.parametrize(("channels", "shape"), [(None, (2, 3, 40)), (3, (2, 3, 40)),
+                                                (3, (5, 3))])  # the last interleaved
+def test_matches_an_independent_formula_and_numerical_derivatives(uses_native, channels,
+                                                                  shape):
     hull, _ = _pair(AffineHull, TABULATED, torch.float64, channels=channels)
-    x = torch.randn(2, 3, 40, dtype=torch.float64, requires_grad=True)
-    c = hull.coefficients().detach()
-    c = c[:, None] if channels is None else c[:, :, None]  # (bases, 1 or channels, 1)
+    x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    c = hull.coefficients().detach()  # (bases,) or (bases, channels), to broadcast on x
+    c = c.reshape(len(FNS), *([1] * x.dim())) if channels is None else \
+        c.reshape(len(FNS), 1, channels, *([1] * (x.dim() - 2)))
     torch.testing.assert_close(hull(x), sum(c[i] * f(x) for i, f in enumerate(FNS)))
     raw = hull.raw.detach().clone().requires_grad_()
     call = lambda x, r: torch.func.functional_call(hull, {"raw": r}, (x,))  # noqa: E731
@@ -129,10 +144,11 @@ def test_second_derivatives_go_through_torch_ops(uses_native):
     assert uses_native["forward"] > 0
 
 
-@pytest.mark.parametrize("channels", [None, 8])
-def test_the_same_numbers_on_any_thread_count(library, channels):
+@pytest.mark.parametrize(("channels", "memory_format"), [
+    (None, torch.contiguous_format), (8, torch.contiguous_format), (8, torch.channels_last)])
+def test_the_same_numbers_on_any_thread_count(library, channels, memory_format):
     hull, _ = _pair(AffineHull, TABULATED, torch.float32, channels=channels)
-    x = torch.randn(16, 8, 32, 32)
+    x = torch.randn(16, 8, 32, 32).to(memory_format=memory_format)
     threads = torch.get_num_threads()
     try:
         results = []
@@ -318,9 +334,10 @@ def test_a_library_that_is_not_this_kernel_falls_back_once(monkeypatch, tmp_path
         _forward_backward(hull, x)
     assert all(torch.equal(a, b) for a, b in zip(got, _forward_backward(eager, x)))
     native.library.cache_clear()
+    built = native.ABI_VERSION
     monkeypatch.setattr(native, "ABI_VERSION", 99)  # a library of another act version
     monkeypatch.setenv("ACT_CACHE_DIR", str(tmp_path / "other"))  # dlopen keeps a name
-    with pytest.warns(RuntimeWarning, match="act_hull_abi_version 2, not 99"):
+    with pytest.warns(RuntimeWarning, match=f"act_hull_abi_version {built}, not 99"):
         assert native.library() is None
 
 
@@ -384,7 +401,7 @@ def test_channels_last_stays_channels_last(uses_native):
     assert got[1].is_contiguous(memory_format=torch.channels_last)
     for a, b in zip(got, expected):
         torch.testing.assert_close(a, b)
-    # per channel, channels-last has no runs of one channel: the eager kernel, no copies
+    # per channel, channels-last maps interleave the channels: the kernel walks them so
     per_channel = AffineHull(["identity", "relu"], channels=3)
     assert per_channel(x).is_contiguous(memory_format=torch.channels_last)
-    assert uses_native["forward"] == 1
+    assert uses_native["forward"] == 2

@@ -4,8 +4,10 @@ Eager PyTorch makes a pass over the layer for every base's value, every slope an
 coefficient gradient; on KerasNet that made a hull's training step 1.2-1.5x ReLU's.
 ``hull_kernel.cpp`` reads the layer once per direction, block by block in cache. It
 covers the common cases: per-layer coefficients, or per-channel ones where each channel
-holds a run of values (a convolution's feature map), over tabulated bases (identity,
-relu, tanh, sigmoid, silu), float32 or float64, on CPU. Anything else returns None and
+holds a run of values (a convolution's feature map in the standard layout) or where the
+channels are interleaved (channels-last feature maps, as act trains CNNs on a CPU; a
+dense layer's features), over tabulated bases (identity, relu, tanh, sigmoid, silu),
+float32 or float64, on CPU. Anything else returns None and
 :class:`acthull.fused.WeightedSum` runs its eager kernel.
 
 The library is plain C++ (no torch headers), compiled on first use with one call of the
@@ -67,7 +69,7 @@ _TYPES = {torch.float32: "f32", torch.float64: "f64"}
 #: why the kernel is not available in this process (then hulls use the eager kernel)
 BUILD_PROBLEM: list[str] = []
 #: the interface version the library reports (act_hull_abi_version in hull_kernel.cpp)
-ABI_VERSION = 2
+ABI_VERSION = 3
 
 
 def compile_flags() -> tuple[str, ...]:
@@ -209,7 +211,7 @@ def _declare(lib: ctypes.CDLL) -> None:
             raise RuntimeError(f"{lib._name} reports {name} {function()}, not {expected}: "
                                "a library of another version of act")
     pointer, count, threads = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
-    shape = [count, count, count, count]  # bases; rows, channels, length
+    shape = [count, count, count, count, count]  # bases; rows, channels, length, interleaved
     for suffix in _TYPES.values():
         getattr(lib, f"act_hull_forward_{suffix}").argtypes = [
             pointer, pointer, pointer, pointer, *shape, threads]
@@ -218,22 +220,25 @@ def _declare(lib: ctypes.CDLL) -> None:
 
 
 class Layout(NamedTuple):
-    """The layer as ``rows`` runs of ``length`` contiguous values, row r taking coefficient
-    column r % ``channels`` (per layer: one row, one column)."""
+    """How the kernel walks the layer: ``rows`` runs of ``length`` contiguous values, run r
+    taking coefficient column r % ``channels`` (per layer: one run, one column); or, when
+    ``interleaved``, ``rows`` rows of ``length`` == ``channels`` values, value i of a row
+    taking column i."""
 
     rows: int
     channels: int
     length: int
+    interleaved: bool = False
 
 
-#: Per-channel coefficients take the kernel when each channel's run of values is at least
-#: this long (a convolution's feature map); shorter runs (a dense layer's one value per
-#: channel) would pay a call per run, and take the eager kernel.
+#: Per-channel coefficients over runs (the standard layout) take the kernel when each
+#: channel's run of values is at least this long (a convolution's feature map); shorter
+#: runs would pay a call per run, and take the eager kernel.
 MIN_RUN = 32
 
 
 def layout(x: Tensor, coefficients: Tensor) -> Layout | None:
-    """How the kernel walks ``x`` for coefficients shaped by
+    """How the kernel walks ``x`` (dense: no gaps or overlaps) for coefficients shaped by
     :func:`acthull.hull.coefficient_view` (one leading entry per base); None where it
     cannot."""
     varying = [d for d, size in enumerate(coefficients.shape[1:]) if size != 1]
@@ -241,8 +246,12 @@ def layout(x: Tensor, coefficients: Tensor) -> Layout | None:
         return Layout(1, 1, x.numel())
     if len(varying) > 1 or coefficients.dim() != x.dim() + 1:
         return None
-    channels, length = x.shape[varying[0]], math.prod(x.shape[varying[0] + 1:])
-    if length < MIN_RUN:
+    dim = varying[0]
+    channels = x.shape[dim]
+    if x.stride(dim) == 1:  # dense, so a channel's neighbours in memory are the others
+        return Layout(x.numel() // channels, channels, channels, interleaved=True)
+    length = math.prod(x.shape[dim + 1:])
+    if not x.is_contiguous() or length < MIN_RUN:
         return None
     return Layout(x.numel() // length, channels, length)
 
@@ -259,44 +268,42 @@ class NativeKernels:
     def forward(self, x: Tensor, coefficients: Tensor) -> Tensor | None:
         if (operands := self._operands(x, coefficients)) is None:
             return None
-        lib, (rows, channels, length), x, c = operands
+        lib, walk, x, c = operands
         out = torch.empty_like(x)
         getattr(lib, f"act_hull_forward_{_TYPES[x.dtype]}")(
             x.data_ptr(), out.data_ptr(), c.data_ptr(), self.codes.data_ptr(),
-            len(self.codes), rows, channels, length, torch.get_num_threads())
+            len(self.codes), *walk, torch.get_num_threads())
         return out
 
     def backward(self, x: Tensor, coefficients: Tensor,
                  grad: Tensor) -> tuple[Tensor, Tensor] | None:
         if (operands := self._operands(x, coefficients)) is None:
             return None
-        lib, (rows, channels, length), x, c = operands
+        lib, walk, x, c = operands
         grad = grad.to(x.dtype)
         if grad.stride() != x.stride():  # the kernel walks both in x's memory order
             grad = torch.empty_like(x).copy_(grad)
         grad_x = torch.empty_like(x)
-        grad_c = torch.empty(len(self.codes), channels, dtype=torch.float64)
+        grad_c = torch.empty(len(self.codes), walk.channels, dtype=torch.float64)
         getattr(lib, f"act_hull_backward_{_TYPES[x.dtype]}")(
             x.data_ptr(), grad.data_ptr(), grad_x.data_ptr(), c.data_ptr(),
-            self.codes.data_ptr(), len(self.codes), rows, channels, length,
-            torch.get_num_threads(), grad_c.data_ptr())
+            self.codes.data_ptr(), len(self.codes), *walk, torch.get_num_threads(),
+            grad_c.data_ptr())
         return grad_x, grad_c.to(coefficients.dtype).reshape(coefficients.shape)
 
     def _operands(self, x: Tensor, coefficients: Tensor
                   ) -> tuple[ctypes.CDLL, Layout, Tensor, Tensor] | None:
         """The library, the walk over ``x``, ``x`` in memory the kernel walks and the
         coefficients as a (bases, channels) matrix; None where the kernel does not apply.
-        Per-layer coefficients take ``x`` in any dense memory format (channels-last too:
-        the output keeps it); per-channel ones need runs of a channel, the standard
-        layout, and other formats take the eager kernel rather than a copy each way."""
+        Any dense memory format is walked as it lies (channels-last too: the output keeps
+        it); per channel, the standard layout (runs) or one with the channels innermost
+        (interleaved); other layouts take the eager kernel rather than a copy each way."""
         if not (x.device.type == "cpu" and x.dtype in _TYPES and coefficients.dtype == x.dtype
                 and coefficients.shape[0] == len(self.codes)):  # fmt: skip
             return None
-        if (walk := layout(x, coefficients)) is None:
-            return None
         if not _dense(x):
             x = x.contiguous()
-        elif walk.channels > 1 and not x.is_contiguous():
+        if (walk := layout(x, coefficients)) is None:
             return None
         if (lib := library()) is None:
             return None
