@@ -304,8 +304,10 @@ def train(
     progress: bool = False,
     **overrides: Any,
 ) -> Result:
-    """Train ``task``'s model with ``activation`` from ``seed``; never raises for a bad
-    activation. ``overrides`` replace recipe fields (``epochs=5``, ``lr=1e-3``)."""
+    """Train ``task``'s model with ``activation`` from ``seed``. An activation that fails
+    in training (raises, or sends the loss non-finite) gives a failed :class:`Result`, not
+    an exception; one that is not an activation (a name that does not parse) is an error.
+    ``overrides`` replace recipe fields (``epochs=5``, ``lr=1e-3``)."""
     check_seed(seed)
     return train_prepared(prepare(task, root, download, overrides), activation, seed,
                           device=resolve_device(device), checkpoint=checkpoint,
