@@ -32,6 +32,10 @@ those with finite outputs and a valid spectrum in every variant.
     .venv-dev/bin/python bench/actsearch_fisher_signal.py --table act-bench-fashion-mlp3 \
         --out out/fisher-signal-fashion-mlp3 [--variants mc:128 empirical:128 mc:32 mc:512]
 
+``--table`` is a shipped table's name or a table file; the task and the Fisher settings
+come from its card (``NAME.card.json`` beside it, as builds and ``act bench snapshot``
+write it), or ``--task`` names the task for a table without one.
+
 Writes ``signal.csv``, ``signal.md``, ``layers.png`` and the spectra (``spectra/``)
 under ``--out``.
 """
@@ -263,7 +267,8 @@ def main() -> None:
 
     table = load_table(args.table)
     named = named_tables().get(args.table)
-    card = read_card(card_path(named.path)) if named else None
+    card_file = card_path(named.path if named else args.table)  # a build's or snapshot's
+    card = read_card(card_file) if card_file.is_file() else None
     task = args.task or (card.task if card else None)
     if task is None:
         raise SystemExit("--task is needed for a table without a card")
