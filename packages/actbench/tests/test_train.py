@@ -94,6 +94,38 @@ def test_convolutions_run_channels_last_on_a_cpu_and_compute_the_same(monkeypatc
         assert getattr(upgraded, field) == pytest.approx(a, rel=1e-4), field
 
 
+# one training in a fresh process (glibc's allocator state is per process): its figures
+KEPT_OR_NOT = """
+import json, sys
+from actbench import train
+from actcore.allocator import keep_freed_memory
+result = train("cnn-digits", "relu", 0, epochs=2)
+print(json.dumps([keep_freed_memory(), result.train_loss, result.val_loss, result.test_loss,
+                  result.val_accuracy]))
+"""
+
+
+def test_keeping_freed_memory_changes_no_number():
+    """Training keeps its freed memory for reuse (actcore.allocator): where the buffers
+    lie, not what is computed in them; the same figures to the last bit as glibc's
+    defaults give."""
+    import json
+    import os
+    import platform
+    import subprocess
+    import sys
+
+    found = []
+    for setting in ("1", "0"):
+        env = os.environ | {"ACT_KEEP_FREED_MEMORY": setting}
+        done = subprocess.run([sys.executable, "-c", KEPT_OR_NOT], env=env, check=True,
+                              capture_output=True, text=True)  # fmt: skip
+        found.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    (kept, *numbers), (default, *same) = found
+    assert kept == (platform.libc_ver()[0] == "glibc") and not default
+    assert numbers == same
+
+
 def test_runs_are_deterministic_per_seed():
     a, b = (train("cnn-digits", "relu", seed=1, **FAST) for _ in range(2))
     c = train("cnn-digits", "relu", seed=2, **FAST)

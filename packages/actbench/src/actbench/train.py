@@ -37,6 +37,7 @@ from actbench.results import Epoch, Result
 from actbench.tables import chance_accuracy
 from actbench.tasks import Task, get_task
 from actcore import ActError
+from actcore.allocator import keep_freed_memory
 from actcore.compile import Activation
 from actcore.console import Progress
 from actcore.device import resolve_device
@@ -198,7 +199,10 @@ class Setup:
                     generator: torch.Generator, device: torch.device) -> Tensor:
         """One epoch: every shuffled training batch through ``losses(x, y)`` (a network's
         mean loss, or a stack's, one per member), whose sum is stepped; the epoch's mean
-        loss (per member). The one training loop of solo runs and stacks alike."""
+        loss (per member). The one training loop of solo runs and stacks alike; the
+        process keeps the memory its steps free, for the next ones
+        (:func:`actcore.allocator.keep_freed_memory`)."""
+        keep_freed_memory()
         recipe = self.recipe
         total: Tensor | None = None
         for x, y in batches(self.splits["train"], recipe.batch_size, generator,
