@@ -7,7 +7,9 @@ compile time excluded, done in warm-up) and with plain ``autograd``; and a
 naive "stacked" hull (torch.stack of the N base outputs, weighted sum over them).
 
 Prints median step time over interleaved rounds and the bytes saved for backward
-(unique storages packed by autograd, parameters excluded), each as a ratio to ReLU.
+(unique storages packed by autograd, parameters excluded), each as a ratio to ReLU. The
+networks are laid out as act trains them on a CPU (channels-last,
+:func:`actbench.train.layout`).
 
     .venv-dev/bin/python bench/acthull_step.py [--rounds 15] [--batch 128] [--threads N]
 """
@@ -22,6 +24,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from actbench.train import layout
 from acthull import ConvexHull
 
 BASES = ["identity", "relu", "tanh"]
@@ -110,7 +113,8 @@ def main() -> None:
     torch.manual_seed(0)
     x = torch.randn(args.batch, 1, 28, 28)
     y = torch.randint(0, 10, (args.batch,))
-    models = {name: lenet5(act) for name, act in VARIANTS.items()}
+    cpu = layout(torch.device("cpu"))
+    models = {name: lenet5(act).to(memory_format=cpu) for name, act in VARIANTS.items()}
     for model in models.values():  # warm up
         for _ in range(3):
             step(model, x, y)
