@@ -101,6 +101,7 @@ def test_matches_the_eager_kernel(uses_native, cls, dtype, shape):
     ((4, 20, 24, 24), 1, True),
     ((3, 7, 5, 5), 1, True),
     ((32, 500), 1, False),
+    ((4, 50, 24), 2, False),  # features last, as a transformer's tokens carry them
     ((9, 2), 1, False),
     ((3, 4100), 1, False),
 ])
