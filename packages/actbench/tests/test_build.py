@@ -14,11 +14,12 @@ import actbench.build as build_loop
 import actbench.build_units as build_module
 from actbench.build import BuildConfig, build, make_plan, store_path
 from actbench.build_plan import build_order
-from actbench.card import card_path, read_card
+from actbench.card import NOT_RECORDED, card_path, read_card
 from actbench.tables import read_table
 from actbench.workstore import WorkStore
 from actcore import ActError
 from actcore.cli import main
+from actcore.machine import describe_machine
 
 # 2 binary x 3 x 3 unary = 18 functions; div by zero(x) fails, add(zero,zero) is constant
 OPERATORS = ["zero", "relu", "tanh", "add", "div"]
@@ -172,6 +173,9 @@ def test_card_and_settings_guard(tmp_path):
     assert not card.complete and sorted(card.operators) == sorted(OPERATORS)
     assert {"torch", "actbench", "actcore", "actfim"} <= set(card.versions)
     assert card.hardware["cores"] >= 1 and card.cpu_s > 0 and card.wall_s > 0
+    here = describe_machine("cpu")
+    assert card.hardware["kernels"] == torch.backends.cpu.get_cpu_capability()
+    assert card.machines == {here: 2 * card.rows}  # a training and a spectrum a class
     with pytest.raises(ActError, match="other settings"):
         build(config(seeds=2, limit=3), out, workers=0, progress=False)
     # a smaller build on the same store: its card counts the CPU time of its own units
@@ -181,6 +185,19 @@ def test_card_and_settings_guard(tmp_path):
         expected = sum(r.cpu_s for r in store.results() if r.key.function in own)
     assert read_card(card_path(out)).cpu_s == pytest.approx(expected)
     assert expected < card.cpu_s
+
+
+def test_the_card_counts_units_per_machine_and_older_units_as_not_recorded(tmp_path):
+    """Units of a store written before act recorded machines count as not recorded;
+    units computed since count under the machine that computed them."""
+    out = tmp_path / "t.json.gz"
+    build(config(limit=2), out, workers=0, progress=False)
+    with WorkStore(store_path(out), config().settings()) as store:
+        older = [r.model_copy(update={"machine": None}) for r in store.results()]
+        store.add(older)
+    build(config(limit=3), out, workers=0, progress=False)
+    assert read_card(card_path(out)).machines == {NOT_RECORDED: 2 * 2,
+                                                  describe_machine("cpu"): 2}
 
 
 def test_dask_local_cluster_same_table(tmp_path, caplog):

@@ -20,6 +20,7 @@ from actbench.compare import (
 )
 from actbench.curves import crossings, figures_at, hold_for, median_curves, plot_curves
 from actbench.tasks import get_task
+from actbench.train import layout as training_layout
 from actbench.train import prepare, recipe_for
 from actcore import ActError
 from actcore.cli import main
@@ -70,6 +71,7 @@ def test_a_curve_point_is_the_model_measured_after_that_epoch(tmp_path):
     model = setup.architecture.build(activation_factory("tanh"), setup.source.input_shape,
                                      setup.source.num_classes)  # fmt: skip
     model.load_state_dict(load_checkpoint(path)["model"])
+    model.to(memory_format=training_layout(torch.device("cpu")))  # as trained: same kernels
     loss, accuracy = evaluate_model(model, setup.splits["val"], 1000, torch.device("cpu"))
     assert run.history[0].val_accuracy == accuracy
     assert run.history[0].val_loss == pytest.approx(loss, rel=1e-12)

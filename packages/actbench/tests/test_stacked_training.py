@@ -30,6 +30,14 @@ ZOO = {
     "alexnet": ((3, 67, 67), "sgd"),  # grouped convolutions, LRN, dropout
 }
 MEMBERS = ["relu", "tanh", lambda: nn.PReLU()]  # the last one learns its own slope
+# Steps of the float64 comparison. A stack rounds differently from a solo run (other
+# kernels, other vector tails), by about one unit in the last place, and training carries
+# such differences on: for every zoo model a 1-ulp change of the initial weights moves no
+# weight by more than 1e-13 in 20 steps, except ResNet-56 with tanh (batch-4 BatchNorm),
+# where it grows about 50x a step (1e-11 after 2 steps, 0.6 after 20). There the
+# comparison is made after 2 steps (momentum and weight decay already act), 100x inside
+# its 1e-9 tolerance whatever the machine's rounding.
+FLOAT64_STEPS = {"resnet56": 2}
 
 
 def _build(model: str, spec, shape, seed: int) -> tuple[nn.Module, list[str]]:
@@ -81,7 +89,7 @@ def test_members_follow_their_solo_runs_in_float64(name):
     recipe = Recipe(optimizer=optimizer, lr=1e-2 if optimizer == "sgd" else 1e-3, epochs=1,
                     batch_size=4, momentum=0.9 if optimizer == "sgd" else 0.0,
                     weight_decay=5e-4 if optimizer == "sgd" else 0.0)  # fmt: skip
-    batches = _batches(shape, 20, 4 if name != "alexnet" else 2)
+    batches = _batches(shape, FLOAT64_STEPS.get(name, 20), 4 if name != "alexnet" else 2)
     built = [_build(name, spec, shape, seed=3) for spec in MEMBERS]
     model = StackedModel([net for net, _ in built], built[0][1])
     _stacked(model, batches, recipe, seed=3)

@@ -14,6 +14,7 @@ from actbench import TIMINGS, Recipe, Result, train
 from actbench.hookspecs import DATASETS, MODELS
 from actbench.recipes import KERAS_RMSPROP, SGD_STEP
 from actcore import ActError, ParseError, UnknownNameError
+from actcore.machine import describe_machine
 from actcore.plugins import registry
 
 FAST = {"epochs": 3}
@@ -237,6 +238,20 @@ def test_checkpointed_run_resumes_where_it_stopped(tmp_path):
     straight = train("mlp-digits", "relu", 5, epochs=4)
     assert resumed.epochs == 4
     assert resumed.model_dump(exclude=TIMINGS) == straight.model_dump(exclude=TIMINGS)
+    assert straight.machines == resumed.machines == [describe_machine("cpu")]
+
+
+def test_a_run_resumed_on_another_machine_names_both(tmp_path):
+    """The checkpoint carries the machines a run has used; a run that goes on elsewhere
+    (another CPU rounds differently) lists the one before and the one after."""
+    path = tmp_path / "run.pt"
+    train("mlp-digits", "relu", 5, epochs=1, checkpoint=path)
+    state = torch.load(path, weights_only=True)
+    assert state["machines"] == [describe_machine("cpu")]
+    state["machines"] = ["a GPU elsewhere"]
+    torch.save(state, path)
+    resumed = train("mlp-digits", "relu", 5, epochs=2, checkpoint=path)
+    assert resumed.machines == ["a GPU elsewhere", describe_machine("cpu")]
 
 
 def test_result_records_round_trip_through_json():

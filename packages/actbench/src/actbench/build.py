@@ -27,6 +27,7 @@ unit is done.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Executor, Future, wait
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ from pydantic import BaseModel, Field
 from actbench.build_plan import BuildConfig, Plan, make_plan, store_path
 from actbench.build_rows import assemble, snapshot
 from actbench.build_units import run_units
-from actbench.card import TableCard, card_path, hardware, versions, write_card
+from actbench.card import NOT_RECORDED, TableCard, card_path, hardware, versions, write_card
 from actbench.executors import Pool, SerialExecutor, parallelism, worker_device
 from actbench.fisher import fisher_batch
 from actbench.hookspecs import DATASETS
@@ -300,6 +301,7 @@ def _card(config, plan, task, recipe, rows, results, wall_total, where, out) -> 
     chance = chance_accuracy(registry(DATASETS).get(task.dataset).num_classes)
     failed = sum(is_failed(r.val_accuracy, chance, r.val_loss) for r in rows.values())
     splits = prepare(task, config.data_root, False, config.overrides).splits
+    units = [k for k in plan.units(config.seeds) if k in results]
     return TableCard(
         table=Path(out).name, task=task.name, dataset=task.dataset, model=task.model,
         recipe=recipe, splits={name: len(data) for name, data in splits.items()},
@@ -310,7 +312,8 @@ def _card(config, plan, task, recipe, rows, results, wall_total, where, out) -> 
                 "weights": "one initialisation (the seed) for every function"},
         fisher_invalid=fisher_invalid, nonfinite_policy=NONFINITE_POLICY,
         versions=versions(), hardware=hardware(), workers=where,
-        cpu_s=sum(results[k].cpu_s for k in plan.units(config.seeds) if k in results),
+        machines=dict(Counter(results[k].machine or NOT_RECORDED for k in units)),
+        cpu_s=sum(results[k].cpu_s for k in units),
         wall_s=wall_total,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
     )  # fmt: skip

@@ -18,6 +18,7 @@ from actbench.train import recipe_for
 from actbench.workstore import UnitKey, UnitResult
 from actcore import ActError
 from actcore.device import resolve_device
+from actcore.machine import describe_machine
 from actcore.plugins import registry
 from actfim.batch import SpectrumRecord
 
@@ -84,16 +85,10 @@ def _trainings(config: BuildConfig, keys: list[UnitKey], stack: int) -> list[Uni
                        wall_s=wall_s) for key, r in zip(keys, results, strict=True)]  # fmt: skip
 
 
-def run_unit(config: BuildConfig, key: UnitKey) -> UnitResult:
-    """Compute one unit; any exception of the function is recorded, never raised."""
-    if key.kind == "fisher":
-        return _fisher(config, key)
-    return _trainings(config, [key], 1)[0]
-
-
 def run_units(config: BuildConfig, keys: list[UnitKey], stack: int = 1) -> list[UnitResult]:
     """A batch of units, in one worker call (one torch thread); the trainings of each
-    seed go ``stack`` at a time through :func:`train_many` (which decides how)."""
+    seed go ``stack`` at a time through :func:`train_many` (which decides how). Each
+    result names the machine that computed it."""
     single_thread()
     done = {key: _fisher(config, key) for key in keys if key.kind == "fisher"}
     by_seed: dict[int, list[UnitKey]] = {}
@@ -104,4 +99,5 @@ def run_units(config: BuildConfig, keys: list[UnitKey], stack: int = 1) -> list[
         for start in range(0, len(seed_keys), stack):
             chunk = seed_keys[start : start + stack]
             done.update((r.key, r) for r in _trainings(config, chunk, stack))
-    return [done[key] for key in keys]
+    machine = describe_machine(resolve_device(config.device))
+    return [done[key].model_copy(update={"machine": machine}) for key in keys]

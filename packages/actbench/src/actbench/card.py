@@ -2,8 +2,8 @@
 
 ``TABLE.json.gz`` gets ``TABLE.card.json``: the task and its recipe, the split sizes, the
 seeds, the space (schemas, operators, functions, classes), the versions of act and torch,
-the hardware, and the cost of the build (total worker CPU time, wall time over all
-sessions).
+the hardware, the machines that computed its units, and the cost of the build (total
+worker CPU time, wall time over all sessions).
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ import platform
 import sys
 from pathlib import Path
 
+import torch
 from pydantic import BaseModel, Field
 
 from actcore.atomic import write_atomic
+from actcore.machine import cpu_model
 from actcore.versions import package_version
 
 
@@ -43,10 +45,17 @@ class TableCard(BaseModel):
     nonfinite_policy: str
     versions: dict[str, str]
     hardware: dict[str, str | int]
+    #: units computed on each machine (:func:`actcore.machine.describe_machine`); a build
+    #: across sittings or a cluster can mix machines, whose float32 results differ by
+    #: rounding. Units stored before act recorded it count under :data:`NOT_RECORDED`.
+    machines: dict[str, int] = {}
     workers: str
     cpu_s: float = Field(description="CPU time of the finished units of its classes, all sessions")
     wall_s: float = Field(description="wall time of all build sessions")
     created: str
+
+
+NOT_RECORDED = "not recorded"
 
 
 def versions() -> dict[str, str]:
@@ -60,20 +69,13 @@ def versions() -> dict[str, str]:
 
 
 def hardware() -> dict[str, str | int]:
-    """This machine: CPU model, cores, OS."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    """The machine that wrote the card: CPU model, torch's CPU kernels, cores, OS."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:
         cores = os.cpu_count() or 1
-    return {"cpu": cpu, "cores": cores, "system": f"{platform.system()} {platform.release()}",
+    return {"cpu": cpu_model(), "kernels": torch.backends.cpu.get_cpu_capability(),
+            "cores": cores, "system": f"{platform.system()} {platform.release()}",
             "python": sys.version.split()[0]}  # fmt: skip
 
 

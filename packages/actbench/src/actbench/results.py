@@ -47,19 +47,22 @@ class Result(BaseModel):
     history: list[Epoch] = []
     #: CPU seconds the run took (an equal share of its stack's); None in older files
     cpu_s: float | None = None
+    #: what computed the run (:func:`actcore.machine.describe_machine`), in order: more
+    #: than one when a checkpointed run resumed on another machine; empty in older files
+    machines: list[str] = []
 
     @classmethod
     def failed(cls, task: str, activation: str, seed: int, reason: str, *, chance: float,
                epochs: int, runtime_s: float, cpu_s: float | None = None,
-               recipe: dict[str, Any] | None = None,
+               machines: Sequence[str] = (), recipe: dict[str, Any] | None = None,
                history: Sequence[Epoch] = ()) -> Result:
         """The one way a failed run is recorded: chance accuracy, no losses, the reason,
         the epoch it failed in and its curve up to then."""
         return cls(task=task, activation=activation, seed=seed, status="failed",
                    reason=reason, train_accuracy=chance, val_accuracy=chance,
                    test_accuracy=chance, train_loss=None, val_loss=None, test_loss=None,
-                   runtime_s=runtime_s, cpu_s=cpu_s, epochs=epochs, recipe=recipe,
-                   history=list(history))  # fmt: skip
+                   runtime_s=runtime_s, cpu_s=cpu_s, machines=list(machines), epochs=epochs,
+                   recipe=recipe, history=list(history))  # fmt: skip
 
 
 #: the fields of a :class:`Result` that differ between two runs of the same training

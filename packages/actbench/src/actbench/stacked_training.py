@@ -173,7 +173,7 @@ class _Stack:
         self.setup, self.names, self.factories, self.seed = setup, names, factories, seed
         self.device, self.checkpoint, self.progress = device, checkpoint, progress
         self.done: dict[int, Result] = {}
-        self.clock = Clock(share=len(names))
+        self.clock = Clock(device, share=len(names))
         self.history: list[list[Epoch]] = [[] for _ in names]
 
     def results(self) -> dict[int, Result]:
@@ -191,7 +191,8 @@ class _Stack:
             try:
                 warm_up(model, self.setup.source.input_shape, self.device,
                         self.setup.recipe.precision)
-                self.clock = Clock(share=len(self.names))  # not building, nor compiling
+                # the clock starts here: not building, nor compiling
+                self.clock = Clock(self.device, share=len(self.names))
                 index, measured = self._train(model, list(members))
                 if index:
                     self._measure(model, index, measured)
@@ -260,7 +261,7 @@ class _Stack:
             index = self._drop(model, optimizer, index, [k for k in index if k in failures])
             saved = resume(self.checkpoint, saved, model, optimizer, schedule, generator,
                            recipe.epochs)  # fmt: skip
-            epoch, self.clock = saved["epoch"], Clock.resumed(saved, len(self.names))
+            epoch, self.clock = saved["epoch"], Clock.resumed(saved, self.device, len(self.names))
             self.history = saved["history"] or self.history
             for k, (reason, when) in failures.items():
                 self._fail(k, reason, when)

@@ -41,6 +41,7 @@ from actcore.allocator import keep_freed_memory
 from actcore.compile import Activation
 from actcore.console import Progress
 from actcore.device import resolve_device
+from actcore.machine import describe_machine
 from actcore.plugins import registry
 from actcore.threads import seeded, torch_threads
 
@@ -151,7 +152,8 @@ class Setup:
         return Result.failed(self.task.name, name, seed, reason,
                              chance=chance_accuracy(self.source.num_classes), epochs=epochs,
                              runtime_s=clock.wall(), cpu_s=clock.cpu(),
-                             recipe=self.recipe.model_dump(mode="json"), history=history)
+                             machines=clock.machines, recipe=self.recipe.model_dump(mode="json"),
+                             history=history)
 
     def finished(self, name: str, seed: int, metrics: dict[str, tuple[float, float]],
                  learned: dict[str, dict[str, list[float]]], clock: Clock,
@@ -162,7 +164,7 @@ class Setup:
             train_accuracy=metrics["train"][1], val_accuracy=metrics["val"][1],
             test_accuracy=metrics["test"][1], train_loss=metrics["train"][0],
             val_loss=metrics["val"][0], test_loss=metrics["test"][0], runtime_s=clock.wall(),
-            cpu_s=clock.cpu(), epochs=self.recipe.epochs,
+            cpu_s=clock.cpu(), machines=clock.machines, epochs=self.recipe.epochs,
             recipe=self.recipe.model_dump(mode="json"), history=list(history),
         )  # fmt: skip
 
@@ -233,12 +235,16 @@ def _finite(value: float) -> float | None:
 
 
 class Clock:
-    """Wall and CPU seconds since it started, plus what a resumed run had spent before."""
+    """Wall and CPU seconds since it started, plus what a resumed run had spent before,
+    and the machines that time was spent on (a run resumed elsewhere lists both)."""
 
-    def __init__(self, wall: float = 0.0, cpu: float = 0.0, share: int = 1):
+    def __init__(self, device: torch.device, wall: float = 0.0, cpu: float = 0.0,
+                 share: int = 1, machines: Sequence[str] = ()):
         self.start = (time.perf_counter(), time.process_time())
         self.before = (wall, cpu)
         self.share = share  # a stack's members each take an equal share
+        here = describe_machine(device)
+        self.machines = [*machines] if machines and machines[-1] == here else [*machines, here]
 
     def wall(self) -> float:
         return (self.before[0] + time.perf_counter() - self.start[0]) / self.share
@@ -246,13 +252,15 @@ class Clock:
     def cpu(self) -> float:
         return (self.before[1] + time.process_time() - self.start[1]) / self.share
 
-    def spent(self) -> dict[str, float]:
+    def spent(self) -> dict[str, Any]:
         """The totals, for a checkpoint (undivided)."""
-        return {"wall_s": self.wall() * self.share, "cpu_s": self.cpu() * self.share}
+        return {"wall_s": self.wall() * self.share, "cpu_s": self.cpu() * self.share,
+                "machines": self.machines}
 
     @classmethod
-    def resumed(cls, state: dict[str, Any], share: int = 1) -> Clock:
-        return cls(float(state.get("wall_s", 0.0)), float(state.get("cpu_s", 0.0)), share)
+    def resumed(cls, state: dict[str, Any], device: torch.device, share: int = 1) -> Clock:
+        return cls(device, float(state.get("wall_s", 0.0)), float(state.get("cpu_s", 0.0)),
+                   share, [str(m) for m in state.get("machines", [])])
 
 
 def warm_up(model: nn.Module, input_shape: tuple[int, ...], device: torch.device,
@@ -326,7 +334,7 @@ def train_prepared(setup: Setup, activation: ActivationSpec, seed: int, *,
     recipe = setup.recipe
     make_activation = activation_factory(activation, normalize=recipe.normalize)
     name = activation_name(activation)
-    clock = Clock()
+    clock = Clock(device)
     history: list[Epoch] = []
 
     def failed(reason: str, epochs: int) -> Result:
@@ -346,7 +354,7 @@ def train_prepared(setup: Setup, activation: ActivationSpec, seed: int, *,
             warm_up(model, setup.source.input_shape, device, recipe.precision)
         except RUN_ERRORS as err:
             return failed(f"{type(err).__name__}: {err}", 0)
-        clock = Clock()  # the run's time: not building, nor compiling kernels
+        clock = Clock(device)  # the run's time: not building, nor compiling kernels
         optimizer, schedule = setup.optimizer_and_schedule(model.parameters())
         generator = torch.Generator().manual_seed(seed)
         path = Path(checkpoint) if checkpoint is not None else None
@@ -354,7 +362,7 @@ def train_prepared(setup: Setup, activation: ActivationSpec, seed: int, *,
         if path is not None and path.exists():
             state = resume(path, load_checkpoint(path), model, optimizer, schedule, generator,
                            recipe.epochs)  # fmt: skip
-            epoch, history, clock = state["epoch"], state["history"], Clock.resumed(state)
+            epoch, history, clock = state["epoch"], state["history"], Clock.resumed(state, device)
         bar = Progress(total=recipe.epochs, initial=epoch, unit="epoch", leave=False,
                        desc=f"{setup.task.name} {name} seed {seed}", disable=not progress,
                        delay=2)  # fmt: skip

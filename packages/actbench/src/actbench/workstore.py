@@ -39,7 +39,9 @@ class UnitKey(BaseModel, frozen=True):
 class UnitResult(BaseModel):
     """A finished unit: the training's :class:`actbench.Result` or the function's
     :class:`actfim.batch.SpectrumRecord`, typed from the worker to the file; ``cpu_s`` is
-    the worker's CPU time."""
+    the worker's CPU time and ``machine`` what computed it
+    (:func:`actcore.machine.describe_machine`; None in stores written before act
+    recorded it)."""
 
     key: UnitKey
     ok: bool
@@ -47,6 +49,7 @@ class UnitResult(BaseModel):
     record: Result | SpectrumRecord
     cpu_s: float
     wall_s: float
+    machine: str | None = None
 
 
 class WorkStore(Store):
