@@ -254,6 +254,18 @@ def test_a_run_resumed_on_another_machine_names_both(tmp_path):
     assert resumed.machines == ["a GPU elsewhere", describe_machine("cpu")]
 
 
+@pytest.mark.parametrize("field, value", [("machines", "one machine"), ("machines", [3]),
+                                          ("cpu_s", "a while")])
+def test_a_checkpoint_with_a_malformed_clock_is_a_clear_error(tmp_path, field, value):
+    path = tmp_path / "run.pt"
+    train("mlp-digits", "relu", 5, epochs=1, checkpoint=path)
+    state = torch.load(path, weights_only=True)
+    state[field] = value
+    torch.save(state, path)
+    with pytest.raises(ActError, match="is not a checkpoint of this run"):
+        train("mlp-digits", "relu", 5, epochs=2, checkpoint=path)
+
+
 def test_result_records_round_trip_through_json():
     result = train("mlp-digits", "exp(exp(exp(x)))", seed=0, epochs=1)
     assert Result.model_validate_json(result.model_dump_json()) == result

@@ -83,6 +83,8 @@ def resume(path: Path, state: dict[str, Any], model: nn.Module,
         torch.set_rng_state(state["rng"])
         state["epoch"] = int(state["epoch"])
         state["history"] = _histories(state.get("history", []))
+        state["wall_s"], state["cpu_s"] = (float(state.get(k, 0.0)) for k in ("wall_s", "cpu_s"))
+        state["machines"] = _machines(state.get("machines", []))
     except Exception as err:
         raise ActError(f"checkpoint {path} is not a checkpoint of this run "
                        f"({type(err).__name__}: {err}); delete it to start over") from None
@@ -102,6 +104,14 @@ def _lay_out_like_parameters(optimizer: torch.optim.Optimizer) -> None:
             if (torch.is_tensor(value) and value.shape == param.shape
                     and value.stride() != param.stride()):
                 state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
+
+
+def _machines(saved: object) -> list[str]:
+    """The machines a checkpointed run has used (none in checkpoints written before act
+    recorded them)."""
+    if not isinstance(saved, list) or not all(isinstance(m, str) for m in saved):
+        raise TypeError(f"machines must be a list of names, got {saved!r}")
+    return saved
 
 
 def _histories(saved: list) -> list:

@@ -259,8 +259,8 @@ class Clock:
 
     @classmethod
     def resumed(cls, state: dict[str, Any], device: torch.device, share: int = 1) -> Clock:
-        return cls(device, float(state.get("wall_s", 0.0)), float(state.get("cpu_s", 0.0)),
-                   share, [str(m) for m in state.get("machines", [])])
+        """Going on from a checkpoint's state, as :func:`resume` checked it."""
+        return cls(device, state["wall_s"], state["cpu_s"], share, state["machines"])
 
 
 def warm_up(model: nn.Module, input_shape: tuple[int, ...], device: torch.device,
