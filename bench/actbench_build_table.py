@@ -13,7 +13,7 @@ and draws ``docs/NAME.png``; while it is not, ``--preview`` draws the finished r
 Tables: ``act-bench-digits-mlp`` (task ``mlp-digits``, 54 minutes one function at a time
 on 2 cores), ``act-bench-fashion-mlp3`` (task ``mlp3-fashion-mnist``, stacks of 32) and
 ``act-bench-fashion-allconv`` (task ``allconv-fashion-mnist``, one function at a time: a
-CNN does not gain from stacks on a CPU; about 13 hours on 2 cores, across sittings).
+CNN does not gain from stacks on a CPU; about 20 hours on 2 cores, across sittings).
 """
 
 from __future__ import annotations
