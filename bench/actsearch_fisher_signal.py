@@ -296,8 +296,8 @@ def main() -> None:
           f"{variants[0].name} CDF equals the table's to the last bit for "
           f"{(apart == 0).sum()}, differs by at most 0.01 for {(apart <= 0.01).sum()} "
           f"(median {np.median(apart):.1e}) and by more than 0.5 for {(apart > 0.5).sum()} "
-          "(a table built in stacked passes rounds differently; ill-conditioned "
-          "functions' smallest eigenvalues are rounding noise)")
+          "(a table built in stacked passes or on another CPU rounds differently; "
+          "ill-conditioned functions' smallest eigenvalues are rounding noise)")
 
     outputs = output_features(names).astype(np.float64)
     keep = np.isfinite(outputs).all(1) & np.isfinite(table_cdf).all(1)
