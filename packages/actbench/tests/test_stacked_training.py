@@ -182,6 +182,43 @@ def test_a_member_that_breaks_the_pass_and_one_that_cannot_be_built_fail_alone()
         assert m.val_loss == s.val_loss or m.val_loss == pytest.approx(s.val_loss, rel=1e-3)
 
 
+def test_a_pass_broken_by_a_member_is_told_apart_from_a_fault_of_the_stack(monkeypatch,
+                                                                           caplog):
+    import actbench.stacked_training as stacked_training
+
+    class NoGradient(torch.autograd.Function):  # its forward passes the build's probe
+        @staticmethod
+        def forward(ctx, x):
+            return x.relu()
+
+        @staticmethod
+        def backward(ctx, grad):
+            raise RuntimeError("no derivative (simulated)")
+
+    class Unlearnable(nn.Module):
+        def forward(self, x):
+            return NoGradient.apply(x)
+
+    with caplog.at_level("INFO"):  # a member that breaks the pass fails alone too
+        many = train_many("mlp-digits", ["relu", Unlearnable, "tanh"], seed=0, stack=3,
+                          epochs=1)  # fmt: skip
+    assert [r.status for r in many] == ["ok", "failed", "ok"]
+    assert "a stacked pass failed (RuntimeError: no derivative (simulated))" in caplog.text
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+    caplog.clear()
+
+    def broken(self, model, members):  # act's own bug, as the stacked pass would raise it
+        raise TypeError("unsupported operand (simulated)")
+
+    monkeypatch.setattr(stacked_training._Stack, "_train", broken)
+    with caplog.at_level("INFO"):
+        many = train_many("mlp-digits", ["relu", "tanh"], seed=0, stack=2, epochs=1)
+    assert [r.status for r in many] == ["ok", "ok"]  # the solo runs' results
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "TypeError: unsupported operand (simulated)" in warnings[0]
+    assert "each of its 2 members trains alone" in warnings[0]
+
+
 def test_a_stopped_stack_resumes_from_its_checkpoint(tmp_path):
     activations = ["relu", "exp(exp(exp(x)))", "tanh"]
     whole = train_many("mlp-digits", activations, 1, stack=3, epochs=4)

@@ -144,7 +144,24 @@ def train_many(
             chunks[:0] = [chunk[:half], chunk[half:]]
             continue
         results.update((i, done.get(j) or alone(i)) for j, i in enumerate(chunk))
+        if run.broke is not None:
+            _report_broken_pass(setup.task.name, run.broke,
+                                [results[i] for j, i in enumerate(chunk) if j not in done])
     return [results[i] for i in range(len(names))]
+
+
+def _report_broken_pass(task: str, error: str, alone: list[Result]) -> None:
+    """Say that a stacked pass failed. If one of the members trained alone fails too, it
+    is the likely cause (an activation's own failure); if all of them train, no activation
+    is to blame: a fault in stacking itself, which costs time, not correctness."""
+    if any(r.status == "failed" for r in alone):
+        log.info("%s: a stacked pass failed (%s); its members were trained one at a time",
+                 task, error)
+    else:
+        log.warning("%s: a stacked pass failed (%s), yet each of its %d members trains "
+                    "alone: a fault in act's stacking, not in an activation. The results "
+                    "are the solo runs' (right, only slower); please report it",
+                    task, error, len(alone))
 
 
 def build_with_sites(setup: Setup, factory: Callable[[], nn.Module],
@@ -175,6 +192,8 @@ class _Stack:
         self.done: dict[int, Result] = {}
         self.clock = Clock(device, share=len(names))
         self.history: list[list[Epoch]] = [[] for _ in names]
+        #: why a stacked pass failed, if one did (its members are then trained alone)
+        self.broke: str | None = None
 
     def results(self) -> dict[int, Result]:
         recipe = self.setup.recipe
@@ -199,8 +218,7 @@ class _Stack:
             except torch.OutOfMemoryError:
                 raise  # the caller halves the stack
             except RUN_ERRORS as err:  # one member broke the pass: the rest go alone
-                log.info("%s: a stacked pass failed (%s: %s); its members are trained one "
-                         "at a time", self.setup.task.name, type(err).__name__, err)
+                self.broke = f"{type(err).__name__}: {err}"
                 return {k: r for k, r in self.done.items() if r.status == "failed"}
         return self.done
 
