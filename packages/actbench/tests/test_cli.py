@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -129,7 +130,7 @@ def test_compare_still_checks_the_epochs_of_runs_saved_without_a_recipe(tmp_path
     assert "runs of 2 epochs (relu(x), seed 0), not the 3 asked for" in capsys.readouterr().err
 
 
-def test_compare_on_worker_processes_equals_one_at_a_time(tmp_path):
+def test_compare_on_worker_processes_equals_one_at_a_time(tmp_path, capsys):
     """mlp-digits trains on one thread either way, so the runs are the same to the bit;
     each run is saved as it finishes, so half a comparison resumes with the other half."""
     common = ["bench", "compare", "-t", "mlp-digits", "-a", "relu", "-a", "tanh",
@@ -139,7 +140,12 @@ def test_compare_on_worker_processes_equals_one_at_a_time(tmp_path):
     assert main([*common, "--seeds", "1", "--workers", "2", "--results", str(pooled)]) == 0
     first = load_results(pooled)
     assert len(first) == 2
+    capsys.readouterr()
     assert main([*common, "--seeds", "2", "--workers", "2", "--results", str(pooled)]) == 0
+    err = capsys.readouterr().err  # the saved runs are named as such, the new ones not
+    saved = re.findall(r"(\S+ seed \d): val [^\n]*\(saved earlier\)", err)
+    assert sorted(saved) == ["relu(x) seed 0", "tanh(x) seed 0"]
+    assert re.search(r"relu\(x\) seed 1: val [^\n]*ok\n", err)
     assert load_results(pooled)[:2] == first  # kept as they were (runtimes too): not rerun
 
     def key(r):

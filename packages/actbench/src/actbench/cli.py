@@ -225,9 +225,15 @@ def run_compare(args: argparse.Namespace) -> int:
         if not in_process:
             bar.write(_line(result), file=sys.stderr)
 
+    def saved(results: list[Result]) -> None:
+        bar.skip(len(results))
+        for result in results if not in_process else []:
+            bar.write(f"{_line(result)} (saved earlier)", file=sys.stderr)
+
     with make_executor(args.workers, args.scheduler, device) as executor:
         results = run_comparison(args.task, args.activation, range(args.seeds), job,
-                                 args.results, done, executor, stack, recipe, checkpoints)
+                                 args.results, done, executor, stack, recipe, checkpoints,
+                                 on_saved=saved)  # fmt: skip
     bar.close()
     when = f" after epoch {args.at_epoch}" if args.at_epoch is not None else ""
     print(f"{args.task}: {args.seeds} seed(s) per activation, accuracies in %{when}")

@@ -272,6 +272,7 @@ def run_comparison(
     stack: int = 1,
     recipe: Recipe | None = None,
     checkpoints: str | os.PathLike[str] | None = None,
+    on_saved: Callable[[list[Result]], None] | None = None,
 ) -> list[Result]:
     """Train every activation on every seed (skipping runs already saved); return the
     results in the order activation by activation, seed by seed.
@@ -284,6 +285,10 @@ def run_comparison(
     (another epoch count, learning rate, …) are refused rather than reused; given also
     ``checkpoints``, the folder where ``train`` checkpoints its runs, a job's checkpoints
     are removed once its results are saved.
+
+    ``on_saved`` is called once, before any training, with the wanted runs already saved;
+    ``on_result`` with each new run as it finishes (a progress bar's rate then counts
+    only the runs trained now).
     """
     activations = [activation_name(a) for a in activations]
     results = load_results(results_path) if results_path is not None else []
@@ -291,9 +296,8 @@ def run_comparison(
         _check_recipe(results, task, recipe, results_path)
     have = {(r.task, r.activation, r.seed): r for r in results}
     wanted = [(task, a, s) for a in activations for s in seeds]
-    for key in wanted:
-        if key in have and on_result is not None:
-            on_result(have[key])
+    if on_saved is not None:
+        on_saved([have[key] for key in wanted if key in have])
     # seed by seed, so that a comparison stopped early has every activation's first seeds
     chunks = []
     for seed in seeds:
