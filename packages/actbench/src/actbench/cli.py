@@ -240,10 +240,11 @@ def run_compare(args: argparse.Namespace) -> int:
     print(table(summarise(results, args.at_epoch), markdown=args.markdown))
     if args.curves:
         plot_curves(results, args.curves, title=f"{args.task}: validation accuracy by epoch, "
-                    f"median of {args.seeds} seeds (band: min–max)")
+                    + (f"median of {args.seeds} seeds (band: min–max)" if args.seeds > 1
+                       else "one seed"))
         log.info(f"learning curves drawn in {args.curves}")
     if out is not None:
-        plot(results, out, title=f"{args.task}, {args.seeds} seeds")
+        plot(results, out, title=f"{args.task}, {args.seeds} seed{'s' * (args.seeds > 1)}")
         log.info(f"plot written to {out}")
     if args.learned_plot:
         plot_learned(results, args.learned_plot,
