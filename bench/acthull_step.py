@@ -86,6 +86,7 @@ def saved_bytes(model: nn.Module, x: Tensor, y: Tensor) -> tuple[int, int]:
 
     activations = [m for m in model if not isinstance(m, nn.Conv2d | nn.Linear | nn.MaxPool2d
                                                           | nn.Flatten)]
+
     def enter(*_: object) -> None:
         inside.append(True)
 

@@ -175,7 +175,6 @@ def test_summaries_are_medians_and_sample_stds():
     assert s.test_ci95 == pytest.approx((0.825 - half, 0.825 + half), rel=1e-6)
 
 
-
 def test_compare_stacks_one_seeds_functions_and_logs_the_choice(tmp_path, capsys, monkeypatch):
     """--stack K hands K functions of one seed to one train_many call; the results are
     the solo runs' up to float32 rounding."""

@@ -81,6 +81,7 @@ class TensorData(Dataset):
         for start in range(0, n, batch_size):
             yield self.batch(order[start : start + batch_size], generator)
 
+
 def split_indices(n: int, split: str, val_count: int) -> Tensor:
     """Indices of ``split`` ('train' or 'val') among ``n`` official training examples."""
     order = torch.randperm(n, generator=torch.Generator().manual_seed(SPLIT_SEED))

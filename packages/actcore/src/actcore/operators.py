@@ -45,7 +45,6 @@ class Operator:
         return self.module is not None
 
 
-
 # --- unary (27) -----------------------------------------------------------------------
 
 

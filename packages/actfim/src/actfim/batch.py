@@ -133,7 +133,6 @@ class SpectrumStore(Store):
         write_atomic(Path(path), json.dumps(table))
 
 
-
 def spectra_for_activations(
     make_model: ModelFactory,
     expressions: Iterable[str],

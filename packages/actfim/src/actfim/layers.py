@@ -44,8 +44,6 @@ def find_layers(model: nn.Module) -> tuple[list[tuple[str, nn.Module]], list[Ski
     return layers, skipped
 
 
-
-
 @contextmanager
 def model_mode(model: nn.Module, mode: Mode) -> Iterator[None]:
     """Run ``model`` in ``mode`` and give it back exactly as it was: every module's

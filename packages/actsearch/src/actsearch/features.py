@@ -20,8 +20,6 @@ from actcore.errors import ActError
 
 FEATURE_SETS = ("outputs", "fisher", "union")
 
-
-
 #: The eight well-known functions a search starts from, as published; plots label them.
 BASELINES = (
     "elu(x)", "relu(x)", "selu(x)", "sigmoid(x)", "softplus(x)", "softsign(x)", "swish(x)",
@@ -45,6 +43,7 @@ def baselines_of(spec: str) -> tuple[str, ...]:
     if not names:
         raise ValueError("no baseline functions given")
     return names
+
 
 def check_feature_set(name: str) -> str:
     """``name`` if it is a known feature set; else an error listing them."""
