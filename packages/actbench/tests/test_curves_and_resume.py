@@ -287,3 +287,39 @@ def test_a_checkpoint_of_another_layout_resumes_the_same_training(tmp_path, opti
     assert resumed[torch.channels_last].is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(resumed[torch.channels_last], resumed[torch.contiguous_format],
                                rtol=0, atol=1e-6)
+
+
+def test_a_second_comparison_training_into_the_same_file_is_refused(tmp_path, monkeypatch):
+    """Two grids on one results file would train the same runs and overwrite each other's
+    saves; the second is refused while the first trains. Reading is not refused."""
+    import contextlib
+
+    import actbench.compare
+    from actbench.compare import save_results
+    from actcore.lock import exclusive
+
+    results, trained = tmp_path / "runs.jsonl", []
+
+    def job(names, seed):
+        trained.extend(names)
+        return [_run(n, seed, [0.5, 0.6]) for n in names]
+
+    run_comparison("t", ["relu(x)"], [0], job, results)
+    with exclusive(results, "the results file"):  # another comparison is training
+        with pytest.raises(ActError, match=r"the results file \S+runs.jsonl is in use by "
+                                           r"pid \d+ on .* since "):  # fmt: skip
+            run_comparison("t", ["relu(x)", "tanh(x)"], [0], job, results)
+        (only,) = run_comparison("t", ["relu(x)"], [0], job, results)  # nothing to train
+    assert trained == ["relu(x)"] and only.activation == "relu(x)"
+
+    @contextlib.contextmanager
+    def finished_first(path, what):  # a comparison saved tanh while this one waited
+        save_results([*load_results(path), _run("tanh(x)", 0, [0.5, 0.7])], path)
+        with exclusive(path, what):
+            yield
+
+    monkeypatch.setattr(actbench.compare, "exclusive", finished_first)
+    runs = run_comparison("t", ["relu(x)", "tanh(x)", "selu(x)"], [0], job, results)
+    assert trained == ["relu(x)", "selu(x)"]  # tanh read under the lock, not trained again
+    assert [r.val_accuracy for r in runs] == [0.6, 0.7, 0.6]
+    assert len(load_results(results)) == 3

@@ -11,12 +11,14 @@ stacks (:func:`actbench.train_many`) where stacking pays.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import statistics
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, as_completed
 from pathlib import Path
+from typing import NamedTuple
 
 from pydantic import BaseModel, ValidationError
 
@@ -28,6 +30,7 @@ from actbench.recipes import EXECUTION_FIELDS, Recipe
 from actbench.results import Result
 from actcore import ActError
 from actcore.atomic import write_atomic
+from actcore.lock import exclusive
 from actcore.plot import save_figure
 
 
@@ -289,33 +292,55 @@ def run_comparison(
     ``on_saved`` is called once, before any training, with the wanted runs already saved;
     ``on_result`` with each new run as it finishes (a progress bar's rate then counts
     only the runs trained now).
+
+    While it trains, it holds the lock of ``results_path`` (:func:`actcore.lock.exclusive`):
+    a second comparison that would train into the same file is refused, naming the first;
+    one with nothing left to train only reads it, so a running grid's table can be read.
     """
     activations = [activation_name(a) for a in activations]
-    results = load_results(results_path) if results_path is not None else []
-    if recipe is not None:
-        _check_recipe(results, task, recipe, results_path)
-    have = {(r.task, r.activation, r.seed): r for r in results}
     wanted = [(task, a, s) for a in activations for s in seeds]
-    if on_saved is not None:
-        on_saved([have[key] for key in wanted if key in have])
-    # seed by seed, so that a comparison stopped early has every activation's first seeds
-    chunks = []
-    for seed in seeds:
-        todo = list(dict.fromkeys(a for a in activations if (task, a, seed) not in have))
-        chunks += [(todo[i : i + stack], seed) for i in range(0, len(todo), stack)]
-    jobs = [functools.partial(train, names, seed) for names, seed in chunks]
-    for number, done in _finished(executor or SerialExecutor(), jobs):
-        for result in done:
-            results.append(result)
-            have[(result.task, result.activation, result.seed)] = result
-        if results_path is not None:
-            save_results(results, results_path)
-        if checkpoints is not None and recipe is not None:
-            _forget(Path(checkpoints), task, recipe, *chunks[number])
-        for result in done:
-            if on_result is not None:
-                on_result(result)
+    plan = _plan(task, activations, seeds, stack, results_path, recipe)
+    training = results_path is not None and bool(plan.chunks)
+    with exclusive(results_path, "the results file") if training else contextlib.nullcontext():
+        if training:  # read again under the lock: runs saved by a comparison just ended
+            plan = _plan(task, activations, seeds, stack, results_path, recipe)
+        results, have, chunks = plan
+        if on_saved is not None:
+            on_saved([have[key] for key in wanted if key in have])
+        jobs = [functools.partial(train, names, seed) for names, seed in chunks]
+        for number, done in _finished(executor or SerialExecutor(), jobs):
+            for result in done:
+                results.append(result)
+                have[(result.task, result.activation, result.seed)] = result
+            if results_path is not None:
+                save_results(results, results_path)
+            if checkpoints is not None and recipe is not None:
+                _forget(Path(checkpoints), task, recipe, *chunks[number])
+            for result in done:
+                if on_result is not None:
+                    on_result(result)
     if checkpoints is not None and Path(checkpoints).is_dir() and \
             not any(Path(checkpoints).iterdir()):
         Path(checkpoints).rmdir()
     return [have[key] for key in wanted]
+
+
+class _Plan(NamedTuple):
+    results: list[Result]  # the file's runs (of any task and activation)
+    have: dict[tuple[str, str, int], Result]
+    chunks: list[tuple[list[str], int]]  # jobs still to train: activations and seed
+
+
+def _plan(task: str, activations: list[str], seeds: Sequence[int], stack: int,
+          results_path: str | os.PathLike[str] | None, recipe: Recipe | None) -> _Plan:
+    """The runs saved so far and the jobs left, seed by seed, so that a comparison stopped
+    early has every activation's first seeds."""
+    results = load_results(results_path) if results_path is not None else []
+    if recipe is not None:
+        _check_recipe(results, task, recipe, results_path)
+    have = {(r.task, r.activation, r.seed): r for r in results}
+    chunks = []
+    for seed in seeds:
+        todo = list(dict.fromkeys(a for a in activations if (task, a, seed) not in have))
+        chunks += [(todo[i : i + stack], seed) for i in range(0, len(todo), stack)]
+    return _Plan(results, have, chunks)
