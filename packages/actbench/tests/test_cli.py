@@ -78,6 +78,20 @@ def test_a_bad_output_fails_before_any_training(option, name, message, tmp_path,
     assert err.startswith("act: error: ") and message in err and err.count("\n") == 1
 
 
+def test_compare_into_a_file_another_comparison_trains_into_is_refused_in_one_line(
+        tmp_path, capsys):
+    from actcore.lock import exclusive
+
+    results = tmp_path / "runs.jsonl"
+    with exclusive(results, "the results file"):
+        assert main(["bench", "compare", "-t", "mlp-digits", "-a", "relu", "--epochs", "1",
+                     "--results", str(results)]) == 2  # fmt: skip
+    err = capsys.readouterr().err  # the error, last, and no progress bar before it
+    assert err.splitlines()[-1].startswith(f"act: error: the results file {results} is in "
+                                           "use by pid ")  # fmt: skip
+    assert "run/s" not in err and not results.exists()
+
+
 def test_train_refuses_a_checkpoint_it_cannot_write_before_training(tmp_path, capsys,
                                                                    monkeypatch):
     monkeypatch.setattr("actbench.cli.train", lambda *a, **k: pytest.fail("trained"))
@@ -145,6 +159,7 @@ def test_compare_on_worker_processes_equals_one_at_a_time(tmp_path, capsys):
     err = capsys.readouterr().err  # the saved runs are named as such, the new ones not
     saved = re.findall(r"(\S+ seed \d): val [^\n]*\(saved earlier\)", err)
     assert sorted(saved) == ["relu(x) seed 0", "tanh(x) seed 0"]
+    assert "mlp-digits:  50%|█████     | 2/4 [00:00<?, ?run/s]" in err  # rate: new runs only
     assert re.search(r"relu\(x\) seed 1: val [^\n]*ok\n", err)
     assert load_results(pooled)[:2] == first  # kept as they were (runtimes too): not rerun
 

@@ -153,20 +153,3 @@ def test_progress_bars_in_a_file_never_move_the_cursor(tmp_path):
     finally:
         console.configure(console.NORMAL)
 
-
-def test_a_resumed_bar_counts_the_skipped_units_but_not_in_its_rate(tmp_path):
-    """A resumed grid of 10 runs with 4 saved: after 1 new run in 60 s, 5 are left at
-    60 s each (not at 12 s, as 5 runs in 60 s would say)."""
-    from actcore import console
-
-    clock = [0.0]
-    with (tmp_path / "log.txt").open("w") as stream:
-        bar = console.Progress(total=10, file=stream, bar_format="{n}/{total} {remaining_s}")
-        bar._time = lambda: clock[0]  # tqdm's own clock hook: a test drives the time
-        bar.start_t = bar.last_print_t = 0.0
-        bar.skip(4)
-        assert str(bar).startswith("4/10 ")
-        clock[0] = 60.0
-        bar.update(1)
-        assert str(bar) == "5/10 300.0"
-        bar.close()

@@ -206,7 +206,6 @@ def run_compare(args: argparse.Namespace) -> int:
         if path:
             make_parent(path)
     total = len(args.activation) * args.seeds
-    bar = Progress(total=total, desc=args.task, unit="run", file=sys.stderr)
     in_process = args.workers == 0 and args.scheduler is None
     device = worker_device(args.device, args.scheduler)
     stack = members_per_stack(args.task, device, args.stack)
@@ -219,22 +218,28 @@ def run_compare(args: argparse.Namespace) -> int:
     job = functools.partial(_train_job, args.task, stack=stack, progress=in_process,
                             checkpoint=checkpoints, **settings)  # fmt: skip
 
+    bar: Progress | None = None  # begun at the saved runs' count: its rate is the new ones'
+
+    def saved(results: list[Result]) -> None:
+        nonlocal bar
+        bar = Progress(total=total, initial=len(results), desc=args.task, unit="run",
+                       file=sys.stderr)  # fmt: skip
+        for result in results if not in_process else []:
+            bar.write(f"{_line(result)} (saved earlier)", file=sys.stderr)
+
     def done(result: Result) -> None:
+        assert bar is not None  # on_saved comes first
         bar.update()
         bar.set_postfix_str(f"{result.activation} seed {result.seed}")
         if not in_process:
             bar.write(_line(result), file=sys.stderr)
 
-    def saved(results: list[Result]) -> None:
-        bar.skip(len(results))
-        for result in results if not in_process else []:
-            bar.write(f"{_line(result)} (saved earlier)", file=sys.stderr)
-
     with make_executor(args.workers, args.scheduler, device) as executor:
         results = run_comparison(args.task, args.activation, range(args.seeds), job,
                                  args.results, done, executor, stack, recipe, checkpoints,
                                  on_saved=saved)  # fmt: skip
-    bar.close()
+    if bar is not None:
+        bar.close()
     when = f" after epoch {args.at_epoch}" if args.at_epoch is not None else ""
     print(f"{args.task}: {args.seeds} seed(s) per activation, accuracies in %{when}")
     print(table(summarise(results, args.at_epoch), markdown=args.markdown))

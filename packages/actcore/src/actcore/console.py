@@ -55,13 +55,6 @@ class Progress(tqdm):
         self._counted = not self.disable
         Progress._open += self._counted
 
-    def skip(self, count: int) -> None:
-        """Count ``count`` units done before this bar began (a resumed job's): shown in
-        the count, left out of the rate and so of the time left."""
-        self.n = self.initial = self.n + count
-        self.last_print_n = self.n
-        self.refresh()
-
     @staticmethod
     def options(**kwargs) -> dict:
         """tqdm keyword arguments that follow act's rules, for bars that libraries draw
