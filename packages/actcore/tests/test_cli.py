@@ -152,4 +152,3 @@ def test_progress_bars_in_a_file_never_move_the_cursor(tmp_path):
         assert log.read_text() == ""
     finally:
         console.configure(console.NORMAL)
-

@@ -243,13 +243,13 @@ def run_compare(args: argparse.Namespace) -> int:
     when = f" after epoch {args.at_epoch}" if args.at_epoch is not None else ""
     print(f"{args.task}: {args.seeds} seed(s) per activation, accuracies in %{when}")
     print(table(summarise(results, args.at_epoch), markdown=args.markdown))
+    seeds = "one seed" if args.seeds == 1 else f"{args.seeds} seeds"
     if args.curves:
         plot_curves(results, args.curves, title=f"{args.task}: validation accuracy by epoch, "
-                    + (f"median of {args.seeds} seeds (band: min–max)" if args.seeds > 1
-                       else "one seed"))
+                    + (f"median of {seeds} (band: min–max)" if args.seeds > 1 else seeds))
         log.info(f"learning curves drawn in {args.curves}")
     if out is not None:
-        plot(results, out, title=f"{args.task}, {args.seeds} seed{'s' * (args.seeds > 1)}")
+        plot(results, out, title=f"{args.task}, {seeds}")
         log.info(f"plot written to {out}")
     if args.learned_plot:
         plot_learned(results, args.learned_plot,
