@@ -24,10 +24,11 @@ For a benchmark table and the task it was built on, this script
 
 Feature sets: the table's CDF (Act-Bench layout: ⌊w/100⌋−1 bins a layer over
 [−100, 100]), whole and per layer; the quantile function of each layer's log-eigenvalues
-(101 levels; the Manhattan distance of two quantile functions is their 1-Wasserstein
-distance, with no range or bin count to choose), whole and per layer; the same for each
-Fisher variant; the outputs, as the reference. Every set is scored on the same functions:
-those with finite outputs and a valid spectrum in every variant.
+(:func:`actfim.fisher_quantiles`: 101 levels; the Manhattan distance of two quantile
+functions is their 1-Wasserstein distance, with no range or bin count to choose), whole
+and per layer; the same for each Fisher variant; the outputs, as the reference. Every
+set is scored on the same functions: those with finite outputs and a valid spectrum in
+every variant.
 
     .venv-dev/bin/python bench/actsearch_fisher_signal.py --table act-bench-fashion-mlp3 \
         --out out/fisher-signal-fashion-mlp3 [--variants mc:128 empirical:128 mc:32 mc:512]
@@ -51,7 +52,6 @@ from pathlib import Path
 
 import numpy as np
 
-LEVELS = np.linspace(0.0, 1.0, 101)
 CHUNK = 100  # functions per saved file
 TRAIN = 100  # functions the surrogate is fitted to, as after a search's budget
 PREDICTED = 100  # at least this many left to predict (Spearman's error about 0.1)
@@ -129,12 +129,12 @@ def compute_spectra(task: str, names: list[str], variant: Variant, folder: Path)
 def _save_chunk(path: Path, rows: list) -> None:
     """Quantiles (functions, layers, levels) keyed by the layers every valid function
     has, in call order; NaN where a function is invalid."""
-    import torch
+    from actfim.features import QUANTILE_LEVELS, layer_quantiles
 
     valid = [r for r in rows if r[1]]
     layers = max((list(r[2]) for r in valid), key=len, default=[])
     width = max((len(r[3]) for r in valid), default=0)
-    quantiles = np.full((len(rows), len(layers), len(LEVELS)), np.nan)
+    quantiles = np.full((len(rows), len(layers), len(QUANTILE_LEVELS)), np.nan)
     cdf = np.full((len(rows), width), np.nan)
     ok = np.zeros(len(rows), bool)
     for i, (_, is_valid, by_layer, row) in enumerate(rows):
@@ -143,7 +143,7 @@ def _save_chunk(path: Path, rows: list) -> None:
         ok[i] = True
         cdf[i] = row
         for j, name in enumerate(layers):
-            quantiles[i, j] = torch.quantile(by_layer[name], torch.as_tensor(LEVELS)).numpy()
+            quantiles[i, j] = layer_quantiles(by_layer[name])
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, names=np.array([r[0] for r in rows]), valid=ok, quantiles=quantiles,
              cdf=cdf, layers=np.array(layers),
@@ -222,7 +222,7 @@ def plot_layers(quantiles: np.ndarray, layers: list[str], accuracy: np.ndarray,
     import matplotlib.pyplot as plt
     from scipy.stats import spearmanr
 
-    median = quantiles[:, :, len(LEVELS) // 2]
+    median = quantiles[:, :, quantiles.shape[2] // 2]
     columns = min(len(layers), 4)
     grid = -(-len(layers) // columns)
     fig, axes = plt.subplots(grid, columns, figsize=(3.4 * columns, 3.1 * grid + 0.6),

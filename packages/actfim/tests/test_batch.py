@@ -10,7 +10,7 @@ from torch import nn
 
 from actcore.errors import ActError
 from actfim.batch import SpectrumStore, activation_spectra, spectra_for_activations
-from actfim.features import fisher_cdf
+from actfim.features import fisher_cdf, fisher_quantiles
 
 
 class Counting:
@@ -58,6 +58,7 @@ def test_whole_spectra_are_the_records_spectra():
     for name in ("relu(x)", "tanh(x)"):
         assert spectra[name].fisher == "empirical"
         assert np.array_equal(fisher_cdf(spectra[name]), records[name].cdf)
+        assert records[name].quantiles is None  # not asked for
         assert [len(layer.log_eigenvalues) for layer in spectra[name].layers] == [76, 303]
     assert not spectra["zero(x)"].valid and "is zero" in spectra["zero(x)"].reason
 
@@ -92,6 +93,20 @@ def test_store_resumes_after_a_kill(tmp_path):
     with pytest.raises(ActError, match="other settings"):
         spectra_for_activations(Counting(), FUNCTIONS, x, store=path, fisher="type2",
                                 progress=False)
+    with pytest.raises(ActError, match="other settings"):  # its records lack them
+        spectra_for_activations(Counting(), FUNCTIONS, x, store=path, quantiles=True,
+                                progress=False)
+
+
+def test_records_keep_quantile_functions_when_asked():
+    x = torch.randn(16, 2, 5, 5)
+    records = spectra_for_activations(Counting(), FUNCTIONS, x, progress=False, stack=1,
+                                      quantiles=True)
+    spectra = dict(activation_spectra(Counting(), FUNCTIONS, x))
+    for name in ("relu(x)", "tanh(x)"):
+        assert np.array_equal(fisher_quantiles(spectra[name]), records[name].quantiles)
+        assert len(records[name].quantiles) == 2 * 101
+    assert records["zero(x)"].quantiles is None  # an invalid spectrum has none
 
 
 def test_export_json_has_the_act_bench_key(tmp_path):

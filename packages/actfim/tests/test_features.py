@@ -12,10 +12,19 @@ from actfim import (
     fisher_cdf,
     fisher_distance,
     fisher_distance_matrix,
+    fisher_quantiles,
     kfac_spectrum,
     layer_cdf,
+    layer_quantiles,
 )
-from actfim.features import kronecker_cdfs, layer_cdfs, layout_of
+from actfim.features import (
+    QUANTILE_LEVELS,
+    check_fisher_features,
+    kronecker_cdfs,
+    kronecker_quantiles,
+    layer_cdfs,
+    layout_of,
+)
 from actfim.spectrum import LayerSpectrum, Spectrum, kronecker_logs
 
 
@@ -80,19 +89,66 @@ def test_layer_cdf_is_the_normalised_cumulative_histogram():
 
 
 def test_kronecker_cdfs_count_every_pair_without_forming_the_repeats():
-    # factors of rank below their size: many eigenvalues sit on one floor value (as
-    # log_eigenvalues leaves them), a few rows have none, a group and ties elsewhere
+    log_a, log_g = _floored_factors()
+    for bins in (0, 7, 123):
+        every_pair = layer_cdfs(kronecker_logs(log_a, log_g), bins)
+        assert np.array_equal(kronecker_cdfs(log_a, log_g, bins), every_pair)
+    with pytest.raises(ActError, match="not finite"):
+        kronecker_cdfs(log_a.clone().fill_(-np.inf), log_g, 7)
+
+
+def _floored_factors():
+    """Factors of rank below their size: many eigenvalues sit on one floor value (as
+    log_eigenvalues leaves them), a few rows have none, a group and ties elsewhere."""
     rng = np.random.default_rng(1)
     log_a = torch.tensor(rng.normal(-10, 30, (5, 2, 40)))
     log_g = torch.tensor(rng.normal(-20, 30, (5, 2, 12)))
     log_a[:4, :, 9:] = log_a[:4, :, 9:].amin(-1, keepdim=True) - 40  # 31 copies each
     log_g[1:, :, 3:] = -95.5
     log_g[2, 0, :2] = log_g[2, 0, 2]  # ties above the floor count like any value
-    for bins in (0, 7, 123):
-        every_pair = layer_cdfs(kronecker_logs(log_a, log_g), bins)
-        assert np.array_equal(kronecker_cdfs(log_a, log_g, bins), every_pair)
+    return log_a, log_g
+
+
+def test_layer_quantiles_are_numpys_linear_quantiles():
+    rng = np.random.default_rng(2)
+    for values in (rng.normal(0, 20, 1), rng.normal(0, 20, 7), rng.normal(-5, 30, 4321),
+                   np.repeat([-3.0, 1.5, 8.0], [50, 1, 20])):
+        got = layer_quantiles(values)
+        assert got.shape == QUANTILE_LEVELS.shape
+        np.testing.assert_allclose(got, np.quantile(values, QUANTILE_LEVELS), rtol=0,
+                                   atol=1e-12 * np.abs(values).max())
+        assert got[0] == values.min() and got[-1] == values.max()
     with pytest.raises(ActError, match="not finite"):
-        kronecker_cdfs(log_a.clone().fill_(-np.inf), log_g, 7)
+        layer_quantiles(np.array([0.0, -np.inf]))
+
+
+def test_kronecker_quantiles_count_every_pair_without_forming_the_repeats():
+    log_a, log_g = _floored_factors()
+    every_pair = kronecker_logs(log_a, log_g)
+    expected = np.stack([layer_quantiles(row) for row in every_pair])
+    assert np.array_equal(kronecker_quantiles(log_a, log_g), expected)
+    with pytest.raises(ActError, match="not finite"):
+        kronecker_quantiles(log_a.clone().fill_(-np.inf), log_g)
+
+
+def test_fisher_quantiles_concatenate_the_layers_and_their_w1_is_the_distance():
+    """The Manhattan distance of two layers' quantile functions, over the levels, is
+    close to the 1-Wasserstein distance of their spectra (exact for the interpolated
+    quantile functions; the levels sample them)."""
+    rng = np.random.default_rng(3)
+    s1 = spectrum_of(rng.normal(-9, 4, 3000), rng.normal(2, 6, 800))
+    s2 = spectrum_of(rng.normal(3, 4, 3000), rng.normal(-1, 9, 800))
+    q1, q2 = fisher_quantiles(s1), fisher_quantiles(s2)
+    assert q1.shape == (2 * len(QUANTILE_LEVELS),)
+    assert np.array_equal(q1[101:], layer_quantiles(s1.layers[1].log_eigenvalues))
+    for layer in (0, 1):
+        gaps = np.abs(q1 - q2)[101 * layer : 101 * (layer + 1)]
+        w1 = _w1(s1.layers[layer].log_eigenvalues, s2.layers[layer].log_eigenvalues)
+        assert gaps.mean() == pytest.approx(w1, rel=0.05)
+    with pytest.raises(ActError, match="unknown Fisher feature 'quantile'; did you mean"):
+        check_fisher_features("quantile")
+    with pytest.raises(ActError, match="the spectrum is invalid: broken"):
+        fisher_quantiles(Spectrum(layers=[], valid=False, reason="broken"))
 
 
 def _w1(a, b) -> float:
@@ -138,7 +194,7 @@ def test_distance_of_spectra_and_of_cdf_vectors_agree():
 
 
 def test_fisher_cdf_of_something_else_is_a_clear_error():
-    with pytest.raises(ActError, match="fisher_cdf takes a Spectrum, got NoneType"):
+    with pytest.raises(ActError, match="made from a Spectrum, got NoneType"):
         fisher_cdf(None)
 
 

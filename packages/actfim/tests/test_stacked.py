@@ -8,7 +8,7 @@ from torch import nn
 from actcore import to_module
 from actcore.errors import ActError
 from actcore.stacked import StackedActivation
-from actfim import fisher_cdf, kfac_factors, kfac_spectrum
+from actfim import fisher_cdf, fisher_quantiles, kfac_factors, kfac_spectrum
 from actfim.batch import spectra_for_activations
 from actfim.factors import stacked_factors
 from actfim.spectrum import stacked_spectra
@@ -53,13 +53,13 @@ def test_stacked_equals_one_function_at_a_time(net, shape):
                               dtype=torch.float64, seed=3)
     factors = stacked_factors(net(StackedActivation(FUNCTIONS)), x,
                               stacks=len(FUNCTIONS), dtype=torch.float64, seed=3)
-    cdfs = stacked.cdfs()
+    cdfs, quantiles = stacked.cdfs(), stacked.quantiles()
     for s, name in enumerate(FUNCTIONS):
         alone = kfac_spectrum(net(to_module(name)), x, dtype=torch.float64, seed=3)
         mine = stacked.spectrum(s)
         assert (mine.valid, mine.reason) == (alone.valid, alone.reason), name
         if name not in VALID:
-            assert np.isnan(cdfs[s]).all()
+            assert np.isnan(cdfs[s]).all() and np.isnan(quantiles[s]).all()
             continue
         layers, _, _ = kfac_factors(net(to_module(name)), x, dtype=torch.float64, seed=3)
         for one, many in zip(layers, factors.layers, strict=True):
@@ -68,6 +68,8 @@ def test_stacked_equals_one_function_at_a_time(net, shape):
         top = _eigenvalues(alone)
         torch.testing.assert_close(_eigenvalues(mine), top, rtol=0, atol=1e-6 * top.max())
         np.testing.assert_allclose(cdfs[s], fisher_cdf(alone), rtol=0, atol=1e-6)
+        # log-eigenvalues: the factors agree to a relative 1e-6, their logs to about 1e-6
+        np.testing.assert_allclose(quantiles[s], fisher_quantiles(alone), rtol=0, atol=1e-6)
         assert [la.clamped_a for la in mine.layers] == [la.clamped_a for la in alone.layers]
     assert stacked.valid == [f in VALID for f in FUNCTIONS]
 
@@ -104,7 +106,7 @@ def test_models_whose_samples_interact_are_refused_and_batches_fall_back():
 
 def test_batch_records_match_with_and_without_stacking(tmp_path):
     x = torch.randn(20, 6, dtype=torch.float64)
-    options = dict(seed=2, progress=False, dtype=torch.float64)
+    options = dict(seed=2, progress=False, dtype=torch.float64, quantiles=True)
     one = spectra_for_activations(linear_net, FUNCTIONS, x, stack=1, **options)
     many = spectra_for_activations(linear_net, FUNCTIONS, x, stack=4,
                                    store=tmp_path / "s.sqlite", **options)
@@ -112,8 +114,10 @@ def test_batch_records_match_with_and_without_stacking(tmp_path):
         a, b = one[name], many[name]
         assert (a.valid, a.reason, a.num_weights, a.clamped) == \
             (b.valid, b.reason, b.num_weights, b.clamped), name
+        assert (a.quantiles is None) == (b.quantiles is None) == (not a.valid)
         if a.valid:
             np.testing.assert_allclose(b.cdf, a.cdf, rtol=0, atol=1e-6)
+            np.testing.assert_allclose(b.quantiles, a.quantiles, rtol=0, atol=1e-6)
 
 
 def test_a_stack_lapack_cannot_decompose_is_invalid_alone(monkeypatch):

@@ -180,6 +180,7 @@ def test_command_writes_the_report(tmp_path, capsys):
         (["--regressor", "knnr"], "unknown regressor 'knnr'"),
         (["--strategy", "greedy"], "unknown strategy 'greedy'"),
         (["--features", "fishr"], "unknown feature set 'fishr'"),
+        (["--fisher-features", "quantile"], "unknown Fisher feature 'quantile'"),
         (["--task", "mlp-digit"], "unknown task 'mlp-digit'"),
         (["--operators", "relu"], "has no operator to range over"),
         (["--space", "max(unary(x)"], "unbalanced parentheses"),
@@ -457,6 +458,7 @@ def test_the_automatic_stack_keeps_at_most_eight_trainings_in_flight(tmp_path, m
     ("features", "unoin", "unknown feature set 'unoin'"),
     ("strategy", "surogate", "unknown strategy 'surogate'"),
     ("regressor", "knn", "unknown regressor 'knn'"),
+    ("fisher_features", "cdfs", "unknown Fisher feature 'cdfs'"),
     ("device", "meta", "device 'meta' is not supported"),
 ])  # fmt: skip
 def test_a_search_config_checks_its_names_once_when_made(field, value, message):

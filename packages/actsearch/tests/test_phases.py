@@ -36,8 +36,8 @@ def small_chunks(monkeypatch):
 
 
 def test_killed_while_computing_fisher_chunks(tmp_path, monkeypatch, small_chunks):
-    fisher = Killer(candidates.fisher_cdfs, at=3)
-    monkeypatch.setattr(candidates, "fisher_cdfs", fisher)
+    fisher = Killer(candidates.fisher_features, at=3)
+    monkeypatch.setattr(candidates, "fisher_features", fisher)
     with pytest.raises(KeyboardInterrupt):
         run_search(config(), tmp_path, workers=0, progress=False)
     saved = sorted((tmp_path / "fisher").glob("chunk-*.npy"))
@@ -57,8 +57,8 @@ def test_killed_while_embedding(tmp_path, monkeypatch, small_chunks):
     monkeypatch.setattr(embedding, "compute_embedding", umap)
     with pytest.raises(KeyboardInterrupt):
         run_search(config(), tmp_path, workers=0, progress=False)
-    fisher = Killer(candidates.fisher_cdfs)
-    monkeypatch.setattr(candidates, "fisher_cdfs", fisher)
+    fisher = Killer(candidates.fisher_features)
+    monkeypatch.setattr(candidates, "fisher_features", fisher)
     umap.at = None
     run_search(config(), tmp_path, workers=0, progress=False)
     assert fisher.calls == 0 and umap.calls == 2  # features kept; the embedding redone
@@ -73,9 +73,9 @@ def test_killed_while_training(tmp_path, monkeypatch, small_chunks):
     monkeypatch.setattr(live, "train_functions", train)
     with pytest.raises(KeyboardInterrupt):
         run_search(config(), tmp_path, workers=0, progress=False)
-    fisher = Killer(candidates.fisher_cdfs)
+    fisher = Killer(candidates.fisher_features)
     umap = Killer(embedding.compute_embedding)
-    monkeypatch.setattr(candidates, "fisher_cdfs", fisher)
+    monkeypatch.setattr(candidates, "fisher_features", fisher)
     monkeypatch.setattr(embedding, "compute_embedding", umap)
     train.at, train.calls = None, 0
     done = run_search(config(), tmp_path, workers=0, progress=False)
@@ -122,8 +122,8 @@ def test_normalized_search_computes_gaussian_moments_once(tmp_path, monkeypatch,
     from actcore import normalize
 
     monkeypatch.setattr(normalize, "_REMEMBERED", {})  # this test's workers start empty
-    fisher = Killer(candidates.fisher_cdfs, at=2)
-    monkeypatch.setattr(candidates, "fisher_cdfs", fisher)
+    fisher = Killer(candidates.fisher_features, at=2)
+    monkeypatch.setattr(candidates, "fisher_features", fisher)
     with pytest.raises(KeyboardInterrupt):
         run_search(config(normalize=True), tmp_path, workers=0, progress=False)
     assert list((tmp_path / "moments").glob("chunk-*.npy"))
@@ -138,12 +138,43 @@ def test_normalized_search_computes_gaussian_moments_once(tmp_path, monkeypatch,
     chunk = [n for n in names if n in ("relu(x)", "tanh(x)", "elu(x)")]
     assert len(chunk) == 3
     given = candidates.normalizations(chunk)
-    alone = candidates.fisher_cdfs(config(normalize=True), chunk)
+    alone = candidates.fisher_features(config(normalize=True), chunk)
 
     def no_quadrature(text):
         raise AssertionError(f"integrated {text} again")
 
     monkeypatch.setattr(normalize, "_REMEMBERED", {})
     monkeypatch.setattr(normalize, "_moments", no_quadrature)
-    handed = candidates.fisher_cdfs(config(normalize=True), chunk, given)
+    handed = candidates.fisher_features(config(normalize=True), chunk, given)
     assert np.array_equal(handed, alone)
+
+
+def test_a_search_on_quantile_functions(tmp_path):
+    """``fisher_features="quantiles"``: each layer's quantile function instead of the CDF,
+    the spectra's own (as actfim computes them alone), in chunks of their own name."""
+    from actbench import get_task
+    from actbench.executors import SerialExecutor
+    from actbench.fisher import fisher_batch, model_factory
+    from actfim import fisher_quantiles
+    from actfim.batch import activation_spectra
+
+    chosen = config(fisher_features="quantiles")
+    assert chosen.settings()["fisher_features"] == "quantiles"
+    assert "fisher_features" not in config().settings()  # as studies before the option
+    features, _ = candidates.prepare(chosen, tmp_path, SerialExecutor(), False)
+    cdf, _ = candidates.prepare(config(), tmp_path, SerialExecutor(), False)
+    assert len(list((tmp_path / "fisher").glob("chunk-*.npy"))) == 2  # one file each
+    assert np.array_equal(np.isfinite(features.fisher).all(1), np.isfinite(cdf.fisher).all(1))
+    task = get_task("mlp-digits")
+    inputs, targets = fisher_batch(task.dataset, chosen.fisher_batch, chosen.seed, None)
+    names = ["relu(x)", "tanh(x)"]
+    for name, spectrum in activation_spectra(model_factory(task.name), names, inputs,
+                                             targets, seed=chosen.seed):
+        row = features.fisher[features.names.index(name)]
+        assert row.shape == (len(spectrum.layers) * 101,)
+        # float32 eigenvalues (stacked here, alone there) agree to a few ulps of each
+        # layer's largest (1.5 seen); a small one's log may move by 1e-3
+        pairs = zip(row.reshape(-1, 101), fisher_quantiles(spectrum).reshape(-1, 101))
+        for mine, alone in pairs:
+            ulp = np.finfo(np.float32).eps * np.exp(alone[-1])
+            np.testing.assert_allclose(np.exp(mine), np.exp(alone), rtol=0, atol=256 * ulp)

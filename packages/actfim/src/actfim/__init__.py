@@ -2,6 +2,7 @@
 
 >>> spectrum = actfim.kfac_spectrum(model, inputs)          # one entry per layer
 >>> features = actfim.fisher_cdf(spectrum)                   # Act-Bench "Fisher CDF"
+>>> features = actfim.fisher_quantiles(spectrum)             # per-layer quantile functions
 >>> actfim.fisher_distance(spectrum, other)                  # Σ_l W1 / w_l
 """
 
@@ -14,7 +15,9 @@ from actfim.features import (
     fisher_cdf,
     fisher_distance,
     fisher_distance_matrix,
+    fisher_quantiles,
     layer_cdf,
+    layer_quantiles,
 )
 from actfim.labels import FisherType, Likelihood
 from actfim.options import FisherOptions
@@ -35,8 +38,10 @@ __all__ = [
     "fisher_cdf",
     "fisher_distance",
     "fisher_distance_matrix",
+    "fisher_quantiles",
     "kfac_factors",
     "kfac_spectrum",
     "layer_cdf",
+    "layer_quantiles",
     "stacked_spectra",
 ]

@@ -28,7 +28,7 @@ from actcore.stacked import StackedActivation
 from actcore.store import Store
 from actcore.threads import seeded
 from actfim.factors import mixing_module
-from actfim.features import fisher_cdf
+from actfim.features import fisher_cdf, fisher_quantiles
 from actfim.options import FisherOptions
 from actfim.spectrum import Spectrum, kfac_spectrum, stacked_spectra
 from actfim.stacked import StackedSpectra, functions_per_pass
@@ -44,30 +44,37 @@ class SpectrumRecord(BaseModel):
     reason: str | None = None
     num_weights: list[int] = []
     cdf: list[float] | None = None  # the Act-Bench "Fisher log eigenvalue CDF"
+    quantiles: list[float] | None = None  # the layers' quantile functions, when asked for
     clamped: int = 0
     seconds: float = 0.0
 
     @classmethod
-    def from_spectrum(cls, expression: str, spectrum: Spectrum) -> SpectrumRecord:
-        cdf = fisher_cdf(spectrum).tolist() if spectrum.valid else None
+    def from_spectrum(cls, expression: str, spectrum: Spectrum,
+                      quantiles: bool = False) -> SpectrumRecord:
+        """The record of one spectrum; ``quantiles``: with its quantile functions."""
+        valid = spectrum.valid
         return cls(
             expression=expression,
-            valid=spectrum.valid,
+            valid=valid,
             reason=spectrum.reason,
             num_weights=spectrum.num_weights,
-            cdf=cdf,
+            cdf=fisher_cdf(spectrum).tolist() if valid else None,
+            quantiles=fisher_quantiles(spectrum).tolist() if valid and quantiles else None,
             clamped=sum(layer.clamped_a + layer.clamped_g for layer in spectrum.layers),
             seconds=spectrum.seconds,
         )
 
     @classmethod
-    def from_stacked(cls, expressions: list[str], spectra: StackedSpectra) -> list[SpectrumRecord]:
+    def from_stacked(cls, expressions: list[str], spectra: StackedSpectra,
+                     quantiles: bool = False) -> list[SpectrumRecord]:
         """The records of stacked spectra, stack ``s`` being ``expressions[s]``."""
         cdfs = spectra.cdfs()
+        rows = spectra.quantiles() if quantiles else None
         return [
             cls(expression=e, valid=spectra.valid[s], reason=spectra.reasons[s],
                 num_weights=spectra.num_weights if not spectra.failed[s] else [],
                 cdf=cdfs[s].tolist() if spectra.valid[s] else None,
+                quantiles=rows[s].tolist() if rows is not None and spectra.valid[s] else None,
                 clamped=spectra.clamped(s) if not spectra.failed[s] else 0,
                 seconds=spectra.seconds)
             for s, e in enumerate(expressions)
@@ -145,6 +152,7 @@ def spectra_for_activations(
     progress: bool = True,
     normalize: bool = False,
     stack: int | None = None,
+    quantiles: bool = False,
     **spectrum_options,
 ) -> dict[str, SpectrumRecord]:
     """Spectra of ``make_model(activation)`` for every expression, same weights each.
@@ -168,6 +176,8 @@ def spectra_for_activations(
         functions computed together in one pass (:mod:`actfim.stacked`); None chooses
         by the model's size, 1 computes one at a time. Models whose samples interact
         (BatchNorm or dropout in train mode) are always done one at a time.
+    ``quantiles``
+        also keep each function's quantile functions (:func:`actfim.fisher_quantiles`).
     ``spectrum_options``
         passed to :func:`actfim.kfac_spectrum` (``fisher``, ...).
 
@@ -181,12 +191,14 @@ def spectra_for_activations(
         "seed": seed,
         "batch": list(inputs.shape),
         **({"normalize": True} if normalize else {}),
+        **({"quantiles": True} if quantiles else {}),
         **{k: str(v) for k, v in sorted(spectrum_options.items())},
     }
     opened = not isinstance(store, SpectrumStore) and store is not None
     db = SpectrumStore(store, settings) if opened else store
     try:
-        job = _Job.prepare(make_model, inputs, targets, seed, device, normalize, options)
+        job = _Job.prepare(make_model, inputs, targets, seed, device, normalize, options,
+                           quantiles)
         size = _stack(job.reference, inputs.to(device), stack, options.mode)
         results = {}
         todo = [e for e in expressions if db is None or e not in db]
@@ -226,7 +238,7 @@ def activation_spectra(
         parse(expression)  # an unknown name is refused now, not after hours of spectra
     options = FisherOptions.of(seed=seed, **spectrum_options)
     device = torch.device(device) if device is not None else inputs.device
-    job = _Job.prepare(make_model, inputs, targets, seed, device, False, options)
+    job = _Job.prepare(make_model, inputs, targets, seed, device, False, options, False)
     return ((expression, job.spectrum(expression)) for expression in expressions)
 
 
@@ -243,18 +255,20 @@ class _Job:
     one at a time when alone or when the stacked model cannot be built."""
 
     def __init__(self, make_model, reference, inputs, targets, seed, device, normalize,
-                 options: FisherOptions):
+                 options: FisherOptions, quantiles: bool):
         self.make_model, self.reference = make_model, reference
         self.inputs, self.targets = inputs, targets
         self.seed, self.device = seed, device
         self.normalize, self.options = normalize, options
+        self.quantiles = quantiles  # records keep the quantile functions too
 
     @classmethod
     def prepare(cls, make_model, inputs, targets, seed, device, normalize,
-                options: FisherOptions) -> _Job:
+                options: FisherOptions, quantiles: bool) -> _Job:
         """A job whose models take the weights of a reference build from ``seed``."""
         reference = _build(make_model, nn.Identity(), seed, device)
-        return cls(make_model, reference, inputs, targets, seed, device, normalize, options)
+        return cls(make_model, reference, inputs, targets, seed, device, normalize, options,
+                   quantiles)
 
     def run(self, names: list[str]) -> list[SpectrumRecord]:
         records = {}
@@ -278,7 +292,8 @@ class _Job:
             else:
                 spectra = stacked_spectra(model, self.inputs, self.targets, self.options,
                                           stacks=len(group))
-                records.update(zip(group, SpectrumRecord.from_stacked(group, spectra)))
+                records.update(zip(group, SpectrumRecord.from_stacked(group, spectra,
+                                                                      self.quantiles)))
         return [records[n] for n in names]
 
     def build(self, activation: nn.Module) -> nn.Module:
@@ -288,7 +303,8 @@ class _Job:
 
     def one(self, expression: str) -> SpectrumRecord:
         start = time.perf_counter()
-        record = SpectrumRecord.from_spectrum(expression, self.spectrum(expression))
+        record = SpectrumRecord.from_spectrum(expression, self.spectrum(expression),
+                                              self.quantiles)
         record.seconds = time.perf_counter() - start
         return record
 

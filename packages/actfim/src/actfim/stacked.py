@@ -5,7 +5,7 @@ A search computes the spectrum of one small network for hundreds of thousands of
 activation functions. One at a time, each pays for its own model, hooks, passes and
 decompositions; here ``K`` functions share one forward and one backward pass (their
 activations an :class:`actcore.stacked.StackedActivation`), each layer's ``K`` factors
-are decomposed in one batched call, and clamping, validity and CDFs are computed for all
+are decomposed in one batched call, and clamping, validity and features are computed for all
 stacks at once, with the same rules as :func:`actfim.kfac_spectrum` (the functions of
 :mod:`actfim.spectrum` and :mod:`actfim.features` that it uses). Every function gets what
 it gets alone: the same factors, label draws, clamping and validity.
@@ -13,6 +13,7 @@ it gets alone: the same factors, label draws, clamping and validity.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from actfim.eigenvalues import LayerSpectrum, Spectrum, eigvalsh_all, kronecker_logs
-from actfim.features import cdf_layout, kronecker_cdfs
+from actfim.features import QUANTILE_LEVELS, cdf_layout, kronecker_cdfs, kronecker_quantiles
 from actfim.layers import SkippedModule
 from actfim.silent import SilentLayer
 
@@ -85,13 +86,25 @@ class StackedSpectra:
     def cdfs(self) -> np.ndarray:
         """The Fisher CDF of every stack (see :func:`actfim.fisher_cdf`); NaN rows for
         invalid stacks."""
-        layout = cdf_layout(self.num_weights) if self.layers else None
-        rows = np.full((len(self.valid), layout.length if layout else 0), np.nan)
+        bins = cdf_layout(self.num_weights).bins if self.layers else []
+        return self._rows(sum(bins), [functools.partial(kronecker_cdfs, bins=b) for b in bins])
+
+    def quantiles(self) -> np.ndarray:
+        """The Fisher quantile functions of every stack (see
+        :func:`actfim.fisher_quantiles`); NaN rows for invalid stacks."""
+        return self._rows(len(self.layers) * len(QUANTILE_LEVELS),
+                          [kronecker_quantiles] * len(self.layers))
+
+    def _rows(self, width: int, per_layer: list[Callable[[Tensor, Tensor], np.ndarray]]
+              ) -> np.ndarray:
+        """One feature row per stack, ``per_layer[l](log_a, log_g)`` of the valid stacks'
+        factors concatenated; NaN rows for the others."""
+        rows = np.full((len(self.valid), width), np.nan)
         good = np.flatnonzero(self.valid)
-        if len(good) and layout is not None:
+        if len(good) and self.layers:
             rows[good] = np.concatenate(
-                [kronecker_cdfs(layer.log_a[good], layer.log_g[good], bins)
-                 for layer, bins in zip(self.layers, layout.bins)], axis=1)
+                [features(layer.log_a[good], layer.log_g[good])
+                 for features, layer in zip(per_layer, self.layers)], axis=1)
         return rows
 
     def spectrum(self, s: int) -> Spectrum:

@@ -5,7 +5,8 @@
    computed once, here, and serve as its output features and to place the baselines.
    A normalised search also integrates each candidate's Gaussian moments once, in
    chunks the workers compute (``moments/``).
-2. **Fisher**: the CDF of every candidate with finite outputs, many functions per pass
+2. **Fisher**: the Fisher features (the published CDF, or the layers' quantile functions)
+   of every candidate with finite outputs, many functions per pass
    (:mod:`actfim.stacked`), in chunks that workers (local processes or Dask) compute and
    save as they finish.
 3. **Embedding**: the UMAP embedding the surrogate works in (:mod:`actsearch.embedding`).
@@ -93,10 +94,11 @@ def candidate_moments(names: list[str], folder: Path, executor,
     return _chunked_rows(normalizations, names, folder, "moments", executor, progress)
 
 
-def fisher_cdfs(config: SearchConfig, names: list[str],
-                moments: np.ndarray | None = None) -> np.ndarray:
-    """A worker's job: Fisher CDF rows of ``names`` (NaN rows for invalid spectra);
-    ``moments`` are their Gaussian moments in a normalised search, computed once by it."""
+def fisher_features(config: SearchConfig, names: list[str],
+                    moments: np.ndarray | None = None) -> np.ndarray:
+    """A worker's job: Fisher feature rows of ``names`` (``config.fisher_features``; NaN
+    rows for invalid spectra); ``moments`` are their Gaussian moments in a normalised
+    search, computed once by it."""
     from actbench import get_task
     from actbench.fisher import fisher_batch, model_factory
     from actcore.device import resolve_device
@@ -112,14 +114,15 @@ def fisher_cdfs(config: SearchConfig, names: list[str],
     records = spectra_for_activations(
         model_factory(task.name), names, inputs, targets, seed=config.seed, progress=False,
         normalize=config.normalize, device=resolve_device(config.device),
+        quantiles=config.fisher_features == "quantiles",
     )
-    cdfs = [records[n].cdf or [] for n in names]
-    return fisher_matrix(cdfs) if any(cdfs) else np.full((len(names), 0), np.nan)
+    rows = [getattr(records[n], config.fisher_features) or [] for n in names]
+    return fisher_matrix(rows) if any(rows) else np.full((len(names), 0), np.nan)
 
 
 def fisher_rows(config: SearchConfig, names: list[str], folder: Path, executor,
                 progress: bool, moments: np.ndarray | None = None) -> np.ndarray:
-    """Fisher CDF rows of ``names`` (NaN for invalid spectra), in saved chunks.
+    """Fisher feature rows of ``names`` (NaN for invalid spectra), in saved chunks.
     ``moments``: the names' Gaussian moments in a normalised search, handed to the
     workers with their chunks. Rows for a large embedding are float32, the precision its
     nearest-neighbour descent works in (half the memory: 1.9 GB for the four-node space
@@ -127,8 +130,10 @@ def fisher_rows(config: SearchConfig, names: list[str], folder: Path, executor,
     from actsearch.embedding import scalable
 
     settings = config.model_dump(include={"task", "seed", "fisher_batch", "normalize"})
+    if config.fisher_features != "cdf":  # the CDF's chunks keep the names they had
+        settings["fisher_features"] = config.fisher_features
     dtype = np.float32 if scalable(len(names)) else np.float64
-    return _chunked_rows(fisher_cdfs, names, folder, "fisher spectra", executor, progress,
+    return _chunked_rows(fisher_features, names, folder, "fisher spectra", executor, progress,
                          settings=settings, first=(config,), per_chunk=moments,
                          stack=lambda parts: fisher_matrix([r for part in parts for r in part],
                                                            dtype))

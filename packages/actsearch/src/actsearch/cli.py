@@ -204,6 +204,12 @@ def add_run(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--fisher-batch", type=int, default=32,
                    help="training examples in the Fisher batch (default 32; on a "
                         "convolutional network 128 carried more signal, as tables use)")
+    p.add_argument("--fisher-features", default="cdf", metavar="KIND",
+                   help="the Fisher features: 'cdf', the published binned CDF of each "
+                        "layer's log-eigenvalues (default), or 'quantiles', each layer's "
+                        "quantile function (no bins to choose; on a convolutional table "
+                        "they carried more signal through the embedding and did not depend "
+                        "on the batch)")
     p.add_argument("--data-root", default=None)
     add_device(p)  # on a Dask cluster, default: each worker's own
     p.add_argument("--baselines", default="published", metavar="SET",
@@ -231,7 +237,8 @@ def run_live(args: argparse.Namespace) -> int:
         task=args.task, space=args.space, budget=args.budget, regressor=args.regressor,
         strategy=args.strategy, features=args.features, seed=args.seed, epochs=args.epochs,
         overrides=parse_overrides(args.set),
-        fisher_batch=args.fisher_batch, data_root=args.data_root, device=args.device,
+        fisher_batch=args.fisher_batch, fisher_features=args.fisher_features,
+        data_root=args.data_root, device=args.device,
         in_order=args.in_order,
         normalize=args.normalize, operators=args.operators,
         baselines=baselines_of(args.baselines),

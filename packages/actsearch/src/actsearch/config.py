@@ -26,6 +26,10 @@ class SearchConfig(BaseModel):
         "bench's --set), e.g. {'precision': 'bfloat16'}"
     )
     fisher_batch: int = Field(32, ge=1)
+    fisher_features: str = Field(
+        "cdf", description="the Fisher features: the published binned CDF ('cdf') or each "
+        "layer's quantile function ('quantiles'; see actfim.fisher_quantiles)"
+    )
     data_root: str | None = None
     device: str | None = Field(
         None, description="cpu, cuda or cuda:N for every training and spectrum; None: CUDA "
@@ -67,6 +71,13 @@ class SearchConfig(BaseModel):
     def _known_features(cls, name: str) -> str:
         return check_feature_set(name)
 
+    @field_validator("fisher_features")
+    @classmethod
+    def _known_fisher_features(cls, name: str) -> str:
+        from actfim.features import check_fisher_features
+
+        return check_fisher_features(name)
+
     @model_validator(mode="after")
     def _known_task_and_recipe(self) -> SearchConfig:
         """The task exists and takes the overrides (a bad field or value names itself)."""
@@ -78,8 +89,8 @@ class SearchConfig(BaseModel):
 
     def settings(self) -> dict:
         """What must match for a study file to be resumed (not budget: it may grow; not
-        where the work runs; the published baselines and no overrides are left out, as
-        studies from before those options hold them)."""
+        where the work runs; the published baselines, no overrides and the CDF are left
+        out, as studies from before those options hold them)."""
         settings = self.model_dump(exclude={"budget", "data_root", "device", "in_order"})
         if self.baselines == BASELINES:
             del settings["baselines"]
@@ -87,4 +98,6 @@ class SearchConfig(BaseModel):
             settings["baselines"] = list(self.baselines)
         if not self.overrides:
             del settings["overrides"]
+        if self.fisher_features == "cdf":
+            del settings["fisher_features"]
         return settings
