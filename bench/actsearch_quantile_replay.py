@@ -114,6 +114,7 @@ def main() -> None:
                 panels.setdefault(key, []).append(label)
 
     args.out.mkdir(parents=True, exist_ok=True)
+    fisher, _, batch = args.spectra.name.rpartition("-")  # the signal script's FISHER-BATCH
     fields = list(replay_summary.Summary.model_fields)
     with open(args.out / "summary.csv", "w", newline="") as f:
         writer = csv.writer(f)
@@ -121,8 +122,9 @@ def main() -> None:
         writer.writerows([getattr(s, name) for name in fields] for s in summaries)
     plot.plot_replay(curves, spearman, args.out / "replay.png", problem.start_accuracy,
                      float(problem.accuracy.max()),
-                     f"{args.table}: Fisher CDF against quantile features, {args.trials} "
-                     f"trials on {args.embeddings} embeddings", panels)
+                     f"{args.table}, {fisher} Fisher of {batch} images: Fisher CDF against "
+                     f"quantile features, {args.trials} trials on {args.embeddings} "
+                     "embeddings", panels)
     print("| algorithm | final best (mean ± s.e.) | evaluations to beat ReLU (share) | to "
           "the top 1% (share) | Spearman |")
     print("|---|---:|---:|---:|---:|")
