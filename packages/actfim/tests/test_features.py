@@ -1,4 +1,4 @@
-"""Fisher CDF features and distances."""
+"""Fisher CDF and quantile features, and distances."""
 
 import numpy as np
 import pytest
