@@ -121,7 +121,7 @@ def test_the_device_reaches_every_training_and_spectrum_and_a_study_may_change_d
                           progress=False)) == 3
     assert seen[-1] is None  # this machine's default: CUDA where it has one
     seen.clear()
-    candidates.fisher_cdfs(config(device="cpu"), ["relu(x)", "tanh(x)"])
+    candidates.fisher_features(config(device="cpu"), ["relu(x)", "tanh(x)"])
     assert seen == [torch.device("cpu")]
 
 
