@@ -2,8 +2,9 @@
 
 Two kinds, as published: the function's outputs on actcore's fixed N(0,1) sample,
 and the Fisher log-eigenvalue CDFs of a network using it (from actfim or a benchmark
-table's column). :class:`Features` holds both for a list of functions together with the
-validity masks the search uses to filter out functions likely to fail.
+table's column; a live search may take each layer's quantile function instead).
+:class:`Features` holds both for a list of functions together with the validity masks
+the search uses to filter out functions likely to fail.
 """
 
 from __future__ import annotations
@@ -122,19 +123,19 @@ def match_rows(rows: np.ndarray, targets: np.ndarray) -> list[int | None]:
     return [index.get(key) for key in keys(targets).tolist()]
 
 
-def fisher_matrix(cdfs: Sequence[Sequence[float]], dtype=np.float64) -> np.ndarray:
-    """Stack CDF vectors into rows of ``dtype``; missing or broken spectra become rows of
-    NaN."""
-    length = max((len(c) for c in cdfs), default=0)
+def fisher_matrix(vectors: Sequence[Sequence[float]], dtype=np.float64) -> np.ndarray:
+    """Stack Fisher feature vectors (CDFs or quantile functions) into rows of ``dtype``;
+    missing or broken spectra become rows of NaN."""
+    length = max((len(v) for v in vectors), default=0)
     if length == 0:
         raise ActError("no function has Fisher features (an empty spectrum for every one)")
-    rows = np.full((len(cdfs), length), np.nan, dtype=dtype)
-    for i, cdf in enumerate(cdfs):
-        if len(cdf) == length:
-            rows[i] = cdf
-        elif len(cdf):
+    rows = np.full((len(vectors), length), np.nan, dtype=dtype)
+    for i, vector in enumerate(vectors):
+        if len(vector) == length:
+            rows[i] = vector
+        elif len(vector):
             raise ActError(
-                f"Fisher CDFs differ in length ({len(cdf)} and {length}); "
+                f"Fisher feature vectors differ in length ({len(vector)} and {length}); "
                 "were they computed for different networks?"
             )
     return rows
