@@ -11,6 +11,12 @@ epoch of its runs' learning curves (or at their final epoch): one table row per 
 Run: ``.venv-dev/bin/python bench/actbench_hull_claims.py --results
 packages/actbench/docs/lenet5-fashion-mnist-hulls-100.jsonl --at 6 25 50 100``
 (no ``--at``: the runs' final figures).
+
+``--windows 41 51 61 71 81 91`` prints instead, for the activations and seeds saved so
+far (a grid still running), each activation's median over seeds of every run's median
+validation accuracy over ten epochs from each of those epochs on (single epochs swing by
+points), and each run's training loss after the last epoch of each window: whether a
+curve still climbs late in training.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from __future__ import annotations
 import argparse
 import statistics
 from collections import Counter
+
+from actbench_lenet5_sanity import SMOOTHING, window_median  # bench/, beside this script
 
 from actbench.compare import load_results
 from actbench.curves import figures_at
@@ -66,12 +74,42 @@ def claims(m: dict[str, float]) -> list[str]:
     ]
 
 
+def windows(results, starts: list[int]) -> None:
+    """The late-epoch table: per activation, the median over its seeds of each run's
+    ten-epoch median validation accuracy from each start, then the seeds' training loss
+    after each window."""
+    runs: dict[str, list] = {}
+    for r in results:
+        runs.setdefault(r.activation, []).append(r)
+    spans = [f"{start}–{start + SMOOTHING - 1}" for start in starts]
+    print("| epochs | " + " | ".join(spans) + " |")
+    print("|---|" + "---|" * len(starts))
+    for name, group in runs.items():
+        cells = []
+        for start in starts:
+            values = [window_median([100 * e.val_accuracy for e in r.history], start - 1)
+                      for r in group if len(r.history) >= start - 1 + SMOOTHING]
+            cells.append(f"{statistics.median(values):.2f}" if values else "")
+        print(f"| {name} ({len(group)} seed{'s' * (len(group) > 1)}) | " + " | ".join(cells)
+              + " |")
+    print()
+    for name, group in runs.items():
+        losses = [" / ".join(f"{r.history[start + SMOOTHING - 2].train_loss:.3f}"
+                             for r in group if len(r.history) >= start - 1 + SMOOTHING)
+                  for start in starts]
+        print(f"{name}: training loss after each window (per seed): " + "; ".join(losses))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--results", required=True)
     parser.add_argument("--at", type=int, nargs="*", default=[None])
+    parser.add_argument("--windows", type=int, nargs="+", metavar="EPOCH")
     args = parser.parse_args()
     results = load_results(args.results)
+    if args.windows:
+        windows(results, args.windows)
+        return
     try:
         runs = seeds_per_activation(results)
     except ActError as err:
