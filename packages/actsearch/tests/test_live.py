@@ -166,10 +166,11 @@ def test_command_writes_the_report(tmp_path, capsys):
     out = tmp_path / "rep"
     assert main(["search", "run", "--task", "mlp-digits", "--space", "max(unary(x),unary(x))",
                  "--operators", ",".join(OPS), "--budget", "10", "--workers", "2",
-                 "--epochs", "1", "--out", str(out)]) == 0
+                 "--epochs", "1", "--fisher-features", "quantiles", "--out", str(out)]) == 0
     for name in ("leaderboard.csv", "best_so_far.png", "top_functions.png", "study.sqlite"):
         assert (out / name).is_file(), name
-    assert len(list((out / "fisher").glob("chunk-00000-*.npy"))) == 1
+    chunks = list((out / "fisher").glob("chunk-00000-*.npy"))
+    assert len(chunks) == 1 and np.load(chunks[0]).shape[1] == 7 * 101  # the MLP's 7 layers
     lines = (out / "leaderboard.csv").read_text().splitlines()
     assert len(lines) == 11 and lines[0].startswith("rank,function,readable,val_accuracy")
 
