@@ -10,7 +10,8 @@ epoch of its runs' learning curves (or at their final epoch): one table row per 
 
 Run: ``.venv-dev/bin/python bench/actbench_hull_claims.py --results
 packages/actbench/docs/lenet5-fashion-mnist-hulls-100.jsonl --at 6 25 50 100``
-(no ``--at``: the runs' final figures).
+(no ``--at``: the runs' final figures; ``--seeds K``: only each activation's seeds 0 to
+K−1).
 
 ``--windows 41 51 61 71 81 91`` prints instead, for the activations and seeds saved so
 far (a grid still running), each activation's median over seeds of every run's median
@@ -105,8 +106,12 @@ def main() -> None:
     parser.add_argument("--results", required=True)
     parser.add_argument("--at", type=int, nargs="*", default=[None])
     parser.add_argument("--windows", type=int, nargs="+", metavar="EPOCH")
+    parser.add_argument("--seeds", type=int, metavar="K",
+                        help="only seeds 0 to K-1 of each activation (a like-for-like "
+                             "preview while the grid runs)")
     args = parser.parse_args()
-    results = load_results(args.results)
+    results = [r for r in load_results(args.results)
+               if args.seeds is None or r.seed < args.seeds]
     if args.windows:
         windows(results, args.windows)
         return
