@@ -246,8 +246,10 @@ def run_live(args: argparse.Namespace) -> int:
     out = output_path(args, task=config.task)
     start = time.perf_counter()
     evaluations = run_search(config, out, args.workers, args.scheduler, stack=args.stack)
+    fisher = ", Fisher quantiles" if config.fisher_features == "quantiles" and \
+        config.features != "outputs" else ""
     write_report(evaluations, out, f"{config.task}, {config.strategy} {config.regressor} "
-                 f"({config.features})", baselines=config.baselines)
+                 f"({config.features}{fisher})", baselines=config.baselines)
     print(f"{len(evaluations)} evaluations in {out}/study.sqlite "
           f"({time.perf_counter() - start:.0f} s this run); top functions:")
     print("\n".join(top_lines(evaluations)))
