@@ -29,6 +29,7 @@ import csv
 from pathlib import Path
 
 import numpy as np
+from actsearch_claims import compare  # bench/, beside this script
 
 
 def load_spectra(folder: Path, names: list[str]) -> dict[str, np.ndarray]:
@@ -51,6 +52,8 @@ def load_spectra(folder: Path, names: list[str]) -> dict[str, np.ndarray]:
                 parts[key].append(rows)
     if parts["names"] != names:
         raise SystemExit(f"{folder} holds spectra of other functions than the table's")
+    if not width:
+        raise SystemExit(f"{folder} holds no valid spectrum")
     valid = np.concatenate(parts["valid"])
     found = {"valid": valid}
     for key in ("cdf", "quantiles"):  # a chunk without a valid spectrum may be narrower
@@ -76,7 +79,6 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=None)
     args = parser.parse_args()
 
-    from actsearch_claims import compare  # bench/, beside this script
 
     from actbench.tables import load_table
     from actsearch import plot, replay, replay_summary

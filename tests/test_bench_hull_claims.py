@@ -64,3 +64,30 @@ def test_a_grid_without_an_activation_is_refused_by_name(hull_claims):
     results = [_run(name, 0, [0.8]) for name in hull_claims.GRID if name != "tanh(x)"]
     with pytest.raises(ActError, match=r"no runs of 1 of the grid's 12 activations \(tanh\(x\)\)"):
         hull_claims.seeds_per_activation(results)
+
+
+def test_windows_take_each_runs_ten_epoch_median_then_the_seeds_median(hull_claims,
+                                                                       capsys):
+    """A run's window median ignores a single epoch's swing; the row is the median over
+    the activation's seeds; a run too short for a window leaves that cell out."""
+    swing = [0.80] * 10 + [0.90] * 9 + [0.10]  # epoch 20 swings to 10%
+    runs = [_run("relu(x)", 0, swing), _run("relu(x)", 1, [t + 0.02 for t in swing]),
+            _run("relu(x)", 2, [0.70] * 20), _run("tanh(x)", 0, [0.85] * 10)]
+    hull_claims.windows(runs, [1, 11])
+    table = capsys.readouterr().out.splitlines()
+    assert table[0] == "| epochs | 1–10 | 11–20 |"
+    assert table[2] == "| relu(x) (3 seeds) | 80.00 | 90.00 |"
+    assert table[3] == "| tanh(x) (1 seed) | 85.00 |  |"
+
+
+def test_seeds_option_reads_only_the_first_seeds(hull_claims, tmp_path, monkeypatch,
+                                                 capsys):
+    from actbench.compare import save_results
+
+    path = tmp_path / "grid.jsonl"
+    save_results([_run("relu(x)", seed, [0.8 + 0.01 * seed] * 10) for seed in range(3)],
+                 path)
+    monkeypatch.setattr("sys.argv", ["hull_claims", "--results", str(path), "--seeds", "2",
+                                     "--windows", "1"])
+    hull_claims.main()
+    assert "| relu(x) (2 seeds) | 80.50 |" in capsys.readouterr().out
