@@ -113,12 +113,18 @@ def kronecker_cdfs(log_a: torch.Tensor, log_g: torch.Tensor, bins: int) -> np.nd
     distinct ones. Each row's copies of its smallest value are counted once with their
     multiplicity, so the same sums land in the same bins as over every pair.
     """
+    return _binned_cdfs(*_kronecker_pairs(log_a, log_g), bins)
+
+
+def _kronecker_pairs(log_a: torch.Tensor, log_g: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Each row's distinct pairs log λ_i(A) + log μ_j(G), their counts as weights, and
+    the number of pairs a row stands for."""
     a, weight_a = _merge_smallest(log_a.to(torch.float64))
     g, weight_g = _merge_smallest(log_g.to(torch.float64))
     pairs = (a[..., :, None] + g[..., None, :]).flatten(1)
     weights = (weight_a[..., :, None] * weight_g[..., None, :]).flatten(1)
-    total = log_a.shape[1] * log_a.shape[2] * log_g.shape[2]
-    return _binned_cdfs(pairs, weights, total, bins)
+    return pairs, weights, log_a.shape[1] * log_a.shape[2] * log_g.shape[2]
 
 
 def _merge_smallest(logs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -160,11 +166,7 @@ def kronecker_quantiles(log_a: torch.Tensor, log_g: torch.Tensor) -> np.ndarray:
     """:func:`layer_quantiles` of each row's Kronecker spectrum log λ_i(A) + log μ_j(G)
     (stacks of factors ``(rows, groups, d)``), the floor's copies counted once with
     their multiplicity as in :func:`kronecker_cdfs`."""
-    a, weight_a = _merge_smallest(log_a.to(torch.float64))
-    g, weight_g = _merge_smallest(log_g.to(torch.float64))
-    pairs = (a[..., :, None] + g[..., None, :]).flatten(1)
-    weights = (weight_a[..., :, None] * weight_g[..., None, :]).flatten(1)
-    return _weighted_quantiles(pairs, weights, log_a.shape[1] * log_a.shape[2] * log_g.shape[2])
+    return _weighted_quantiles(*_kronecker_pairs(log_a, log_g))
 
 
 def _weighted_quantiles(values: torch.Tensor, weights: torch.Tensor | None,
