@@ -8,10 +8,15 @@ epoch of its runs' learning curves (or at their final epoch): one table row per 
     Fashion-MNIST;
 (d) conv({id, ReLU}) matches or beats leaky ReLU (medians).
 
+(c) also gives both activations' range over seeds. Single epochs swing by points, so
+``--smoothed`` reads each run's median test accuracy over the ten epochs ending at each
+epoch asked for instead of that epoch's alone: a verdict that flips between the two rests
+on one epoch's noise.
+
 Run: ``.venv-dev/bin/python bench/actbench_hull_claims.py --results
 packages/actbench/docs/lenet5-fashion-mnist-hulls-100.jsonl --at 6 25 50 100``
 (no ``--at``: the runs' final figures; ``--seeds K``: only each activation's seeds 0 to
-K−1).
+K−1; ``--smoothed``: ten-epoch medians).
 
 ``--windows 41 51 61 71 81 91`` prints instead, for the activations and seeds saved so
 far (a grid still running), each activation's median over seeds of every run's median
@@ -51,15 +56,31 @@ def seeds_per_activation(results) -> Counter:
     return runs
 
 
-def medians(results, epoch: int | None) -> dict[str, float]:
-    """Median test accuracy (%) over seeds per activation, after ``epoch``."""
+def accuracies(results, epoch: int | None, smoothed: bool = False) -> dict[str, list[float]]:
+    """Each activation's test accuracies (%) over its seeds after ``epoch`` (None: the
+    final epoch); ``smoothed``: each run's median over the ``SMOOTHING`` epochs ending
+    there."""
     tests: dict[str, list[float]] = {}
     for r in results:
-        tests.setdefault(r.activation, []).append(100 * figures_at(r, epoch)[1])
-    return {name: statistics.median(values) for name, values in tests.items()}
+        last = epoch or r.epochs
+        if smoothed and last < SMOOTHING:
+            raise ActError(f"a median over the {SMOOTHING} epochs ending at epoch {last} "
+                           f"needs epoch {SMOOTHING} or later")
+        span = range(last - SMOOTHING + 1, last + 1) if smoothed else [epoch]
+        values = [100 * figures_at(r, e)[1] for e in span]
+        tests.setdefault(r.activation, []).append(statistics.median(values))
+    return tests
 
 
-def claims(m: dict[str, float]) -> list[str]:
+def claims(tests: dict[str, list[float]]) -> list[str]:
+    """The verdicts (a)-(d) on each activation's test accuracies over its seeds."""
+    m = {name: statistics.median(values) for name, values in tests.items()}
+
+    def figure(name: str) -> str:
+        seeds = tests[name]
+        spread = f" [{min(seeds):.2f}, {max(seeds):.2f}]" if len(seeds) > 1 else ""
+        return f"{name} {m[name]:.2f}{spread}"
+
     hulls = {n: v for n, v in m.items() if n.startswith(("convex_n", "affine_n"))}
     best = max(m, key=m.get)
     affine_wins = sum(m[f"affine_n({b})"] > m[f"convex_n({b})"] for b in BASE_SETS)
@@ -68,8 +89,8 @@ def claims(m: dict[str, float]) -> list[str]:
     return [
         f"{'yes' if best in hulls else 'no'}: {best} {m[best]:.2f}",
         f"{affine_wins} of {len(BASE_SETS)}",
-        f"{hulls[best_hull] - m[best_customary]:+.2f} ({best_hull} {hulls[best_hull]:.2f} "
-        f"vs {best_customary} {m[best_customary]:.2f})",
+        f"{hulls[best_hull] - m[best_customary]:+.2f} ({figure(best_hull)} vs "
+        f"{figure(best_customary)})",
         f"{'yes' if m['convex_n(identity(x),relu(x))'] >= m['leakyrelu(x)'] else 'no'}: "
         f"{m['convex_n(identity(x),relu(x))']:.2f} vs {m['leakyrelu(x)']:.2f}",
     ]
@@ -106,6 +127,9 @@ def main() -> None:
     parser.add_argument("--results", required=True)
     parser.add_argument("--at", type=int, nargs="*", default=[None])
     parser.add_argument("--windows", type=int, nargs="+", metavar="EPOCH")
+    parser.add_argument("--smoothed", action="store_true",
+                        help=f"each run's median over the {SMOOTHING} epochs ending at "
+                             "each epoch, not that epoch's figure alone")
     parser.add_argument("--seeds", type=int, metavar="K",
                         help="only seeds 0 to K-1 of each activation (a like-for-like "
                              "preview while the grid runs)")
@@ -121,12 +145,17 @@ def main() -> None:
         parser.exit(2, f"error: {err}\n")
     if len(set(runs.values())) > 1:
         print("seeds per activation differ: " + ", ".join(f"{n} {k}" for n, k in runs.items()))
+    try:
+        rows = {epoch: claims(accuracies(results, epoch, args.smoothed))
+                for epoch in args.at or [None]}
+    except ActError as err:
+        parser.exit(2, f"error: {err}\n")
     print("| epochs | (a) best is a hull | (b) affine > convex | (c) best hull − best "
           "customary | (d) conv{id,ReLU} ≥ leaky ReLU |")
     print("|---|---|---|---|---|")
-    for epoch in args.at or [None]:
-        row = claims(medians(results, epoch))
-        print(f"| {epoch or 'final'} | " + " | ".join(row) + " |")
+    for epoch, row in rows.items():
+        label = f"{epoch or 'final'}{f' (median of {SMOOTHING})' if args.smoothed else ''}"
+        print(f"| {label} | " + " | ".join(row) + " |")
 
 
 if __name__ == "__main__":

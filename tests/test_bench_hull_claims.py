@@ -31,12 +31,16 @@ def _run(name: str, seed: int, tests: list[float]) -> Result:
 
 def test_the_six_epoch_grid_reads_as_its_page_reports(hull_claims):
     """The committed 6-epoch LeNet-5 grid: the page's verdicts (best hull 82.52 against
-    ReLU's 83.75, -1.23 points)."""
+    ReLU's 83.75, -1.23 points), with each one's range over its three seeds."""
     results = load_results(ROOT / "packages/actbench/docs/lenet5-fashion-mnist-hulls.jsonl")
     hull_claims.seeds_per_activation(results)
-    a, b, c, d = hull_claims.claims(hull_claims.medians(results, None))
+    a, b, c, d = hull_claims.claims(hull_claims.accuracies(results, None))
     assert a == "no: relu(x) 83.75" and b == "2 of 4"
-    assert c == "-1.23 (affine_n(identity(x),relu(x)) 82.52 vs relu(x) 83.75)"
+    assert c.startswith("-1.23 (affine_n(identity(x),relu(x)) 82.52 [")
+    hull, relu = ([100 * r.test_accuracy for r in results if r.activation == name]
+                  for name in ("affine_n(identity(x),relu(x))", "relu(x)"))
+    assert c.endswith(f"[{min(hull):.2f}, {max(hull):.2f}] vs relu(x) 83.75 "
+                      f"[{min(relu):.2f}, {max(relu):.2f}])")
     assert d == "no: 82.26 vs 83.75"
 
 
@@ -52,11 +56,13 @@ def test_claims_read_the_curves_at_the_epoch_asked_for(hull_claims):
     results = [_run(name, seed, [0.85 * top if name.startswith("affine") else 0.95 * top,
                                  top + 0.001 * seed])
                for name, top in final.items() for seed in range(3)]  # fmt: skip
-    early = hull_claims.claims(hull_claims.medians(results, 1))
-    late = hull_claims.claims(hull_claims.medians(results, 2))
+    early = hull_claims.claims(hull_claims.accuracies(results, 1))
+    late = hull_claims.claims(hull_claims.accuracies(results, 2))
     assert early[0] == "no: relu(x) 80.75" and early[1] == "0 of 4"
     assert late[0] == "yes: affine_n(identity(x),relu(x),tanh(x)) 86.10"
-    assert late[1] == "4 of 4" and late[2].startswith("+1.00 (affine_n(identity(x),relu(x)")
+    assert late[1] == "4 of 4"
+    assert late[2] == ("+1.00 (affine_n(identity(x),relu(x),tanh(x)) 86.10 [86.00, 86.20] "
+                       "vs relu(x) 85.10 [85.00, 85.20])")
     assert late[3] == "yes: 84.60 vs 84.10"
 
 
@@ -91,3 +97,18 @@ def test_seeds_option_reads_only_the_first_seeds(hull_claims, tmp_path, monkeypa
                                      "--windows", "1"])
     hull_claims.main()
     assert "| relu(x) (2 seeds) | 80.50 |" in capsys.readouterr().out
+
+
+def test_smoothed_claims_take_each_runs_median_over_the_last_ten_epochs(hull_claims):
+    """One epoch's swing decides (a) and (c) alone; the ten-epoch medians ignore it. A
+    window that would start before epoch 1 is refused."""
+    steady = {name: 0.80 for name in hull_claims.GRID} | {"relu(x)": 0.85}
+    results = [_run(name, 0, [top] * 11 + [0.90 if name == "tanh(x)" else top])
+               for name, top in steady.items()]
+    assert hull_claims.claims(hull_claims.accuracies(results, 12))[0] == "no: tanh(x) 90.00"
+    smoothed = hull_claims.claims(hull_claims.accuracies(results, 12, smoothed=True))
+    assert smoothed[0] == "no: relu(x) 85.00"
+    assert smoothed[2].startswith("-5.00 (") and smoothed[2].endswith("vs relu(x) 85.00)")
+    assert hull_claims.accuracies(results, None, smoothed=True)["tanh(x)"] == [80.0]
+    with pytest.raises(ActError, match="ending at epoch 9 needs epoch 10 or later"):
+        hull_claims.accuracies(results, 9, smoothed=True)
