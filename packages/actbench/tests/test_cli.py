@@ -188,6 +188,9 @@ def test_summaries_are_medians_and_sample_stds():
     (s,) = summarise(runs)  # 0.81, 0.82, 0.845: mean 0.825 ± 4.302653 * 0.0180278 / sqrt(3)
     half = 4.302653 * 0.01802776 / 3**0.5
     assert s.test_ci95 == pytest.approx((0.825 - half, 0.825 + half), rel=1e-6)
+    (one,) = summarise(runs[:1])  # one seed: no spread, no interval, said so in the table
+    assert (one.val_std, one.test_std, one.test_ci95) == (None, None, None)
+    assert table([one]).splitlines()[1].split()[3:] == ["20.00", "20.00", "81.00", "81.00", "–"]
 
 
 def test_compare_stacks_one_seeds_functions_and_logs_the_choice(tmp_path, capsys, monkeypatch):

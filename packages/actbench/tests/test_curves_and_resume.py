@@ -232,6 +232,18 @@ def test_a_crossing_counts_once_the_new_side_is_held():
     assert [hold_for(n) for n in (1, 6, 25, 100)] == [1, 1, 2, 10]
 
 
+def test_a_curve_that_trails_noisily_then_leads_for_good_is_marked():
+    """Behind on most epochs, never three in a row, then ahead for good: marked where the
+    lead began, as the 100-epoch grid's aff({id, ReLU}) overtakes ReLU. Fewer
+    than ``hold`` epochs on the other side before it makes no side."""
+    reference = [5.0] * 12
+    trailing = [6, 4, 4, 6, 4, 4, 6, 4, 6, 6, 6, 6]  # behind on 5 of the first 8 epochs
+    assert crossings(trailing, reference, hold=3) == [9]
+    assert crossings(trailing, reference, hold=6) == []  # 5 epochs behind: no side
+    level = [6, 4, 4, 6, 4, 6, 6, 4, 6, 6, 6, 6]  # behind on 4 of 8: no side before
+    assert crossings(level, reference, hold=3) == []
+
+
 def test_compare_reads_any_epoch_and_draws_the_curves(tmp_path, capsys):
     results, picture = tmp_path / "runs.jsonl", tmp_path / "curves.png"
     argv = ["bench", "compare", "-t", "mlp-digits", "-a", "relu", "-a", "tanh",

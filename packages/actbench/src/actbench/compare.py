@@ -42,12 +42,14 @@ class Summary(BaseModel):
     failed: int
     val_median: float
     val_mean: float
-    val_std: float
+    #: the seeds' sample standard deviation; None for a single run, which has no spread
+    val_std: float | None
     test_median: float
     test_mean: float
-    test_std: float
-    #: 95% confidence interval of the mean test accuracy (Student's t over the seeds)
-    test_ci95: tuple[float, float]
+    test_std: float | None
+    #: 95% confidence interval of the mean test accuracy (Student's t over the seeds);
+    #: None for a single run
+    test_ci95: tuple[float, float] | None
 
 
 def summarise(results: Sequence[Result], epoch: int | None = None) -> list[Summary]:
@@ -64,22 +66,20 @@ def summarise(results: Sequence[Result], epoch: int | None = None) -> list[Summa
         summaries.append(Summary(
             activation=activation, runs=len(runs), failed=sum(f for _, _, f in runs),
             val_median=statistics.median(val), val_mean=statistics.fmean(val),
-            val_std=statistics.stdev(val) if len(val) > 1 else 0.0,
+            val_std=statistics.stdev(val) if len(val) > 1 else None,
             test_median=statistics.median(test), test_mean=statistics.fmean(test),
-            test_std=statistics.stdev(test) if len(test) > 1 else 0.0,
-            test_ci95=_ci95(test),
+            test_std=statistics.stdev(test) if len(test) > 1 else None,
+            test_ci95=_ci95(test) if len(test) > 1 else None,
         ))  # fmt: skip
     return summaries
 
 
 def _ci95(values: Sequence[float]) -> tuple[float, float]:
-    """Student's t 95% interval of the mean (the mean itself for a single value), within
-    the accuracies' range [0, 1]."""
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return mean, mean
+    """Student's t 95% interval of the mean of two or more values, within the
+    accuracies' range [0, 1]."""
     from scipy.stats import t
 
+    mean = statistics.fmean(values)
     half = t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5
     return max(0.0, mean - half), min(1.0, mean + half)
 
@@ -90,9 +90,9 @@ def table(summaries: Sequence[Summary], markdown: bool = False) -> str:
             "test mean ± std", "test 95% CI"]  # fmt: skip
     rows = [
         [s.activation, str(s.runs), str(s.failed), f"{100 * s.val_median:.2f}",
-         f"{100 * s.val_mean:.2f} ± {100 * s.val_std:.2f}", f"{100 * s.test_median:.2f}",
-         f"{100 * s.test_mean:.2f} ± {100 * s.test_std:.2f}",
-         f"{100 * s.test_ci95[0]:.2f}–{100 * s.test_ci95[1]:.2f}"]
+         _spread(s.val_mean, s.val_std), f"{100 * s.test_median:.2f}",
+         _spread(s.test_mean, s.test_std),
+         f"{100 * s.test_ci95[0]:.2f}–{100 * s.test_ci95[1]:.2f}" if s.test_ci95 else "–"]
         for s in summaries
     ]  # fmt: skip
     if markdown:
@@ -103,6 +103,11 @@ def table(summaries: Sequence[Summary], markdown: bool = False) -> str:
     return "\n".join(
         "  ".join(f.format(cell) for f, cell in zip(fmt, row)) for row in [head, *rows]
     )
+
+
+def _spread(mean: float, std: float | None) -> str:
+    """A mean ± std cell in percent; the mean alone for a single run."""
+    return f"{100 * mean:.2f}" + (f" ± {100 * std:.2f}" if std is not None else "")
 
 
 def plot(results: Sequence[Result], path: str | os.PathLike[str], title: str = "") -> None:

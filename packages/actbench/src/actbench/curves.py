@@ -66,12 +66,15 @@ def crossings(curve: Sequence[float], reference: Sequence[float], hold: int = 1)
     """The epochs (1-based) after which ``curve`` is on the other side of ``reference`` than
     it was before: where it overtakes it, or falls behind. A side counts once the curve
     has kept it ``hold`` epochs in a row, and a crossing is marked at the first of them, so
-    noise around a tie marks nothing. Ties carry the last side."""
+    noise around a tie marks nothing. Ties carry the last side. Before any side is held,
+    the curve is on the side it spent most epochs on, if ``hold`` or more: one that trails
+    noisily, never ``hold`` epochs in a row, and then leads for good is marked too."""
     if hold < 1:
         raise ActError(f"a side must be held at least 1 epoch, got {hold}")
-    marks, held, side, start, length = [], 0, 0, 0, 0
+    marks, sides, held, side, start, length = [], [], 0, 0, 0, 0
     for epoch, (a, b) in enumerate(zip(curve, reference), start=1):
         now = (int(a > b) - int(a < b)) or side
+        sides.append(now)
         if not now:
             continue
         if now == side:
@@ -79,7 +82,8 @@ def crossings(curve: Sequence[float], reference: Sequence[float], hold: int = 1)
         else:
             side, start, length = now, epoch, 1
         if length == hold and side != held:
-            if held:
+            other = sides[: start - 1].count(-side)
+            if held or (other > sides[: start - 1].count(side) and other >= hold):
                 marks.append(start)
             held = side
     return marks
