@@ -22,12 +22,15 @@ K−1; ``--smoothed``: ten-epoch medians).
 far (a grid still running), each activation's median over seeds of every run's median
 validation accuracy over ten epochs from each of those epochs on (single epochs swing by
 points), and each run's training loss after the last epoch of each window: whether a
-curve still climbs late in training.
+curve still climbs late in training; then each run's lowest training loss and when, and
+how much its validation accuracy moves from one epoch to the next in the second half.
+``--learned`` prints each hull run's trained coefficients per activation site.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 from collections import Counter
 
@@ -120,6 +123,37 @@ def windows(results, starts: list[int]) -> None:
                              for r in group if len(r.history) >= start - 1 + SMOOTHING)
                   for start in starts]
         print(f"{name}: training loss after each window (per seed): " + "; ".join(losses))
+    print()
+    for name, group in runs.items():
+        print(f"{name}: " + "; ".join(settling(r) for r in group))
+
+
+def settling(run) -> str:
+    """Whether a run still learns late: the epoch of its lowest training loss, and the
+    median move of its validation accuracy from one epoch to the next over the second
+    half of its training."""
+    losses = [e.train_loss for e in run.history]
+    val = [100 * e.val_accuracy for e in run.history][len(run.history) // 2 :]
+    moves = [abs(b - a) for a, b in itertools.pairwise(val)]
+    return (f"seed {run.seed}: lowest training loss {min(losses):.3f} after epoch "
+            f"{losses.index(min(losses)) + 1}, {losses[-1]:.3f} at the end; validation "
+            f"moves {statistics.median(moves):.2f} points an epoch in the second half")
+
+
+def learned_coefficients(run) -> dict[str, list[float]]:
+    """A hull run's trained coefficients (one per base, in the expression's order) at each
+    activation site, from the parameters its result records."""
+    import torch
+
+    import acthull
+    from actcore import to_module
+
+    module, found = to_module(run.activation), {}
+    for site, state in run.learned.items():
+        module.load_state_dict({k: torch.tensor(v) for k, v in state.items()})
+        (values,) = acthull.coefficients(module).values()
+        found[site] = values.tolist()
+    return found
 
 
 def main() -> None:
@@ -130,6 +164,9 @@ def main() -> None:
     parser.add_argument("--smoothed", action="store_true",
                         help=f"each run's median over the {SMOOTHING} epochs ending at "
                              "each epoch, not that epoch's figure alone")
+    parser.add_argument("--learned", action="store_true",
+                        help="print each hull run's trained coefficients per activation "
+                             "site instead (one per base, in the expression's order)")
     parser.add_argument("--seeds", type=int, metavar="K",
                         help="only seeds 0 to K-1 of each activation (a like-for-like "
                              "preview while the grid runs)")
@@ -138,6 +175,14 @@ def main() -> None:
                if args.seeds is None or r.seed < args.seeds]
     if args.windows:
         windows(results, args.windows)
+        return
+    if args.learned:
+        for r in results:
+            if r.learned:
+                sites = learned_coefficients(r).items()
+                print(f"{r.activation} seed {r.seed}: " + "; ".join(
+                    f"module {site} " + ", ".join(f"{c:.3f}" for c in values)
+                    for site, values in sites))
         return
     try:
         runs = seeds_per_activation(results)

@@ -112,3 +112,28 @@ def test_smoothed_claims_take_each_runs_median_over_the_last_ten_epochs(hull_cla
     assert hull_claims.accuracies(results, None, smoothed=True)["tanh(x)"] == [80.0]
     with pytest.raises(ActError, match="ending at epoch 9 needs epoch 10 or later"):
         hull_claims.accuracies(results, 9, smoothed=True)
+
+
+def test_settling_finds_the_lowest_loss_and_the_late_moves(hull_claims):
+    """Lowest training loss at epoch 3 of 6; the second half's validation moves 2, 4 (in
+    points) have the median 3."""
+    run = _run("relu(x)", 1, [0.5, 0.5, 0.5, 0.80, 0.82, 0.78])
+    losses = [0.9, 0.7, 0.5, 0.6, 0.65, 0.7]
+    run.history = [e.model_copy(update={"train_loss": x}) for e, x in zip(run.history, losses)]
+    assert hull_claims.settling(run) == ("seed 1: lowest training loss 0.500 after epoch 3, "
+                                         "0.700 at the end; validation moves 3.00 points an "
+                                         "epoch in the second half")
+
+
+def test_learned_coefficients_decode_each_sites_recorded_parameters(hull_claims):
+    """A convex hull's coefficients are the softmax of its raw parameters, an affine
+    hull's sum to one around their mean: computed here by hand."""
+    import math
+
+    convex = _run("convex_n(identity(x),relu(x))", 0, [0.9]).model_copy(
+        update={"learned": {"1": {"root.raw": [-0.5, 0.5]}, "8": {"root.raw": [0.0, 0.0]}}})
+    share = math.exp(-0.5) / (math.exp(-0.5) + math.exp(0.5))
+    found = hull_claims.learned_coefficients(convex)
+    assert found["1"] == pytest.approx([share, 1 - share]) and found["8"] == [0.5, 0.5]
+    affine = convex.model_copy(update={"activation": "affine_n(identity(x),relu(x))"})
+    assert hull_claims.learned_coefficients(affine)["1"] == pytest.approx([0.0, 1.0])
