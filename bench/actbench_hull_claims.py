@@ -135,9 +135,10 @@ def settling(run) -> str:
     losses = [e.train_loss for e in run.history]
     val = [100 * e.val_accuracy for e in run.history][len(run.history) // 2 :]
     moves = [abs(b - a) for a, b in itertools.pairwise(val)]
+    late = (f"validation moves {statistics.median(moves):.2f} points an epoch in the second "
+            "half" if moves else "too short for a second half to move")
     return (f"seed {run.seed}: lowest training loss {min(losses):.3f} after epoch "
-            f"{losses.index(min(losses)) + 1}, {losses[-1]:.3f} at the end; validation "
-            f"moves {statistics.median(moves):.2f} points an epoch in the second half")
+            f"{losses.index(min(losses)) + 1}, {losses[-1]:.3f} at the end; {late}")
 
 
 def learned_coefficients(run) -> dict[str, list[float]]:

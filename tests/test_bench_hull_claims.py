@@ -123,6 +123,8 @@ def test_settling_finds_the_lowest_loss_and_the_late_moves(hull_claims):
     assert hull_claims.settling(run) == ("seed 1: lowest training loss 0.500 after epoch 3, "
                                          "0.700 at the end; validation moves 3.00 points an "
                                          "epoch in the second half")
+    short = _run("relu(x)", 0, [0.5, 0.6])  # a second half of one epoch has no move
+    assert hull_claims.settling(short).endswith("too short for a second half to move")
 
 
 def test_learned_coefficients_decode_each_sites_recorded_parameters(hull_claims):
