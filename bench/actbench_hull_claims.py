@@ -144,15 +144,12 @@ def settling(run) -> str:
 def learned_coefficients(run) -> dict[str, list[float]]:
     """A hull run's trained coefficients (one per base, in the expression's order) at each
     activation site, from the parameters its result records."""
-    import torch
-
     import acthull
-    from actcore import to_module
+    from actbench.train import learned_activation
 
-    module, found = to_module(run.activation), {}
-    for site, state in run.learned.items():
-        module.load_state_dict({k: torch.tensor(v) for k, v in state.items()})
-        (values,) = acthull.coefficients(module).values()
+    found = {}
+    for site in run.learned:
+        (values,) = acthull.coefficients(learned_activation(run, site)).values()
         found[site] = values.tolist()
     return found
 

@@ -67,6 +67,39 @@ def test_learned_activations_are_recorded_and_drawn_per_layer(tmp_path, monkeypa
     assert (tmp_path / "learned.png").stat().st_size > 10_000
 
 
+def test_a_learned_activation_is_rebuilt_from_its_record():
+    """learned_activation is learned_state's inverse: each site's rebuilt function equals
+    the model's own, to the bit; a record that does not fit the expression is refused."""
+    import torch
+
+    from actbench.train import learned_activation, learned_state
+    from actcore import ActError
+
+    activation = "affine_n(identity(x),relu(x),tanh(x))"
+    model = registry(MODELS).get("mlp").build(activation, (1, 8, 8), 10)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(torch.randn_like(parameter))  # away from the initial 1/3s
+    record = actbench.Result(
+        task="mlp-digits", activation=activation, seed=0, status="ok", train_accuracy=1,
+        val_accuracy=1, test_accuracy=1, train_loss=0, val_loss=0, test_loss=0,
+        runtime_s=1, epochs=1, learned=learned_state(model))
+    x = torch.linspace(-3, 3, 61)
+    with torch.no_grad():
+        for site, module in model.named_children():
+            if site in record.learned:
+                assert torch.equal(learned_activation(record, site)(x), module(x))
+    with pytest.raises(ActError, match="learned nothing at site '3'; its learned sites: 2, 4"):
+        learned_activation(record, "3")
+    (key,) = record.learned["2"]
+    short = record.model_copy(update={"learned": {"2": {key: [0.5, 0.5]}}})
+    with pytest.raises(ActError, match=f"records 2 values of {key}, the expression has 3"):
+        learned_activation(short, "2")
+    renamed = record.model_copy(update={"learned": {"2": {"w": [0.5, 0.5, 0.0]}}})
+    with pytest.raises(ActError, match="records parameters \\['w'\\], the expression has"):
+        learned_activation(renamed, "2")
+
+
 def test_a_runs_clock_starts_after_the_native_kernel_is_compiled(monkeypatch):
     """On a cold cache the first hull forward compiles the kernel (seconds): that happens
     in the warm-up pass, before the run's clock starts, so runtime_s never counts it."""

@@ -146,7 +146,7 @@ def plot_learned(results: Sequence[Result], path: str | os.PathLike[str], seed: 
     import matplotlib.pyplot as plt
     import torch
 
-    from actcore import to_module
+    from actbench.train import learned_activation
 
     runs = [r for r in results if r.seed == seed and r.learned and r.status == "ok"]
     if not runs:
@@ -162,12 +162,8 @@ def plot_learned(results: Sequence[Result], path: str | os.PathLike[str], seed: 
         ax.set_visible(False)
     for number, (ax, site) in enumerate(zip(axes, sites, strict=False), start=1):
         for run in runs:
-            module = to_module(run.activation)
-            shapes = {k: v.shape for k, v in module.state_dict().items()}
-            module.load_state_dict({k: torch.tensor(v).reshape(shapes[k])
-                                    for k, v in run.learned[site].items()})
             with torch.no_grad():
-                y = module(x)
+                y = learned_activation(run, site)(x)
             kind = run.activation.split("(", 1)[0]
             ax.plot(x, y, color=f"C{bases.index(_bases(run.activation))}",
                     linestyle="--" if kind == "convex_n" else "-", linewidth=1.4,

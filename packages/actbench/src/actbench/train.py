@@ -36,7 +36,7 @@ from actbench.recipes import Recipe
 from actbench.results import Epoch, Result
 from actbench.tables import chance_accuracy
 from actbench.tasks import Task, get_task
-from actcore import ActError
+from actcore import ActError, to_module
 from actcore.allocator import keep_freed_memory
 from actcore.compile import Activation
 from actcore.console import Progress
@@ -129,6 +129,29 @@ def learned_state(model: nn.Module) -> dict[str, dict[str, list[float]]]:
         for name, module in model.named_modules()
         if isinstance(module, Activation) and any(True for _ in module.parameters())
     }  # fmt: skip
+
+
+def learned_activation(result: Result, site: str) -> nn.Module:
+    """The activation ``result`` trained at ``site``, rebuilt from the parameters it
+    recorded (the inverse of :func:`learned_state`): to draw it or read its coefficients
+    without the model."""
+    if site not in result.learned:
+        raise ActError(f"{result.activation} seed {result.seed} learned nothing at site "
+                       f"{site!r}; its learned sites: {', '.join(result.learned) or 'none'}")
+    module = to_module(result.activation)
+    shapes = {key: value.shape for key, value in module.state_dict().items()}
+    recorded = result.learned[site]
+    if recorded.keys() != shapes.keys():
+        raise ActError(f"{result.activation} seed {result.seed}: site {site!r} records "
+                       f"parameters {sorted(recorded)}, the expression has {sorted(shapes)}")
+    for key, values in recorded.items():
+        if len(values) != shapes[key].numel():
+            raise ActError(f"{result.activation} seed {result.seed}: site {site!r} records "
+                           f"{len(values)} values of {key}, the expression has "
+                           f"{shapes[key].numel()}")
+    module.load_state_dict({key: torch.tensor(values).reshape(shapes[key])
+                            for key, values in recorded.items()})
+    return module
 
 
 @dataclass(frozen=True)
