@@ -25,6 +25,10 @@ points), and each run's training loss after the last epoch of each window: wheth
 curve still climbs late in training; then each run's lowest training loss and when, and
 how much its validation accuracy moves from one epoch to the next in the second half.
 ``--learned`` prints each hull run's trained coefficients per activation site.
+``--leads`` prints each hull's lead over the best customary activation seed by seed, at
+each epoch asked for: a seed fixes a run's initial weights (hull coefficients draw no
+random numbers) and its batches, so the same seed of two activations is a paired
+comparison.
 """
 
 from __future__ import annotations
@@ -59,11 +63,11 @@ def seeds_per_activation(results) -> Counter:
     return runs
 
 
-def accuracies(results, epoch: int | None, smoothed: bool = False) -> dict[str, list[float]]:
-    """Each activation's test accuracies (%) over its seeds after ``epoch`` (None: the
-    final epoch); ``smoothed``: each run's median over the ``SMOOTHING`` epochs ending
-    there."""
-    tests: dict[str, list[float]] = {}
+def seed_accuracies(results, epoch: int | None,
+                    smoothed: bool = False) -> dict[str, dict[int, float]]:
+    """Each activation's test accuracy (%) per seed after ``epoch`` (None: the final
+    epoch); ``smoothed``: each run's median over the ``SMOOTHING`` epochs ending there."""
+    tests: dict[str, dict[int, float]] = {}
     for r in results:
         last = epoch or r.epochs
         if smoothed and last < SMOOTHING:
@@ -71,8 +75,14 @@ def accuracies(results, epoch: int | None, smoothed: bool = False) -> dict[str, 
                            f"needs epoch {SMOOTHING} or later")
         span = range(last - SMOOTHING + 1, last + 1) if smoothed else [epoch]
         values = [100 * figures_at(r, e)[1] for e in span]
-        tests.setdefault(r.activation, []).append(statistics.median(values))
+        tests.setdefault(r.activation, {})[r.seed] = statistics.median(values)
     return tests
+
+
+def accuracies(results, epoch: int | None, smoothed: bool = False) -> dict[str, list[float]]:
+    """Each activation's test accuracies (%) over its seeds (:func:`seed_accuracies`)."""
+    return {name: list(seeds.values())
+            for name, seeds in seed_accuracies(results, epoch, smoothed).items()}
 
 
 def claims(tests: dict[str, list[float]]) -> list[str]:
@@ -97,6 +107,27 @@ def claims(tests: dict[str, list[float]]) -> list[str]:
         f"{'yes' if m['convex_n(identity(x),relu(x))'] >= m['leakyrelu(x)'] else 'no'}: "
         f"{m['convex_n(identity(x),relu(x))']:.2f} vs {m['leakyrelu(x)']:.2f}",
     ]
+
+
+def leads(tests: dict[str, dict[int, float]]) -> list[str]:
+    """Each hull's lead over the best customary activation (by median), seed by seed, best
+    hull first: seed s of every activation starts from the same weights and sees the same
+    batches, so a seed's lead compares like with like, and the median lead of each hull
+    shows how much of (c)'s figure is the pick of the best of eight."""
+    m = {name: statistics.median(seeds.values()) for name, seeds in tests.items()}
+    rival = max(CUSTOMARY, key=m.get)
+    rows = []
+    for hull in (n for n in GRID if n not in CUSTOMARY):
+        paired = {s: tests[hull][s] - tests[rival][s] for s in sorted(tests[hull])
+                  if s in tests[rival]}  # fmt: skip
+        if not paired:
+            continue
+        ahead = sum(lead > 0 for lead in paired.values())
+        rows.append((statistics.median(paired.values()),
+                     f"| {hull} | {rival} | {statistics.median(paired.values()):+.2f} | "
+                     + ", ".join(f"{s}: {lead:+.2f}" for s, lead in paired.items())
+                     + f" | {ahead} of {len(paired)} |"))
+    return [row for _, row in sorted(rows, key=lambda pair: -pair[0])]
 
 
 def windows(results, starts: list[int]) -> None:
@@ -165,6 +196,10 @@ def main() -> None:
     parser.add_argument("--learned", action="store_true",
                         help="print each hull run's trained coefficients per activation "
                              "site instead (one per base, in the expression's order)")
+    parser.add_argument("--leads", action="store_true",
+                        help="print instead each hull's lead over the best customary "
+                             "activation, seed by seed (paired: a seed fixes the initial "
+                             "weights and the batches), at each epoch asked for")
     parser.add_argument("--seeds", type=int, metavar="K",
                         help="only seeds 0 to K-1 of each activation (a like-for-like "
                              "preview while the grid runs)")
@@ -189,10 +224,20 @@ def main() -> None:
     if len(set(runs.values())) > 1:
         print("seeds per activation differ: " + ", ".join(f"{n} {k}" for n, k in runs.items()))
     try:
-        rows = {epoch: claims(accuracies(results, epoch, args.smoothed))
-                for epoch in args.at or [None]}
+        tests = {epoch: seed_accuracies(results, epoch, args.smoothed)
+                 for epoch in args.at or [None]}
     except ActError as err:
         parser.exit(2, f"error: {err}\n")
+    if args.leads:
+        for epoch, by_seed in tests.items():
+            print(f"\nafter epoch {epoch or 'final'}"
+                  f"{f' (median of {SMOOTHING})' if args.smoothed else ''}:\n")
+            print("| hull | against | median lead | lead per seed | seeds ahead |")
+            print("|---|---|---|---|---|")
+            print("\n".join(leads(by_seed)))
+        return
+    rows = {epoch: claims({name: list(seeds.values()) for name, seeds in by_seed.items()})
+            for epoch, by_seed in tests.items()}
     print("| epochs | (a) best is a hull | (b) affine > convex | (c) best hull − best "
           "customary | (d) conv{id,ReLU} ≥ leaky ReLU |")
     print("|---|---|---|---|---|")

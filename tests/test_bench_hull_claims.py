@@ -139,3 +139,22 @@ def test_learned_coefficients_decode_each_sites_recorded_parameters(hull_claims)
     assert found["1"] == pytest.approx([share, 1 - share]) and found["8"] == [0.5, 0.5]
     affine = convex.model_copy(update={"activation": "affine_n(identity(x),relu(x))"})
     assert hull_claims.learned_coefficients(affine)["1"] == pytest.approx([0.0, 1.0])
+
+
+def test_leads_pair_each_hulls_seeds_with_the_best_customary_activations(hull_claims):
+    """Leads are seed minus same seed against the customary activation with the best
+    median (tanh here, though ReLU has the best single run); a seed the rival lacks is
+    left out; the hull with the largest median lead comes first."""
+    tops = {name: [0.80, 0.80, 0.80] for name in hull_claims.GRID}
+    tops["relu(x)"] = [0.70, 0.70, 0.95]
+    tops["tanh(x)"] = [0.85, 0.86, 0.87]
+    tops["affine_n(identity(x),tanh(x))"] = [0.86, 0.855, 0.89]
+    tops["convex_n(relu(x),tanh(x))"] = [0.88, 0.88, 0.88, 0.99]  # seed 3: tanh has none
+    results = [_run(name, seed, [top]) for name, seeds in tops.items()
+               for seed, top in enumerate(seeds)]
+    rows = hull_claims.leads(hull_claims.seed_accuracies(results, None))
+    assert rows[0] == ("| convex_n(relu(x),tanh(x)) | tanh(x) | +2.00 | 0: +3.00, 1: +2.00, "
+                       "2: +1.00 | 3 of 3 |")
+    assert rows[1] == ("| affine_n(identity(x),tanh(x)) | tanh(x) | +1.00 | 0: +1.00, "
+                       "1: -0.50, 2: +2.00 | 2 of 3 |")
+    assert len(rows) == 8 and rows[-1].endswith("| 0 of 3 |")
