@@ -67,6 +67,25 @@ def test_learned_activations_are_recorded_and_drawn_per_layer(tmp_path, monkeypa
     assert (tmp_path / "learned.png").stat().st_size > 10_000
 
 
+def test_a_seed_starts_a_hull_from_the_same_weights_as_relu():
+    """Hull coefficients start at constants and draw no random numbers, so seed s of every
+    activation has the same initial weights: runs of one seed are paired comparisons."""
+    import torch
+
+    from actbench.activations import activation_factory
+    from actcore.threads import seeded
+
+    def initial(activation: str) -> dict[str, torch.Tensor]:
+        with seeded(3, torch.device("cpu")):
+            model = registry(MODELS).get("lenet5").build(activation_factory(activation),
+                                                         (1, 28, 28), 10)
+        return dict(model.named_parameters())
+
+    relu, hull = initial("relu"), initial("affine_n(identity(x),relu(x),tanh(x))")
+    assert len(hull) == len(relu) + 3  # one coefficient vector per activation site
+    assert all(torch.equal(weight, hull[name]) for name, weight in relu.items())
+
+
 def test_a_learned_activation_is_rebuilt_from_its_record():
     """learned_activation is learned_state's inverse: each site's rebuilt function equals
     the model's own, to the bit; a record that does not fit the expression is refused."""
