@@ -24,7 +24,10 @@ validation accuracy over ten epochs from each of those epochs on (single epochs 
 points), and each run's training loss after the last epoch of each window: whether a
 curve still climbs late in training; then each run's lowest training loss and when, and
 how much its validation accuracy moves from one epoch to the next in the second half.
-``--learned`` prints each hull run's trained coefficients per activation site.
+``--learned`` prints each hull run's trained coefficients per activation site, marks the
+sites where its function is not monotonic on [-5, 5], and counts them per kind of hull:
+claim (e), convex hulls stay monotonic (they must: a convex combination of increasing
+bases), affine ones need not.
 ``--leads`` prints each hull's lead over the best customary activation seed by seed, at
 each epoch asked for: a seed fixes a run's initial weights (hull coefficients draw no
 random numbers) and its batches, so the same seed of two activations is a paired
@@ -185,6 +188,28 @@ def learned_coefficients(run) -> dict[str, list[float]]:
     return found
 
 
+def monotonic_sites(run) -> dict[str, bool]:
+    """Whether a hull run's learned function is monotonic on [-5, 5] at each activation
+    site (claim (e): a convex hull of increasing bases must be; an affine one need not)."""
+    import acthull
+    from actbench.train import learned_activation
+
+    return {site: acthull.is_monotonic(learned_activation(run, site)) for site in run.learned}
+
+
+def claim_e(results) -> str:
+    """Claim (e) over every hull run: at how many sites each kind stays monotonic."""
+    counts = {"convex_n": [0, 0], "affine_n": [0, 0]}
+    for r in results:
+        if r.learned:
+            flags = monotonic_sites(r).values()
+            kind = counts[r.activation.split("(", 1)[0]]
+            kind[0] += sum(flags)
+            kind[1] += len(flags)
+    return "; ".join(f"{kind} monotonic on [-5, 5] at {mono} of {sites} sites"
+                     for kind, (mono, sites) in counts.items())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--results", required=True)
@@ -212,10 +237,12 @@ def main() -> None:
     if args.learned:
         for r in results:
             if r.learned:
-                sites = learned_coefficients(r).items()
+                monotonic = monotonic_sites(r)
                 print(f"{r.activation} seed {r.seed}: " + "; ".join(
                     f"module {site} " + ", ".join(f"{c:.3f}" for c in values)
-                    for site, values in sites))
+                    + ("" if monotonic[site] else " (not monotonic)")
+                    for site, values in learned_coefficients(r).items()))
+        print(f"(e) {claim_e(results)}")
         return
     try:
         runs = seeds_per_activation(results)

@@ -158,3 +158,17 @@ def test_leads_pair_each_hulls_seeds_with_the_best_customary_activations(hull_cl
     assert rows[1] == ("| affine_n(identity(x),tanh(x)) | tanh(x) | +1.00 | 0: +1.00, "
                        "1: -0.50, 2: +2.00 | 2 of 3 |")
     assert len(rows) == 8 and rows[-1].endswith("| 0 of 3 |")
+
+
+def test_claim_e_counts_the_sites_where_each_kind_of_hull_is_monotonic(hull_claims):
+    """aff({id, ReLU}) with coefficients (-0.5, 1.5) is -x/2 below 0 and x above: a V, not
+    monotonic; (0, 1) is ReLU, monotonic; a convex hull is monotonic whatever it learns."""
+    affine = _run("affine_n(identity(x),relu(x))", 0, [0.9]).model_copy(
+        update={"learned": {"1": {"root.raw": [-1.0, 1.0]}, "8": {"root.raw": [-0.5, 0.5]}}})
+    convex = affine.model_copy(update={"activation": "convex_n(identity(x),relu(x))"})
+    assert hull_claims.monotonic_sites(affine) == {"1": False, "8": True}
+    assert hull_claims.monotonic_sites(convex) == {"1": True, "8": True}
+    relu = _run("relu(x)", 0, [0.9])  # learns nothing: no sites
+    assert hull_claims.claim_e([affine, convex, relu]) == (
+        "convex_n monotonic on [-5, 5] at 2 of 2 sites; affine_n monotonic on [-5, 5] at 1 "
+        "of 2 sites")
