@@ -197,15 +197,14 @@ def monotonic_sites(run) -> dict[str, bool]:
     return {site: acthull.is_monotonic(learned_activation(run, site)) for site in run.learned}
 
 
-def claim_e(results) -> str:
-    """Claim (e) over every hull run: at how many sites each kind stays monotonic."""
+def claim_e(hulls) -> str:
+    """Claim (e) over hull runs given as (activation, :func:`monotonic_sites`) pairs: at
+    how many sites each kind stays monotonic."""
     counts = {"convex_n": [0, 0], "affine_n": [0, 0]}
-    for r in results:
-        if r.learned:
-            flags = monotonic_sites(r).values()
-            kind = counts[r.activation.split("(", 1)[0]]
-            kind[0] += sum(flags)
-            kind[1] += len(flags)
+    for activation, monotonic in hulls:
+        kind = counts[activation.split("(", 1)[0]]
+        kind[0] += sum(monotonic.values())
+        kind[1] += len(monotonic)
     return "; ".join(f"{kind} monotonic on [-5, 5] at {mono} of {sites} sites"
                      for kind, (mono, sites) in counts.items())
 
@@ -235,14 +234,13 @@ def main() -> None:
         windows(results, args.windows)
         return
     if args.learned:
-        for r in results:
-            if r.learned:
-                monotonic = monotonic_sites(r)
-                print(f"{r.activation} seed {r.seed}: " + "; ".join(
-                    f"module {site} " + ", ".join(f"{c:.3f}" for c in values)
-                    + ("" if monotonic[site] else " (not monotonic)")
-                    for site, values in learned_coefficients(r).items()))
-        print(f"(e) {claim_e(results)}")
+        hulls = [(r, monotonic_sites(r)) for r in results if r.learned]
+        for r, monotonic in hulls:
+            print(f"{r.activation} seed {r.seed}: " + "; ".join(
+                f"module {site} " + ", ".join(f"{c:.3f}" for c in values)
+                + ("" if monotonic[site] else " (not monotonic)")
+                for site, values in learned_coefficients(r).items()))
+        print(f"(e) {claim_e((r.activation, monotonic) for r, monotonic in hulls)}")
         return
     try:
         runs = seeds_per_activation(results)
